@@ -1,0 +1,15 @@
+//! aws-session-daemon: keeps AWS MFA and role sessions fresh in the shared
+//! credentials file, with TOTP codes read from a YubiKey's OATH applet.
+//!
+//! The program is a reconciler: *observe* (config, credentials file, clock,
+//! key), *decide* ([`plan`], a pure function), *act* (card, STS, file write),
+//! *wait* (file events, key events or the next deadline).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod credentials;
+pub mod oath;
+pub mod plan;
+pub mod retry;
+pub mod secret;

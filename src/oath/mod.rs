@@ -1,0 +1,1 @@
+//! YubiKey OATH (YKOATH) over PC/SC.
