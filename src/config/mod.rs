@@ -1,0 +1,1 @@
+//! Loading, expanding and validating config.toml.
