@@ -13,3 +13,4 @@ pub mod oath;
 pub mod plan;
 pub mod retry;
 pub mod secret;
+pub mod session;
