@@ -14,3 +14,7 @@ pub mod plan;
 pub mod retry;
 pub mod secret;
 pub mod session;
+
+/// The version shown by `--version`: the package version, plus the git
+/// revision when built from a git checkout (see build.rs).
+pub const VERSION: &str = env!("AWS_SESSION_DAEMON_VERSION");

@@ -1,0 +1,235 @@
+//! The config keys: one table that drives validation, unknown-key
+//! suggestions, `config show` masking and the README's reference.
+
+pub const DEFAULT_MFA_SESSION_DURATION: i64 = 43_200;
+pub const DEFAULT_ASSUME_SESSION_DURATION: i64 = 3_600;
+pub const DEFAULT_REFRESH_MARGIN: i64 = 300;
+pub const DEFAULT_EXPIRY_KEY: &str = "x_security_token_expires";
+pub const DEFAULT_BACKUPS: usize = 5;
+pub const DEFAULT_ROLE_SESSION_NAME: &str = "aws-session-daemon";
+pub const DEFAULT_CREDENTIALS_SECTION: &str = "default";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Text,
+    Integer,
+    TextList,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    pub name: &'static str,
+    pub kind: KeyKind,
+    /// Masked by `config show`, refused by `config get`, never logged.
+    pub secret: bool,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    kind: KeyKind,
+    default: &'static str,
+    meaning: &'static str,
+) -> KeySpec {
+    KeySpec {
+        name,
+        kind,
+        secret: false,
+        default,
+        meaning,
+    }
+}
+
+use KeyKind::{Integer, Text, TextList};
+
+pub const KEYS: &[KeySpec] = &[
+    key(
+        "mfa_oath_slot",
+        Text,
+        "",
+        "Name of the OATH credential on the YubiKey that yields the MFA code, e.g. `Amazon Web Services:me@123456789012` (see `oath list`).",
+    ),
+    key(
+        "mfa_process",
+        Text,
+        "",
+        "Command (run with `sh -c`) that prints a six-digit MFA code; an alternative to `mfa_oath_slot`.",
+    ),
+    key(
+        "mfa_serial_number",
+        Text,
+        "",
+        "ARN of the MFA device, `arn:aws:iam::ACCOUNT:mfa/NAME` (or a hardware token's serial number). Required.",
+    ),
+    key(
+        "assume_role_arn",
+        Text,
+        "",
+        "Role to assume, `arn:aws:iam::ACCOUNT:role/NAME`. Without it the MFA session itself is written to the profile.",
+    ),
+    key(
+        "credentials_section",
+        Text,
+        DEFAULT_CREDENTIALS_SECTION,
+        "Section of the credentials file that holds the long-term keys.",
+    ),
+    key(
+        "profile_name",
+        Text,
+        "the section's name",
+        "Section of the credentials file that receives the session. Must differ from `credentials_section`.",
+    ),
+    key(
+        "access_key_id",
+        Text,
+        "",
+        "Long-term access key id, instead of reading it from `credentials_section`.",
+    ),
+    KeySpec {
+        name: "secret_access_key",
+        kind: Text,
+        secret: true,
+        default: "",
+        meaning: "Long-term secret key, with `access_key_id`. Prefer `credentials_section`; a config holding it must be mode 0600.",
+    },
+    key(
+        "mfa_session_duration",
+        Integer,
+        "43200",
+        "GetSessionToken duration in seconds, 900-129600. `0` assumes the role directly with the MFA code (no MFA session; one code per role refresh).",
+    ),
+    key(
+        "assume_session_duration",
+        Integer,
+        "3600",
+        "AssumeRole duration in seconds, 900-43200; at most 3600 when assumed from an MFA session (AWS role-chaining limit).",
+    ),
+    key(
+        "assume_role_source_identity",
+        Text,
+        "",
+        "SourceIdentity passed to AssumeRole.",
+    ),
+    key(
+        "assume_role_role_session_name",
+        Text,
+        DEFAULT_ROLE_SESSION_NAME,
+        "RoleSessionName passed to AssumeRole (2-64 characters of `[\\w+=,.@-]`).",
+    ),
+    key(
+        "assume_role_policy_arns",
+        TextList,
+        "[]",
+        "Managed policy ARNs that scope the role session (PolicyArns).",
+    ),
+    key(
+        "assume_role_policy",
+        Text,
+        "",
+        "Inline session policy: JSON, or `@path` to a JSON file (relative to the config file).",
+    ),
+    key(
+        "assume_role_external_id",
+        Text,
+        "",
+        "ExternalId passed to AssumeRole.",
+    ),
+    key(
+        "region",
+        Text,
+        "$AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1",
+        "Region of the STS endpoint.",
+    ),
+    key(
+        "sts_endpoint",
+        Text,
+        "$AWS_ENDPOINT_URL_STS, else $AWS_ENDPOINT_URL, else the regional endpoint",
+        "STS endpoint URL (VPC endpoints, tests).",
+    ),
+    key(
+        "refresh_margin",
+        Integer,
+        "300",
+        "Seconds before expiry at which a session is refreshed, 60-3600 and less than the session's duration.",
+    ),
+    key(
+        "expiry_key",
+        Text,
+        DEFAULT_EXPIRY_KEY,
+        "Key written next to the credentials with the expiry time (RFC 3339, UTC).",
+    ),
+    key(
+        "backups",
+        Integer,
+        "5",
+        "Backups of the credentials file kept as `credentials.1` (newest) to `credentials.N`, 0-100.",
+    ),
+    key(
+        "yubikey_reader",
+        Text,
+        "",
+        "Substring of the PC/SC reader name, to choose among several YubiKeys.",
+    ),
+    key(
+        "oath_password_command",
+        Text,
+        "",
+        "Command printing the OATH applet password (e.g. `secret-tool lookup ...`, `pass show ...`).",
+    ),
+    key(
+        "oath_password_file",
+        Text,
+        "",
+        "File whose first line is the OATH applet password.",
+    ),
+];
+
+pub fn spec(name: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// The candidate closest to `name`, if it is close enough to be a typo.
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// For an unknown key: the known key it most likely means.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    let aliases = [
+        ("rolearn", "assume_role_arn"),
+        ("role_arn", "assume_role_arn"),
+        ("oath_slot", "mfa_oath_slot"),
+        ("serialnumber", "mfa_serial_number"),
+        ("serial_number", "mfa_serial_number"),
+        ("mfa_serial", "mfa_serial_number"),
+        ("aws_access_key_id", "access_key_id"),
+        ("aws_secret_access_key", "secret_access_key"),
+    ];
+    let normalized = name.replace('-', "_").to_ascii_lowercase();
+    if let Some((_, target)) = aliases.iter().find(|(alias, _)| *alias == normalized) {
+        return Some(target);
+    }
+    if let Some(spec) = spec(&normalized) {
+        return Some(spec.name);
+    }
+    closest(&normalized, KEYS.iter().map(|k| k.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_the_closest_key() {
+        assert_eq!(suggest("mfa_oath_slott"), Some("mfa_oath_slot"));
+        assert_eq!(suggest("assume-role-arn"), Some("assume_role_arn"));
+        assert_eq!(suggest("rolearn"), Some("assume_role_arn"));
+        assert_eq!(suggest("refresh_margn"), Some("refresh_margin"));
+        assert_eq!(suggest("completely_unrelated_thing"), None);
+    }
+}

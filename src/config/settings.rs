@@ -1,0 +1,617 @@
+//! Typed, validated settings of one section.
+//!
+//! Validation collects every problem of a section rather than stopping at
+//! the first, so that one run of `plan` shows all there is to fix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+
+use super::keys;
+use super::{ConfigError, EnvLookup, RawSection, RawValue, Sourced};
+
+/// Where the long-term IAM keys (which sign GetSessionToken) come from.
+#[derive(Debug, Clone)]
+pub enum LongTermKeys {
+    /// A section of the credentials file (`credentials_section`).
+    CredentialsSection(String),
+    /// `access_key_id` + `secret_access_key` in the config or on the command line.
+    Inline {
+        access_key_id: String,
+        secret_access_key: SecretString,
+    },
+}
+
+/// Where the six-digit MFA code comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CodeSource {
+    Oath {
+        credential: String,
+        reader: Option<String>,
+        password: Option<PasswordSpec>,
+    },
+    Process(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PasswordSpec {
+    Command(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleSettings {
+    pub arn: String,
+    pub duration: u32,
+    pub session_name: String,
+    pub source_identity: Option<String>,
+    pub external_id: Option<String>,
+    pub policy_arns: Vec<String>,
+    /// Inline policy JSON (already read when given as `@file`).
+    pub policy: Option<String>,
+}
+
+/// One section's validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub profile_name: String,
+    pub long_term: LongTermKeys,
+    pub mfa_serial_number: String,
+    pub code_source: CodeSource,
+    /// GetSessionToken duration; 0 means a direct AssumeRole with the code.
+    pub mfa_session_duration: u32,
+    pub role: Option<RoleSettings>,
+    pub region: String,
+    pub sts_endpoint: Option<String>,
+    pub refresh_margin: u32,
+    pub expiry_key: String,
+    pub backups: usize,
+}
+
+impl Settings {
+    /// True when the role is assumed directly with an MFA code (no MFA session).
+    pub fn direct_assume_role(&self) -> bool {
+        self.mfa_session_duration == 0
+    }
+}
+
+/// Reads values off a section, recording every problem.
+struct Reader<'a> {
+    values: &'a BTreeMap<String, Sourced>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Reader<'a> {
+    fn error(&mut self, key: &str, message: String, hint: impl Into<String>) {
+        let span = self.values.get(key).and_then(Sourced::span);
+        self.errors.push(ConfigError::at(span, message, hint));
+    }
+
+    fn text(&mut self, key: &str) -> Option<String> {
+        match &self.values.get(key)?.value {
+            RawValue::String(s) if s.trim().is_empty() => {
+                self.error(
+                    key,
+                    format!("{key} is empty"),
+                    format!("remove {key} or give it a value"),
+                );
+                None
+            }
+            RawValue::String(s) => Some(s.clone()),
+            RawValue::Secret(_) => None,
+            other => {
+                let found = other.type_name();
+                self.error(
+                    key,
+                    format!("{key} must be a string, found {found}"),
+                    format!("write it in quotes: {key} = \"...\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn integer(
+        &mut self,
+        key: &str,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+        unit: &str,
+    ) -> i64 {
+        let value = match self.values.get(key).map(|s| &s.value) {
+            None => return default,
+            Some(RawValue::Integer(i)) => *i,
+            Some(RawValue::String(s)) if s.trim().parse::<i64>().is_ok() => {
+                self.error(
+                    key,
+                    format!("{key} must be an integer, found the string {s:?}"),
+                    format!("remove the quotes: {key} = {}", s.trim()),
+                );
+                return default;
+            }
+            Some(other) => {
+                let found = other.type_name();
+                self.error(
+                    key,
+                    format!("{key} must be an integer, found {found}"),
+                    format!("write a whole number of {unit}, e.g. {key} = {default}"),
+                );
+                return default;
+            }
+        };
+        if !range.contains(&value) {
+            self.error(
+                key,
+                format!("{key} = {value} is out of range"),
+                format!("use {}-{} {unit}", range.start(), range.end()),
+            );
+            return default;
+        }
+        value
+    }
+
+    fn text_list(&mut self, key: &str) -> Vec<String> {
+        match self.values.get(key).map(|s| &s.value) {
+            None => Vec::new(),
+            Some(RawValue::StringList(list)) => list.clone(),
+            Some(RawValue::String(s)) => {
+                self.error(
+                    key,
+                    format!("{key} must be an array of strings"),
+                    format!("write {key} = [\"{s}\"]"),
+                );
+                Vec::new()
+            }
+            Some(other) => {
+                let found = other.type_name();
+                self.error(
+                    key,
+                    format!("{key} must be an array of strings, found {found}"),
+                    format!("write {key} = [\"arn:...\"]"),
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+pub(super) fn validate(
+    raw: &RawSection,
+    config_file: Option<&Path>,
+    env: EnvLookup,
+) -> Result<Settings, Vec<ConfigError>> {
+    let mut r = Reader {
+        values: &raw.values,
+        errors: Vec::new(),
+    };
+    check_unknown_keys(&mut r);
+
+    let profile_name = r.text("profile_name").unwrap_or_else(|| raw.name.clone());
+    check_profile_name(&mut r, &profile_name);
+    let credentials_section = r
+        .text("credentials_section")
+        .unwrap_or_else(|| keys::DEFAULT_CREDENTIALS_SECTION.to_string());
+    if profile_name == credentials_section {
+        r.error(
+            if raw.values.contains_key("profile_name") { "profile_name" } else { "credentials_section" },
+            format!("profile_name and credentials_section are both [{profile_name}]: the daemon would overwrite the long-term keys it needs"),
+            "write the session to another profile (profile_name) or keep the long-term keys in another section (credentials_section)",
+        );
+    }
+    let long_term = long_term_keys(&mut r, credentials_section);
+
+    let mfa_serial_number = match r.text("mfa_serial_number") {
+        Some(serial) => {
+            check_mfa_serial(&mut r, &serial);
+            serial
+        }
+        None => {
+            if !raw.values.contains_key("mfa_serial_number") {
+                r.errors.push(ConfigError::at(
+                    raw.span.clone(),
+                    "mfa_serial_number is not set",
+                    "add mfa_serial_number = \"arn:aws:iam::ACCOUNT:mfa/NAME\" (IAM console, Security credentials, MFA device)",
+                ));
+            }
+            String::new()
+        }
+    };
+    let code_source = code_source(&mut r, raw, config_file);
+
+    let mfa_session_duration = r.integer(
+        "mfa_session_duration",
+        keys::DEFAULT_MFA_SESSION_DURATION,
+        0..=129_600,
+        "seconds",
+    );
+    if (1..900).contains(&mfa_session_duration) {
+        r.error(
+            "mfa_session_duration",
+            format!("mfa_session_duration = {mfa_session_duration} is out of range"),
+            "use 900-129600 seconds, or 0 to assume the role directly with the MFA code",
+        );
+    }
+    let role = role_settings(&mut r, raw, mfa_session_duration, config_file);
+    if mfa_session_duration == 0
+        && role.is_none()
+        && raw.values.contains_key("mfa_session_duration")
+    {
+        r.error(
+            "mfa_session_duration",
+            "mfa_session_duration = 0 means assuming a role directly, but assume_role_arn is not set".to_string(),
+            "set assume_role_arn, or use an MFA session duration of 900-129600 seconds",
+        );
+    }
+
+    let region = r
+        .text("region")
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let sts_endpoint = r
+        .text("sts_endpoint")
+        .or_else(|| env("AWS_ENDPOINT_URL_STS"))
+        .or_else(|| env("AWS_ENDPOINT_URL"));
+    if let Some(endpoint) = &sts_endpoint {
+        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+            r.error(
+                "sts_endpoint",
+                format!("sts_endpoint {endpoint:?} is not a URL"),
+                "write it as https://sts.REGION.amazonaws.com",
+            );
+        }
+    }
+
+    let refresh_margin = r.integer(
+        "refresh_margin",
+        keys::DEFAULT_REFRESH_MARGIN,
+        60..=3600,
+        "seconds",
+    );
+    let shortest = [
+        (mfa_session_duration > 0 && role.is_none()).then_some(mfa_session_duration),
+        role.as_ref().map(|role| i64::from(role.duration)),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    if let Some(shortest) = shortest {
+        if refresh_margin * 2 > shortest {
+            r.error(
+                "refresh_margin",
+                format!("refresh_margin = {refresh_margin} is more than half the session duration ({shortest} s): sessions would be refreshed almost constantly"),
+                format!("use a refresh_margin of at most {} seconds", shortest / 2),
+            );
+        }
+    }
+    let expiry_key = r
+        .text("expiry_key")
+        .unwrap_or_else(|| keys::DEFAULT_EXPIRY_KEY.to_string());
+    if !is_credentials_key(&expiry_key) || expiry_key.starts_with("aws_") {
+        r.error(
+            "expiry_key",
+            format!("expiry_key {expiry_key:?} is not usable as a credentials-file key"),
+            "use lowercase letters, digits and underscores, not starting with aws_ (default x_security_token_expires)",
+        );
+    }
+    let backups = r.integer("backups", keys::DEFAULT_BACKUPS as i64, 0..=100, "files") as usize;
+
+    if r.errors.is_empty() {
+        Ok(Settings {
+            profile_name,
+            long_term: long_term.expect("no errors means the keys were read"),
+            mfa_serial_number,
+            code_source: code_source.expect("no errors means a code source was read"),
+            mfa_session_duration: mfa_session_duration as u32,
+            role,
+            region,
+            sts_endpoint,
+            refresh_margin: refresh_margin as u32,
+            expiry_key,
+            backups,
+        })
+    } else {
+        Err(r
+            .errors
+            .into_iter()
+            .map(|e| e.in_section(&raw.name))
+            .collect())
+    }
+}
+
+fn check_unknown_keys(r: &mut Reader) {
+    let unknown: Vec<String> = r
+        .values
+        .keys()
+        .filter(|k| keys::spec(k).is_none())
+        .cloned()
+        .collect();
+    for key in unknown {
+        let hint = match keys::suggest(&key) {
+            Some(known) => format!("did you mean {known}?"),
+            None => "see the config reference in README.md for the known keys".to_string(),
+        };
+        r.error(&key, format!("unknown key {key:?}"), hint);
+    }
+}
+
+/// Section names become credentials-file section headers.
+fn check_profile_name(r: &mut Reader, name: &str) {
+    let bad = name.is_empty()
+        || name.contains(['[', ']', '\n', '\r'])
+        || name.trim() != name
+        || name == "DEFAULT";
+    if bad {
+        r.error(
+            "profile_name",
+            format!("profile name {name:?} cannot be a credentials-file section"),
+            "use letters, digits, dashes, dots or underscores; not DEFAULT, no brackets",
+        );
+    }
+}
+
+fn is_credentials_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn long_term_keys(r: &mut Reader, credentials_section: String) -> Option<LongTermKeys> {
+    let id = r.text("access_key_id");
+    let secret = match r.values.get("secret_access_key").map(|s| &s.value) {
+        Some(RawValue::Secret(secret)) => Some(secret.0.clone()),
+        Some(_) => {
+            r.text("secret_access_key");
+            None
+        }
+        None => None,
+    };
+    match (id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Some(LongTermKeys::Inline {
+            access_key_id,
+            secret_access_key,
+        }),
+        (None, None) => Some(LongTermKeys::CredentialsSection(credentials_section)),
+        (Some(_), None) => {
+            r.error(
+                "access_key_id",
+                "access_key_id is set without secret_access_key".into(),
+                "set both, or neither and keep the keys in credentials_section",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            r.error(
+                "secret_access_key",
+                "secret_access_key is set without access_key_id".into(),
+                "set both, or neither and keep the keys in credentials_section",
+            );
+            None
+        }
+    }
+}
+
+fn check_mfa_serial(r: &mut Reader, serial: &str) {
+    let Some(rest) = serial.strip_prefix("arn:") else {
+        // A hardware token's serial number (e.g. GAHT12345678).
+        let ok = (9..=256).contains(&serial.len())
+            && serial
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=/:,.@-_".contains(c));
+        if !ok {
+            r.error("mfa_serial_number", format!("mfa_serial_number {serial:?} is neither an MFA device ARN nor a hardware serial number"), "use arn:aws:iam::ACCOUNT:mfa/NAME as shown in the IAM console");
+        }
+        return;
+    };
+    match parse_iam_arn(rest) {
+        Some((_, "mfa", name)) if !name.is_empty() => {}
+        Some((account, "user", name)) => r.error(
+            "mfa_serial_number",
+            format!("mfa_serial_number {serial} is a user ARN, not an MFA device"),
+            format!("use the MFA device's ARN: arn:aws:iam::{account}:mfa/{name}"),
+        ),
+        _ => r.error(
+            "mfa_serial_number",
+            format!("mfa_serial_number {serial:?} is not an MFA device ARN"),
+            "use arn:aws:iam::ACCOUNT:mfa/NAME (ACCOUNT is 12 digits)",
+        ),
+    }
+}
+
+/// Splits `aws[-partition]:iam::ACCOUNT:KIND/NAME` into (account, kind, name).
+fn parse_iam_arn(rest: &str) -> Option<(&str, &str, &str)> {
+    let (partition, rest) = rest.split_once(':')?;
+    if !(partition == "aws" || partition.starts_with("aws-")) {
+        return None;
+    }
+    let rest = rest.strip_prefix("iam::")?;
+    let (account, resource) = rest.split_once(':')?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (kind, name) = resource.split_once('/')?;
+    Some((account, kind, name))
+}
+
+fn code_source(r: &mut Reader, raw: &RawSection, config_file: Option<&Path>) -> Option<CodeSource> {
+    let slot = r.text("mfa_oath_slot");
+    let process = r.text("mfa_process");
+    let reader = r.text("yubikey_reader");
+    let password_command = r.text("oath_password_command");
+    let password_file = r.text("oath_password_file");
+    let password = match (password_command, password_file) {
+        (Some(command), None) => Some(PasswordSpec::Command(command)),
+        (None, Some(file)) => Some(PasswordSpec::File(resolve_path(&file, config_file))),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            r.error(
+                "oath_password_file",
+                "oath_password_command and oath_password_file are both set".into(),
+                "keep one of them",
+            );
+            None
+        }
+    };
+    match (slot, process) {
+        (Some(credential), None) => Some(CodeSource::Oath {
+            credential,
+            reader,
+            password,
+        }),
+        (None, Some(command)) => Some(CodeSource::Process(command)),
+        (Some(_), Some(_)) => {
+            r.error("mfa_process", "mfa_oath_slot and mfa_process are both set".into(), "keep mfa_oath_slot to read codes from the YubiKey, or mfa_process to run a command");
+            None
+        }
+        (None, None) => {
+            if !raw.values.contains_key("mfa_oath_slot") && !raw.values.contains_key("mfa_process")
+            {
+                r.errors.push(ConfigError::at(
+                    raw.span.clone(),
+                    "no MFA code source: neither mfa_oath_slot nor mfa_process is set",
+                    "add mfa_oath_slot = \"Amazon Web Services:NAME@ACCOUNT\" (`aws-session-daemon oath list` shows the names on your YubiKey)",
+                ));
+            }
+            None
+        }
+    }
+}
+
+fn role_settings(
+    r: &mut Reader,
+    raw: &RawSection,
+    mfa_session_duration: i64,
+    config_file: Option<&Path>,
+) -> Option<RoleSettings> {
+    let session_name = r
+        .text("assume_role_role_session_name")
+        .unwrap_or_else(|| keys::DEFAULT_ROLE_SESSION_NAME.to_string());
+    let source_identity = r.text("assume_role_source_identity");
+    let external_id = r.text("assume_role_external_id");
+    let policy_arns = r.text_list("assume_role_policy_arns");
+    let policy = r
+        .text("assume_role_policy")
+        .and_then(|p| read_policy(r, &p, config_file));
+    let duration = r.integer(
+        "assume_session_duration",
+        keys::DEFAULT_ASSUME_SESSION_DURATION,
+        900..=43_200,
+        "seconds",
+    );
+    let arn = r.text("assume_role_arn");
+    let role_keys = [
+        "assume_session_duration",
+        "assume_role_role_session_name",
+        "assume_role_source_identity",
+        "assume_role_external_id",
+        "assume_role_policy_arns",
+        "assume_role_policy",
+    ];
+    let Some(arn) = arn else {
+        if let Some(key) = role_keys.iter().find(|k| raw.values.contains_key(**k)) {
+            if !raw.values.contains_key("assume_role_arn") {
+                r.error(
+                    key,
+                    format!("{key} is set but assume_role_arn is not"),
+                    "set assume_role_arn, or remove the assume_role_* settings",
+                );
+            }
+        }
+        return None;
+    };
+    match arn.strip_prefix("arn:").and_then(parse_iam_arn) {
+        Some((_, "role", name)) if !name.is_empty() => {}
+        Some((account, "user", name)) => r.error(
+            "assume_role_arn",
+            format!("assume_role_arn {arn} is a user ARN, not a role"),
+            format!("use the role's ARN, e.g. arn:aws:iam::{account}:role/{name}"),
+        ),
+        _ => r.error(
+            "assume_role_arn",
+            format!("assume_role_arn {arn:?} is not a role ARN"),
+            "use arn:aws:iam::ACCOUNT:role/NAME (ACCOUNT is 12 digits)",
+        ),
+    }
+    if mfa_session_duration > 0 && duration > 3600 {
+        r.error(
+            "assume_session_duration",
+            format!("assume_session_duration = {duration}: a role assumed from an MFA session is limited to 3600 seconds (AWS counts it as role chaining)"),
+            "use assume_session_duration = 3600 or less, or mfa_session_duration = 0 to assume the role directly with the MFA code (one code per refresh)",
+        );
+    }
+    let name_ok = (2..=64).contains(&session_name.len())
+        && session_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if !name_ok {
+        r.error(
+            "assume_role_role_session_name",
+            format!("role session name {session_name:?} is not accepted by AWS"),
+            "use 2-64 characters: letters, digits and _+=,.@-",
+        );
+    }
+    for policy_arn in &policy_arns {
+        if !policy_arn.starts_with("arn:aws") || !policy_arn.contains(":policy/") {
+            r.error(
+                "assume_role_policy_arns",
+                format!("{policy_arn:?} is not a managed policy ARN"),
+                "use arn:aws:iam::ACCOUNT:policy/NAME or arn:aws:iam::aws:policy/NAME",
+            );
+        }
+    }
+    Some(RoleSettings {
+        arn,
+        duration: duration as u32,
+        session_name,
+        source_identity,
+        external_id,
+        policy_arns,
+        policy,
+    })
+}
+
+/// `assume_role_policy` is JSON, or `@path` to a JSON file.
+fn read_policy(r: &mut Reader, value: &str, config_file: Option<&Path>) -> Option<String> {
+    let text = match value.strip_prefix('@') {
+        Some(path) => {
+            let path = resolve_path(path, config_file);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) => {
+                    r.error(
+                        "assume_role_policy",
+                        format!("cannot read policy file {}: {e}", path.display()),
+                        "check the path after @ (relative paths are relative to the config file)",
+                    );
+                    return None;
+                }
+            }
+        }
+        None => value.to_string(),
+    };
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+        r.error(
+            "assume_role_policy",
+            format!("assume_role_policy is not valid JSON ({e})"),
+            "write the policy as JSON, or @path to a JSON file",
+        );
+        return None;
+    }
+    Some(text)
+}
+
+fn resolve_path(path: &str, config_file: Option<&Path>) -> PathBuf {
+    let path = match path.strip_prefix("~/") {
+        Some(rest) => match std::env::var_os("HOME") {
+            Some(home) => Path::new(&home).join(rest),
+            None => PathBuf::from(path),
+        },
+        None => PathBuf::from(path),
+    };
+    match config_file.and_then(Path::parent) {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path,
+    }
+}
