@@ -129,8 +129,8 @@ pub struct GlobalArgs {
     )]
     pub config_sections: Vec<String>,
 
-    /// Log level: error, warn, info, debug or trace (or a tracing filter such as
-    /// `aws_session_daemon=debug`). Secrets are never logged, at any level.
+    /// Log level: error, warn, info, debug or trace. Secrets are never logged,
+    /// at any level.
     #[arg(
         long,
         global = true,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod credentials;
+pub mod logging;
 pub mod oath;
 pub mod plan;
 pub mod retry;

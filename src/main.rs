@@ -1,1 +1,48 @@
-fn main() {}
+//! Entry point: parse the command line, set up logging, dispatch.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use aws_session_daemon::cli::{Cli, Command, ConfigCommand};
+use aws_session_daemon::{commands, logging};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(&cli.global.log_level) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    let stdout = &mut std::io::stdout().lock();
+    match &cli.command {
+        None | Some(Command::Run) => commands::daemon::run(cli),
+        Some(Command::Apply) => commands::daemon::apply(cli),
+        Some(Command::Plan(args)) => commands::plan::run(cli, args),
+        Some(Command::Status(args)) => commands::status::run(cli, args),
+        Some(Command::Config(sub)) => {
+            let config = commands::load_config(cli)?;
+            match sub {
+                ConfigCommand::Show => commands::config::show(&config, stdout),
+                ConfigCommand::Get { key } => commands::config::get(&config, key, stdout),
+                ConfigCommand::Find { key, value } => {
+                    commands::config::find(&config, key, value.as_deref(), stdout)
+                }
+            }
+        }
+        Some(Command::Oath(sub)) => commands::oath_cli::run(cli, sub),
+        Some(Command::Completions { shell }) => {
+            commands::completions::print(*shell, &mut Cli::command(), stdout)
+        }
+        Some(Command::Man) => commands::completions::man(Cli::command(), stdout),
+    }
+}

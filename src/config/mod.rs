@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
 pub use expand::RawSection;
-pub use keys::{KEYS, KeyKind, KeySpec};
+pub use keys::{KEYS, KeyKind, KeySpec, spec as keys_spec};
 pub use settings::{CodeSource, LongTermKeys, PasswordSpec, RoleSettings, Settings};
 
 /// Config files larger than this are refused before parsing: a real config
