@@ -12,7 +12,11 @@ use crate::retry::{Classified, RetryClass};
 ///
 /// [`locate`]: ConfigError::locate
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
+pub struct ConfigError(Box<Details>);
+
+/// Boxed so that `Result<_, ConfigError>` stays small.
+#[derive(Debug, Clone, PartialEq)]
+struct Details {
     span: Option<Range<usize>>,
     file: Option<PathBuf>,
     line_column: Option<(usize, usize)>,
@@ -27,14 +31,14 @@ impl ConfigError {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) -> Self {
-        ConfigError {
+        ConfigError(Box::new(Details {
             span,
             file: None,
             line_column: None,
             section: None,
             message: message.into(),
             hint: hint.into(),
-        }
+        }))
     }
 
     pub fn plain(message: impl Into<String>, hint: impl Into<String>) -> Self {
@@ -42,33 +46,33 @@ impl ConfigError {
     }
 
     pub fn in_section(mut self, section: &str) -> Self {
-        self.section = Some(section.to_string());
+        self.0.section = Some(section.to_string());
         self
     }
 
     /// Attaches the file and turns the byte span into a 1-based line and column.
     pub fn locate(mut self, file: &Path, text: &str) -> Self {
-        self.file = Some(file.to_path_buf());
-        if let Some(span) = &self.span {
-            self.line_column = Some(line_column(text, span.start));
+        self.0.file = Some(file.to_path_buf());
+        if let Some(span) = &self.0.span {
+            self.0.line_column = Some(line_column(text, span.start));
         }
         self
     }
 
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     pub fn hint(&self) -> &str {
-        &self.hint
+        &self.0.hint
     }
 
     pub fn line(&self) -> Option<usize> {
-        self.line_column.map(|(line, _)| line)
+        self.0.line_column.map(|(line, _)| line)
     }
 
     pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
+        self.0.file.as_deref()
     }
 }
 
@@ -91,19 +95,19 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.file, self.line_column) {
+        match (&self.0.file, self.0.line_column) {
             (Some(file), Some((line, column))) => {
                 write!(f, "{}:{line}:{column}: ", file.display())?
             }
             (Some(file), None) => write!(f, "{}: ", file.display())?,
             _ => {}
         }
-        if let Some(section) = &self.section {
+        if let Some(section) = &self.0.section {
             write!(f, "section [{section}]: ")?;
         }
-        f.write_str(&self.message)?;
-        if !self.hint.is_empty() {
-            write!(f, "\n  hint: {}", self.hint)?;
+        f.write_str(&self.0.message)?;
+        if !self.0.hint.is_empty() {
+            write!(f, "\n  hint: {}", self.0.hint)?;
         }
         Ok(())
     }

@@ -242,24 +242,20 @@ pub fn load(options: &LoadOptions, env: EnvLookup) -> Result<Config, ConfigError
     let mut file = None;
     let mut raw_sections = Vec::new();
     if let Some(location) = location {
-        match read_config_text(&location)? {
-            Some(text) => {
-                if location.legacy {
-                    warnings.push(format!(
-                        "using the original's config file {} (move it to aws-session-daemon/config.toml to silence this)",
-                        location.path.display()
-                    ));
-                }
-                raw_sections =
-                    parse_and_expand(&text).map_err(|e| e.locate(&location.path, &text))?;
-                if has_secret(&raw_sections) {
-                    if let Some(warning) = permission_warning(&location.path) {
-                        warnings.push(warning);
-                    }
-                }
-                file = Some((location.path, text));
+        if let Some(text) = read_config_text(&location)? {
+            if location.legacy {
+                warnings.push(format!(
+                    "using the original's config file {} (move it to aws-session-daemon/config.toml to silence this)",
+                    location.path.display()
+                ));
             }
-            None => {}
+            raw_sections = parse_and_expand(&text).map_err(|e| e.locate(&location.path, &text))?;
+            if has_secret(&raw_sections) {
+                if let Some(warning) = permission_warning(&location.path) {
+                    warnings.push(warning);
+                }
+            }
+            file = Some((location.path, text));
         }
     }
 
