@@ -1,0 +1,119 @@
+//! The daemon's outside systems, behind small traits: where codes come from,
+//! STS, and the clock. The real implementations adapt the `oath` and `sts`
+//! modules; tests substitute fakes that count calls.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use secrecy::SecretString;
+use time::OffsetDateTime;
+
+use crate::config::{CodeSource, RoleSettings};
+use crate::retry::{Classified, RetryClass};
+use crate::session::SessionCredentials;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A failure with its retry class; the message is safe to log (the modules
+/// that produce errors never put secrets in them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitError {
+    pub message: String,
+    pub class: RetryClass,
+}
+
+impl UnitError {
+    pub fn new(class: RetryClass, message: impl Into<String>) -> Self {
+        UnitError {
+            message: message.into(),
+            class,
+        }
+    }
+
+    pub fn from_error<E: std::fmt::Display + Classified>(error: &E) -> Self {
+        UnitError {
+            message: error.to_string(),
+            class: error.retry_class(),
+        }
+    }
+}
+
+impl std::fmt::Display for UnitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A TOTP code and the time step it belongs to.
+pub struct Code {
+    pub value: SecretString,
+    /// `unix_time / period`: AWS accepts each step's code once per device.
+    pub step: u64,
+    pub period: u64,
+}
+
+/// Codes from the YubiKey or `mfa_process`. Blocking: called on a blocking thread.
+pub trait CodeProvider: Send + Sync {
+    fn code(&self, source: &CodeSource, now: SystemTime) -> Result<Code, UnitError>;
+}
+
+/// Keys that sign an STS call. `Debug` never shows the secret parts.
+#[derive(Clone, Debug)]
+pub struct SigningKeys {
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub session_token: Option<SecretString>,
+}
+
+impl From<&SessionCredentials> for SigningKeys {
+    fn from(c: &SessionCredentials) -> Self {
+        SigningKeys {
+            access_key_id: c.access_key_id.clone(),
+            secret_access_key: c.secret_access_key.clone(),
+            session_token: Some(c.session_token.clone()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StsTarget<'a> {
+    pub region: &'a str,
+    pub endpoint: Option<&'a str>,
+}
+
+pub struct MfaCode<'a> {
+    pub serial_number: &'a str,
+    pub code: &'a SecretString,
+}
+
+pub trait StsApi: Send + Sync {
+    fn get_session_token<'a>(
+        &'a self,
+        long_term: &'a SigningKeys,
+        target: StsTarget<'a>,
+        mfa: MfaCode<'a>,
+        duration: u32,
+    ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>>;
+
+    fn assume_role<'a>(
+        &'a self,
+        signer: &'a SigningKeys,
+        target: StsTarget<'a>,
+        role: &'a RoleSettings,
+        mfa: Option<MfaCode<'a>>,
+    ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>>;
+}
+
+/// The wall clock, passed in so that scheduling is testable.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
