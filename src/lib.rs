@@ -9,12 +9,14 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod credentials;
+pub mod daemon;
 pub mod logging;
 pub mod oath;
 pub mod plan;
 pub mod retry;
 pub mod secret;
 pub mod session;
+pub mod session_cache;
 
 /// The version shown by `--version`: the package version, plus the git
 /// revision when built from a git checkout (see build.rs).

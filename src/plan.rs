@@ -22,6 +22,26 @@ pub trait CredentialsView {
     /// used as it is (duplicated section or key: botocore cannot parse it).
     fn value(&self, section: &str, key: &str) -> Result<Option<String>, String>;
     fn has_section(&self, section: &str) -> bool;
+    /// `Err(reason)` when the daemon must not edit `section` (a duplicated
+    /// section or key, an ambiguous header).
+    fn check(&self, section: &str) -> Result<(), String>;
+}
+
+/// The planner reads the editor's document model directly.
+impl CredentialsView for crate::credentials::Document {
+    fn value(&self, section: &str, key: &str) -> Result<Option<String>, String> {
+        self.get(section, key)
+            .map(|v| v.map(str::to_string))
+            .map_err(|e| e.to_string())
+    }
+
+    fn has_section(&self, section: &str) -> bool {
+        crate::credentials::Document::has_section(self, section)
+    }
+
+    fn check(&self, section: &str) -> Result<(), String> {
+        self.check_section(section).map_err(|e| e.to_string())
+    }
 }
 
 /// The MFA sessions the daemon holds, by key, with their expiry.
@@ -340,7 +360,7 @@ fn profile_conflicts(sections: &[Section]) -> BTreeMap<String, String> {
 }
 
 fn credentials_problem(credentials: &dyn CredentialsView, profile: &str) -> Option<String> {
-    credentials.value(profile, ACCESS_KEY_ID).err()
+    credentials.check(profile).err()
 }
 
 /// Resolves which MFA session a section uses; needs the long-term access

@@ -35,7 +35,10 @@ pub fn runtime_dir(env: crate::config::EnvLookup) -> Option<PathBuf> {
 
 /// Creates the runtime directory with mode 0700 (and tightens an existing one).
 pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let mode = fs::metadata(dir)?.permissions().mode();
     if mode & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
@@ -312,12 +315,21 @@ mod tests {
         {
             let lock = first.lock().unwrap();
             first.load(&lock);
-            first.contents_mut().sessions.insert(key(43200), creds(now + time::Duration::hours(12)));
-            first.contents_mut().sessions.insert(key(900), creds(now - time::Duration::hours(1)));
+            first
+                .contents_mut()
+                .sessions
+                .insert(key(43200), creds(now + time::Duration::hours(12)));
+            first
+                .contents_mut()
+                .sessions
+                .insert(key(900), creds(now - time::Duration::hours(1)));
             first.contents_mut().last_steps.insert("dev".into(), 7);
             first.store(&lock, now).unwrap();
         }
-        let mode = fs::metadata(cache_dir.join(CACHE_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(cache_dir.join(CACHE_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let dir_mode = fs::metadata(&cache_dir).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
@@ -339,10 +351,14 @@ mod tests {
         a.sessions.insert(key(1), creds(now));
         a.last_steps.insert("dev".into(), 10);
         let mut b = CacheContents::default();
-        b.sessions.insert(key(1), creds(now + time::Duration::hours(1)));
+        b.sessions
+            .insert(key(1), creds(now + time::Duration::hours(1)));
         b.last_steps.insert("dev".into(), 9);
         a.merge(b);
-        assert_eq!(a.sessions[&key(1)].expiration, now + time::Duration::hours(1));
+        assert_eq!(
+            a.sessions[&key(1)].expiration,
+            now + time::Duration::hours(1)
+        );
         assert_eq!(a.last_steps["dev"], 10);
     }
 

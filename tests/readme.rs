@@ -2,7 +2,8 @@
 
 #[test]
 fn readme_documents_every_config_key() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for key in aws_session_daemon::config::KEYS {
         assert!(
             readme.contains(&format!("| `{}` |", key.name)),

@@ -1,30 +1,36 @@
 //! The shared credentials file: a byte-preserving document model, edits,
-//! and the locked atomic write with backups. (Placeholder until the editor lands.)
+//! and the locked atomic write with backups.
+//!
+//! Two readers matter, and they disagree on details (technical brief §2):
+//! botocore (the AWS CLI, boto3: Python's `RawConfigParser`) and the AWS
+//! SDKs (for Rust: `aws-runtime`'s profile parser). [`Document`] parses the
+//! file as botocore does, because botocore is the strict one: it refuses the
+//! whole file on a duplicate section or key. The editor writes only what both
+//! read the same way (`key = value`, lowercase keys, no indentation, no
+//! inline comments, never `[DEFAULT]`), keeps every other byte, and checks
+//! after each edit that both readers read exactly the value written.
+//!
+//! Choices worth knowing:
+//! - `[ prod ]` is section " prod " for botocore (`\[(?P<header>.+)\]` keeps
+//!   the spaces) but profile `prod` for the SDKs; the editor refuses to
+//!   touch `prod` while such a header exists (`AmbiguousSection`).
+//! - Continuation lines (indented lines after a key) belong to the value. A
+//!   set or removed key loses its continuation lines, and also indented
+//!   comment lines after it, which the SDKs read as continuations.
+//! - A UTF-8 byte order mark makes both readers fail; the parser skips it,
+//!   and the first edit that changes the file drops it.
+//! - Line endings: new lines use the file's first line ending (CRLF or LF);
+//!   a file without a final newline keeps ending without one.
+//! - botocore merges `[DEFAULT]` into every section: [`Document::get`]
+//!   reads a section's own keys, [`Document::get_inherited`] what botocore
+//!   reads.
 
-use std::path::PathBuf;
+mod document;
+mod error;
+mod file;
+mod parse;
+mod sdk;
 
-pub struct Document;
-
-#[derive(Debug, thiserror::Error)]
-#[error("credentials editor not built yet")]
-pub struct CredentialsError;
-
-pub struct CredentialsFile;
-
-impl CredentialsFile {
-    pub fn new(_path: PathBuf, _backups: usize) -> Self {
-        CredentialsFile
-    }
-    pub fn read(&self) -> Result<Document, CredentialsError> {
-        Err(CredentialsError)
-    }
-}
-
-impl crate::plan::CredentialsView for Document {
-    fn value(&self, _section: &str, _key: &str) -> Result<Option<String>, String> {
-        Ok(None)
-    }
-    fn has_section(&self, _section: &str) -> bool {
-        false
-    }
-}
+pub use document::{DEFAULT_SECTION, Document, Edit, format_expiry};
+pub use error::{CredentialsError, FileName};
+pub use file::{CredentialsFile, MAX_SIZE, WriteOutcome};

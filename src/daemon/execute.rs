@@ -75,24 +75,34 @@ impl Executor {
         let mut report = PassReport::default();
         let settings_of: BTreeMap<&str, &Settings> = sections
             .iter()
-            .filter_map(|s| s.settings.as_ref().ok().map(|settings| (s.name.as_str(), settings)))
+            .filter_map(|s| {
+                s.settings
+                    .as_ref()
+                    .ok()
+                    .map(|settings| (s.name.as_str(), settings))
+            })
             .collect();
         let now = self.clock.now();
 
         // Which pending sections may run now, by their own unit.
         let mut due: Vec<(&str, &Settings, &Action)> = Vec::new();
         for section in plan.pending() {
-            let Some(settings) = settings_of.get(section.section.as_str()) else { continue };
+            let Some(settings) = settings_of.get(section.section.as_str()) else {
+                continue;
+            };
             let unit = Unit::Section(section.section.clone());
             if scheduler.is_due(&unit, now) {
                 due.push((&section.section, settings, &section.action));
             } else {
-                report.outcomes.insert(section.section.clone(), Outcome::Waiting(unit));
+                report
+                    .outcomes
+                    .insert(section.section.clone(), Outcome::Waiting(unit));
             }
         }
 
         // 1. MFA sessions.
-        let mut sessions: BTreeMap<MfaSessionKey, Result<SessionCredentials, Failure>> = BTreeMap::new();
+        let mut sessions: BTreeMap<MfaSessionKey, Result<SessionCredentials, Failure>> =
+            BTreeMap::new();
         for (_, settings, action) in &due {
             let key = match action {
                 Action::WriteMfaSession { mfa_session } => mfa_session,
@@ -102,7 +112,9 @@ impl Executor {
             if sessions.contains_key(key) {
                 continue;
             }
-            let result = self.mfa_session(key, settings, document, cache, scheduler, &mut report).await;
+            let result = self
+                .mfa_session(key, settings, document, cache, scheduler, &mut report)
+                .await;
             if result.as_ref().is_err_and(Failure::is_reauthenticate) {
                 report.rerun = true;
             }
@@ -118,12 +130,21 @@ impl Executor {
                     Ok(creds) => written.push((name.to_string(), settings, creds.clone())),
                     Err(failure) => fail(&mut report, name, failure),
                 },
-                Action::AssumeRoleFromMfaSession { mfa_session, .. } => match &sessions[mfa_session] {
-                    Ok(creds) => chained.push((name.to_string(), *settings, SigningKeys::from(creds), mfa_session.clone())),
-                    Err(failure) => fail(&mut report, name, failure),
-                },
+                Action::AssumeRoleFromMfaSession { mfa_session, .. } => {
+                    match &sessions[mfa_session] {
+                        Ok(creds) => chained.push((
+                            name.to_string(),
+                            *settings,
+                            SigningKeys::from(creds),
+                            mfa_session.clone(),
+                        )),
+                        Err(failure) => fail(&mut report, name, failure),
+                    }
+                }
                 Action::AssumeRoleWithCode { .. } => {
-                    let result = self.direct_assume_role(name, settings, document, cache, scheduler, &mut report).await;
+                    let result = self
+                        .direct_assume_role(name, settings, document, cache, scheduler, &mut report)
+                        .await;
                     match result {
                         Ok(creds) => written.push((name.to_string(), settings, creds)),
                         Err(failure) => fail(&mut report, name, &failure),
@@ -145,7 +166,11 @@ impl Executor {
                         }
                         report.rerun = true;
                     }
-                    fail(&mut report, &name, &Failure::Failed(Unit::Section(name.clone()), error));
+                    fail(
+                        &mut report,
+                        &name,
+                        &Failure::Failed(Unit::Section(name.clone()), error),
+                    );
                 }
             }
         }
@@ -154,14 +179,21 @@ impl Executor {
         if !written.is_empty() {
             let mut edits: Vec<Edit> = Vec::new();
             for (_, settings, creds) in &written {
-                edits.extend(document.session_edits(&settings.profile_name, creds, &settings.expiry_key));
+                edits.extend(document.session_edits(
+                    &settings.profile_name,
+                    creds,
+                    &settings.expiry_key,
+                ));
             }
             let target = CredentialsFile::new(file.path().to_path_buf(), file.backups());
             let result = tokio::task::spawn_blocking(move || target.update(&edits)).await;
             let result = match result {
                 Ok(Ok(outcome)) => Ok(outcome),
                 Ok(Err(e)) => Err(UnitError::from_error(&e)),
-                Err(e) => Err(UnitError::new(RetryClass::Soon, format!("the write was interrupted: {e}"))),
+                Err(e) => Err(UnitError::new(
+                    RetryClass::Soon,
+                    format!("the write was interrupted: {e}"),
+                )),
             };
             match result {
                 Ok(outcome) => {
@@ -173,7 +205,11 @@ impl Executor {
                 }
                 Err(error) => {
                     for (name, _, _) in &written {
-                        fail(&mut report, name, &Failure::Failed(Unit::Section(name.clone()), error.clone()));
+                        fail(
+                            &mut report,
+                            name,
+                            &Failure::Failed(Unit::Section(name.clone()), error.clone()),
+                        );
                     }
                 }
             }
@@ -249,13 +285,18 @@ impl Executor {
                         key,
                         crate::commands::plan::rfc3339(creds.expiration)
                     );
-                    cache.contents_mut().sessions.insert(key.clone(), creds.clone());
+                    cache
+                        .contents_mut()
+                        .sessions
+                        .insert(key.clone(), creds.clone());
                     let _ = cache.store(&lock, self.clock.now());
                     scheduler.record_success(&device);
                     return Ok(creds);
                 }
                 Err(error) if error.class == RetryClass::NextTotpStep && !rejected_once => {
-                    tracing::info!("{device}: code refused ({error}); retrying once with the next code");
+                    tracing::info!(
+                        "{device}: code refused ({error}); retrying once with the next code"
+                    );
                     rejected_once = true;
                 }
                 Err(error) => return Err(failed(error)),
@@ -278,7 +319,10 @@ impl Executor {
         if !scheduler.is_due(&device, self.clock.now()) {
             return Err(Failure::Waiting(device));
         }
-        let role = settings.role.as_ref().expect("direct AssumeRole has a role");
+        let role = settings
+            .role
+            .as_ref()
+            .expect("direct AssumeRole has a role");
         let long_term = long_term_keys(settings, document).map_err(failed)?;
         let lock = cache.lock().map_err(|e| failed(cache_error(&e)))?;
         cache.load(&lock);
@@ -297,7 +341,11 @@ impl Executor {
                 serial_number: &settings.mfa_serial_number,
                 code: &code.value,
             };
-            match self.sts.assume_role(&long_term, target.clone(), role, Some(mfa)).await {
+            match self
+                .sts
+                .assume_role(&long_term, target.clone(), role, Some(mfa))
+                .await
+            {
                 Ok(creds) => {
                     scheduler.record_success(&device);
                     return Ok(creds);
@@ -308,7 +356,9 @@ impl Executor {
                 // Code problems belong to the device; the rest (trust policy,
                 // duration) to the section.
                 Err(error) if error.class == RetryClass::NextTotpStep => return Err(failed(error)),
-                Err(error) => return Err(Failure::Failed(Unit::Section(section.to_string()), error)),
+                Err(error) => {
+                    return Err(Failure::Failed(Unit::Section(section.to_string()), error));
+                }
             }
         }
     }
@@ -331,13 +381,20 @@ impl Executor {
             let now: SystemTime = self.clock.now().into();
             let code = tokio::task::spawn_blocking(move || provider.code(&source, now))
                 .await
-                .map_err(|e| UnitError::new(RetryClass::Soon, format!("reading the code was interrupted: {e}")))??;
+                .map_err(|e| {
+                    UnitError::new(
+                        RetryClass::Soon,
+                        format!("reading the code was interrupted: {e}"),
+                    )
+                })??;
             let last = cache.contents().last_steps.get(serial).copied();
             match last {
                 Some(last) if code.step <= last => {
                     let next_step_at = (last + 1) * code.period;
                     let now = self.clock.now().unix_timestamp().max(0) as u64;
-                    let wait = std::time::Duration::from_millis(next_step_at.saturating_sub(now) * 1000 + 200);
+                    let wait = std::time::Duration::from_millis(
+                        next_step_at.saturating_sub(now) * 1000 + 200,
+                    );
                     tracing::info!(
                         "MFA device {serial}: this TOTP step's code was already used; waiting {:.1} s for the next one",
                         wait.as_secs_f64()
@@ -346,7 +403,10 @@ impl Executor {
                 }
                 _ => {
                     report.codes_used += 1;
-                    cache.contents_mut().last_steps.insert(serial.to_string(), code.step);
+                    cache
+                        .contents_mut()
+                        .last_steps
+                        .insert(serial.to_string(), code.step);
                     let _ = cache.store(lock, self.clock.now());
                     return Ok(code);
                 }
@@ -358,7 +418,11 @@ impl Executor {
         &self,
         jobs: Vec<(String, &'s Settings, SigningKeys, MfaSessionKey)>,
         report: &mut PassReport,
-    ) -> Vec<(String, &'s Settings, Result<SessionCredentials, (MfaSessionKey, UnitError)>)> {
+    ) -> Vec<(
+        String,
+        &'s Settings,
+        Result<SessionCredentials, (MfaSessionKey, UnitError)>,
+    )> {
         let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         let mut settings_by_index = Vec::with_capacity(jobs.len());
@@ -366,7 +430,10 @@ impl Executor {
             settings_by_index.push((name, settings));
             let sts = Arc::clone(&self.sts);
             let semaphore = Arc::clone(&semaphore);
-            let role: RoleSettings = settings.role.clone().expect("chained AssumeRole has a role");
+            let role: RoleSettings = settings
+                .role
+                .clone()
+                .expect("chained AssumeRole has a role");
             let region = settings.region.clone();
             let endpoint = settings.sts_endpoint.clone();
             report.sts_calls += 1;
@@ -427,11 +494,17 @@ impl Failure {
 fn fail(report: &mut PassReport, section: &str, failure: &Failure) {
     match failure {
         Failure::Waiting(unit) => {
-            report.outcomes.insert(section.to_string(), Outcome::Waiting(unit.clone()));
+            report
+                .outcomes
+                .insert(section.to_string(), Outcome::Waiting(unit.clone()));
         }
         Failure::Failed(unit, error) => {
-            report.outcomes.insert(section.to_string(), Outcome::Failed(error.clone()));
-            report.failed_units.insert(section.to_string(), unit.clone());
+            report
+                .outcomes
+                .insert(section.to_string(), Outcome::Failed(error.clone()));
+            report
+                .failed_units
+                .insert(section.to_string(), unit.clone());
         }
     }
 }
@@ -462,14 +535,18 @@ pub fn long_term_keys(settings: &Settings, document: &Document) -> Result<Signin
                     .map(|v| v.map(str::to_string))
             };
             match (read(ACCESS_KEY_ID)?, read(SECRET_ACCESS_KEY)?) {
-                (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Ok(SigningKeys {
-                    access_key_id: id,
-                    secret_access_key: secret.into(),
-                    session_token: None,
-                }),
+                (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+                    Ok(SigningKeys {
+                        access_key_id: id,
+                        secret_access_key: secret.into(),
+                        session_token: None,
+                    })
+                }
                 _ => Err(UnitError::new(
                     RetryClass::NeedsUser,
-                    format!("credentials section [{section}] lacks aws_access_key_id or aws_secret_access_key; add your long-term keys there"),
+                    format!(
+                        "credentials section [{section}] lacks aws_access_key_id or aws_secret_access_key; add your long-term keys there"
+                    ),
                 )),
             }
         }

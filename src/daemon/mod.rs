@@ -95,7 +95,13 @@ impl Daemon {
         self.config
             .as_ref()
             .and_then(|c| c.file.clone())
-            .or_else(|| crate::config::locate(self.load_options.path.as_deref(), &crate::config::process_env).map(|l| l.path))
+            .or_else(|| {
+                crate::config::locate(
+                    self.load_options.path.as_deref(),
+                    &crate::config::process_env,
+                )
+                .map(|l| l.path)
+            })
     }
 
     pub fn credentials_path(&self) -> &std::path::Path {
@@ -131,7 +137,9 @@ impl Daemon {
                 let text = error.to_string();
                 if self.last_config_error.as_deref() != Some(text.as_str()) {
                     if self.config.is_some() {
-                        tracing::error!("{text}\n  (keeping the last valid config until this is fixed)");
+                        tracing::error!(
+                            "{text}\n  (keeping the last valid config until this is fixed)"
+                        );
                     } else {
                         tracing::error!("{text}");
                     }
@@ -173,7 +181,11 @@ impl Daemon {
         result
     }
 
-    async fn pass_with(&mut self, config: &Config, now: OffsetDateTime) -> anyhow::Result<PassSummary> {
+    async fn pass_with(
+        &mut self,
+        config: &Config,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<PassSummary> {
         let file = self.credentials_file(config);
         let (document, seen) = self.read_document(&file)?;
         if self.last_seen.is_some_and(|last| last != seen) {
@@ -192,7 +204,9 @@ impl Daemon {
                 cache: &mut self.cache,
                 scheduler: &mut self.scheduler,
             };
-            self.executor.execute(&plan, &config.sections, &document, &file, state).await
+            self.executor
+                .execute(&plan, &config.sections, &document, &file, state)
+                .await
         } else {
             PassReport::default()
         };
@@ -209,7 +223,11 @@ impl Daemon {
             self.scheduler.next_wake(after.next_deadline, now)
         };
         if report.wrote {
-            let written = report.outcomes.values().filter(|o| **o == Outcome::Written).count();
+            let written = report
+                .outcomes
+                .values()
+                .filter(|o| **o == Outcome::Written)
+                .count();
             tracing::info!(
                 "wrote {written} profile(s) to {} ({} code(s), {} STS call(s))",
                 file.path().display(),
@@ -233,7 +251,8 @@ impl Daemon {
                         for reason in reasons {
                             tracing::error!("section [{}] is skipped: {reason}", section.section);
                         }
-                        self.logged_invalid.insert(section.section.clone(), reasons.clone());
+                        self.logged_invalid
+                            .insert(section.section.clone(), reasons.clone());
                     }
                 }
                 _ => {
@@ -243,12 +262,22 @@ impl Daemon {
         }
     }
 
-    fn record_status(&self, config: &Config, plan: &Plan, report: &PassReport, now: OffsetDateTime) {
+    fn record_status(
+        &self,
+        config: &Config,
+        plan: &Plan,
+        report: &PassReport,
+        now: OffsetDateTime,
+    ) {
         let Some(dir) = &self.runtime_dir else { return };
         let previous = state::read(dir);
         let mut updates = BTreeMap::new();
         for section in &plan.sections {
-            let mut status = previous.sections.get(&section.section).cloned().unwrap_or_default();
+            let mut status = previous
+                .sections
+                .get(&section.section)
+                .cloned()
+                .unwrap_or_default();
             status.pid = Some(std::process::id());
             match report.outcomes.get(&section.section) {
                 Some(Outcome::Written) => {
@@ -289,7 +318,11 @@ impl Daemon {
     }
 
     /// The loop. Returns when `Event::Stop` arrives (SIGTERM/SIGINT).
-    pub async fn run(mut self, mut events: UnboundedReceiver<Event>, notify_systemd: bool) -> anyhow::Result<()> {
+    pub async fn run(
+        mut self,
+        mut events: UnboundedReceiver<Event>,
+        notify_systemd: bool,
+    ) -> anyhow::Result<()> {
         let mut reason = Reason::Start;
         let mut first = true;
         loop {
@@ -407,9 +440,9 @@ fn notify_status(plan: &Plan, first: bool) {
         .next_deadline
         .filter(|d| *d > plan.now)
         .map(|d| {
-            let local = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
-            let t = d.to_offset(local);
-            format!(", next refresh {:02}:{:02}", t.hour(), t.minute())
+            // UTC: the local offset cannot be read safely in a threaded process.
+            let t = d.to_offset(time::UtcOffset::UTC);
+            format!(", next refresh {:02}:{:02} UTC", t.hour(), t.minute())
         })
         .unwrap_or_default();
     let status = format!("{fresh}/{total} fresh{next}");

@@ -137,8 +137,9 @@ impl Scheduler {
         } else {
             Report::Repeat
         };
-        let repeated_code_rejection =
-            class == RetryClass::NextTotpStep && state.class == RetryClass::NextTotpStep && state.failures > 0;
+        let repeated_code_rejection = class == RetryClass::NextTotpStep
+            && state.class == RetryClass::NextTotpStep
+            && state.failures > 0;
         state.failures += 1;
         state.class = class;
         state.message = message.to_string();
@@ -222,7 +223,11 @@ impl Scheduler {
     /// When the loop should next run: the plan's deadline (minus a little
     /// jitter, so that several daemons do not refresh in lockstep), a unit's
     /// next attempt, or at most [`MAX_SLEEP`] from now.
-    pub fn next_wake(&mut self, plan_deadline: Option<OffsetDateTime>, now: OffsetDateTime) -> OffsetDateTime {
+    pub fn next_wake(
+        &mut self,
+        plan_deadline: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> OffsetDateTime {
         let mut wake = now + MAX_SLEEP;
         if let Some(deadline) = plan_deadline {
             let jitter = Duration::milliseconds(self.rng.i64(0..=5_000));
@@ -275,16 +280,28 @@ mod tests {
         s.record_success(&unit);
         assert!(s.is_due(&unit, now));
         s.record_failure(&unit, RetryClass::Soon, "network down", now);
-        assert!(s.state(&unit).unwrap().next_attempt - now <= Duration::seconds(2), "reset on success");
+        assert!(
+            s.state(&unit).unwrap().next_attempt - now <= Duration::seconds(2),
+            "reset on success"
+        );
     }
 
     #[test]
     fn repeats_are_not_reported_again() {
         let mut s = Scheduler::with_seed(1);
         let unit = device();
-        assert_eq!(s.record_failure(&unit, RetryClass::NeedsUser, "bad key", NOW), Report::New);
-        assert_eq!(s.record_failure(&unit, RetryClass::NeedsUser, "bad key", NOW), Report::Repeat);
-        assert_eq!(s.record_failure(&unit, RetryClass::NeedsUser, "other", NOW), Report::New);
+        assert_eq!(
+            s.record_failure(&unit, RetryClass::NeedsUser, "bad key", NOW),
+            Report::New
+        );
+        assert_eq!(
+            s.record_failure(&unit, RetryClass::NeedsUser, "bad key", NOW),
+            Report::Repeat
+        );
+        assert_eq!(
+            s.record_failure(&unit, RetryClass::NeedsUser, "other", NOW),
+            Report::New
+        );
     }
 
     #[test]
@@ -295,7 +312,10 @@ mod tests {
         assert!(!s.is_due(&unit, NOW + Duration::minutes(29)));
         assert!(s.is_due(&unit, NOW + Duration::minutes(30)));
         s.key_changed(NOW + Duration::minutes(1));
-        assert!(!s.is_due(&unit, NOW + Duration::minutes(1)), "a key event does not wake it");
+        assert!(
+            !s.is_due(&unit, NOW + Duration::minutes(1)),
+            "a key event does not wake it"
+        );
         s.user_changed(NOW + Duration::minutes(1));
         assert!(s.is_due(&unit, NOW + Duration::minutes(1)));
     }
@@ -315,7 +335,10 @@ mod tests {
         let mut s = Scheduler::with_seed(1);
         let unit = device();
         s.record_failure(&unit, RetryClass::NextTotpStep, "code rejected", NOW);
-        assert!(s.is_due(&unit, NOW), "first rejection: retry with the next code");
+        assert!(
+            s.is_due(&unit, NOW),
+            "first rejection: retry with the next code"
+        );
         s.record_failure(&unit, RetryClass::NextTotpStep, "code rejected", NOW);
         assert!(!s.is_due(&unit, NOW), "second rejection: back off");
     }
@@ -334,7 +357,10 @@ mod tests {
         s.record_failure(&unit, RetryClass::Soon, "x", NOW);
         let after_suspend = NOW + Duration::hours(8);
         assert!(s.is_due(&unit, after_suspend));
-        assert_eq!(s.next_wake(Some(NOW + Duration::minutes(55)), after_suspend), after_suspend);
+        assert_eq!(
+            s.next_wake(Some(NOW + Duration::minutes(55)), after_suspend),
+            after_suspend
+        );
     }
 
     #[test]

@@ -47,7 +47,10 @@ pub fn read(runtime_dir: &Path) -> StateFile {
 }
 
 /// Replaces the entries of `updates` (other sections are kept), under the lock.
-pub fn update(runtime_dir: &Path, updates: &BTreeMap<String, SectionStatus>) -> std::io::Result<()> {
+pub fn update(
+    runtime_dir: &Path,
+    updates: &BTreeMap<String, SectionStatus>,
+) -> std::io::Result<()> {
     ensure_private_dir(runtime_dir)?;
     let _lock = lock_in(runtime_dir, LOCK_FILE)?;
     let mut state = read(runtime_dir);
@@ -72,11 +75,18 @@ mod tests {
             ..Default::default()
         };
         update(&runtime, &BTreeMap::from([("a".to_string(), a.clone())])).unwrap();
-        update(&runtime, &BTreeMap::from([("b".to_string(), SectionStatus::default())])).unwrap();
+        update(
+            &runtime,
+            &BTreeMap::from([("b".to_string(), SectionStatus::default())]),
+        )
+        .unwrap();
         let state = read(&runtime);
         assert_eq!(state.sections.len(), 2);
         assert_eq!(state.sections["a"], a);
-        let mode = std::fs::metadata(state_path(&runtime)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(state_path(&runtime))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

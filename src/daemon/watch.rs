@@ -41,14 +41,19 @@ impl WatchSet {
 
     fn add(&mut self, path: &Path) {
         if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
             self.directories.insert(existing_ancestor(dir));
             self.names.insert(name.to_os_string());
         }
     }
 
     fn matches(&self, path: &Path) -> bool {
-        path.file_name().is_some_and(|name| self.names.contains(name))
+        path.file_name()
+            .is_some_and(|name| self.names.contains(name))
     }
 }
 
@@ -96,7 +101,10 @@ pub fn watch(
     })?;
     for dir in directories {
         if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-            tracing::warn!("cannot watch {}: {e}; changes there are noticed within a minute", dir.display());
+            tracing::warn!(
+                "cannot watch {}: {e}; changes there are noticed within a minute",
+                dir.display()
+            );
         }
     }
     Ok(watcher)
@@ -127,7 +135,9 @@ mod tests {
         let temp = real_dir.join(".credentials.swp");
         std::fs::write(&temp, "[b]\n").unwrap();
         std::fs::rename(&temp, &target).unwrap();
-        let event = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap();
         assert_eq!(event, Some(FileEvent::Credentials));
 
         // The config file appearing.
@@ -142,8 +152,15 @@ mod tests {
         assert!(seen_config);
 
         // Unrelated files are ignored.
-        while tokio::time::timeout(Duration::from_millis(200), rx.recv()).await.is_ok() {}
+        while tokio::time::timeout(Duration::from_millis(200), rx.recv())
+            .await
+            .is_ok()
+        {}
         std::fs::write(aws.join("config"), "x").unwrap();
-        assert!(tokio::time::timeout(Duration::from_millis(500), rx.recv()).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), rx.recv())
+                .await
+                .is_err()
+        );
     }
 }

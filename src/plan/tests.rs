@@ -32,6 +32,12 @@ impl CredentialsView for FakeCredentials {
     fn has_section(&self, section: &str) -> bool {
         self.sections.contains_key(section)
     }
+    fn check(&self, section: &str) -> Result<(), String> {
+        match self.broken.get(section) {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(()),
+        }
+    }
 }
 
 const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);

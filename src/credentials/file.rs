@@ -1,0 +1,540 @@
+//! Reading the credentials file, and the locked, atomic update with backups.
+
+use std::ffi::OsStr;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+use zeroize::Zeroizing;
+
+use super::document::{Document, Edit};
+use super::error::{CredentialsError, FileName};
+use super::parse::split_lines;
+
+/// A credentials file is a few kilobytes; anything this large is the wrong
+/// file.
+pub const MAX_SIZE: u64 = 16 * 1024 * 1024;
+
+/// How many times [`CredentialsFile::update`] starts over when another
+/// program (one that does not take the lock, like an editor) replaces the
+/// file while the update is under way.
+const ATTEMPTS: usize = 3;
+
+/// Symlink hops followed before giving up (Linux's own limit).
+const MAX_SYMLINKS: usize = 40;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The edits changed nothing: the file was not written, and no backup made.
+    Unchanged,
+    Written,
+}
+
+/// The shared credentials file at `path` (a symlink is followed and its
+/// target written, so the link survives), keeping `backups` older versions
+/// next to the target as `credentials.1` (newest) … `credentials.N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsFile {
+    path: PathBuf,
+    backups: usize,
+}
+
+impl CredentialsFile {
+    pub fn new(path: PathBuf, backups: usize) -> Self {
+        CredentialsFile { path, backups }
+    }
+
+    /// `--credentials-file`, else `$AWS_SHARED_CREDENTIALS_FILE` (when set
+    /// and not empty), else `~/.aws/credentials`. A leading `~/` is expanded
+    /// in the first two as botocore and the SDKs do (a systemd unit passes
+    /// it unexpanded).
+    pub fn default_path(
+        flag: Option<&Path>,
+        shared_credentials_file: Option<&OsStr>,
+        home: &Path,
+    ) -> PathBuf {
+        let expand = |path: &Path| match path.strip_prefix("~") {
+            Ok(rest) => home.join(rest),
+            Err(_) => path.to_path_buf(),
+        };
+        if let Some(flag) = flag {
+            return expand(flag);
+        }
+        match shared_credentials_file {
+            Some(value) if !value.is_empty() => expand(Path::new(value)),
+            _ => home.join(".aws").join("credentials"),
+        }
+    }
+
+    /// [`CredentialsFile::default_path`] with `AWS_SHARED_CREDENTIALS_FILE`
+    /// and `HOME` from the process environment.
+    pub fn default_path_from_env(flag: Option<&Path>) -> Result<PathBuf, CredentialsError> {
+        let env_file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE");
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+        let needs_home = |p: &Path| p.starts_with("~");
+        let home = match home {
+            Some(home) => PathBuf::from(home),
+            None => {
+                let given = flag.map(Path::to_path_buf).or_else(|| {
+                    env_file
+                        .as_deref()
+                        .filter(|v| !v.is_empty())
+                        .map(PathBuf::from)
+                });
+                return match given {
+                    Some(path) if !needs_home(&path) => Ok(path),
+                    _ => Err(CredentialsError::NoHome),
+                };
+            }
+        };
+        Ok(Self::default_path(flag, env_file.as_deref(), &home))
+    }
+
+    /// The path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn backups(&self) -> usize {
+        self.backups
+    }
+
+    /// The file that is really read and written: `path` with its symlink
+    /// chain resolved (it need not exist yet). Watch its directory too.
+    pub fn target(&self) -> Result<PathBuf, CredentialsError> {
+        resolve_symlinks(&self.path).map_err(|e| {
+            CredentialsError::io(
+                &FileName::new(&self.path, &self.path),
+                "following symbolic links",
+                e,
+            )
+        })
+    }
+
+    /// The lock file: `<target>.lock` next to the target.
+    pub fn lock_path(&self) -> Result<PathBuf, CredentialsError> {
+        Ok(lock_path(&self.target()?))
+    }
+
+    /// The current document. A missing file is an empty document.
+    pub fn read(&self) -> Result<Document, CredentialsError> {
+        let target = self.target()?;
+        let name = FileName::new(&self.path, &target);
+        Ok(load(&name, &target)?.doc)
+    }
+
+    /// Applies `edits` under the lock: lock → re-read → check each touched
+    /// section → apply → if nothing changed, stop (no write, no backup) →
+    /// rotate backups → temp file (0600) in the same directory → write,
+    /// fsync → rename over the target → fsync the directory. Creates the
+    /// directory (0700) and the file when missing. On any error the file is
+    /// as it was.
+    pub fn update(&self, edits: &[Edit]) -> Result<WriteOutcome, CredentialsError> {
+        for edit in edits {
+            edit.validate()?;
+        }
+        let target = self.target()?;
+        let name = FileName::new(&self.path, &target);
+        check_writable(&name, &target)?;
+        let dir = parent_dir(&target);
+        create_dir(&name, dir)?;
+        let lock = lock_path(&target);
+        let _lock = take_lock(&name, &lock)?;
+        for _ in 0..ATTEMPTS {
+            let loaded = load(&name, &target)?;
+            let before = Zeroizing::new(loaded.doc.render());
+            let mut doc = loaded.doc;
+            for edit in edits {
+                doc.check_section(edit.section())
+                    .map_err(|e| e.in_file(&name))?;
+            }
+            for edit in edits {
+                doc.apply(edit).map_err(|e| e.in_file(&name))?;
+            }
+            let after = Zeroizing::new(doc.render());
+            if *after == *before {
+                return Ok(WriteOutcome::Unchanged);
+            }
+            let owner = loaded.meta.as_ref().map(|m| (m.uid(), m.gid()));
+            let temp = write_temp(&name, dir, &target, after.as_bytes(), owner)?;
+            // Someone who does not take the lock (an editor) replaced the
+            // file since it was read: start over from their version.
+            if current_stamp(&name, &target)? != loaded.meta.as_ref().map(Stamp::of) {
+                drop(temp);
+                continue;
+            }
+            if loaded.meta.is_some() {
+                rotate_backups(&name, &target, self.backups, before.as_bytes(), owner)?;
+            }
+            temp.persist(&target).map_err(|e| {
+                CredentialsError::io(&name, "renaming the new file into place", e.error)
+            })?;
+            sync_dir(&name, dir)?;
+            return Ok(WriteOutcome::Written);
+        }
+        Err(CredentialsError::ChangedDuringUpdate {
+            file: name,
+            lock: lock.display().to_string(),
+        })
+    }
+}
+
+/// Follows `path` through symlinks (relative ones against the link's
+/// directory) to the file they finally name, which need not exist.
+fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_SYMLINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(parent) if link.is_relative() => parent.join(link),
+                    _ => link,
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("too many levels of symbolic links"))
+}
+
+fn parent_dir(target: &Path) -> &Path {
+    match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+fn lock_path(target: &Path) -> PathBuf {
+    let mut name = target
+        .file_name()
+        .unwrap_or(OsStr::new("credentials"))
+        .to_os_string();
+    name.push(".lock");
+    parent_dir(target).join(name)
+}
+
+fn sibling(target: &Path, suffix: &str) -> PathBuf {
+    let mut name = target
+        .file_name()
+        .unwrap_or(OsStr::new("credentials"))
+        .to_os_string();
+    name.push(suffix);
+    parent_dir(target).join(name)
+}
+
+struct Loaded {
+    doc: Document,
+    /// `None` when the file does not exist.
+    meta: Option<Metadata>,
+}
+
+/// What tells one version of the file from another without reading it.
+#[derive(Debug, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &Metadata) -> Stamp {
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+fn current_stamp(name: &FileName, target: &Path) -> Result<Option<Stamp>, CredentialsError> {
+    match fs::metadata(target) {
+        Ok(meta) => Ok(Some(Stamp::of(&meta))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CredentialsError::io(name, "checking the file", e)),
+    }
+}
+
+fn load(name: &FileName, target: &Path) -> Result<Loaded, CredentialsError> {
+    let missing = || Loaded {
+        doc: Document::default(),
+        meta: None,
+    };
+    let meta = match fs::metadata(target) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(missing()),
+        Err(e) => return Err(CredentialsError::io(name, "reading the file", e)),
+    };
+    check_kind(name, &meta)?;
+    let mut file = match File::open(target) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(missing()),
+        Err(e) => return Err(CredentialsError::io(name, "opening the file", e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| CredentialsError::io(name, "reading the file", e))?;
+    check_kind(name, &meta)?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    (&mut file)
+        .take(MAX_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CredentialsError::io(name, "reading the file", e))?;
+    if bytes.len() as u64 > MAX_SIZE {
+        return Err(too_large(name, bytes.len() as u64));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+        let ended = split_lines(valid)
+            .iter()
+            .filter(|l| l.end > l.content_end)
+            .count();
+        CredentialsError::NotUtf8 {
+            file: name.clone(),
+            line: ended + 1,
+        }
+    })?;
+    Ok(Loaded {
+        doc: Document::parse(text),
+        meta: Some(meta),
+    })
+}
+
+fn too_large(name: &FileName, size: u64) -> CredentialsError {
+    CredentialsError::TooLarge {
+        file: name.clone(),
+        size,
+        limit: MAX_SIZE,
+    }
+}
+
+fn check_kind(name: &FileName, meta: &Metadata) -> Result<(), CredentialsError> {
+    let what = if meta.is_dir() {
+        "a directory"
+    } else if !meta.is_file() {
+        "a special file (a FIFO, socket or device)"
+    } else if meta.len() > MAX_SIZE {
+        return Err(too_large(name, meta.len()));
+    } else {
+        return Ok(());
+    };
+    Err(CredentialsError::NotAFile {
+        file: name.clone(),
+        what,
+    })
+}
+
+/// Refuses early, with the reason, a target the daemon must not replace:
+/// one in the Nix store, or one its owner cannot write. (A rename would
+/// replace a read-only file in a writable directory; its mode says the user
+/// wants it left alone.)
+fn check_writable(name: &FileName, target: &Path) -> Result<(), CredentialsError> {
+    if target.starts_with("/nix/store") {
+        return Err(CredentialsError::ReadOnly {
+            file: name.clone(),
+            why: "is in the Nix store, which is read-only (home-manager or NixOS manages it)"
+                .into(),
+            fix: "stop managing the file with Nix and leave it to the daemon",
+        });
+    }
+    match fs::metadata(target) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o200 == 0 => {
+            Err(CredentialsError::ReadOnly {
+                file: name.clone(),
+                why: format!(
+                    "is read-only (mode {:04o})",
+                    meta.permissions().mode() & 0o7777
+                ),
+                fix: "make it writable by its owner (chmod 600)",
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn create_dir(name: &FileName, dir: &Path) -> Result<(), CredentialsError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| CredentialsError::io(name, "creating the file's directory", e))
+}
+
+fn take_lock(name: &FileName, path: &Path) -> Result<File, CredentialsError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| CredentialsError::io(name, "opening the lock file", e))?;
+    file.lock()
+        .map_err(|e| CredentialsError::io(name, "locking the lock file", e))?;
+    Ok(file)
+}
+
+/// A new file with `bytes` in `dir`, mode 0600 from its creation, synced to
+/// disk, owned like the file it replaces (when the daemon runs as root).
+fn write_temp(
+    name: &FileName,
+    dir: &Path,
+    target: &Path,
+    bytes: &[u8],
+    owner: Option<(u32, u32)>,
+) -> Result<NamedTempFile, CredentialsError> {
+    let file_name = target
+        .file_name()
+        .unwrap_or(OsStr::new("credentials"))
+        .to_string_lossy();
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|e| CredentialsError::io(name, "creating a temporary file", e))?;
+    let io = |e| CredentialsError::io(name, "writing a temporary file", e);
+    if let Some((uid, gid)) = owner {
+        let meta = temp.as_file().metadata().map_err(io)?;
+        if (meta.uid(), meta.gid()) != (uid, gid) {
+            // Only root may give a file away; otherwise the file is ours anyway.
+            let _ = std::os::unix::fs::fchown(temp.as_file(), Some(uid), Some(gid));
+        }
+    }
+    temp.as_file_mut().write_all(bytes).map_err(io)?;
+    temp.as_file().sync_all().map_err(io)?;
+    Ok(temp)
+}
+
+/// `credentials.1` … `.N-1` become `.2` … `.N` (the oldest falls off), then
+/// the version being replaced becomes `.1`. All mode 0600.
+fn rotate_backups(
+    name: &FileName,
+    target: &Path,
+    backups: usize,
+    old: &[u8],
+    owner: Option<(u32, u32)>,
+) -> Result<(), CredentialsError> {
+    if backups == 0 {
+        return Ok(());
+    }
+    let io = |e| CredentialsError::io(name, "rotating the backups", e);
+    for n in (1..backups).rev() {
+        let from = sibling(target, &format!(".{n}"));
+        match fs::rename(&from, sibling(target, &format!(".{}", n + 1))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    for n in 2..=backups {
+        let path = sibling(target, &format!(".{n}"));
+        if let Ok(meta) = fs::symlink_metadata(&path)
+            && meta.is_file()
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    let temp = write_temp(name, parent_dir(target), target, old, owner)?;
+    temp.persist(sibling(target, ".1"))
+        .map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+fn sync_dir(name: &FileName, dir: &Path) -> Result<(), CredentialsError> {
+    let result = File::open(dir).and_then(|d| d.sync_all());
+    match result {
+        // Some file systems cannot fsync a directory; the rename is done.
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
+        other => other.map_err(|e| CredentialsError::io(name, "syncing the directory", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_path_prefers_flag_then_env_then_home() {
+        let home = Path::new("/home/u");
+        assert_eq!(
+            CredentialsFile::default_path(
+                Some(Path::new("/etc/creds")),
+                Some(OsStr::new("/env/creds")),
+                home
+            ),
+            Path::new("/etc/creds")
+        );
+        assert_eq!(
+            CredentialsFile::default_path(None, Some(OsStr::new("/env/creds")), home),
+            Path::new("/env/creds")
+        );
+        assert_eq!(
+            CredentialsFile::default_path(None, Some(OsStr::new("")), home),
+            Path::new("/home/u/.aws/credentials")
+        );
+        assert_eq!(
+            CredentialsFile::default_path(None, None, home),
+            Path::new("/home/u/.aws/credentials")
+        );
+        assert_eq!(
+            CredentialsFile::default_path(None, Some(OsStr::new("~/x/creds")), home),
+            Path::new("/home/u/x/creds")
+        );
+        assert_eq!(
+            CredentialsFile::default_path(Some(Path::new("~")), None, home),
+            Path::new("/home/u")
+        );
+        assert_eq!(
+            CredentialsFile::default_path(Some(Path::new("~other/c")), None, home),
+            Path::new("~other/c")
+        );
+    }
+
+    #[test]
+    fn lock_and_backups_sit_next_to_the_target() {
+        assert_eq!(
+            lock_path(Path::new("/a/b/credentials")),
+            Path::new("/a/b/credentials.lock")
+        );
+        assert_eq!(lock_path(Path::new("creds")), Path::new("./creds.lock"));
+        assert_eq!(
+            sibling(Path::new("/a/credentials"), ".3"),
+            Path::new("/a/credentials.3")
+        );
+    }
+
+    #[test]
+    fn symlinks_resolve_relative_to_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("real/credentials", dir.path().join("link1")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("link1"), dir.path().join("link2")).unwrap();
+        assert_eq!(
+            resolve_symlinks(&dir.path().join("link2")).unwrap(),
+            dir.path().join("real/credentials"),
+            "a dangling chain ends at the file to create"
+        );
+        std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
+        assert!(resolve_symlinks(&dir.path().join("loop")).is_err());
+    }
+
+    #[test]
+    fn nix_store_targets_are_refused_by_path() {
+        let name = FileName::default();
+        let err = check_writable(&name, Path::new("/nix/store/abc-credentials")).unwrap_err();
+        assert!(err.to_string().contains("Nix store"), "{err}");
+    }
+}

@@ -1,0 +1,421 @@
+//! How botocore (the AWS CLI, boto3) splits the credentials file into
+//! sections, keys and values: Python's `configparser.RawConfigParser` in its
+//! default strict mode, followed line by line (CPython 3.11
+//! `RawConfigParser._read`). This reading decides what counts as a duplicate,
+//! because botocore is the reader that refuses duplicates.
+//!
+//! The parser never fails: lines botocore would reject are classified
+//! ([`Kind::Orphan`], [`Kind::Invalid`]) and kept as they are.
+
+use std::ops::Range;
+
+/// Python's `str.isspace()`, which `str.strip()`, regex `\s` and `\S` use.
+/// It is Rust's `char::is_whitespace` plus the four ASCII separators
+/// U+001C..U+001F.
+pub(crate) fn is_py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+pub(crate) fn py_strip(s: &str) -> &str {
+    s.trim_matches(is_py_space)
+}
+
+/// One physical line: `text[start..content_end]` is its content,
+/// `text[content_end..end]` its terminator (`\n`, `\r\n`, a bare `\r`, or
+/// nothing on a last line without newline).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RawLine {
+    pub start: usize,
+    pub content_end: usize,
+    pub end: usize,
+}
+
+/// Splits like Python's universal-newline mode, which `open()` uses for
+/// text files: `\r\n`, `\n` and a bare `\r` all end a line.
+pub(crate) fn split_lines(text: &str) -> Vec<RawLine> {
+    let bytes = text.as_bytes();
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                lines.push(RawLine {
+                    start,
+                    content_end: i,
+                    end: i + 1,
+                });
+                i += 1;
+                start = i;
+            }
+            b'\r' => {
+                let end = if bytes.get(i + 1) == Some(&b'\n') {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                lines.push(RawLine {
+                    start,
+                    content_end: i,
+                    end,
+                });
+                i = end;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    if start < bytes.len() {
+        lines.push(RawLine {
+            start,
+            content_end: bytes.len(),
+            end: bytes.len(),
+        });
+    }
+    lines
+}
+
+/// What botocore makes of a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Empty or whitespace only.
+    Blank,
+    /// A full-line comment: `#` or `;` after optional indentation.
+    Comment,
+    /// `[name]`, the start of section number `.0`.
+    Header(usize),
+    /// `key = value` or `key: value`, entry number `.0`.
+    Key(usize),
+    /// An indented line that continues the value of entry number `.0`.
+    Continuation(usize),
+    /// A non-comment line before the first header (botocore:
+    /// `MissingSectionHeaderError`).
+    Orphan,
+    /// A line with neither header nor separator, or with an empty key
+    /// (botocore: `ParsingError`).
+    Invalid,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Line {
+    pub raw: RawLine,
+    /// Where the content starts: after the byte order mark on the first line.
+    pub content_start: usize,
+    pub kind: Kind,
+}
+
+impl Line {
+    pub fn content<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.content_start..self.raw.content_end]
+    }
+
+    pub fn terminator<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.raw.content_end..self.raw.end]
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Section {
+    /// The header's name as botocore reads it, byte range into the text.
+    pub name: Range<usize>,
+    pub header_line: usize,
+    /// One past the last line before the next header (or the end).
+    pub end_line: usize,
+    pub entries: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub section: usize,
+    /// The key as botocore compares it: lowercased.
+    pub key: String,
+    pub line: usize,
+    pub continuations: Vec<usize>,
+    /// The value botocore reads: first line and continuation lines, each
+    /// stripped, joined with `\n`, blank lines inside kept, trailing ones
+    /// dropped.
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    pub lines: Vec<Line>,
+    pub sections: Vec<Section>,
+    pub entries: Vec<Entry>,
+}
+
+/// `SECTCRE = \[(?P<header>.+)\]`, matched (not anchored at the end) on the
+/// stripped line: the name runs to the *last* `]` and must not be empty;
+/// whatever follows that `]` is ignored, and spaces inside the brackets are
+/// part of the name (`[ prod ]` is section " prod ").
+pub(crate) fn header_name(stripped: &str) -> Option<Range<usize>> {
+    let rest = stripped.strip_prefix('[')?;
+    let close = rest.rfind(']')?;
+    (close > 0).then_some(1..1 + close)
+}
+
+/// `OPTCRE = (?P<option>.*?)\s*(?P<vi>=|:)\s*(?P<value>.*)$` on the
+/// stripped line: the key ends at the first `=` or `:`.
+pub(crate) fn option(stripped: &str) -> Option<(&str, &str)> {
+    let at = stripped.find(['=', ':'])?;
+    let key = stripped[..at].trim_end_matches(is_py_space);
+    let value = py_strip(&stripped[at + 1..]);
+    Some((key, value))
+}
+
+pub(crate) fn parse(text: &str) -> Parsed {
+    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let mut parsed = Parsed::default();
+    let mut parts: Vec<Vec<&str>> = Vec::new();
+    let mut current_section: Option<usize> = None;
+    let mut current_entry: Option<usize> = None;
+    let mut indent_level = 0usize;
+
+    for (index, raw) in split_lines(text).into_iter().enumerate() {
+        let content_start = raw.start.max(bom);
+        let content = &text[content_start..raw.content_end];
+        let stripped = py_strip(content);
+        let kind = if stripped.starts_with(['#', ';']) {
+            Kind::Comment
+        } else if stripped.is_empty() {
+            // A blank line inside a value becomes an empty line of it.
+            if let Some(entry) = current_entry {
+                parts[entry].push("");
+            }
+            Kind::Blank
+        } else {
+            let indent = content.chars().take_while(|&c| is_py_space(c)).count();
+            match current_entry {
+                Some(entry) if indent > indent_level => {
+                    parts[entry].push(stripped);
+                    parsed.entries[entry].continuations.push(index);
+                    Kind::Continuation(entry)
+                }
+                _ => {
+                    indent_level = indent;
+                    let offset = stripped.as_ptr() as usize - text.as_ptr() as usize;
+                    if let Some(name) = header_name(stripped) {
+                        let section = parsed.sections.len();
+                        if let Some(previous) = current_section {
+                            parsed.sections[previous].end_line = index;
+                        }
+                        parsed.sections.push(Section {
+                            name: offset + name.start..offset + name.end,
+                            header_line: index,
+                            end_line: index + 1,
+                            entries: Vec::new(),
+                        });
+                        current_section = Some(section);
+                        current_entry = None;
+                        Kind::Header(section)
+                    } else if let Some(section) = current_section {
+                        match option(stripped) {
+                            Some((key, value)) if !key.is_empty() => {
+                                let entry = parsed.entries.len();
+                                parsed.entries.push(Entry {
+                                    section,
+                                    key: key.to_lowercase(),
+                                    line: index,
+                                    continuations: Vec::new(),
+                                    value: String::new(),
+                                });
+                                parts.push(vec![value]);
+                                parsed.sections[section].entries.push(entry);
+                                current_entry = Some(entry);
+                                Kind::Key(entry)
+                            }
+                            // An empty key name is falsy in Python: no value
+                            // continues after it.
+                            Some(_) => {
+                                current_entry = None;
+                                Kind::Invalid
+                            }
+                            None => Kind::Invalid,
+                        }
+                    } else {
+                        Kind::Orphan
+                    }
+                }
+            }
+        };
+        parsed.lines.push(Line {
+            raw,
+            content_start,
+            kind,
+        });
+    }
+    if let Some(last) = current_section {
+        parsed.sections[last].end_line = parsed.lines.len();
+    }
+    for (entry, parts) in parsed.entries.iter_mut().zip(parts) {
+        entry.value = parts.join("\n").trim_end_matches(is_py_space).to_string();
+    }
+    parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<Kind> {
+        parse(text).lines.iter().map(|l| l.kind).collect()
+    }
+
+    fn values(text: &str) -> Vec<(String, String)> {
+        let parsed = parse(text);
+        parsed
+            .entries
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn python_whitespace_is_rust_whitespace_plus_the_ascii_separators() {
+        // The list printed by CPython 3.11:
+        // [hex(i) for i in range(0x110000) if chr(i).isspace()]
+        let python: Vec<u32> = vec![
+            0x9, 0xa, 0xb, 0xc, 0xd, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000,
+            0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028,
+            0x2029, 0x202f, 0x205f, 0x3000,
+        ];
+        let ours: Vec<u32> = (0..=0x10ffffu32)
+            .filter_map(char::from_u32)
+            .filter(|&c| is_py_space(c))
+            .map(u32::from)
+            .collect();
+        assert_eq!(ours, python);
+    }
+
+    #[test]
+    fn splits_lines_like_universal_newlines() {
+        let text = "a\nb\r\nc\rd";
+        let lines: Vec<(&str, &str)> = split_lines(text)
+            .iter()
+            .map(|l| (&text[l.start..l.content_end], &text[l.content_end..l.end]))
+            .collect();
+        assert_eq!(lines, [("a", "\n"), ("b", "\r\n"), ("c", "\r"), ("d", "")]);
+        assert!(split_lines("").is_empty());
+        assert_eq!(split_lines("\n").len(), 1);
+    }
+
+    #[test]
+    fn headers_follow_sectcre() {
+        let name = |s: &str| header_name(s).map(|r| s[r].to_string());
+        assert_eq!(name("[prod]"), Some("prod".into()));
+        assert_eq!(name("[ prod ]"), Some(" prod ".into()));
+        assert_eq!(name("[prod] # note"), Some("prod".into()));
+        assert_eq!(name("[a]b]"), Some("a]b".into()));
+        assert_eq!(name("[]]"), Some("]".into()));
+        assert_eq!(name("[]"), None);
+        assert_eq!(name("[prod"), None);
+        assert_eq!(name("prod]"), None);
+    }
+
+    #[test]
+    fn options_split_at_the_first_separator() {
+        assert_eq!(option("a = b"), Some(("a", "b")));
+        assert_eq!(option("a=b"), Some(("a", "b")));
+        assert_eq!(option("a : b"), Some(("a", "b")));
+        assert_eq!(option("a:b = c"), Some(("a", "b = c")));
+        assert_eq!(option("a = b = c"), Some(("a", "b = c")));
+        assert_eq!(
+            option("a\t=\tb # not a comment"),
+            Some(("a", "b # not a comment"))
+        );
+        assert_eq!(option("= b"), Some(("", "b")));
+        assert_eq!(option("a"), None);
+    }
+
+    #[test]
+    fn classifies_every_kind_of_line() {
+        use Kind::*;
+        let text = "orphan = 1\n# c\n[s]\n  ; indented comment\nKey = v\n  more\n\n  after blank\nnoseparator\n[t]\n  indented = key\n";
+        assert_eq!(
+            kinds(text),
+            [
+                Orphan,
+                Comment,
+                Header(0),
+                Comment,
+                Key(0),
+                Continuation(0),
+                Blank,
+                Continuation(0),
+                Invalid,
+                Header(1),
+                Key(1),
+            ]
+        );
+        assert_eq!(
+            values(text),
+            [
+                ("key".into(), "v\nmore\n\nafter blank".into()),
+                ("indented".into(), "key".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn indentation_is_relative_to_the_last_key_line() {
+        use Kind::*;
+        // An indented first key sets the level; lines at that level are keys.
+        let text = "[s]\n  a = 1\n  b = 2\n    c\nd = 3\n";
+        assert_eq!(
+            kinds(text),
+            [Header(0), Key(0), Key(1), Continuation(1), Key(2)]
+        );
+        // Comments do not end a value: the indented line after one continues it.
+        assert_eq!(
+            kinds("[s]\na = 1\n# c\n  x\n"),
+            [Header(0), Key(0), Comment, Continuation(0)]
+        );
+        // Directly after a header, an indented line is a key, not a continuation.
+        assert_eq!(kinds("[s]\n  a = 1\n"), [Header(0), Key(0)]);
+        // An indented header after a key continues the key's value.
+        assert_eq!(
+            kinds("[s]\na = 1\n  [t]\n"),
+            [Header(0), Key(0), Continuation(0)]
+        );
+    }
+
+    #[test]
+    fn empty_key_continues_nothing() {
+        use Kind::*;
+        assert_eq!(kinds("[s]\n= 1\n  x\n"), [Header(0), Invalid, Invalid]);
+        // A line without separator keeps the current value open.
+        assert_eq!(
+            kinds("[s]\na = 1\njunk\n  x\n"),
+            [Header(0), Key(0), Invalid, Continuation(0)]
+        );
+    }
+
+    #[test]
+    fn keys_are_lowercased_and_values_stripped() {
+        assert_eq!(
+            values("[s]\n AWS_Session_Token \t:  v v \t\r\n"),
+            [("aws_session_token".into(), "v v".into())]
+        );
+        assert_eq!(
+            values("[s]\nk =\n  a = 1\n  b = 2\n\n"),
+            [("k".into(), "\na = 1\nb = 2".into())]
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let text = "\u{feff}[s]\na = 1\n";
+        let parsed = parse(text);
+        assert_eq!(parsed.lines[0].kind, Kind::Header(0));
+        assert_eq!(&text[parsed.sections[0].name.clone()], "s");
+        assert_eq!(parsed.lines[0].content(text), "[s]");
+    }
+
+    #[test]
+    fn sections_end_at_the_next_header() {
+        let parsed = parse("[a]\nx = 1\n\n[b]\ny = 2");
+        assert_eq!(parsed.sections[0].end_line, 3);
+        assert_eq!(parsed.sections[1].header_line, 3);
+        assert_eq!(parsed.sections[1].end_line, 5);
+    }
+}
