@@ -1,11 +1,162 @@
-//! `run` and `apply`.
+//! `run` (the daemon) and `apply` (one pass): wiring the real outside
+//! systems, signals and watchers to the reconcile loop.
 
-pub fn run(_cli: &crate::cli::Cli) -> anyhow::Result<i32> {
-    anyhow::bail!(
-        "the daemon is not yet available in this build; use `plan` to see what it would do"
-    )
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+
+use crate::cli::Cli;
+use crate::config::{CodeSource, Config, process_env};
+use crate::daemon::adapters::{RealCodes, RealSts};
+use crate::daemon::execute::{Executor, Outcome};
+use crate::daemon::ports::SystemClock;
+use crate::daemon::{Daemon, Event, Reason, watch};
+use crate::plan::ProfileState;
+use crate::session_cache::runtime_dir;
+
+/// AssumeRole calls in flight at once.
+const ASSUME_ROLE_CONCURRENCY: usize = 8;
+
+fn build_daemon(cli: &Cli) -> anyhow::Result<Daemon> {
+    let executor = Executor {
+        codes: Arc::new(RealCodes),
+        sts: Arc::new(RealSts::new()),
+        clock: Arc::new(SystemClock),
+        concurrency: ASSUME_ROLE_CONCURRENCY,
+    };
+    Ok(Daemon::new(
+        super::load_options(cli),
+        super::credentials_path(cli)?,
+        executor,
+        runtime_dir(&process_env),
+    ))
 }
 
-pub fn apply(_cli: &crate::cli::Cli) -> anyhow::Result<i32> {
-    anyhow::bail!("`apply` is not yet available in this build; use `plan` to see what it would do")
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn uses_yubikey(config: &Config) -> bool {
+    config
+        .valid_sections()
+        .any(|(_, s)| matches!(s.code_source, CodeSource::Oath { .. }))
+}
+
+/// `run`: the daemon, until SIGTERM or SIGINT.
+pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let config = super::load_config(cli)?;
+    let daemon = build_daemon(cli)?;
+    let runtime = runtime()?;
+    let result = runtime.block_on(async move {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (file_tx, mut file_rx) = mpsc::unbounded_channel();
+        let config_path = daemon.config_path();
+        let _watcher = watch::watch(config_path.as_deref(), daemon.credentials_path(), file_tx)
+            .context("cannot watch the config and credentials files")?;
+        let forward = tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = file_rx.recv().await {
+                if forward.send(Event::File(event)).is_err() {
+                    break;
+                }
+            }
+        });
+        if uses_yubikey(&config) {
+            let mut keys = crate::oath::spawn_key_watcher();
+            let forward = tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    keys.changed().await;
+                    tracing::info!("a YubiKey or reader appeared or changed");
+                    if forward.send(Event::KeyChanged).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        spawn_signal_handlers(tx)?;
+        let notify_systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
+        tracing::info!(
+            "watching {} section(s); credentials file {}",
+            config.sections.len(),
+            daemon.credentials_path().display()
+        );
+        daemon.run(rx, notify_systemd).await
+    });
+    // Dropping the runtime waits for a credentials write still running on a
+    // blocking thread: a stop never leaves a half-done write.
+    drop(runtime);
+    result.map(|()| 0)
+}
+
+fn spawn_signal_handlers(tx: mpsc::UnboundedSender<Event>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = hangup.recv() => { tracing::info!("SIGHUP: reloading"); Event::Reload }
+                _ = terminate.recv() => Event::Stop,
+                _ = interrupt.recv() => Event::Stop,
+            };
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// `apply`: one pass (two when an MFA session had to be replaced), then a
+/// report; exit 0 when every section is fresh.
+pub fn apply(cli: &Cli) -> anyhow::Result<i32> {
+    let mut daemon = build_daemon(cli)?;
+    let runtime = runtime()?;
+    let summary = runtime.block_on(async {
+        let mut summary = daemon.pass(Reason::Start).await?;
+        if summary.report.rerun {
+            summary = daemon.pass(Reason::Retry).await?;
+        }
+        anyhow::Ok(summary)
+    });
+    drop(runtime);
+    let summary = summary?;
+    let mut failed = 0;
+    for section in &summary.plan.sections {
+        let outcome = summary.report.outcomes.get(&section.section);
+        match (&section.state, outcome) {
+            (ProfileState::Fresh { expires }, _) => {
+                let refreshed = if outcome == Some(&Outcome::Written) { "refreshed, " } else { "" };
+                println!(
+                    "[{}] {refreshed}fresh until {}",
+                    section.section,
+                    super::plan::rfc3339(*expires)
+                );
+            }
+            (ProfileState::Invalid { reasons }, _) => {
+                failed += 1;
+                eprintln!("[{}] invalid: {}", section.section, reasons.join("; "));
+            }
+            (state, Some(Outcome::Failed(error))) => {
+                failed += 1;
+                eprintln!("[{}] {}: {error}", section.section, state.name());
+            }
+            (state, Some(Outcome::Waiting(unit))) => {
+                failed += 1;
+                eprintln!("[{}] {}: waiting ({unit} is backing off)", section.section, state.name());
+            }
+            (state, _) => {
+                failed += 1;
+                eprintln!("[{}] {}", section.section, state.name());
+            }
+        }
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
 }

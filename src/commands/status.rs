@@ -1,5 +1,78 @@
-//! `status`.
+//! `status`: per section, expiry and time left (from the credentials file),
+//! last refresh, last error and next attempt (from the daemon's state file
+//! in the runtime directory).
 
-pub fn run(_cli: &crate::cli::Cli, _args: &crate::cli::StatusArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("`status` is not yet available in this build; use `plan`")
+use std::io::Write;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::plan::{remaining, rfc3339};
+use crate::cli::{Cli, StatusArgs};
+use crate::config::process_env;
+use crate::daemon::state::{self, SectionStatus};
+use crate::plan::{KnownMfaSessions, ProfileState};
+use crate::session_cache::runtime_dir;
+
+#[derive(Serialize)]
+struct Row {
+    section: String,
+    profile: String,
+    state: &'static str,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires: Option<OffsetDateTime>,
+    seconds_left: Option<i64>,
+    #[serde(flatten)]
+    daemon: SectionStatus,
+}
+
+pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
+    let config = super::load_config(cli)?;
+    let document = super::credentials_file(cli, &config)?.read()?;
+    let now = OffsetDateTime::now_utc();
+    let plan = crate::plan::plan(&config.sections, &document, &KnownMfaSessions::new(), now);
+    let daemon_state = runtime_dir(&process_env).map(|dir| state::read(&dir)).unwrap_or_default();
+    let rows: Vec<Row> = plan
+        .sections
+        .iter()
+        .map(|s| {
+            let expires = match &s.state {
+                ProfileState::Fresh { expires } | ProfileState::Refresh { expires, .. } => Some(*expires),
+                _ => None,
+            };
+            Row {
+                section: s.section.clone(),
+                profile: s.profile.clone(),
+                state: s.state.name(),
+                expires,
+                seconds_left: expires.map(|e| (e - now).whole_seconds()),
+                daemon: daemon_state.sections.get(&s.section).cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+    } else {
+        print_table(&rows, now, &mut out)?;
+    }
+    Ok(if plan.all_fresh() { 0 } else { 1 })
+}
+
+fn print_table(rows: &[Row], now: OffsetDateTime, out: &mut dyn Write) -> anyhow::Result<()> {
+    let when = |t: Option<OffsetDateTime>| t.map_or("-".to_string(), |t| format!("{} ({})", rfc3339(t), remaining(t, now)));
+    for row in rows {
+        writeln!(out, "[{}] -> profile [{}]: {}", row.section, row.profile, row.state)?;
+        writeln!(out, "  expires:       {}", when(row.expires))?;
+        writeln!(out, "  last refresh:  {}", when(row.daemon.last_refresh))?;
+        writeln!(out, "  next attempt:  {}", when(row.daemon.next_attempt))?;
+        if let Some(error) = &row.daemon.last_error {
+            writeln!(out, "  last error:    {} ({})", error.lines().next().unwrap_or(""), when(row.daemon.last_error_at))?;
+        }
+    }
+    if rows.iter().all(|r| r.daemon.pid.is_none()) {
+        writeln!(out, "\n(no daemon has recorded a pass yet: is it running? `systemctl --user status aws-session-daemon`)")?;
+    }
+    Ok(())
 }

@@ -1,0 +1,123 @@
+//! The real outside systems behind the daemon's ports: the YubiKey (or
+//! `mfa_process`) for codes, and STS through the `sts` module.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::ports::{BoxFuture, Code, CodeProvider, MfaCode, SigningKeys, StsApi, StsTarget, UnitError};
+use crate::config::{CodeSource, PasswordSpec, RoleSettings};
+use crate::oath::{self, OathOptions, PasswordSource};
+use crate::session::SessionCredentials;
+use crate::sts::{self, Endpoint, StsClients};
+
+/// `mfa_process` codes follow AWS's standard TOTP period.
+const PROCESS_CODE_PERIOD: u64 = 30;
+
+/// Codes from the YubiKey's OATH applet, or from `mfa_process`.
+pub struct RealCodes;
+
+impl CodeProvider for RealCodes {
+    fn code(&self, source: &CodeSource, now: SystemTime) -> Result<Code, UnitError> {
+        match source {
+            CodeSource::Oath {
+                credential,
+                reader,
+                password,
+            } => {
+                let options = OathOptions {
+                    reader_filter: reader.clone(),
+                    password: password.as_ref().map(|p| match p {
+                        PasswordSpec::Command(command) => PasswordSource::Command(command.clone()),
+                        PasswordSpec::File(path) => PasswordSource::File(path.clone()),
+                    }),
+                };
+                let code = oath::calculate(&options, credential, now, &oath::notify_touch)
+                    .map_err(|e| UnitError::from_error(&e))?;
+                Ok(Code {
+                    value: code.value,
+                    step: code.step,
+                    period: code.period,
+                })
+            }
+            CodeSource::Process(command) => {
+                let value = oath::run_mfa_process(command).map_err(|e| UnitError::from_error(&e))?;
+                let unix = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                Ok(Code {
+                    value,
+                    step: unix / PROCESS_CODE_PERIOD,
+                    period: PROCESS_CODE_PERIOD,
+                })
+            }
+        }
+    }
+}
+
+/// STS through the SDK, one cached client per endpoint.
+pub struct RealSts {
+    clients: StsClients,
+}
+
+impl RealSts {
+    pub fn new() -> Self {
+        RealSts {
+            clients: StsClients::new(),
+        }
+    }
+}
+
+impl Default for RealSts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn endpoint(target: &StsTarget<'_>) -> Endpoint {
+    Endpoint::new(target.region, target.endpoint.map(str::to_string))
+}
+
+fn keys(keys: &SigningKeys) -> sts::SigningKeys {
+    sts::SigningKeys {
+        access_key_id: keys.access_key_id.clone(),
+        secret_access_key: keys.secret_access_key.clone(),
+        session_token: keys.session_token.clone(),
+    }
+}
+
+impl StsApi for RealSts {
+    fn get_session_token<'a>(
+        &'a self,
+        long_term: &'a SigningKeys,
+        target: StsTarget<'a>,
+        mfa: MfaCode<'a>,
+        duration: u32,
+    ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>> {
+        Box::pin(async move {
+            let mfa = sts::MfaCode {
+                serial_number: mfa.serial_number,
+                code: mfa.code,
+            };
+            self.clients
+                .get_session_token(&keys(long_term), &endpoint(&target), mfa, duration)
+                .await
+                .map_err(|e| UnitError::from_error(&e))
+        })
+    }
+
+    fn assume_role<'a>(
+        &'a self,
+        signer: &'a SigningKeys,
+        target: StsTarget<'a>,
+        role: &'a RoleSettings,
+        mfa: Option<MfaCode<'a>>,
+    ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>> {
+        Box::pin(async move {
+            let mfa = mfa.map(|m| sts::MfaCode {
+                serial_number: m.serial_number,
+                code: m.code,
+            });
+            self.clients
+                .assume_role(&keys(signer), &endpoint(&target), role, mfa)
+                .await
+                .map_err(|e| UnitError::from_error(&e))
+        })
+    }
+}
