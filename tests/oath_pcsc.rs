@@ -425,6 +425,9 @@ fn unplug_and_replug_wake_key_events() {
     let mut events = oath::spawn_key_watcher();
     std::thread::sleep(Duration::from_millis(300)); // the watcher's baseline
     let before = events.count();
+    // Nothing changes: no event, also across the watcher's 3 s wait timeout.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(events.count(), before, "key events without a change");
 
     card.unplug();
     next_event(&rt, &mut events, before);
@@ -475,4 +478,22 @@ fn pcscd_restart() {
     let now = SystemTime::now();
     let code = oath::calculate(&only(READER_0), AWS, now, &no_touch).unwrap();
     assert_code(&code, now, "sha1", SHA1_SECRET);
+}
+
+#[test]
+fn the_virtual_key_can_unplug_itself() {
+    let _lock = setup();
+    // Long enough for `start` to see the card first.
+    let _card = VirtualCard::start(
+        CardConfig::new(&aws_card())
+            .arg("--unplug-after-ms")
+            .arg("2000"),
+    );
+    let took = pcsc_support::wait_for_card(READER_0, false, Duration::from_secs(5));
+    assert!(
+        took < Duration::from_secs(4),
+        "unplugged only after {took:?}"
+    );
+    let e = oath::calculate(&only(READER_0), AWS, SystemTime::now(), &no_touch).unwrap_err();
+    assert!(matches!(e, OathError::NoCard { .. }), "{e:?}");
 }
