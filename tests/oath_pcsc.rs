@@ -5,7 +5,9 @@
 //! Needs root (to start or restart pcscd) or a running pcscd with vpcd;
 //! never skips: without them every test fails saying what to install.
 //! The tests take a file lock on the vpcd readers, so they run one at a
-//! time; the whole file takes about 30 s.
+//! time; the whole file takes about 25 s (2-core machine), most of it in
+//! the touch delays, the 3.5 s quiet period of the key watcher, and waits
+//! for pcscd to notice a card come or go.
 
 #[path = "support/pcsc.rs"]
 mod pcsc_support;
