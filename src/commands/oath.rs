@@ -1,0 +1,165 @@
+//! `oath list` and `oath code NAME`: diagnostics for checking a YubiKey
+//! setup (reader, applet, credential names) against the AWS console.
+//!
+//! `oath code` is the one place where a code is printed: to stdout, alone on
+//! its line, so that it can be compared or piped; everything else goes to
+//! stderr.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+use crate::oath::{self, OathOptions, ReaderListing};
+use crate::secret::ExposeSecret;
+
+/// Prints every matching reader and its OATH credentials (name, type,
+/// algorithm, digits, period, touch), never codes.
+pub fn list(opts: &OathOptions, json: bool) -> anyhow::Result<()> {
+    let listings = oath::list(opts).context("listing the OATH credentials")?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &listings)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(render_table(&listings).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Prints the current TOTP code of `name` to stdout; the reader, step and
+/// remaining validity go to stderr.
+pub fn code(opts: &OathOptions, name: &str) -> anyhow::Result<()> {
+    let now = SystemTime::now();
+    let code = oath::calculate(opts, name, now, &|prompt: &oath::TouchPrompt| {
+        eprintln!("Touch your YubiKey ({prompt})");
+        oath::notify_touch(prompt);
+    })
+    .with_context(|| format!("calculating a code for {name:?}"))?;
+    let unix = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let left = ((code.step + 1) * code.period).saturating_sub(unix);
+    println!("{}", code.value.expose_secret());
+    eprintln!(
+        "from {:?}, time step {} ({} s period), valid for {} more s",
+        code.reader, code.step, code.period, left
+    );
+    Ok(())
+}
+
+/// The human-readable form of `oath list`.
+pub fn render_table(listings: &[ReaderListing]) -> String {
+    let mut out = String::new();
+    if listings.is_empty() {
+        out.push_str("No smart card readers.\n");
+    }
+    for l in listings {
+        out.push_str(&format!("Reader {:?}", l.reader));
+        let mut notes = Vec::new();
+        if let Some(v) = &l.version {
+            notes.push(format!("OATH applet {v}"));
+        }
+        if l.password_protected {
+            notes.push("password protected".to_string());
+        }
+        if !notes.is_empty() {
+            out.push_str(&format!(" ({})", notes.join(", ")));
+        }
+        if let Some(problem) = &l.problem {
+            out.push_str(&format!(": {problem}\n"));
+            continue;
+        }
+        out.push('\n');
+        if l.credentials.is_empty() {
+            out.push_str("  no OATH credentials\n");
+            continue;
+        }
+        let rows: Vec<[String; 6]> = l
+            .credentials
+            .iter()
+            .map(|c| {
+                [
+                    c.name.clone(),
+                    c.kind.to_string(),
+                    c.algorithm.to_string(),
+                    c.digits
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    c.period
+                        .map(|p| format!("{p}s"))
+                        .unwrap_or_else(|| "-".into()),
+                    if c.touch { "yes" } else { "no" }.to_string(),
+                ]
+            })
+            .collect();
+        let header = ["NAME", "TYPE", "ALGORITHM", "DIGITS", "PERIOD", "TOUCH"].map(String::from);
+        let mut widths = header.clone().map(|h| h.chars().count());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in std::iter::once(&header).chain(&rows) {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            out.push_str(&format!("  {}\n", cells.join("  ").trim_end()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oath::{CredentialInfo, HashAlgorithm, OathType};
+
+    #[test]
+    fn table_shows_readers_credentials_and_problems() {
+        let listings = vec![
+            ReaderListing {
+                reader: "Yubico YubiKey OTP+FIDO+CCID 00 00".into(),
+                version: Some("5.4.3".into()),
+                password_protected: true,
+                credentials: vec![
+                    CredentialInfo {
+                        name: "Amazon Web Services:user@123457890123".into(),
+                        kind: OathType::Totp,
+                        algorithm: HashAlgorithm::Sha1,
+                        digits: Some(6),
+                        period: Some(30),
+                        touch: false,
+                    },
+                    CredentialInfo {
+                        name: "Counter:bob".into(),
+                        kind: OathType::Hotp,
+                        algorithm: HashAlgorithm::Sha256,
+                        digits: Some(8),
+                        period: None,
+                        touch: true,
+                    },
+                ],
+                problem: None,
+            },
+            ReaderListing {
+                reader: "Virtual PCD 00 01".into(),
+                version: None,
+                password_protected: false,
+                credentials: vec![],
+                problem: Some("no smart card in \"Virtual PCD 00 01\": insert the YubiKey".into()),
+            },
+        ];
+        let expected = "\
+Reader \"Yubico YubiKey OTP+FIDO+CCID 00 00\" (OATH applet 5.4.3, password protected)
+  NAME                                   TYPE  ALGORITHM  DIGITS  PERIOD  TOUCH
+  Amazon Web Services:user@123457890123  TOTP  SHA1       6       30s     no
+  Counter:bob                            HOTP  SHA256     8       -       yes
+Reader \"Virtual PCD 00 01\": no smart card in \"Virtual PCD 00 01\": insert the YubiKey
+";
+        assert_eq!(render_table(&listings), expected);
+    }
+}

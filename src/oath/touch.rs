@@ -1,0 +1,61 @@
+//! Telling the user to touch the YubiKey.
+//!
+//! A touch credential makes the key blink and wait (about 15 s) for a
+//! finger; a daemon running in the background must say so, or the user
+//! never knows. [`notify_touch`] logs at warn level and, where a desktop
+//! session bus exists, shows a notification through
+//! `org.freedesktop.Notifications`.
+
+use std::time::Duration;
+
+/// A CALCULATE is about to wait for a touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TouchPrompt {
+    /// The OATH credential name (not secret).
+    pub credential: String,
+    pub reader: String,
+}
+
+impl std::fmt::Display for TouchPrompt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "touch the YubiKey in {:?} to get a code for {:?}",
+            self.reader, self.credential
+        )
+    }
+}
+
+/// Logs the prompt at warn level and sends a desktop notification when
+/// `DBUS_SESSION_BUS_ADDRESS` is set. Returns at once: the notification is
+/// sent from a short-lived thread so that the CALCULATE (and the key's
+/// touch window) starts without waiting for D-Bus.
+pub fn notify_touch(prompt: &TouchPrompt) {
+    tracing::warn!(
+        credential = %prompt.credential,
+        reader = %prompt.reader,
+        "touch the YubiKey: the OATH credential requires a touch"
+    );
+    let Ok(address) = std::env::var("DBUS_SESSION_BUS_ADDRESS") else {
+        return;
+    };
+    if address.is_empty() {
+        return;
+    }
+    let body = format!(
+        "aws-session-daemon needs a code for {} ({}).",
+        prompt.credential, prompt.reader
+    );
+    std::thread::spawn(move || {
+        let note = super::dbus::Notification {
+            app_name: "aws-session-daemon",
+            icon: "dialog-password",
+            summary: "Touch your YubiKey",
+            body: &body,
+            timeout: Duration::from_secs(15),
+        };
+        if let Err(e) = super::dbus::notify(&address, &note) {
+            tracing::debug!("desktop notification not shown: {e}");
+        }
+    });
+}
