@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
 apt_packages=(libpcsclite-dev pkg-config pcscd)
 if [ "${1:-}" != "--runtime-only" ]; then
-  apt_packages+=(vsmartcard-vpcd systemd nix-bin supervisor)
+  apt_packages+=(vsmartcard-vpcd dbus-daemon systemd nix-bin supervisor)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -39,7 +39,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Some(Command::Oath(sub)) => commands::oath_cli::run(cli, sub),
+        Some(Command::Oath(sub)) => commands::oath::run(cli, sub),
         Some(Command::Completions { shell }) => {
             commands::completions::print(*shell, &mut Cli::command(), stdout)
         }

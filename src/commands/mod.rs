@@ -4,7 +4,7 @@
 pub mod completions;
 pub mod config;
 pub mod daemon;
-pub mod oath_cli;
+pub mod oath;
 pub mod plan;
 pub mod status;
 

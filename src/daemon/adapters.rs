@@ -9,6 +9,14 @@ use crate::oath::{self, OathOptions, PasswordSource};
 use crate::session::SessionCredentials;
 use crate::sts::{self, Endpoint, StsClients};
 
+/// The config's password setting as the OATH module takes it.
+pub fn password_source(spec: &PasswordSpec) -> PasswordSource {
+    match spec {
+        PasswordSpec::Command(command) => PasswordSource::Command(command.clone()),
+        PasswordSpec::File(path) => PasswordSource::File(path.clone()),
+    }
+}
+
 /// `mfa_process` codes follow AWS's standard TOTP period.
 const PROCESS_CODE_PERIOD: u64 = 30;
 
@@ -25,10 +33,7 @@ impl CodeProvider for RealCodes {
             } => {
                 let options = OathOptions {
                     reader_filter: reader.clone(),
-                    password: password.as_ref().map(|p| match p {
-                        PasswordSpec::Command(command) => PasswordSource::Command(command.clone()),
-                        PasswordSpec::File(path) => PasswordSource::File(path.clone()),
-                    }),
+                    password: password.as_ref().map(password_source),
                 };
                 let code = oath::calculate(&options, credential, now, &oath::notify_touch)
                     .map_err(|e| UnitError::from_error(&e))?;
