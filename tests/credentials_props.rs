@@ -17,8 +17,12 @@ use aws_session_daemon::secret::SecretString;
 use proptest::prelude::*;
 use proptest::sample::select;
 
+#[path = "support/credentials_gen.rs"]
+mod generate;
 #[path = "support/credentials_sdk.rs"]
 mod sdk;
+
+use generate::document;
 
 /// An edit with its value in the clear, so that a failing case prints it.
 #[derive(Clone, Debug)]
@@ -40,80 +44,6 @@ impl TestEdit {
             TestEdit::Set(s, k, _) | TestEdit::Remove(s, k) => (s, k),
         }
     }
-}
-
-fn line() -> impl Strategy<Value = String> {
-    let section = select(vec!["a", "b", "prod", "DEFAULT", "p-1", " a ", "A"]);
-    let key = select(vec![
-        "x",
-        "k",
-        "aws_session_token",
-        "AWS_Session_Token",
-        "aws_security_token",
-        "aws_session_token_x",
-        "region",
-    ]);
-    let separator = select(vec!["=", " = ", ":", " : ", "\t=\t", "= ", " =", ": "]);
-    let indent = select(vec!["  ", "\t", "    ", " "]);
-    // `\0` stands for a line break inside one generated element.
-    let continued = (
-        select(vec!["aws_session_token", "AWS_Session_Token", "region", "x"]),
-        separator.clone(),
-        "[a-zA-Z0-9/+=]{0,6}",
-        prop::collection::vec(
-            (indent.clone(), "[a-z=:# ]{1,8}", select(vec!["", "", "\0", "\0#c", "\0  #c"])),
-            1..3,
-        ),
-    )
-        .prop_map(|(k, s, v, more)| {
-            let mut line = format!("{k}{s}{v}");
-            for (indent, text, between) in more {
-                line.push_str(&format!("{between}\0{indent}{text}"));
-            }
-            line
-        });
-    prop_oneof![
-        5 => continued,
-        3 => section.clone().prop_map(|s| format!("[{s}]")),
-        1 => section.clone().prop_map(|s| format!("[{s}] # note")),
-        7 => (key, separator, "[a-zA-Z0-9/+=#; ]{0,10}")
-            .prop_map(|(k, s, v)| format!("{k}{s}{v}")),
-        2 => (select(vec!["", "  ", "\t"]), select(vec!["#", ";"]), "[a-z =]{0,8}")
-            .prop_map(|(i, c, t)| format!("{i}{c}{t}")),
-        2 => select(vec!["", "", "  ", "\t"]).prop_map(String::from),
-        3 => (indent.clone(), "[a-z=: ]{1,8}").prop_map(|(i, t)| format!("{i}{t}")),
-        1 => Just("junk without separator".to_string()),
-        1 => (indent, section).prop_map(|(i, s)| format!("{i}[{s}]")),
-    ]
-}
-
-/// Line endings: all LF, all CRLF, or (rarely) mixed line by line.
-fn document() -> impl Strategy<Value = String> {
-    (
-        prop::collection::vec((line(), any::<bool>()), 0..24),
-        select(vec!["\n", "\r\n", "\n", "\r\n", "mixed"]),
-        any::<bool>(),
-        prop::bool::weighted(0.1),
-    )
-        .prop_map(|(lines, style, final_newline, bom)| {
-            let count = lines.len();
-            let mut text = String::new();
-            if bom {
-                text.push('\u{feff}');
-            }
-            for (index, (line, crlf)) in lines.into_iter().enumerate() {
-                let newline = match style {
-                    "mixed" if crlf => "\r\n",
-                    "mixed" => "\n",
-                    style => style,
-                };
-                text.push_str(&line.replace('\0', newline));
-                if index + 1 < count || final_newline {
-                    text.push_str(newline);
-                }
-            }
-            text
-        })
 }
 
 fn edit() -> impl Strategy<Value = TestEdit> {

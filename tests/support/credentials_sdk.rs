@@ -49,3 +49,32 @@ pub fn load_credentials_file(path: &std::path::Path) -> Result<ProfileSet, Strin
 pub fn get<'a>(profiles: &'a ProfileSet, profile: &str, key: &str) -> Option<&'a str> {
     profiles.get_profile(profile).and_then(|p| p.get(key))
 }
+
+/// What the SDK's profile credentials provider hands out for `profile` from
+/// the credentials file at `path`: (access key id, secret, session token).
+#[allow(dead_code)]
+pub fn profile_credentials(
+    path: &std::path::Path,
+    profile: &str,
+) -> Result<(String, String, Option<String>), String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .profile_files(
+            ProfileFiles::builder()
+                .with_file(ProfileFileKind::Credentials, path)
+                .build(),
+        )
+        .profile_name(profile)
+        .build();
+    RUNTIME.with(|rt| {
+        rt.block_on(provider.provide_credentials())
+            .map(|c| {
+                (
+                    c.access_key_id().to_string(),
+                    c.secret_access_key().to_string(),
+                    c.session_token().map(str::to_string),
+                )
+            })
+            .map_err(|e| format!("{e:?}"))
+    })
+}
