@@ -110,7 +110,10 @@ fn inputs() -> Vec<(String, String)> {
     }
     let mut runner = TestRunner::deterministic();
     for n in 0..GENERATED {
-        let text = generate::document().new_tree(&mut runner).unwrap().current();
+        let text = generate::document()
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
         inputs.push((format!("generated #{n}"), text));
         let text = generate::readable_document()
             .new_tree(&mut runner)
@@ -141,7 +144,9 @@ fn write_cases(dir: &Path) -> (Vec<Case>, usize) {
         let mut profiles = vec!["prod".to_string(), "fresh".to_string()];
         if let Some(first) = doc.section_names().into_iter().find(|s| {
             !profiles.iter().any(|p| p == s)
-                && Edit::set(*s, "k", SecretString::from("v")).validate().is_ok()
+                && Edit::set(*s, "k", SecretString::from("v"))
+                    .validate()
+                    .is_ok()
         }) {
             profiles.push(first.to_string());
         }
@@ -206,7 +211,8 @@ fn require_botocore() {
 }
 
 fn botocore_read(requests: &[(PathBuf, Vec<String>)]) -> BotocoreOutput {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/credentials_botocore.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/credentials_botocore.py");
     let payload: Vec<_> = requests
         .iter()
         .map(|(path, profiles)| serde_json::json!({ "path": path, "profiles": profiles }))
@@ -263,7 +269,11 @@ fn compare_with_botocore(
             );
         }
         for key in doc.keys(section).into_iter().chain(doc.keys("DEFAULT")) {
-            assert!(keys.contains_key(key), "{}: [{section}] {key} unseen by botocore", case.name);
+            assert!(
+                keys.contains_key(key),
+                "{}: [{section}] {key} unseen by botocore",
+                case.name
+            );
         }
     }
 }
@@ -324,9 +334,18 @@ fn botocore_reads_what_the_editor_wrote() {
          {refused} inputs refused by the editor",
         output.botocore_version
     );
-    let golden_and_hand_written = cases.iter().filter(|c| !c.name.starts_with("generated")).count();
-    assert!(golden_and_hand_written >= 25, "only {golden_and_hand_written} non-random cases");
-    assert!(compared >= golden_and_hand_written + 120, "only {compared} files compared");
+    let golden_and_hand_written = cases
+        .iter()
+        .filter(|c| !c.name.starts_with("generated"))
+        .count();
+    assert!(
+        golden_and_hand_written >= 25,
+        "only {golden_and_hand_written} non-random cases"
+    );
+    assert!(
+        compared >= golden_and_hand_written + 120,
+        "only {compared} files compared"
+    );
 }
 
 #[test]
@@ -353,7 +372,11 @@ fn the_sdk_reads_what_the_editor_wrote() {
         // comments, indented comments); on the written ones they must not.
         for (profile, key) in &case.written_keys {
             let ours = doc.get(profile, key).unwrap();
-            assert!(ours.is_some(), "{}: [{profile}] {key} not written", case.name);
+            assert!(
+                ours.is_some(),
+                "{}: [{profile}] {key} not written",
+                case.name
+            );
             assert_eq!(
                 sdk::get(&profiles, profile, key),
                 ours,

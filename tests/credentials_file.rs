@@ -49,12 +49,20 @@ fn creates_the_directory_and_the_file_privately() {
     let aws = dir.path().join("home/.aws");
     let path = aws.join("credentials");
     let file = CredentialsFile::new(path.clone(), 3);
-    assert_eq!(file.read().unwrap().render(), "", "a missing file is an empty document");
     assert_eq!(
-        file.update(&[set("prod", "aws_session_token", "tok")]).unwrap(),
+        file.read().unwrap().render(),
+        "",
+        "a missing file is an empty document"
+    );
+    assert_eq!(
+        file.update(&[set("prod", "aws_session_token", "tok")])
+            .unwrap(),
         WriteOutcome::Written
     );
-    assert_eq!(fs::read_to_string(&path).unwrap(), "[prod]\naws_session_token = tok\n");
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "[prod]\naws_session_token = tok\n"
+    );
     assert_eq!(mode(&aws), 0o700);
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(&aws.join("credentials.lock")), 0o600);
@@ -68,11 +76,20 @@ fn the_new_file_is_private_whatever_the_old_mode() {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let inode = fs::metadata(&path).unwrap().ino();
     let file = CredentialsFile::new(path.clone(), 2);
-    file.update(&[set("prod", "aws_session_token", "tok")]).unwrap();
+    file.update(&[set("prod", "aws_session_token", "tok")])
+        .unwrap();
     let meta = fs::metadata(&path).unwrap();
-    assert_ne!(meta.ino(), inode, "written as a new file renamed into place");
+    assert_ne!(
+        meta.ino(),
+        inode,
+        "written as a new file renamed into place"
+    );
     assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
-    assert_eq!(mode(&dir.path().join("credentials.1")), 0o600, "the backup too");
+    assert_eq!(
+        mode(&dir.path().join("credentials.1")),
+        0o600,
+        "the backup too"
+    );
     assert_no_temp_files(dir.path());
 }
 
@@ -81,8 +98,11 @@ fn backups_rotate_newest_first_and_keep_n() {
     let (dir, path) = setup(Some("[p]\nn = 0\n"));
     // A backup left by an older tool with a loose mode.
     fs::write(dir.path().join("credentials.1"), "[p]\nn = old\n").unwrap();
-    fs::set_permissions(dir.path().join("credentials.1"), fs::Permissions::from_mode(0o644))
-        .unwrap();
+    fs::set_permissions(
+        dir.path().join("credentials.1"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let file = CredentialsFile::new(path.clone(), 3);
     for n in 1..=5 {
         assert_eq!(
@@ -95,7 +115,10 @@ fn backups_rotate_newest_first_and_keep_n() {
     assert_eq!(read(".1"), "[p]\nn = 4\n");
     assert_eq!(read(".2"), "[p]\nn = 3\n");
     assert_eq!(read(".3"), "[p]\nn = 2\n");
-    assert!(!dir.path().join("credentials.4").exists(), "only 3 backups kept");
+    assert!(
+        !dir.path().join("credentials.4").exists(),
+        "only 3 backups kept"
+    );
     for n in 1..=3 {
         assert_eq!(mode(&dir.path().join(format!("credentials.{n}"))), 0o600);
     }
@@ -118,7 +141,10 @@ fn an_update_that_changes_nothing_writes_nothing() {
     let file = CredentialsFile::new(path.clone(), 3);
     let before = fs::metadata(&path).unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    let edits = [set("p", "aws_session_token", "tok"), Edit::remove("p", "absent")];
+    let edits = [
+        set("p", "aws_session_token", "tok"),
+        Edit::remove("p", "absent"),
+    ];
     assert_eq!(file.update(&edits).unwrap(), WriteOutcome::Unchanged);
     let after = fs::metadata(&path).unwrap();
     assert_eq!(after.ino(), before.ino());
@@ -126,7 +152,10 @@ fn an_update_that_changes_nothing_writes_nothing() {
         (after.mtime(), after.mtime_nsec()),
         (before.mtime(), before.mtime_nsec())
     );
-    assert!(!dir.path().join("credentials.1").exists(), "no backup of an unchanged file");
+    assert!(
+        !dir.path().join("credentials.1").exists(),
+        "no backup of an unchanged file"
+    );
 
     // After a real change, repeating it is again a no-op: no second backup.
     file.update(&[set("p", "region", "eu-west-1")]).unwrap();
@@ -141,7 +170,10 @@ fn an_update_that_changes_nothing_writes_nothing() {
     // No file is created for edits that change nothing either.
     let (empty_dir, missing) = setup(None);
     let file = CredentialsFile::new(missing.clone(), 3);
-    assert_eq!(file.update(&[Edit::remove("p", "x")]).unwrap(), WriteOutcome::Unchanged);
+    assert_eq!(
+        file.update(&[Edit::remove("p", "x")]).unwrap(),
+        WriteOutcome::Unchanged
+    );
     assert!(!missing.exists());
     assert_no_temp_files(empty_dir.path());
 }
@@ -160,23 +192,45 @@ fn a_symlink_is_kept_and_its_target_written() {
 
     let file = CredentialsFile::new(link.clone(), 2);
     assert_eq!(file.target().unwrap(), aws.join("../dotfiles/credentials"));
-    assert_eq!(file.lock_path().unwrap(), aws.join("../dotfiles/credentials.lock"));
-    file.update(&[set("prod", "aws_session_token", "tok")]).unwrap();
+    assert_eq!(
+        file.lock_path().unwrap(),
+        aws.join("../dotfiles/credentials.lock")
+    );
+    file.update(&[set("prod", "aws_session_token", "tok")])
+        .unwrap();
 
-    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link survives");
-    assert_eq!(fs::read_link(&link).unwrap(), Path::new("../dotfiles/credentials"));
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link survives"
+    );
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        Path::new("../dotfiles/credentials")
+    );
     assert_eq!(
         fs::read_to_string(&target).unwrap(),
         "[default]\naws_access_key_id = AKIALONGTERM\n\n[prod]\naws_session_token = tok\n"
     );
     assert!(dotfiles.join("credentials.lock").exists());
-    assert!(dotfiles.join("credentials.1").exists(), "backups sit next to the target");
+    assert!(
+        dotfiles.join("credentials.1").exists(),
+        "backups sit next to the target"
+    );
     assert!(!aws.join("credentials.1").exists() && !aws.join("credentials.lock").exists());
     assert_no_temp_files(&dotfiles);
     // A dangling link: the target is created, the link still kept.
     fs::remove_file(&target).unwrap();
-    file.update(&[set("prod", "aws_session_token", "tok2")]).unwrap();
-    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    file.update(&[set("prod", "aws_session_token", "tok2")])
+        .unwrap();
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(
         fs::read_to_string(&link).unwrap(),
         "[prod]\naws_session_token = tok2\n"
@@ -189,12 +243,20 @@ fn a_read_only_file_is_refused_and_left_alone() {
     let (dir, path) = setup(Some(content));
     fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
     let file = CredentialsFile::new(path.clone(), 2);
-    let err = file.update(&[set("prod", "aws_session_token", "NEWTOKEN")]).unwrap_err();
+    let err = file
+        .update(&[set("prod", "aws_session_token", "NEWTOKEN")])
+        .unwrap_err();
     assert!(matches!(err, CredentialsError::ReadOnly { .. }), "{err:?}");
     assert_eq!(err.retry_class(), RetryClass::NeedsUser);
     let message = err.to_string();
-    assert!(message.starts_with(&path.display().to_string()), "{message}");
-    assert!(message.contains("read-only (mode 0444)") && message.contains("chmod 600"), "{message}");
+    assert!(
+        message.starts_with(&path.display().to_string()),
+        "{message}"
+    );
+    assert!(
+        message.contains("read-only (mode 0444)") && message.contains("chmod 600"),
+        "{message}"
+    );
     assert!(message.contains("needs to own it"), "{message}");
     assert_eq!(fs::read_to_string(&path).unwrap(), content);
     assert_eq!(mode(&path), 0o444);
@@ -213,7 +275,10 @@ fn a_duplicated_owned_section_is_refused_and_left_alone() {
             set("prod", "aws_session_token", "NEWSECRET2"),
         ])
         .unwrap_err();
-    assert!(matches!(err, CredentialsError::DuplicateSection { .. }), "{err:?}");
+    assert!(
+        matches!(err, CredentialsError::DuplicateSection { .. }),
+        "{err:?}"
+    );
     assert_eq!(err.retry_class(), RetryClass::NeedsUser);
     assert_eq!(
         err.to_string(),
@@ -225,7 +290,11 @@ fn a_duplicated_owned_section_is_refused_and_left_alone() {
     );
     let debug = format!("{err:?}");
     assert!(!debug.contains("SECRET") && !err.to_string().contains("SECRET"));
-    assert_eq!(fs::read_to_string(&path).unwrap(), content, "not even [other] changed");
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        content,
+        "not even [other] changed"
+    );
     assert!(!dir.path().join("credentials.1").exists());
     assert_no_temp_files(dir.path());
 }
@@ -239,14 +308,25 @@ fn unreadable_inputs_get_clear_errors() {
     assert!(matches!(err, CredentialsError::NotAFile { .. }), "{err:?}");
     assert!(err.to_string().contains("is a directory"), "{err}");
     assert!(err.to_string().contains(&path.display().to_string()));
-    assert!(CredentialsFile::new(path.clone(), 2).update(&[set("p", "k", "v")]).is_err());
+    assert!(
+        CredentialsFile::new(path.clone(), 2)
+            .update(&[set("p", "k", "v")])
+            .is_err()
+    );
     fs::remove_dir(&path).unwrap();
 
     // Not UTF-8: the line is named.
     fs::write(&path, b"[p]\nk = v\nbad = \xff\xfe\n").unwrap();
     let err = CredentialsFile::new(path.clone(), 2).read().unwrap_err();
-    assert!(matches!(err, CredentialsError::NotUtf8 { line: 3, .. }), "{err:?}");
-    assert!(err.to_string().contains("line 3: the file is not valid UTF-8"), "{err}");
+    assert!(
+        matches!(err, CredentialsError::NotUtf8 { line: 3, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("line 3: the file is not valid UTF-8"),
+        "{err}"
+    );
     assert_eq!(err.retry_class(), RetryClass::NeedsUser);
 
     // Too large (a sparse file: no 17 MiB written).
@@ -269,6 +349,7 @@ fn invalid_edits_are_refused_before_touching_the_disk() {
 }
 
 #[test]
+#[allow(clippy::incompatible_msrv)] // File::lock: see src/credentials/file.rs
 fn an_update_waits_for_the_lock() {
     let (_dir, path) = setup(Some("[p]\nn = 0\n"));
     let file = CredentialsFile::new(path.clone(), 1);
@@ -285,7 +366,10 @@ fn an_update_waits_for_the_lock() {
         std::thread::spawn(move || file.update(&[set("p", "n", "1")]).unwrap())
     };
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!writer.is_finished(), "the update did not wait for the lock");
+    assert!(
+        !writer.is_finished(),
+        "the update did not wait for the lock"
+    );
     assert_eq!(fs::read_to_string(&path).unwrap(), "[p]\nn = 0\n");
     held.unlock().unwrap();
     assert_eq!(writer.join().unwrap(), WriteOutcome::Written);
@@ -298,7 +382,9 @@ fn an_update_waits_for_the_lock() {
 #[test]
 fn concurrent_updates_to_different_sections_lose_nothing() {
     const UPDATES: usize = 200;
-    let (dir, path) = setup(Some("# shared\n[default]\naws_access_key_id = AKIALONGTERM\n"));
+    let (dir, path) = setup(Some(
+        "# shared\n[default]\naws_access_key_id = AKIALONGTERM\n",
+    ));
     let start = Arc::new(Barrier::new(2));
     let writers: Vec<_> = ["one", "two"]
         .into_iter()
@@ -332,7 +418,10 @@ fn concurrent_updates_to_different_sections_lose_nothing() {
             );
         }
     }
-    assert_eq!(doc.get("default", "aws_access_key_id").unwrap(), Some("AKIALONGTERM"));
+    assert_eq!(
+        doc.get("default", "aws_access_key_id").unwrap(),
+        Some("AKIALONGTERM")
+    );
     // Which new section comes first depends on which writer won the race.
     let mut sections = doc.section_names();
     assert_eq!(sections.remove(0), "default");

@@ -43,16 +43,17 @@ fn run_document(input: &str, script: &str) -> (Vec<Edit>, Outcome) {
     let mut doc = Document::parse(input);
     assert_eq!(doc.render(), input, "round trip");
     let mut all = Vec::new();
-    for line in script.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+    for line in script
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
         let words: Vec<&str> = line.splitn(4, ' ').collect();
         let edits = match words.as_slice() {
             ["set", section, key, value] => {
                 vec![Edit::set(*section, *key, SecretString::from(*value))]
             }
             ["remove", section, key] => vec![Edit::remove(*section, *key)],
-            ["session", section, expiry_key] => {
-                doc.session_edits(section, &session(), expiry_key)
-            }
+            ["session", section, expiry_key] => doc.session_edits(section, &session(), expiry_key),
             _ => panic!("bad edits.txt line: {line:?}"),
         };
         for edit in edits {
@@ -92,7 +93,9 @@ fn run_case(case: &Path) -> Result<(), String> {
             }
             let err = written.err().ok_or("the file writer accepted the edits")?;
             if !err.to_string().contains(&expected) {
-                return Err(format!("file writer error {err} does not contain {expected:?}"));
+                return Err(format!(
+                    "file writer error {err} does not contain {expected:?}"
+                ));
             }
             if on_disk != input || dir.path().join("credentials.1").exists() {
                 return Err("a refused update changed the file".into());
@@ -147,12 +150,22 @@ fn golden_cases() {
                 .map(|e| format!("{}: {e}", case.file_name().unwrap().to_string_lossy()))
         })
         .collect();
-    assert!(failures.is_empty(), "{} failing golden cases:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing golden cases:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
 fn refusals_never_show_secret_values() {
-    for case in ["duplicate_key", "duplicate_section", "bare_cr", "indented_keys"] {
+    for case in [
+        "duplicate_key",
+        "duplicate_section",
+        "bare_cr",
+        "indented_keys",
+    ] {
         let case = golden_dir().join(case);
         let input = fs::read_to_string(case.join("input")).unwrap();
         let script = fs::read_to_string(case.join("edits.txt")).unwrap();
@@ -160,7 +173,14 @@ fn refusals_never_show_secret_values() {
         let Outcome::Error(message) = outcome else {
             panic!("{}: expected a refusal", case.display())
         };
-        for secret in ["oldtoken", "newtoken", "NewSessionToken", "newsecret", "= a", "= b"] {
+        for secret in [
+            "oldtoken",
+            "newtoken",
+            "NewSessionToken",
+            "newsecret",
+            "= a",
+            "= b",
+        ] {
             assert!(!message.contains(secret), "{message}");
         }
     }

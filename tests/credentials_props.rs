@@ -90,7 +90,13 @@ fn check_new_key_is_last(doc: &Document, section: &str, key: &str) -> Result<(),
         // (An indented key has no well-defined lines of its own: skipped.)
         if let (true, Ok(lines)) = (other != key, doc.key_lines(section, other)) {
             let last = *lines.last().unwrap();
-            prop_assert!(last < line, "[{}] {} was added before {}", section, key, other);
+            prop_assert!(
+                last < line,
+                "[{}] {} was added before {}",
+                section,
+                key,
+                other
+            );
         }
     }
     let text = doc.render();
@@ -146,13 +152,29 @@ fn run(text: &str, edits: &[TestEdit]) -> Result<(), TestCaseError> {
     let sdk_before = sdk::parse_credentials(text);
     let sdk_after = sdk::parse_credentials(&written);
     if sdk_before.is_ok() {
-        prop_assert!(sdk_after.is_ok(), "the SDK can no longer parse: {:?}", sdk_after.err());
+        prop_assert!(
+            sdk_after.is_ok(),
+            "the SDK can no longer parse: {:?}",
+            sdk_after.err()
+        );
     }
     for (&(section, key), &value) in &expected {
         prop_assert!(reread.check_section(section).is_ok());
-        prop_assert_eq!(reread.get(section, key).unwrap(), value, "[{}] {}", section, key);
+        prop_assert_eq!(
+            reread.get(section, key).unwrap(),
+            value,
+            "[{}] {}",
+            section,
+            key
+        );
         if let Ok(profiles) = &sdk_after {
-            prop_assert_eq!(sdk::get(profiles, section, key), value, "SDK: [{}] {}", section, key);
+            prop_assert_eq!(
+                sdk::get(profiles, section, key),
+                value,
+                "SDK: [{}] {}",
+                section,
+                key
+            );
         }
     }
 
@@ -175,7 +197,11 @@ fn run(text: &str, edits: &[TestEdit]) -> Result<(), TestCaseError> {
     let after_lines = lines(&written);
     for &(section, key) in expected.keys() {
         let owned = reread.key_lines(section, key).unwrap();
-        prop_assert!(owned.len() <= 1, "a written key has value lines: {:?}", owned);
+        prop_assert!(
+            owned.len() <= 1,
+            "a written key has value lines: {:?}",
+            owned
+        );
         owned_after.extend(owned);
     }
     for (index, (content, _)) in after_lines.iter().enumerate() {
@@ -272,8 +298,13 @@ fn the_generators_reach_the_interesting_cases() {
             }
         }
     }
-    eprintln!("applied {applied}, refused {refused}, continuations dropped {continuations_dropped}");
+    eprintln!(
+        "applied {applied}, refused {refused}, continuations dropped {continuations_dropped}"
+    );
     assert!(applied > 2000, "applied {applied}");
     assert!(refused > 100, "refused {refused}");
-    assert!(continuations_dropped > 20, "continuations dropped {continuations_dropped}");
+    assert!(
+        continuations_dropped > 20,
+        "continuations dropped {continuations_dropped}"
+    );
 }

@@ -212,9 +212,10 @@ impl Document {
         let mut found = self.sections_named(section);
         let first = found.next();
         // botocore lets [DEFAULT] appear more than once (it merges them).
-        if section != DEFAULT_SECTION
-            && let (Some(first), Some(again)) = (first, found.next())
-        {
+        if section == DEFAULT_SECTION {
+            return Ok(first);
+        }
+        if let (Some(first), Some(again)) = (first, found.next()) {
             return Err(CredentialsError::DuplicateSection {
                 file: FileName::default(),
                 section: section.to_string(),

@@ -126,7 +126,10 @@ pub enum CredentialsError {
         "section name `{section}` cannot be written to the credentials file: {reason}. Use a \
          profile name of letters, digits and _ - / . % @ : +"
     )]
-    InvalidSection { section: String, reason: &'static str },
+    InvalidSection {
+        section: String,
+        reason: &'static str,
+    },
 
     #[error(
         "key `{key}` cannot be written to the credentials file: keys the daemon writes must be \
@@ -154,7 +157,11 @@ pub enum CredentialsError {
         "{file} is {size} bytes, more than the {limit} bytes a credentials file can sensibly be; \
          check that --credentials-file / AWS_SHARED_CREDENTIALS_FILE names the credentials file"
     )]
-    TooLarge { file: FileName, size: u64, limit: u64 },
+    TooLarge {
+        file: FileName,
+        size: u64,
+        limit: u64,
+    },
 
     #[error(
         "{file} is {what}, not a regular file; point --credentials-file / \
@@ -326,7 +333,10 @@ mod tests {
         assert!(matches!(denied, CredentialsError::PermissionDenied { .. }));
         assert_eq!(denied.retry_class(), RetryClass::NeedsUser);
         let rofs = CredentialsError::io(&file, "write", io::Error::from_raw_os_error(30));
-        assert!(matches!(rofs, CredentialsError::ReadOnly { .. }), "{rofs:?}");
+        assert!(
+            matches!(rofs, CredentialsError::ReadOnly { .. }),
+            "{rofs:?}"
+        );
         assert_eq!(rofs.retry_class(), RetryClass::NeedsUser);
     }
 }

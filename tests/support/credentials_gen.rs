@@ -20,11 +20,20 @@ pub fn line() -> impl Strategy<Value = String> {
     let indent = select(vec!["  ", "\t", "    ", " "]);
     // `\0` stands for a line break inside one generated element.
     let continued = (
-        select(vec!["aws_session_token", "AWS_Session_Token", "region", "x"]),
+        select(vec![
+            "aws_session_token",
+            "AWS_Session_Token",
+            "region",
+            "x",
+        ]),
         separator.clone(),
         "[a-zA-Z0-9/+=]{0,6}",
         prop::collection::vec(
-            (indent.clone(), "[a-z=:# ]{1,8}", select(vec!["", "", "\0", "\0#c", "\0  #c"])),
+            (
+                indent.clone(),
+                "[a-z=:# ]{1,8}",
+                select(vec!["", "", "\0", "\0#c", "\0  #c"]),
+            ),
             1..3,
         ),
     )
@@ -106,7 +115,9 @@ pub fn readable_document() -> impl Strategy<Value = String> {
         2 => Just((None, String::new())),
     ];
     let section = (
-        select(vec!["prod", "fresh", "a", "b", "default", "DEFAULT", "team-1", "x.y", "p@1"]),
+        select(vec![
+            "prod", "fresh", "a", "b", "default", "DEFAULT", "team-1", "x.y", "p@1",
+        ]),
         prop::collection::vec(entry, 0..6),
     );
     (

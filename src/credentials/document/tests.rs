@@ -17,7 +17,11 @@ fn edited(text: &str, edits: &[Edit]) -> String {
 fn refused(text: &str, edit: &Edit) -> CredentialsError {
     let mut doc = Document::parse(text);
     let err = doc.apply(edit).expect_err("the edit must be refused");
-    assert_eq!(doc.render(), text, "a refused edit leaves the document as it was");
+    assert_eq!(
+        doc.render(),
+        text,
+        "a refused edit leaves the document as it was"
+    );
     err
 }
 
@@ -41,9 +45,19 @@ fn get_reads_like_botocore() {
         "[default]\nAWS_Access_Key_ID=AKIA1\n[Prod]\naws_session_token : tok # not a comment\n\
          aws_session_token_x = other\nmulti =\n  a = 1\n  b = 2\n",
     );
-    assert_eq!(doc.get("default", "aws_access_key_id").unwrap(), Some("AKIA1"));
-    assert_eq!(doc.get("default", "AWS_ACCESS_KEY_ID").unwrap(), Some("AKIA1"));
-    assert_eq!(doc.get("prod", "aws_session_token").unwrap(), None, "sections are case-sensitive");
+    assert_eq!(
+        doc.get("default", "aws_access_key_id").unwrap(),
+        Some("AKIA1")
+    );
+    assert_eq!(
+        doc.get("default", "AWS_ACCESS_KEY_ID").unwrap(),
+        Some("AKIA1")
+    );
+    assert_eq!(
+        doc.get("prod", "aws_session_token").unwrap(),
+        None,
+        "sections are case-sensitive"
+    );
     assert_eq!(
         doc.get("Prod", "aws_session_token").unwrap(),
         Some("tok # not a comment")
@@ -62,11 +76,31 @@ fn get_reads_like_botocore() {
 fn duplicates_are_errors_for_get_and_check() {
     let doc = Document::parse("[a]\nx = 1\n\n[b]\ny = 1\nY = 2\n[a]\nz = 1\n");
     let err = doc.get("a", "x").unwrap_err();
-    assert!(matches!(err, CredentialsError::DuplicateSection { line: 7, first_line: 1, .. }));
+    assert!(matches!(
+        err,
+        CredentialsError::DuplicateSection {
+            line: 7,
+            first_line: 1,
+            ..
+        }
+    ));
     assert_eq!(err.retry_class(), RetryClass::NeedsUser);
     let err = doc.get("b", "y").unwrap_err();
-    assert!(matches!(err, CredentialsError::DuplicateKey { line: 6, first_line: 5, .. }), "{err:?}");
-    assert!(err.to_string().contains("line 6: key `y` appears again in section [b] (first at line 5)"));
+    assert!(
+        matches!(
+            err,
+            CredentialsError::DuplicateKey {
+                line: 6,
+                first_line: 5,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("line 6: key `y` appears again in section [b] (first at line 5)")
+    );
     assert!(doc.check_section("b").is_err());
     assert!(doc.check_section("a").is_err());
     assert!(doc.check_section("c").is_ok());
@@ -79,7 +113,10 @@ fn default_may_repeat_and_is_inherited() {
     );
     assert_eq!(doc.get("DEFAULT", "region").unwrap(), Some("eu"));
     assert_eq!(doc.get("p", "aws_security_token").unwrap(), None);
-    assert_eq!(doc.get_inherited("p", "aws_security_token").unwrap(), Some("old"));
+    assert_eq!(
+        doc.get_inherited("p", "aws_security_token").unwrap(),
+        Some("old")
+    );
     assert_eq!(doc.get_inherited("p", "x").unwrap(), Some("1"));
     let doc = Document::parse("[DEFAULT]\nr = 1\n[DEFAULT]\nr = 2\n");
     assert!(doc.get("DEFAULT", "r").is_err());
@@ -107,7 +144,10 @@ fn set_with_the_same_value_changes_nothing() {
     }
     // Not a form both readers read as `tok`: rewritten.
     assert_eq!(
-        edited("[p]\naws_session_token: tok\n", &[set("p", "aws_session_token", "tok")]),
+        edited(
+            "[p]\naws_session_token: tok\n",
+            &[set("p", "aws_session_token", "tok")]
+        ),
         "[p]\naws_session_token = tok\n"
     );
 }
@@ -169,7 +209,10 @@ fn missing_section_is_appended_after_one_blank_line() {
 #[test]
 fn line_endings_follow_the_file() {
     assert_eq!(
-        edited("[a]\r\nx = 1\r\n", &[set("a", "y", "2"), set("b", "z", "3")]),
+        edited(
+            "[a]\r\nx = 1\r\n",
+            &[set("a", "y", "2"), set("b", "z", "3")]
+        ),
         "[a]\r\nx = 1\r\ny = 2\r\n\r\n[b]\r\nz = 3\r\n"
     );
     assert_eq!(
@@ -177,7 +220,10 @@ fn line_endings_follow_the_file() {
         "[a]\nx = 1\ny = 2",
         "a missing final newline stays missing"
     );
-    assert_eq!(edited("[a]\nx = 1", &[set("b", "y", "2")]), "[a]\nx = 1\n\n[b]\ny = 2");
+    assert_eq!(
+        edited("[a]\nx = 1", &[set("b", "y", "2")]),
+        "[a]\nx = 1\n\n[b]\ny = 2"
+    );
 }
 
 #[test]
@@ -199,7 +245,10 @@ fn remove_deletes_the_key_and_its_value_lines() {
         "[p]\na = 1\nb = 2\n"
     );
     let text = "[p]\na = 1\n";
-    assert_eq!(edited(text, &[Edit::remove("p", "zz"), Edit::remove("q", "a")]), text);
+    assert_eq!(
+        edited(text, &[Edit::remove("p", "zz"), Edit::remove("q", "a")]),
+        text
+    );
 }
 
 #[test]
@@ -225,16 +274,25 @@ fn invalid_edits_are_refused_without_showing_the_value() {
         format!("{secret}\u{7}"),
     ] {
         let err = refused("[p]\n", &set("p", "k", &value));
-        assert!(matches!(err, CredentialsError::InvalidValue { .. }), "{err:?}");
+        assert!(
+            matches!(err, CredentialsError::InvalidValue { .. }),
+            "{err:?}"
+        );
         assert!(!err.to_string().contains(secret) && !format!("{err:?}").contains(secret));
     }
     for key in ["", "Key", "a-b", "a b", "a=b", "é"] {
         let err = refused("[p]\n", &set("p", key, "v"));
-        assert!(matches!(err, CredentialsError::InvalidKey { .. }), "{key}: {err:?}");
+        assert!(
+            matches!(err, CredentialsError::InvalidKey { .. }),
+            "{key}: {err:?}"
+        );
     }
     for section in ["", "DEFAULT", "a]b", "a\nb", "a b", " a", "a#b", "a;b", "é"] {
         let err = refused("[p]\n", &set(section, "k", "v"));
-        assert!(matches!(err, CredentialsError::InvalidSection { .. }), "{section:?}: {err:?}");
+        assert!(
+            matches!(err, CredentialsError::InvalidSection { .. }),
+            "{section:?}: {err:?}"
+        );
         assert_eq!(err.retry_class(), RetryClass::NeedsUser);
     }
     // Values the readers agree on are fine.
@@ -248,9 +306,23 @@ fn invalid_edits_are_refused_without_showing_the_value() {
 #[test]
 fn a_duplicated_section_or_key_is_never_touched() {
     let err = refused("[p]\na = 1\n[p]\nb = 2\n", &set("p", "a", "x"));
-    assert!(matches!(err, CredentialsError::DuplicateSection { line: 3, first_line: 1, .. }));
+    assert!(matches!(
+        err,
+        CredentialsError::DuplicateSection {
+            line: 3,
+            first_line: 1,
+            ..
+        }
+    ));
     let err = refused("[p]\na = 1\nb = 2\nA = 3\n", &set("p", "c", "x"));
-    assert!(matches!(err, CredentialsError::DuplicateKey { line: 4, first_line: 2, .. }));
+    assert!(matches!(
+        err,
+        CredentialsError::DuplicateKey {
+            line: 4,
+            first_line: 2,
+            ..
+        }
+    ));
     // Other sections' duplicates are not ours to judge.
     assert_eq!(
         edited("[q]\na = 1\na = 2\n[p]\n", &[set("p", "k", "v")]),
@@ -261,18 +333,30 @@ fn a_duplicated_section_or_key_is_never_touched() {
 #[test]
 fn a_header_with_spaces_inside_is_ambiguous() {
     let err = refused("[ p ]\na = 1\n", &set("p", "a", "x"));
-    assert!(matches!(err, CredentialsError::AmbiguousSection { line: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, CredentialsError::AmbiguousSection { line: 1, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("[ p ]"));
     let err = refused("[p]\na = 1\n[p\t]\n", &set("p", "b", "x"));
-    assert!(matches!(err, CredentialsError::AmbiguousSection { line: 3, .. }));
+    assert!(matches!(
+        err,
+        CredentialsError::AmbiguousSection { line: 3, .. }
+    ));
 }
 
 #[test]
 fn indented_keys_after_a_rewritten_key_are_refused() {
     let err = refused("[p]\n  a = 1\n  b = 2\n", &set("p", "a", "x"));
-    assert!(matches!(err, CredentialsError::IndentedLine { line: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, CredentialsError::IndentedLine { line: 3, .. }),
+        "{err:?}"
+    );
     let err = refused("[p]\n  a = 1\n  b = 2\n", &Edit::remove("p", "a"));
-    assert!(matches!(err, CredentialsError::IndentedLine { line: 3, .. }));
+    assert!(matches!(
+        err,
+        CredentialsError::IndentedLine { line: 3, .. }
+    ));
     // The last indented key can be rewritten; nothing indented follows it.
     assert_eq!(
         edited("[p]\n  a = 1\n  b = 2\n\n[q]\n", &[set("p", "b", "x")]),
@@ -280,7 +364,10 @@ fn indented_keys_after_a_rewritten_key_are_refused() {
     );
     // A new key would turn an indented header after it into its value.
     let err = refused("[p]\n  [q]\nk = 1\n", &set("p", "a", "x"));
-    assert!(matches!(err, CredentialsError::IndentedLine { line: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, CredentialsError::IndentedLine { line: 2, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -288,7 +375,10 @@ fn files_the_readers_would_split_differently_are_refused() {
     // A bare CR ends a line for botocore only: the SDK would read the key
     // line as part of the value of `a`.
     let err = refused("[p]\na = 1\rk = old\n", &set("p", "k", "NEWSECRET"));
-    assert!(matches!(err, CredentialsError::ReadersDisagree { .. }), "{err:?}");
+    assert!(
+        matches!(err, CredentialsError::ReadersDisagree { .. }),
+        "{err:?}"
+    );
     assert!(!err.to_string().contains("NEWSECRET"));
 }
 
@@ -341,7 +431,10 @@ fn a_stale_security_token_is_overwritten_too() {
         doc.get_inherited("p", "aws_security_token").unwrap(),
         Some("FwoGZXIvYXdzEXAMPLETOKEN==")
     );
-    assert_eq!(doc.get("DEFAULT", "aws_security_token").unwrap(), Some("stale"));
+    assert_eq!(
+        doc.get("DEFAULT", "aws_security_token").unwrap(),
+        Some("stale")
+    );
 }
 
 #[test]
@@ -383,7 +476,10 @@ fn a_rejected_line_does_not_end_a_value() {
 #[test]
 fn dropping_the_last_line_keeps_the_line_endings_before_it() {
     assert_eq!(
-        edited("[p]\naws_session_token=\n\n  =", &[set("p", "aws_session_token", "")]),
+        edited(
+            "[p]\naws_session_token=\n\n  =",
+            &[set("p", "aws_session_token", "")]
+        ),
         "[p]\naws_session_token =\n\n"
     );
     assert_eq!(
