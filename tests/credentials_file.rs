@@ -429,3 +429,71 @@ fn concurrent_updates_to_different_sections_lose_nothing() {
     assert_eq!(sections, ["one", "two"]);
     assert_no_temp_files(dir.path());
 }
+
+const WORKER_ENV: &str = "CREDENTIALS_TEST_WORKER";
+
+/// Not a test on its own: the body of one writer process for
+/// `concurrent_processes_lose_nothing` (does nothing unless started by it).
+#[test]
+fn worker_process() {
+    let Ok(job) = std::env::var(WORKER_ENV) else {
+        return;
+    };
+    let mut parts = job.splitn(3, '|');
+    let (path, section, updates) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap().parse::<usize>().unwrap(),
+    );
+    let file = CredentialsFile::new(PathBuf::from(path), 1);
+    // Start together: wait for the parent's go file.
+    let go = PathBuf::from(format!("{path}.go"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !go.exists() {
+        assert!(Instant::now() < deadline, "no go file");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for n in 0..updates {
+        file.update(&[set(section, &format!("k{n}"), &n.to_string())])
+            .unwrap();
+    }
+}
+
+/// The same as the threads above, with two processes, as two daemon
+/// instances (one per section under the systemd template) would run.
+#[test]
+fn concurrent_processes_lose_nothing() {
+    const UPDATES: usize = 200;
+    let (dir, path) = setup(Some("[default]\naws_access_key_id = AKIALONGTERM\n"));
+    let children: Vec<_> = ["one", "two"]
+        .into_iter()
+        .map(|section| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "worker_process", "--quiet", "--test-threads=1"])
+                .env(
+                    WORKER_ENV,
+                    format!("{}|{section}|{UPDATES}", path.display()),
+                )
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let go = PathBuf::from(format!("{}.go", path.display()));
+    std::thread::sleep(Duration::from_millis(200));
+    fs::write(&go, "").unwrap();
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "a writer process failed");
+    }
+    fs::remove_file(&go).unwrap();
+    let doc = Document::parse(&fs::read_to_string(&path).unwrap());
+    for section in ["one", "two"] {
+        for n in 0..UPDATES {
+            assert_eq!(
+                doc.get(section, &format!("k{n}")).unwrap(),
+                Some(n.to_string().as_str()),
+                "[{section}] k{n} was lost"
+            );
+        }
+    }
+    assert_no_temp_files(dir.path());
+}

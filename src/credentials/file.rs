@@ -104,13 +104,15 @@ impl CredentialsFile {
     /// The file that is really read and written: `path` with its symlink
     /// chain resolved (it need not exist yet). Watch its directory too.
     pub fn target(&self) -> Result<PathBuf, CredentialsError> {
-        resolve_symlinks(&self.path).map_err(|e| {
-            CredentialsError::io(
-                &FileName::new(&self.path, &self.path),
-                "following symbolic links",
-                e,
-            )
-        })
+        let name = FileName::new(&self.path, &self.path);
+        match resolve_symlinks(&self.path) {
+            Ok(target) => Ok(target),
+            Err(None) => Err(CredentialsError::NotAFile {
+                file: name,
+                what: "a loop of symbolic links",
+            }),
+            Err(Some(e)) => Err(CredentialsError::io(&name, "following symbolic links", e)),
+        }
     }
 
     /// The lock file: `<target>.lock` next to the target.
@@ -183,12 +185,13 @@ impl CredentialsFile {
 
 /// Follows `path` through symlinks (relative ones against the link's
 /// directory) to the file they finally name, which need not exist.
-fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
+/// `Err(None)`: the links go round in a loop.
+fn resolve_symlinks(path: &Path) -> Result<PathBuf, Option<io::Error>> {
     let mut current = path.to_path_buf();
     for _ in 0..MAX_SYMLINKS {
         match fs::symlink_metadata(&current) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                let link = fs::read_link(&current)?;
+                let link = fs::read_link(&current).map_err(Some)?;
                 current = match current.parent() {
                     Some(parent) if link.is_relative() => parent.join(link),
                     _ => link,
@@ -196,10 +199,10 @@ fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
             }
             Ok(_) => return Ok(current),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
-            Err(e) => return Err(e),
+            Err(e) => return Err(Some(e)),
         }
     }
-    Err(io::Error::other("too many levels of symbolic links"))
+    Err(None)
 }
 
 fn parent_dir(target: &Path) -> &Path {
@@ -530,7 +533,21 @@ mod tests {
             "a dangling chain ends at the file to create"
         );
         std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
-        assert!(resolve_symlinks(&dir.path().join("loop")).is_err());
+        assert!(matches!(
+            resolve_symlinks(&dir.path().join("loop")),
+            Err(None)
+        ));
+        let err = CredentialsFile::new(dir.path().join("loop"), 1)
+            .read()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("a loop of symbolic links"),
+            "{err}"
+        );
+        assert_eq!(
+            crate::retry::Classified::retry_class(&err),
+            crate::retry::RetryClass::NeedsUser
+        );
     }
 
     #[test]
