@@ -474,6 +474,8 @@ fn concurrent_processes_lose_nothing() {
                     WORKER_ENV,
                     format!("{}|{section}|{UPDATES}", path.display()),
                 )
+                // Only the exit status matters: keep the worker's report quiet.
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })

@@ -174,9 +174,10 @@ impl Document {
     }
 
     /// Whether the file starts with a UTF-8 byte order mark. Both readers
-    /// fail on one (botocore: "File contains no section headers"; the SDK:
-    /// "Expected a profile definition"), so the first edit that changes the
-    /// document drops it.
+    /// fail on one (botocore: "Unable to parse config file", from
+    /// configparser's `MissingSectionHeaderError`; the SDK: "Expected a
+    /// profile definition"), so the first edit that changes the document
+    /// drops it.
     pub fn has_byte_order_mark(&self) -> bool {
         self.text.starts_with('\u{feff}')
     }
@@ -250,7 +251,7 @@ impl Document {
     /// Value of `key` (case-insensitive key, case-sensitive section) in
     /// `section`, as botocore reads it: stripped, continuation lines joined
     /// with `\n`. Only the section's own keys: botocore also falls back to
-    /// [DEFAULT] (see [`Document::get_inherited`]).
+    /// `[DEFAULT]` (see [`Document::get_inherited`]).
     /// Err when the section or the key is duplicated (botocore refuses such
     /// files).
     pub fn get(&self, section: &str, key: &str) -> Result<Option<&str>, CredentialsError> {
@@ -264,7 +265,7 @@ impl Document {
     }
 
     /// What botocore reads for `key` in `section`: the section's own value,
-    /// else the value in [DEFAULT], which configparser merges into every
+    /// else the value in `[DEFAULT]`, which configparser merges into every
     /// section.
     pub fn get_inherited(
         &self,
@@ -337,7 +338,7 @@ impl Document {
 
     /// The edits that write `creds` into profile `section`:
     /// `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`,
-    /// `aws_security_token` when the section (or [DEFAULT]) has one —
+    /// `aws_security_token` when the section (or `[DEFAULT]`) has one —
     /// botocore reads it before `aws_session_token`, so a stale one would
     /// shadow the new token — and `expiry_key` with the expiry in RFC 3339
     /// UTC (`2026-11-25T16:05:00Z`).
