@@ -174,9 +174,10 @@ impl Document {
     }
 
     /// Whether the file starts with a UTF-8 byte order mark. Both readers
-    /// fail on one (botocore: "File contains no section headers"; the SDK:
-    /// "Expected a profile definition"), so the first edit that changes the
-    /// document drops it.
+    /// fail on one (botocore: "Unable to parse config file", from
+    /// configparser's `MissingSectionHeaderError`; the SDK: "Expected a
+    /// profile definition"), so the first edit that changes the document
+    /// drops it.
     pub fn has_byte_order_mark(&self) -> bool {
         self.text.starts_with('\u{feff}')
     }
@@ -212,9 +213,10 @@ impl Document {
         let mut found = self.sections_named(section);
         let first = found.next();
         // botocore lets [DEFAULT] appear more than once (it merges them).
-        if section != DEFAULT_SECTION
-            && let (Some(first), Some(again)) = (first, found.next())
-        {
+        if section == DEFAULT_SECTION {
+            return Ok(first);
+        }
+        if let (Some(first), Some(again)) = (first, found.next()) {
             return Err(CredentialsError::DuplicateSection {
                 file: FileName::default(),
                 section: section.to_string(),
@@ -249,7 +251,7 @@ impl Document {
     /// Value of `key` (case-insensitive key, case-sensitive section) in
     /// `section`, as botocore reads it: stripped, continuation lines joined
     /// with `\n`. Only the section's own keys: botocore also falls back to
-    /// [DEFAULT] (see [`Document::get_inherited`]).
+    /// `[DEFAULT]` (see [`Document::get_inherited`]).
     /// Err when the section or the key is duplicated (botocore refuses such
     /// files).
     pub fn get(&self, section: &str, key: &str) -> Result<Option<&str>, CredentialsError> {
@@ -263,7 +265,7 @@ impl Document {
     }
 
     /// What botocore reads for `key` in `section`: the section's own value,
-    /// else the value in [DEFAULT], which configparser merges into every
+    /// else the value in `[DEFAULT]`, which configparser merges into every
     /// section.
     pub fn get_inherited(
         &self,
@@ -336,7 +338,7 @@ impl Document {
 
     /// The edits that write `creds` into profile `section`:
     /// `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`,
-    /// `aws_security_token` when the section (or [DEFAULT]) has one —
+    /// `aws_security_token` when the section (or `[DEFAULT]`) has one —
     /// botocore reads it before `aws_session_token`, so a stale one would
     /// shadow the new token — and `expiry_key` with the expiry in RFC 3339
     /// UTC (`2026-11-25T16:05:00Z`).
@@ -377,6 +379,25 @@ impl Document {
         edits
     }
 
+    /// The lines (0-based, physical) that hold `key` in `section`: its key
+    /// line and the lines of its value, which a set replaces and a removal
+    /// deletes. Empty when the key is missing. Errors as
+    /// [`Document::apply`] would.
+    pub fn key_lines(&self, section: &str, key: &str) -> Result<Vec<usize>, CredentialsError> {
+        self.check_section(section)?;
+        let Some(&entry) = self.entries_for(section, key).first() else {
+            return Ok(Vec::new());
+        };
+        let mut lines = self.value_lines(section, key, entry)?;
+        lines.insert(self.parsed.entries[entry].line);
+        Ok(lines.into_iter().collect())
+    }
+
+    /// The number of physical lines (`\n`, `\r\n` and a bare `\r` end one).
+    pub fn line_count(&self) -> usize {
+        self.parsed.lines.len()
+    }
+
     // ----- editing -----
 
     fn line_text(&self, line: usize) -> &str {
@@ -404,13 +425,17 @@ impl Document {
         entry: usize,
     ) -> Result<BTreeSet<usize>, CredentialsError> {
         let key_line = self.parsed.entries[entry].line;
-        let mut lines = BTreeSet::new();
+        // botocore's continuation lines, including those after a line it
+        // rejects (no separator): such a line does not end the value.
+        let mut lines: BTreeSet<usize> = self.parsed.entries[entry]
+            .continuations
+            .iter()
+            .copied()
+            .collect();
         for index in key_line + 1..self.parsed.lines.len() {
             let content = self.line_text(index);
             match self.parsed.lines[index].kind {
-                Kind::Continuation(e) if e == entry => {
-                    lines.insert(index);
-                }
+                Kind::Continuation(e) if e == entry => {}
                 Kind::Blank => {}
                 Kind::Comment if content.starts_with([' ', '\t']) => {
                     lines.insert(index);
@@ -546,23 +571,25 @@ impl Document {
     }
 
     /// Writes the lines again, each kept, replaced or dropped, with
-    /// `insert` placed after line `after` (`None`: at the start). Kept lines
-    /// keep their bytes and line endings; new lines get the file's line
-    /// ending. A file without a final newline stays without one. The byte
-    /// order mark is dropped (see [`Document::has_byte_order_mark`]).
-    fn rebuild<'a>(
-        &'a self,
-        each: impl Fn(usize) -> Out<'a>,
+    /// `insert` placed after line `after` (`None`: at the start). Kept and
+    /// replaced lines keep their own line endings; new lines get the file's.
+    /// New lines at the end of a file without a final newline leave it
+    /// without one (the old last line gets the newline before them). The
+    /// byte order mark is dropped (see [`Document::has_byte_order_mark`]).
+    fn rebuild<'n>(
+        &self,
+        each: impl Fn(usize) -> Out<'n>,
         after: Option<usize>,
-        insert: &[&'a str],
+        insert: &[&'n str],
     ) -> Zeroizing<String> {
-        let mut out: Vec<(&str, &str)> = Vec::with_capacity(self.parsed.lines.len() + 4);
-        let new_lines = insert.iter().map(|content| (*content, self.newline));
+        // (content, own line ending; `None` for a new line)
+        let mut out: Vec<(&str, Option<&str>)> = Vec::with_capacity(self.parsed.lines.len() + 4);
+        let new_lines = insert.iter().map(|content| (*content, None));
         if after.is_none() {
             out.extend(new_lines.clone());
         }
         for (index, line) in self.parsed.lines.iter().enumerate() {
-            let terminator = line.terminator(&self.text);
+            let terminator = Some(line.terminator(&self.text));
             match each(index) {
                 Out::Keep => out.push((line.content(&self.text), terminator)),
                 Out::Replace(content) => out.push((content, terminator)),
@@ -580,14 +607,14 @@ impl Document {
         let count = out.len();
         let mut text = Zeroizing::new(String::with_capacity(self.text.len() + 256));
         for (index, (content, terminator)) in out.into_iter().enumerate() {
+            let last = index + 1 == count;
             text.push_str(content);
-            if index + 1 == count && ends_without_newline {
-                break;
-            }
-            text.push_str(if terminator.is_empty() {
-                self.newline
-            } else {
-                terminator
+            text.push_str(match terminator {
+                Some("") if last => "",
+                Some("") => self.newline,
+                Some(own) => own,
+                None if last && ends_without_newline => "",
+                None => self.newline,
             });
         }
         text

@@ -178,7 +178,8 @@ pub enum CredentialsError {
 
     #[error(
         "{file}: permission denied while {action}. Run the daemon as the user who owns the file \
-         and its directory (the file should have mode 0600)."
+         and its directory: it replaces the file through a temporary file and a lock file in \
+         that directory (the file itself should have mode 0600)."
     )]
     PermissionDenied {
         file: FileName,

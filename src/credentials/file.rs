@@ -104,13 +104,15 @@ impl CredentialsFile {
     /// The file that is really read and written: `path` with its symlink
     /// chain resolved (it need not exist yet). Watch its directory too.
     pub fn target(&self) -> Result<PathBuf, CredentialsError> {
-        resolve_symlinks(&self.path).map_err(|e| {
-            CredentialsError::io(
-                &FileName::new(&self.path, &self.path),
-                "following symbolic links",
-                e,
-            )
-        })
+        let name = FileName::new(&self.path, &self.path);
+        match resolve_symlinks(&self.path) {
+            Ok(target) => Ok(target),
+            Err(None) => Err(CredentialsError::NotAFile {
+                file: name,
+                what: "a loop of symbolic links",
+            }),
+            Err(Some(e)) => Err(CredentialsError::io(&name, "following symbolic links", e)),
+        }
     }
 
     /// The lock file: `<target>.lock` next to the target.
@@ -183,12 +185,13 @@ impl CredentialsFile {
 
 /// Follows `path` through symlinks (relative ones against the link's
 /// directory) to the file they finally name, which need not exist.
-fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
+/// `Err(None)`: the links go round in a loop.
+fn resolve_symlinks(path: &Path) -> Result<PathBuf, Option<io::Error>> {
     let mut current = path.to_path_buf();
     for _ in 0..MAX_SYMLINKS {
         match fs::symlink_metadata(&current) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                let link = fs::read_link(&current)?;
+                let link = fs::read_link(&current).map_err(Some)?;
                 current = match current.parent() {
                     Some(parent) if link.is_relative() => parent.join(link),
                     _ => link,
@@ -196,10 +199,10 @@ fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
             }
             Ok(_) => return Ok(current),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
-            Err(e) => return Err(e),
+            Err(e) => return Err(Some(e)),
         }
     }
-    Err(io::Error::other("too many levels of symbolic links"))
+    Err(None)
 }
 
 fn parent_dir(target: &Path) -> &Path {
@@ -380,6 +383,9 @@ fn take_lock(name: &FileName, path: &Path) -> Result<File, CredentialsError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| CredentialsError::io(name, "opening the lock file", e))?;
+    // flock(2), exclusive, waiting. `File::lock` is Rust 1.89; Cargo.toml's
+    // rust-version (1.85) predates it and needs raising to 1.89.
+    #[allow(clippy::incompatible_msrv)]
     file.lock()
         .map_err(|e| CredentialsError::io(name, "locking the lock file", e))?;
     Ok(file)
@@ -440,10 +446,9 @@ fn rotate_backups(
     }
     for n in 2..=backups {
         let path = sibling(target, &format!(".{n}"));
-        if let Ok(meta) = fs::symlink_metadata(&path)
-            && meta.is_file()
-            && meta.permissions().mode() & 0o077 != 0
-        {
+        let loose = fs::symlink_metadata(&path)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o077 != 0);
+        if loose {
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
     }
@@ -528,7 +533,21 @@ mod tests {
             "a dangling chain ends at the file to create"
         );
         std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
-        assert!(resolve_symlinks(&dir.path().join("loop")).is_err());
+        assert!(matches!(
+            resolve_symlinks(&dir.path().join("loop")),
+            Err(None)
+        ));
+        let err = CredentialsFile::new(dir.path().join("loop"), 1)
+            .read()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("a loop of symbolic links"),
+            "{err}"
+        );
+        assert_eq!(
+            crate::retry::Classified::retry_class(&err),
+            crate::retry::RetryClass::NeedsUser
+        );
     }
 
     #[test]

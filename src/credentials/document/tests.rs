@@ -224,10 +224,6 @@ fn line_endings_follow_the_file() {
         edited("[a]\nx = 1", &[set("b", "y", "2")]),
         "[a]\nx = 1\n\n[b]\ny = 2"
     );
-    assert_eq!(
-        edited("[a]\nx = 1\ny = 2", &[Edit::remove("a", "y")]),
-        "[a]\nx = 1"
-    );
 }
 
 #[test]
@@ -461,5 +457,33 @@ fn format_expiry_is_utc_whole_seconds() {
     assert_eq!(
         format_expiry(datetime!(2026-01-01 00:30:00 +02:00)),
         "2025-12-31T22:30:00Z"
+    );
+}
+
+#[test]
+fn a_rejected_line_does_not_end_a_value() {
+    // botocore keeps `region` open across the line without separator, so
+    // the indented line after it still continues `region`.
+    assert_eq!(
+        edited(
+            "[prod]\nregion=\njunk without separator\n  [a]\n",
+            &[set("prod", "region", "")]
+        ),
+        "[prod]\nregion =\njunk without separator\n"
+    );
+}
+
+#[test]
+fn dropping_the_last_line_keeps_the_line_endings_before_it() {
+    assert_eq!(
+        edited(
+            "[p]\naws_session_token=\n\n  =",
+            &[set("p", "aws_session_token", "")]
+        ),
+        "[p]\naws_session_token =\n\n"
+    );
+    assert_eq!(
+        edited("[p]\na = 1\nb = 2", &[Edit::remove("p", "b")]),
+        "[p]\na = 1\n"
     );
 }

@@ -1,0 +1,310 @@
+//! Property tests of the credentials editor: random documents (every kind of
+//! line, LF or CRLF, with or without final newline or byte order mark) and
+//! random edits.
+//!
+//! - `parse(x).render() == x` for any string;
+//! - an edit that is refused leaves the document as it was;
+//! - after the edits, every line that does not hold an edited key is
+//!   unchanged and in the same order (new sections only add lines at the end);
+//! - the written file reads back each set value (and no removed key) through
+//!   `Document::get` *and* through the AWS SDK for Rust's own parser;
+//! - no edited section ends up duplicated or with a duplicate key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_session_daemon::credentials::{CredentialsError, Document, Edit};
+use aws_session_daemon::secret::SecretString;
+use proptest::prelude::*;
+use proptest::sample::select;
+
+#[path = "support/credentials_gen.rs"]
+mod generate;
+#[path = "support/credentials_sdk.rs"]
+mod sdk;
+
+use generate::document;
+
+/// An edit with its value in the clear, so that a failing case prints it.
+#[derive(Clone, Debug)]
+enum TestEdit {
+    Set(&'static str, &'static str, String),
+    Remove(&'static str, &'static str),
+}
+
+impl TestEdit {
+    fn edit(&self) -> Edit {
+        match self {
+            TestEdit::Set(s, k, v) => Edit::set(*s, *k, SecretString::from(v.as_str())),
+            TestEdit::Remove(s, k) => Edit::remove(*s, *k),
+        }
+    }
+
+    fn target(&self) -> (&'static str, &'static str) {
+        match self {
+            TestEdit::Set(s, k, _) | TestEdit::Remove(s, k) => (s, k),
+        }
+    }
+}
+
+fn edit() -> impl Strategy<Value = TestEdit> {
+    // Biased towards the sections and keys the documents use most.
+    let section = select(vec!["a", "prod", "a", "prod", "b", "new", "p-1", "A"]);
+    let key = select(vec![
+        "aws_session_token",
+        "aws_session_token",
+        "region",
+        "x",
+        "k",
+        "aws_security_token",
+    ]);
+    prop_oneof![
+        3 => (section.clone(), key.clone(), "[A-Za-z0-9/+=]{0,16}")
+            .prop_map(|(s, k, v)| TestEdit::Set(s, k, v)),
+        1 => (section, key).prop_map(|(s, k)| TestEdit::Remove(s, k)),
+    ]
+}
+
+/// Physical lines as (content, terminator), split like Python's universal
+/// newlines, the byte order mark left out.
+fn lines(text: &str) -> Vec<(String, String)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (content, terminator, next) = match rest.find(['\r', '\n']) {
+            None => (rest, "", ""),
+            Some(i) if rest[i..].starts_with("\r\n") => (&rest[..i], "\r\n", &rest[i + 2..]),
+            Some(i) => (&rest[..i], &rest[i..i + 1], &rest[i + 1..]),
+        };
+        out.push((content.to_string(), terminator.to_string()));
+        rest = next;
+    }
+    out
+}
+
+/// A key added to an existing section comes after the section's other keys
+/// (and their values), before any blank lines and comments that end it.
+fn check_new_key_is_last(doc: &Document, section: &str, key: &str) -> Result<(), TestCaseError> {
+    let line = doc.key_lines(section, key).unwrap()[0];
+    for other in doc.keys(section) {
+        // (An indented key has no well-defined lines of its own: skipped.)
+        if let (true, Ok(lines)) = (other != key, doc.key_lines(section, other)) {
+            let last = *lines.last().unwrap();
+            prop_assert!(
+                last < line,
+                "[{}] {} was added before {}",
+                section,
+                key,
+                other
+            );
+        }
+    }
+    let text = doc.render();
+    let all = lines(&text);
+    let next = all.get(line + 1).map(|(content, _)| content.trim());
+    prop_assert!(
+        next.is_none_or(|l| l.is_empty() || l.starts_with(['#', ';', '['])),
+        "[{}] {} is followed by {:?}",
+        section,
+        key,
+        next
+    );
+    Ok(())
+}
+
+fn run(text: &str, edits: &[TestEdit]) -> Result<(), TestCaseError> {
+    let original = Document::parse(text);
+    let mut doc = Document::parse(text);
+    let mut applied = Vec::new();
+    for edit in edits {
+        let before = doc.render();
+        let (section, key) = edit.target();
+        let is_new_key = doc.has_section(section) && doc.get(section, key).ok() == Some(None);
+        match doc.apply(&edit.edit()) {
+            Ok(()) => {
+                applied.push(edit.clone());
+                if is_new_key && matches!(edit, TestEdit::Set(..)) {
+                    check_new_key_is_last(&doc, section, key)?;
+                }
+            }
+            Err(err) => {
+                prop_assert_eq!(doc.render(), before, "a refused edit changed the document");
+                prop_assert!(
+                    !matches!(err, CredentialsError::ReadersDisagree { .. }),
+                    "only the named checks should refuse these documents: {}",
+                    err
+                );
+            }
+        }
+    }
+    let written = doc.render();
+
+    // Each edited key ends as its last successful edit left it.
+    let mut expected: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
+    for edit in &applied {
+        let value = match edit {
+            TestEdit::Set(_, _, v) => Some(v.as_str()),
+            TestEdit::Remove(..) => None,
+        };
+        expected.insert(edit.target(), value);
+    }
+    let reread = Document::parse(&written);
+    let sdk_before = sdk::parse_credentials(text);
+    let sdk_after = sdk::parse_credentials(&written);
+    if sdk_before.is_ok() {
+        prop_assert!(
+            sdk_after.is_ok(),
+            "the SDK can no longer parse: {:?}",
+            sdk_after.err()
+        );
+    }
+    for (&(section, key), &value) in &expected {
+        prop_assert!(reread.check_section(section).is_ok());
+        prop_assert_eq!(
+            reread.get(section, key).unwrap(),
+            value,
+            "[{}] {}",
+            section,
+            key
+        );
+        if let Ok(profiles) = &sdk_after {
+            prop_assert_eq!(
+                sdk::get(profiles, section, key),
+                value,
+                "SDK: [{}] {}",
+                section,
+                key
+            );
+        }
+    }
+
+    // Every line that does not hold an edited key is kept, in order.
+    let mut owned_before = BTreeSet::new();
+    for &(section, key) in expected.keys() {
+        match original.key_lines(section, key) {
+            Ok(lines) => owned_before.extend(lines),
+            // An earlier edit made this key editable (e.g. rewrote the
+            // indented key after it); its lines in the original are unknown.
+            Err(_) => return Ok(()),
+        }
+    }
+    let mut owned_after = BTreeSet::new();
+    let new_sections: BTreeSet<&str> = expected
+        .keys()
+        .map(|&(s, _)| s)
+        .filter(|s| !original.has_section(s))
+        .collect();
+    let after_lines = lines(&written);
+    for &(section, key) in expected.keys() {
+        let owned = reread.key_lines(section, key).unwrap();
+        prop_assert!(
+            owned.len() <= 1,
+            "a written key has value lines: {:?}",
+            owned
+        );
+        owned_after.extend(owned);
+    }
+    for (index, (content, _)) in after_lines.iter().enumerate() {
+        if new_sections.iter().any(|s| *content == format!("[{s}]")) {
+            owned_after.insert(index);
+        }
+    }
+    let kept_before: Vec<_> = lines(text)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !owned_before.contains(i))
+        .map(|(_, l)| l)
+        .collect();
+    let kept_after: Vec<_> = after_lines
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !owned_after.contains(i))
+        .map(|(_, l)| l)
+        .collect();
+    prop_assert!(kept_after.len() >= kept_before.len(), "lines were lost");
+    for (i, (before, after)) in kept_before.iter().zip(&kept_after).enumerate() {
+        prop_assert_eq!(&before.0, &after.0, "line {} of the kept lines", i);
+        // The last line may gain or lose its line ending.
+        if i + 1 < kept_before.len() && i + 1 < kept_after.len() {
+            prop_assert_eq!(&before.1, &after.1, "line ending of kept line {}", i);
+        }
+    }
+    let extra = &kept_after[kept_before.len()..];
+    prop_assert!(
+        extra.iter().all(|(content, _)| content.is_empty()) && extra.len() <= new_sections.len(),
+        "unexpected lines added: {:?}",
+        extra
+    );
+    Ok(())
+}
+
+proptest! {
+    // Failures are kept as unit tests in src/credentials/document/tests.rs,
+    // not in a regressions file.
+    #![proptest_config(ProptestConfig {
+        cases: 1000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn edits_change_only_their_own_lines(text in document(), edits in prop::collection::vec(edit(), 1..6)) {
+        run(&text, &edits)?;
+    }
+
+    #[test]
+    fn parse_render_round_trips_any_string(text in any::<String>()) {
+        prop_assert_eq!(Document::parse(&text).render(), text);
+    }
+
+    #[test]
+    fn parse_render_round_trips_line_soup(text in "[\r\n\t \\[\\]=:#;a\u{feff}\u{a0}\u{85}]{0,60}") {
+        let doc = Document::parse(&text);
+        prop_assert_eq!(doc.render(), text);
+        // Reading never panics, whatever the text.
+        for section in doc.section_names() {
+            let _ = doc.get(section, "a");
+            let _ = doc.check_section(section);
+        }
+    }
+}
+
+#[test]
+fn the_generators_reach_the_interesting_cases() {
+    // Guards the property above against a generator that only produces
+    // trivial documents or edits that are always refused.
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut applied, mut refused, mut continuations_dropped) = (0, 0, 0);
+    for _ in 0..1000 {
+        let text = document().new_tree(&mut runner).unwrap().current();
+        let edits = prop::collection::vec(edit(), 1..6)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        let mut doc = Document::parse(&text);
+        for e in &edits {
+            let (section, key) = e.target();
+            let owned = doc.key_lines(section, key).map(|l| l.len()).unwrap_or(0);
+            match doc.apply(&e.edit()) {
+                Ok(()) => {
+                    applied += 1;
+                    if owned > 1 {
+                        continuations_dropped += 1;
+                    }
+                }
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    eprintln!(
+        "applied {applied}, refused {refused}, continuations dropped {continuations_dropped}"
+    );
+    assert!(applied > 2000, "applied {applied}");
+    assert!(refused > 100, "refused {refused}");
+    assert!(
+        continuations_dropped > 20,
+        "continuations dropped {continuations_dropped}"
+    );
+}
