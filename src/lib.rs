@@ -17,6 +17,7 @@ pub mod retry;
 pub mod secret;
 pub mod session;
 pub mod session_cache;
+pub mod sts;
 
 /// The version shown by `--version`: the package version, plus the git
 /// revision when built from a git checkout (see build.rs).

@@ -233,16 +233,16 @@ impl SessionCache {
     /// A missing or unreadable file is treated as empty: the cache is an
     /// optimisation, never a reason to stop.
     pub fn load(&mut self, _lock: &CacheLock) -> &CacheContents {
-        if let Some(dir) = &self.dir {
-            if let Ok(bytes) = fs::read(dir.join(CACHE_FILE)) {
-                match serde_json::from_slice::<Stored>(&bytes) {
-                    Ok(stored) => self.memory.merge(CacheContents::from_stored(stored)),
-                    Err(e) => tracing::warn!(
-                        "ignoring unreadable MFA session cache {}: {}",
-                        dir.join(CACHE_FILE).display(),
-                        e.classify_name()
-                    ),
-                }
+        if let Some(dir) = &self.dir
+            && let Ok(bytes) = fs::read(dir.join(CACHE_FILE))
+        {
+            match serde_json::from_slice::<Stored>(&bytes) {
+                Ok(stored) => self.memory.merge(CacheContents::from_stored(stored)),
+                Err(e) => tracing::warn!(
+                    "ignoring unreadable MFA session cache {}: {}",
+                    dir.join(CACHE_FILE).display(),
+                    e.classify_name()
+                ),
             }
         }
         &self.memory

@@ -133,7 +133,11 @@ pub fn apply(cli: &Cli) -> anyhow::Result<i32> {
         let outcome = summary.report.outcomes.get(&section.section);
         match (&section.state, outcome) {
             (ProfileState::Fresh { expires }, _) => {
-                let refreshed = if outcome == Some(&Outcome::Written) { "refreshed, " } else { "" };
+                let refreshed = if outcome == Some(&Outcome::Written) {
+                    "refreshed, "
+                } else {
+                    ""
+                };
                 println!(
                     "[{}] {refreshed}fresh until {}",
                     section.section,
@@ -150,7 +154,11 @@ pub fn apply(cli: &Cli) -> anyhow::Result<i32> {
             }
             (state, Some(Outcome::Waiting(unit))) => {
                 failed += 1;
-                eprintln!("[{}] {}: waiting ({unit} is backing off)", section.section, state.name());
+                eprintln!(
+                    "[{}] {}: waiting ({unit} is backing off)",
+                    section.section,
+                    state.name()
+                );
             }
             (state, _) => {
                 failed += 1;

@@ -113,6 +113,53 @@ pub fn render_table(listings: &[ReaderListing]) -> String {
     out
 }
 
+/// `oath list` / `oath code`, with the YubiKey flags (or the config's values
+/// when the selected sections agree on them).
+pub fn run(cli: &crate::cli::Cli, command: &crate::cli::OathCommand) -> anyhow::Result<i32> {
+    let options = options_from(cli);
+    match command {
+        crate::cli::OathCommand::List { json } => list(&options, *json)?,
+        crate::cli::OathCommand::Code { name } => code(&options, name)?,
+    }
+    Ok(0)
+}
+
+fn options_from(cli: &crate::cli::Cli) -> OathOptions {
+    let o = &cli.overrides;
+    let password = match (&o.oath_password_command, &o.oath_password_file) {
+        (Some(command), _) => Some(crate::oath::PasswordSource::Command(command.clone())),
+        (None, Some(file)) => Some(crate::oath::PasswordSource::File(file.into())),
+        (None, None) => None,
+    };
+    let mut options = OathOptions {
+        reader_filter: o.yubikey_reader.clone(),
+        password,
+    };
+    // Without flags, take the reader and password from the config, if it
+    // loads and names them.
+    if (options.reader_filter.is_none() || options.password.is_none())
+        && let Ok(config) =
+            crate::config::load(&super::load_options(cli), &crate::config::process_env)
+    {
+        for (_, settings) in config.valid_sections() {
+            if let crate::config::CodeSource::Oath {
+                reader, password, ..
+            } = &settings.code_source
+            {
+                if options.reader_filter.is_none() {
+                    options.reader_filter = reader.clone();
+                }
+                if options.password.is_none() {
+                    options.password = password
+                        .as_ref()
+                        .map(crate::daemon::adapters::password_source);
+                }
+            }
+        }
+    }
+    options
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,45 +209,4 @@ Reader \"Virtual PCD 00 01\": no smart card in \"Virtual PCD 00 01\": insert the
 ";
         assert_eq!(render_table(&listings), expected);
     }
-}
-
-/// `oath list` / `oath code`, with the YubiKey flags (or the config's values
-/// when the selected sections agree on them).
-pub fn run(cli: &crate::cli::Cli, command: &crate::cli::OathCommand) -> anyhow::Result<i32> {
-    let options = options_from(cli);
-    match command {
-        crate::cli::OathCommand::List { json } => list(&options, *json)?,
-        crate::cli::OathCommand::Code { name } => code(&options, name)?,
-    }
-    Ok(0)
-}
-
-fn options_from(cli: &crate::cli::Cli) -> OathOptions {
-    let o = &cli.overrides;
-    let password = match (&o.oath_password_command, &o.oath_password_file) {
-        (Some(command), _) => Some(crate::oath::PasswordSource::Command(command.clone())),
-        (None, Some(file)) => Some(crate::oath::PasswordSource::File(file.into())),
-        (None, None) => None,
-    };
-    let mut options = OathOptions {
-        reader_filter: o.yubikey_reader.clone(),
-        password,
-    };
-    // Without flags, take the reader and password from the config, if it
-    // loads and names them.
-    if options.reader_filter.is_none() || options.password.is_none() {
-        if let Ok(config) = crate::config::load(&super::load_options(cli), &crate::config::process_env) {
-            for (_, settings) in config.valid_sections() {
-                if let crate::config::CodeSource::Oath { reader, password, .. } = &settings.code_source {
-                    if options.reader_filter.is_none() {
-                        options.reader_filter = reader.clone();
-                    }
-                    if options.password.is_none() {
-                        options.password = password.as_ref().map(crate::daemon::adapters::password_source);
-                    }
-                }
-            }
-        }
-    }
-    options
 }

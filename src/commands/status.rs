@@ -31,13 +31,17 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
     let document = super::credentials_file(cli, &config)?.read()?;
     let now = OffsetDateTime::now_utc();
     let plan = crate::plan::plan(&config.sections, &document, &KnownMfaSessions::new(), now);
-    let daemon_state = runtime_dir(&process_env).map(|dir| state::read(&dir)).unwrap_or_default();
+    let daemon_state = runtime_dir(&process_env)
+        .map(|dir| state::read(&dir))
+        .unwrap_or_default();
     let rows: Vec<Row> = plan
         .sections
         .iter()
         .map(|s| {
             let expires = match &s.state {
-                ProfileState::Fresh { expires } | ProfileState::Refresh { expires, .. } => Some(*expires),
+                ProfileState::Fresh { expires } | ProfileState::Refresh { expires, .. } => {
+                    Some(*expires)
+                }
                 _ => None,
             };
             Row {
@@ -46,7 +50,11 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
                 state: s.state.name(),
                 expires,
                 seconds_left: expires.map(|e| (e - now).whole_seconds()),
-                daemon: daemon_state.sections.get(&s.section).cloned().unwrap_or_default(),
+                daemon: daemon_state
+                    .sections
+                    .get(&s.section)
+                    .cloned()
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -61,18 +69,34 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
 }
 
 fn print_table(rows: &[Row], now: OffsetDateTime, out: &mut dyn Write) -> anyhow::Result<()> {
-    let when = |t: Option<OffsetDateTime>| t.map_or("-".to_string(), |t| format!("{} ({})", rfc3339(t), remaining(t, now)));
+    let when = |t: Option<OffsetDateTime>| {
+        t.map_or("-".to_string(), |t| {
+            format!("{} ({})", rfc3339(t), remaining(t, now))
+        })
+    };
     for row in rows {
-        writeln!(out, "[{}] -> profile [{}]: {}", row.section, row.profile, row.state)?;
+        writeln!(
+            out,
+            "[{}] -> profile [{}]: {}",
+            row.section, row.profile, row.state
+        )?;
         writeln!(out, "  expires:       {}", when(row.expires))?;
         writeln!(out, "  last refresh:  {}", when(row.daemon.last_refresh))?;
         writeln!(out, "  next attempt:  {}", when(row.daemon.next_attempt))?;
         if let Some(error) = &row.daemon.last_error {
-            writeln!(out, "  last error:    {} ({})", error.lines().next().unwrap_or(""), when(row.daemon.last_error_at))?;
+            writeln!(
+                out,
+                "  last error:    {} ({})",
+                error.lines().next().unwrap_or(""),
+                when(row.daemon.last_error_at)
+            )?;
         }
     }
     if rows.iter().all(|r| r.daemon.pid.is_none()) {
-        writeln!(out, "\n(no daemon has recorded a pass yet: is it running? `systemctl --user status aws-session-daemon`)")?;
+        writeln!(
+            out,
+            "\n(no daemon has recorded a pass yet: is it running? `systemctl --user status aws-session-daemon`)"
+        )?;
     }
     Ok(())
 }

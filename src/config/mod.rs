@@ -241,22 +241,22 @@ pub fn load(options: &LoadOptions, env: EnvLookup) -> Result<Config, ConfigError
     let mut warnings = Vec::new();
     let mut file = None;
     let mut raw_sections = Vec::new();
-    if let Some(location) = location {
-        if let Some(text) = read_config_text(&location)? {
-            if location.legacy {
-                warnings.push(format!(
+    if let Some(location) = location
+        && let Some(text) = read_config_text(&location)?
+    {
+        if location.legacy {
+            warnings.push(format!(
                     "using the original's config file {} (move it to aws-session-daemon/config.toml to silence this)",
                     location.path.display()
                 ));
-            }
-            raw_sections = parse_and_expand(&text).map_err(|e| e.locate(&location.path, &text))?;
-            if has_secret(&raw_sections) {
-                if let Some(warning) = permission_warning(&location.path) {
-                    warnings.push(warning);
-                }
-            }
-            file = Some((location.path, text));
         }
+        raw_sections = parse_and_expand(&text).map_err(|e| e.locate(&location.path, &text))?;
+        if has_secret(&raw_sections)
+            && let Some(warning) = permission_warning(&location.path)
+        {
+            warnings.push(warning);
+        }
+        file = Some((location.path, text));
     }
 
     if raw_sections.is_empty() {

@@ -253,14 +253,14 @@ pub(super) fn validate(
         .text("sts_endpoint")
         .or_else(|| env("AWS_ENDPOINT_URL_STS"))
         .or_else(|| env("AWS_ENDPOINT_URL"));
-    if let Some(endpoint) = &sts_endpoint {
-        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-            r.error(
-                "sts_endpoint",
-                format!("sts_endpoint {endpoint:?} is not a URL"),
-                "write it as https://sts.REGION.amazonaws.com",
-            );
-        }
+    if let Some(endpoint) = &sts_endpoint
+        && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+    {
+        r.error(
+            "sts_endpoint",
+            format!("sts_endpoint {endpoint:?} is not a URL"),
+            "write it as https://sts.REGION.amazonaws.com",
+        );
     }
 
     let refresh_margin = r.integer(
@@ -276,14 +276,14 @@ pub(super) fn validate(
     .into_iter()
     .flatten()
     .min();
-    if let Some(shortest) = shortest {
-        if refresh_margin * 2 > shortest {
-            r.error(
+    if let Some(shortest) = shortest
+        && refresh_margin * 2 > shortest
+    {
+        r.error(
                 "refresh_margin",
                 format!("refresh_margin = {refresh_margin} is more than half the session duration ({shortest} s): sessions would be refreshed almost constantly"),
                 format!("use a refresh_margin of at most {} seconds", shortest / 2),
             );
-        }
     }
     let expiry_key = r
         .text("expiry_key")
@@ -510,14 +510,14 @@ fn role_settings(
         "assume_role_policy",
     ];
     let Some(arn) = arn else {
-        if let Some(key) = role_keys.iter().find(|k| raw.values.contains_key(**k)) {
-            if !raw.values.contains_key("assume_role_arn") {
-                r.error(
-                    key,
-                    format!("{key} is set but assume_role_arn is not"),
-                    "set assume_role_arn, or remove the assume_role_* settings",
-                );
-            }
+        if let Some(key) = role_keys.iter().find(|k| raw.values.contains_key(**k))
+            && !raw.values.contains_key("assume_role_arn")
+        {
+            r.error(
+                key,
+                format!("{key} is set but assume_role_arn is not"),
+                "set assume_role_arn, or remove the assume_role_* settings",
+            );
         }
         return None;
     };

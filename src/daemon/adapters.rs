@@ -3,11 +3,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::ports::{BoxFuture, Code, CodeProvider, MfaCode, SigningKeys, StsApi, StsTarget, UnitError};
+use super::ports::{
+    BoxFuture, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
+};
 use crate::config::{CodeSource, PasswordSpec, RoleSettings};
 use crate::oath::{self, OathOptions, PasswordSource};
 use crate::session::SessionCredentials;
-use crate::sts::{self, Endpoint, StsClients};
+use crate::sts::StsClients;
 
 /// The config's password setting as the OATH module takes it.
 pub fn password_source(spec: &PasswordSpec) -> PasswordSource {
@@ -44,8 +46,12 @@ impl CodeProvider for RealCodes {
                 })
             }
             CodeSource::Process(command) => {
-                let value = oath::run_mfa_process(command).map_err(|e| UnitError::from_error(&e))?;
-                let unix = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let value =
+                    oath::run_mfa_process(command).map_err(|e| UnitError::from_error(&e))?;
+                let unix = now
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
                 Ok(Code {
                     value,
                     step: unix / PROCESS_CODE_PERIOD,
@@ -75,33 +81,17 @@ impl Default for RealSts {
     }
 }
 
-fn endpoint(target: &StsTarget<'_>) -> Endpoint {
-    Endpoint::new(target.region, target.endpoint.map(str::to_string))
-}
-
-fn keys(keys: &SigningKeys) -> sts::SigningKeys {
-    sts::SigningKeys {
-        access_key_id: keys.access_key_id.clone(),
-        secret_access_key: keys.secret_access_key.clone(),
-        session_token: keys.session_token.clone(),
-    }
-}
-
 impl StsApi for RealSts {
     fn get_session_token<'a>(
         &'a self,
         long_term: &'a SigningKeys,
-        target: StsTarget<'a>,
+        endpoint: &'a Endpoint,
         mfa: MfaCode<'a>,
         duration: u32,
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>> {
         Box::pin(async move {
-            let mfa = sts::MfaCode {
-                serial_number: mfa.serial_number,
-                code: mfa.code,
-            };
             self.clients
-                .get_session_token(&keys(long_term), &endpoint(&target), mfa, duration)
+                .get_session_token(long_term, endpoint, mfa, duration)
                 .await
                 .map_err(|e| UnitError::from_error(&e))
         })
@@ -110,17 +100,13 @@ impl StsApi for RealSts {
     fn assume_role<'a>(
         &'a self,
         signer: &'a SigningKeys,
-        target: StsTarget<'a>,
+        endpoint: &'a Endpoint,
         role: &'a RoleSettings,
         mfa: Option<MfaCode<'a>>,
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>> {
         Box::pin(async move {
-            let mfa = mfa.map(|m| sts::MfaCode {
-                serial_number: m.serial_number,
-                code: m.code,
-            });
             self.clients
-                .assume_role(&keys(signer), &endpoint(&target), role, mfa)
+                .assume_role(signer, endpoint, role, mfa)
                 .await
                 .map_err(|e| UnitError::from_error(&e))
         })

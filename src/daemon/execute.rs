@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
-use super::ports::{Clock, Code, CodeProvider, MfaCode, SigningKeys, StsApi, StsTarget, UnitError};
+use super::ports::{Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError};
 use super::schedule::{Report, Scheduler, Unit};
 use crate::config::{LongTermKeys, RoleSettings, Section, Settings};
 use crate::credentials::{CredentialsFile, Document, Edit, WriteOutcome};
@@ -132,12 +132,12 @@ impl Executor {
                 },
                 Action::AssumeRoleFromMfaSession { mfa_session, .. } => {
                     match &sessions[mfa_session] {
-                        Ok(creds) => chained.push((
-                            name.to_string(),
-                            *settings,
-                            SigningKeys::from(creds),
-                            mfa_session.clone(),
-                        )),
+                        Ok(creds) => chained.push(ChainedJob {
+                            section: name.to_string(),
+                            settings,
+                            signer: SigningKeys::session(creds),
+                            mfa_session: mfa_session.clone(),
+                        }),
                         Err(failure) => fail(&mut report, name, failure),
                     }
                 }
@@ -153,24 +153,22 @@ impl Executor {
                 Action::None => {}
             }
         }
-        for (name, settings, result) in self.assume_roles_concurrently(chained, &mut report).await {
+        for (job, result) in self.assume_roles_concurrently(chained, &mut report).await {
+            let name = job.section;
             match result {
-                Ok(creds) => written.push((name, settings, creds)),
-                Err((key, error)) => {
+                Ok(creds) => written.push((name, job.settings, creds)),
+                Err(error) => {
                     if error.class == RetryClass::Reauthenticate {
                         // The MFA session was refused: forget it, start a new one.
                         if let Ok(lock) = cache.lock() {
                             cache.load(&lock);
-                            cache.contents_mut().sessions.remove(&key);
+                            cache.contents_mut().sessions.remove(&job.mfa_session);
                             let _ = cache.store(&lock, now);
                         }
                         report.rerun = true;
                     }
-                    fail(
-                        &mut report,
-                        &name,
-                        &Failure::Failed(Unit::Section(name.clone()), error),
-                    );
+                    let unit = Unit::Section(name.clone());
+                    fail(&mut report, &name, &Failure::Failed(unit, error));
                 }
             }
         }
@@ -250,19 +248,16 @@ impl Executor {
         let usable = |c: &SessionCredentials, now: OffsetDateTime| c.expiration - margin > now;
         let lock = cache.lock().map_err(|e| failed(cache_error(&e)))?;
         cache.load(&lock);
-        if let Some(creds) = cache.contents().sessions.get(key) {
-            if usable(creds, self.clock.now()) {
-                return Ok(creds.clone());
-            }
+        if let Some(creds) = cache.contents().sessions.get(key)
+            && usable(creds, self.clock.now())
+        {
+            return Ok(creds.clone());
         }
         if !scheduler.is_due(&device, self.clock.now()) {
             return Err(Failure::Waiting(device));
         }
         let long_term = long_term_keys(settings, document).map_err(failed)?;
-        let target = StsTarget {
-            region: &key.region,
-            endpoint: key.endpoint.as_deref(),
-        };
+        let endpoint = Endpoint::new(key.region.clone(), key.endpoint.clone());
         let mut rejected_once = false;
         loop {
             let code = self
@@ -276,7 +271,7 @@ impl Executor {
             };
             let result = self
                 .sts
-                .get_session_token(&long_term, target.clone(), mfa, key.duration)
+                .get_session_token(&long_term, &endpoint, mfa, key.duration)
                 .await;
             match result {
                 Ok(creds) => {
@@ -326,10 +321,7 @@ impl Executor {
         let long_term = long_term_keys(settings, document).map_err(failed)?;
         let lock = cache.lock().map_err(|e| failed(cache_error(&e)))?;
         cache.load(&lock);
-        let target = StsTarget {
-            region: &settings.region,
-            endpoint: settings.sts_endpoint.as_deref(),
-        };
+        let endpoint = Endpoint::new(settings.region.clone(), settings.sts_endpoint.clone());
         let mut rejected_once = false;
         loop {
             let code = self
@@ -343,7 +335,7 @@ impl Executor {
             };
             match self
                 .sts
-                .assume_role(&long_term, target.clone(), role, Some(mfa))
+                .assume_role(&long_term, &endpoint, role, Some(mfa))
                 .await
             {
                 Ok(creds) => {
@@ -414,66 +406,65 @@ impl Executor {
         }
     }
 
+    /// AssumeRole from MFA sessions, at most `concurrency` at once; results
+    /// come back in the jobs' order.
     async fn assume_roles_concurrently<'s>(
         &self,
-        jobs: Vec<(String, &'s Settings, SigningKeys, MfaSessionKey)>,
+        jobs: Vec<ChainedJob<'s>>,
         report: &mut PassReport,
-    ) -> Vec<(
-        String,
-        &'s Settings,
-        Result<SessionCredentials, (MfaSessionKey, UnitError)>,
-    )> {
+    ) -> Vec<(ChainedJob<'s>, Result<SessionCredentials, UnitError>)> {
         let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
-        let mut settings_by_index = Vec::with_capacity(jobs.len());
-        for (index, (name, settings, signer, key)) in jobs.into_iter().enumerate() {
-            settings_by_index.push((name, settings));
+        for (index, job) in jobs.iter().enumerate() {
             let sts = Arc::clone(&self.sts);
             let semaphore = Arc::clone(&semaphore);
-            let role: RoleSettings = settings
+            let role: RoleSettings = job
+                .settings
                 .role
                 .clone()
                 .expect("chained AssumeRole has a role");
-            let region = settings.region.clone();
-            let endpoint = settings.sts_endpoint.clone();
+            let endpoint = Endpoint::new(
+                job.settings.region.clone(),
+                job.settings.sts_endpoint.clone(),
+            );
+            let signer = job.signer.clone();
             report.sts_calls += 1;
             tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
-                let target = StsTarget {
-                    region: &region,
-                    endpoint: endpoint.as_deref(),
-                };
-                let result = sts.assume_role(&signer, target, &role, None).await;
-                (index, result.map_err(|e| (key, e)))
+                (
+                    index,
+                    sts.assume_role(&signer, &endpoint, &role, None).await,
+                )
             });
         }
-        let mut results: Vec<Option<Result<SessionCredentials, (MfaSessionKey, UnitError)>>> =
-            (0..settings_by_index.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Result<SessionCredentials, UnitError>>> =
+            jobs.iter().map(|_| None).collect();
         while let Some(joined) = tasks.join_next().await {
             if let Ok((index, result)) = joined {
                 results[index] = Some(result);
             }
         }
-        settings_by_index
-            .into_iter()
+        jobs.into_iter()
             .zip(results)
-            .map(|((name, settings), result)| {
+            .map(|(job, result)| {
                 let result = result.unwrap_or_else(|| {
-                    Err((
-                        MfaSessionKey {
-                            access_key_id: String::new(),
-                            mfa_serial_number: String::new(),
-                            duration: 0,
-                            region: String::new(),
-                            endpoint: None,
-                        },
-                        UnitError::new(RetryClass::Soon, "the AssumeRole task ended unexpectedly"),
+                    Err(UnitError::new(
+                        RetryClass::Soon,
+                        "the AssumeRole task ended unexpectedly",
                     ))
                 });
-                (name, settings, result)
+                (job, result)
             })
             .collect()
     }
+}
+
+/// One AssumeRole from an MFA session.
+struct ChainedJob<'s> {
+    section: String,
+    settings: &'s Settings,
+    signer: SigningKeys,
+    mfa_session: MfaSessionKey,
 }
 
 /// Why a section got no credentials in this pass.
@@ -522,11 +513,10 @@ pub fn long_term_keys(settings: &Settings, document: &Document) -> Result<Signin
         LongTermKeys::Inline {
             access_key_id,
             secret_access_key,
-        } => Ok(SigningKeys {
-            access_key_id: access_key_id.clone(),
-            secret_access_key: secret_access_key.clone(),
-            session_token: None,
-        }),
+        } => Ok(SigningKeys::long_term(
+            access_key_id.clone(),
+            secret_access_key.clone(),
+        )),
         LongTermKeys::CredentialsSection(section) => {
             let read = |key: &str| {
                 document

@@ -6,6 +6,7 @@
 //! waits for a file event, a key event, a signal, or the next wake-up, which
 //! is never more than a minute away (wall-clock deadlines survive suspend).
 
+pub mod adapters;
 pub mod execute;
 pub mod ports;
 pub mod schedule;

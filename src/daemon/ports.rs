@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::config::{CodeSource, RoleSettings};
 use crate::retry::{Classified, RetryClass};
 use crate::session::SessionCredentials;
+pub use crate::sts::{Endpoint, MfaCode, SigningKeys};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -58,40 +59,11 @@ pub trait CodeProvider: Send + Sync {
     fn code(&self, source: &CodeSource, now: SystemTime) -> Result<Code, UnitError>;
 }
 
-/// Keys that sign an STS call. `Debug` never shows the secret parts.
-#[derive(Clone, Debug)]
-pub struct SigningKeys {
-    pub access_key_id: String,
-    pub secret_access_key: SecretString,
-    pub session_token: Option<SecretString>,
-}
-
-impl From<&SessionCredentials> for SigningKeys {
-    fn from(c: &SessionCredentials) -> Self {
-        SigningKeys {
-            access_key_id: c.access_key_id.clone(),
-            secret_access_key: c.secret_access_key.clone(),
-            session_token: Some(c.session_token.clone()),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct StsTarget<'a> {
-    pub region: &'a str,
-    pub endpoint: Option<&'a str>,
-}
-
-pub struct MfaCode<'a> {
-    pub serial_number: &'a str,
-    pub code: &'a SecretString,
-}
-
 pub trait StsApi: Send + Sync {
     fn get_session_token<'a>(
         &'a self,
         long_term: &'a SigningKeys,
-        target: StsTarget<'a>,
+        endpoint: &'a Endpoint,
         mfa: MfaCode<'a>,
         duration: u32,
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>>;
@@ -99,7 +71,7 @@ pub trait StsApi: Send + Sync {
     fn assume_role<'a>(
         &'a self,
         signer: &'a SigningKeys,
-        target: StsTarget<'a>,
+        endpoint: &'a Endpoint,
         role: &'a RoleSettings,
         mfa: Option<MfaCode<'a>>,
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>>;

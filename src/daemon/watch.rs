@@ -31,10 +31,10 @@ impl WatchSet {
     pub fn for_file(path: &Path) -> Self {
         let mut set = WatchSet::default();
         set.add(path);
-        if let Ok(target) = std::fs::canonicalize(path) {
-            if target != path {
-                set.add(&target);
-            }
+        if let Ok(target) = std::fs::canonicalize(path)
+            && target != path
+        {
+            set.add(&target);
         }
         set
     }

@@ -296,7 +296,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub fn align(&mut self, n: usize) {
-        while self.buf.len() % n != 0 {
+        while !self.buf.len().is_multiple_of(n) {
             self.buf.push(0);
         }
     }
