@@ -542,3 +542,6 @@ pub fn long_term_keys(settings: &Settings, document: &Document) -> Result<Signin
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
