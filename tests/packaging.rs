@@ -449,7 +449,7 @@ fn supervisord_starts_and_stops_the_daemon() {
         &stand_in,
         format!(
             "#!/bin/sh\n\
-             echo \"started with [$*] log=$AWS_SESSION_DAEMON_LOG\" >&2\n\
+             echo \"started with [$*] log=$AWS_SESSION_DAEMON_LOG umask=$(umask)\" >&2\n\
              '{bin}' \"$@\" config show --config '{config}' || exit 1\n\
              trap 'echo reloaded >&2' HUP\n\
              trap 'echo stopping >&2; exit 0' TERM\n\
@@ -490,7 +490,7 @@ fn supervisord_starts_and_stops_the_daemon() {
     }
     let stderr_log = state.join("aws-session-daemon.log");
     let log = fs::read_to_string(&stderr_log).unwrap();
-    assert!(log.contains("started with [] log=info"), "{log}");
+    assert!(log.contains("started with [] log=info umask=0077"), "{log}");
 
     // The original's per-section program: only its section.
     let tail = text(&supervisord.ctl(&["tail", section_program]).stdout);
@@ -707,6 +707,61 @@ fn nix_package_reads_version_and_filters_source() {
             text(&output.stderr)
         );
     }
+}
+
+#[test]
+fn nix_flake_exposes_package_and_module() {
+    // The flake's outputs function applied to a stub nixpkgs (callPackage
+    // records what it was called with), with `self` tied to the result.
+    let flake = nix_eval(
+        r#"{ root }:
+        let
+          flake = import (root + "/nix/flake.nix");
+          systems = [ "x86_64-linux" "aarch64-linux" ];
+          nixpkgs = {
+            lib.genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
+            legacyPackages = builtins.listToAttrs (map (system: {
+              name = system;
+              value = {
+                stdenv.hostPlatform.system = system;
+                callPackage = file: args: { package = baseNameOf (toString file); inherit system args; };
+              };
+            }) systems);
+          };
+          self = flake.outputs { inherit self nixpkgs; };
+        in {
+          inputs = builtins.attrNames flake.inputs;
+          outputs = builtins.attrNames self;
+          packages = builtins.mapAttrs (_: builtins.attrNames) self.packages;
+          default = self.packages.x86_64-linux.default;
+          aarch64 = self.packages.aarch64-linux.default.system;
+          module = baseNameOf (toString self.homeManagerModules.default);
+          overlay = (self.overlays.default nixpkgs.legacyPackages.x86_64-linux { }).aws-session-daemon.package;
+        }"#,
+    );
+    assert_eq!(flake["inputs"], serde_json::json!(["nixpkgs"]));
+    for output in ["packages", "homeManagerModules", "overlays", "checks"] {
+        assert!(
+            flake["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o == output),
+            "flake output {output} missing: {}",
+            flake["outputs"]
+        );
+    }
+    assert_eq!(
+        flake["packages"]["x86_64-linux"],
+        serde_json::json!(["aws-session-daemon", "default"])
+    );
+    assert_eq!(
+        flake["default"],
+        serde_json::json!({ "package": "package.nix", "system": "x86_64-linux", "args": {} })
+    );
+    assert_eq!(flake["aarch64"], "aarch64-linux");
+    assert_eq!(flake["module"], "home-manager.nix");
+    assert_eq!(flake["overlay"], "package.nix");
 }
 
 /// The home-manager module evaluated with stubs for the few nixpkgs and
