@@ -163,10 +163,10 @@ in
         ProtectSystem = "strict";
         ProtectHome = "read-only";
         ReadWritePaths = credentialsDirs ++ [ "-%t/aws-session-daemon" ];
-        ProtectKernelTunables = true;
         ProtectKernelModules = true;
-        ProtectKernelLogs = true;
         ProtectHostname = true;
+        PrivateDevices = true;
+        KeyringMode = "private";
         RestrictAddressFamilies = [
           "AF_UNIX"
           "AF_INET"

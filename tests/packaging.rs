@@ -20,6 +20,7 @@ const MAIN_UNIT: &str = "examples/systemd/aws-session-daemon.service";
 const TEMPLATE_UNIT: &str = "examples/systemd/aws-session-daemon@.service";
 const SUPERVISORD_CONF: &str = "examples/supervisord.conf";
 const EXAMPLE_CONFIG: &str = "examples/config.toml";
+const NO_USERNS_DROP_IN: &str = "examples/systemd/no-user-namespaces.conf";
 
 /// The sandbox every unit must keep, as (key, value) after joining repeated
 /// lines. Removing or weakening one of them must be a deliberate change here.
@@ -38,10 +39,10 @@ const HARDENING: &[(&str, &str)] = &[
     ("ProtectSystem", "strict"),
     ("ProtectHome", "read-only"),
     ("ReadWritePaths", "-%h/.aws -%t/aws-session-daemon"),
-    ("ProtectKernelTunables", "yes"),
     ("ProtectKernelModules", "yes"),
-    ("ProtectKernelLogs", "yes"),
     ("ProtectHostname", "yes"),
+    ("PrivateDevices", "yes"),
+    ("KeyringMode", "private"),
     ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
     ("RestrictNamespaces", "yes"),
     ("LockPersonality", "yes"),
@@ -204,6 +205,25 @@ fn systemd_units_pass_systemd_analyze_verify() {
         );
     }
 
+    // Both again, with the drop-in for hosts without user namespaces
+    // installed where the README says.
+    let with_drop_in = FakeHome::with_binary(Path::new(BIN));
+    for unit in ["aws-session-daemon.service", "aws-session-daemon@.service"] {
+        let dir = with_drop_in
+            .home()
+            .join(format!(".config/systemd/user/{unit}.d"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(path(NO_USERNS_DROP_IN), dir.join("no-user-namespaces.conf")).unwrap();
+    }
+    for unit in [MAIN_UNIT, TEMPLATE_UNIT] {
+        let output = systemd_analyze(&with_drop_in, &["verify", path(unit).to_str().unwrap()]);
+        assert!(
+            output.status.success() && unit_warnings(&output).is_empty(),
+            "systemd-analyze --user verify {unit} with {NO_USERNS_DROP_IN} failed:\n{}",
+            text(&output.stderr)
+        );
+    }
+
     // The check above is only worth something if verify reports problems
     // here: an unknown directive is a warning (exit status 0), a missing
     // binary an error.
@@ -290,6 +310,43 @@ fn systemd_units_keep_their_hardening() {
         without_instance(&template),
         "the two units differ in more than Description= and ExecStart="
     );
+}
+
+#[test]
+fn no_user_namespaces_drop_in_turns_off_what_needs_them() {
+    // Measured with an unprivileged user manager (systemd 252): with
+    // PrivateUsers=no alone the unit fails with status=218/CAPABILITIES,
+    // because PrivateDevices= and ProtectKernelModules= drop capabilities,
+    // which needs the user namespace. Anything else added to the unit that
+    // drops capabilities belongs in this list and in the drop-in.
+    let drop_in = parse_unit(&read(NO_USERNS_DROP_IN));
+    let main = parse_unit(&read(MAIN_UNIT));
+    let service = &drop_in["Service"];
+    for key in ["PrivateUsers", "PrivateDevices", "ProtectKernelModules"] {
+        assert_eq!(
+            service.get(key).map(|v| joined(v)).as_deref(),
+            Some("no"),
+            "{NO_USERNS_DROP_IN}: {key}=no missing"
+        );
+    }
+    for key in service.keys() {
+        assert!(
+            service_value(&main, key).is_some(),
+            "{NO_USERNS_DROP_IN} sets {key}=, which the unit does not use"
+        );
+    }
+    for key in [
+        "CapabilityBoundingSet",
+        "ProtectKernelTunables",
+        "ProtectKernelLogs",
+        "ProtectClock",
+        "ProtectControlGroups",
+    ] {
+        assert!(
+            service_value(&main, key).is_none() || service.contains_key(key),
+            "{MAIN_UNIT} sets {key}=, which needs a user namespace: add {key}= to {NO_USERNS_DROP_IN}"
+        );
+    }
 }
 
 #[test]
