@@ -1,0 +1,191 @@
+# home-manager module: services.aws-session-daemon.
+#
+# Writes ~/.config/aws-session-daemon/config.toml from `settings` and runs the
+# daemon as a systemd user service, sandboxed like
+# examples/systemd/aws-session-daemon.service (tests/packaging.rs checks that
+# both carry the same directives).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.aws-session-daemon;
+  helpers = import ./lib.nix;
+  tomlFormat = pkgs.formats.toml { };
+  configFile = tomlFormat.generate "aws-session-daemon-config.toml" cfg.settings;
+
+  args =
+    lib.optionals (cfg.credentialsFile != null) [ "--credentials-file=${cfg.credentialsFile}" ]
+    ++ [ "--log-level=${cfg.logLevel}" ]
+    ++ cfg.extraArgs;
+
+  # The directory that holds the credentials file must be writable: the
+  # daemon writes a temporary file, backups and a lock file beside it.
+  credentialsDirs =
+    [ "-%h/.aws" ]
+    ++ lib.optional (cfg.credentialsFile != null) "-${dirOf cfg.credentialsFile}";
+in
+{
+  options.services.aws-session-daemon = {
+    enable = lib.mkEnableOption "aws-session-daemon, which keeps AWS session credentials in ~/.aws/credentials fresh";
+
+    package = lib.mkOption {
+      type = lib.types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ./package.nix { }";
+      description = "The aws-session-daemon package to run.";
+    };
+
+    settings = lib.mkOption {
+      inherit (tomlFormat) type;
+      default = { };
+      example = lib.literalExpression ''
+        {
+          mfa_serial_number = "arn:aws:iam::123456789012:mfa/me";
+          mfa_oath_slot = "Amazon Web Services:me@123456789012";
+          org = {
+            assume_role_arn = "arn:aws:iam::{section}:role/Admin";
+            "111111111111" = { };
+            "222222222222" = { profile_name = "prod"; };
+          };
+        }
+      '';
+      description = ''
+        Contents of ~/.config/aws-session-daemon/config.toml (see the README's
+        config reference). Top-level values are defaults for every section, a
+        table without sub-tables is a section, a table with sub-tables is a
+        group. Nothing is written when this is empty, so that a hand-written
+        config file stays in place. Never put secret_access_key here: the Nix
+        store is world-readable.
+      '';
+    };
+
+    credentialsFile = lib.mkOption {
+      type = with lib.types; nullOr (either path str);
+      default = null;
+      # toString keeps a path literal out of the Nix store: the daemon must
+      # write to the real file.
+      apply = v: if v == null then null else toString v;
+      example = "%h/.aws/credentials-work";
+      description = ''
+        Credentials file to keep fresh (--credentials-file); null means
+        $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials. An absolute
+        path, or one starting with the systemd specifier %h (home directory).
+        Its directory is made writable in the service's sandbox.
+      '';
+    };
+
+    logLevel = lib.mkOption {
+      type = lib.types.enum [
+        "error"
+        "warn"
+        "info"
+        "debug"
+        "trace"
+      ];
+      default = "info";
+      description = "Log level (--log-level). Secrets are never logged, at any level.";
+    };
+
+    extraArgs = lib.mkOption {
+      type = with lib.types; listOf str;
+      default = [ ];
+      example = [
+        "--config-section=111111111111"
+        "--config-section=222222222222"
+      ];
+      description = ''
+        Further command-line arguments. They are visible to every user (unit
+        file, process list), so never a secret.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = helpers.secretKeyPaths cfg.settings == [ ];
+        message = helpers.secretKeyMessage "services.aws-session-daemon.settings" cfg.settings;
+      }
+      {
+        assertion = helpers.secretArgs cfg.extraArgs == [ ];
+        message =
+          "services.aws-session-daemon.extraArgs: --secret-access-key would put the secret key in the"
+          + " world-readable unit file and the process list. Keep the long-term keys in"
+          + " ~/.aws/credentials and name their section with credentials_section.";
+      }
+    ];
+
+    home.packages = [ cfg.package ];
+
+    xdg.configFile."aws-session-daemon/config.toml" = lib.mkIf (cfg.settings != { }) {
+      source = configFile;
+    };
+
+    systemd.user.services.aws-session-daemon = {
+      Unit = {
+        Description = "Keep AWS session credentials in ~/.aws/credentials fresh";
+        # pcscd is a system unit, which a user unit can neither order after nor
+        # pull in: enable it system-wide (NixOS: services.pcscd.enable = true).
+        After = [ "dbus.socket" ];
+        StartLimitIntervalSec = "10min";
+        StartLimitBurst = 5;
+        # home-manager restarts the service when the generated config changes
+        # (the daemon would also notice the new file by itself); the MFA
+        # session survives the restart in the runtime directory.
+        X-Restart-Triggers = lib.optional (cfg.settings != { }) "${configFile}";
+      };
+
+      Service = {
+        Type = "notify";
+        NotifyAccess = "main";
+        ExecStart = lib.concatStringsSep " " (
+          [ (lib.getExe cfg.package) ] ++ map helpers.escapeSystemdExecArg args
+        );
+        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+        Restart = "on-failure";
+        RestartSec = "10s";
+        TimeoutStartSec = "2min";
+        TimeoutStopSec = "15s";
+        UMask = "0077";
+
+        RuntimeDirectory = "aws-session-daemon";
+        RuntimeDirectoryMode = "0700";
+        RuntimeDirectoryPreserve = "yes";
+
+        # The sandbox; see examples/systemd/aws-session-daemon.service for why
+        # each line is there.
+        PrivateUsers = true;
+        NoNewPrivileges = true;
+        PrivateTmp = true;
+        ProtectSystem = "strict";
+        ProtectHome = "read-only";
+        ReadWritePaths = credentialsDirs ++ [ "-%t/aws-session-daemon" ];
+        ProtectKernelModules = true;
+        ProtectHostname = true;
+        PrivateDevices = true;
+        KeyringMode = "private";
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+        ];
+        RestrictNamespaces = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged @resources"
+        ];
+        SystemCallErrorNumber = "EPERM";
+      };
+
+      Install.WantedBy = [ "default.target" ];
+    };
+  };
+}
