@@ -3,6 +3,8 @@
 //! checks TOTP codes like AWS, moto as the STS emulator, and the AWS CLI
 //! reading the written credentials file.
 
+#[path = "support/example_bin.rs"]
+mod example_bin;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/pcsc.rs"]

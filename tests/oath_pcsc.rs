@@ -9,6 +9,8 @@
 //! the touch delays, the 3.5 s quiet period of the key watcher, and waits
 //! for pcscd to notice a card come or go.
 
+#[path = "support/example_bin.rs"]
+mod example_bin;
 #[path = "support/pcsc.rs"]
 mod pcsc_support;
 #[path = "support/vcard.rs"]

@@ -208,20 +208,7 @@ pub struct VirtualCard {
 }
 
 fn virtual_yubikey_binary() -> PathBuf {
-    // target/debug/deps/oath_pcsc-HASH -> target/debug/examples/virtual_yubikey
-    let exe = std::env::current_exe().expect("test binary path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory")
-        .join("examples/virtual_yubikey");
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds it; with a target filter, run \
-         `cargo build --example virtual_yubikey` first",
-        path.display()
-    );
-    path
+    crate::example_bin::path("virtual_yubikey")
 }
 
 impl VirtualCard {
