@@ -517,7 +517,7 @@ where
         SdkError::DispatchFailure(dispatch) => {
             let transport = if dispatch.is_timeout() {
                 TransportKind::Timeout
-            } else if dispatch.is_io() {
+            } else if dispatch.is_io() || connection_broke(error) {
                 TransportKind::Io
             } else {
                 TransportKind::Other
@@ -556,6 +556,27 @@ where
             ..Failure::default()
         },
     }
+}
+
+/// True when the error chain shows a broken connection. hyper reports a
+/// connection closed mid-exchange ("connection closed before message
+/// completed") as a client error of kind "other", not as an IO error.
+fn connection_broke(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        let text = e.to_string();
+        if ["connection closed", "connection reset", "broken pipe"]
+            .iter()
+            .any(|fragment| text.contains(fragment))
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 #[cfg(test)]
