@@ -4,13 +4,13 @@
 //! errors; the tests check the resulting kind and retry class, and read the
 //! front's counts to check that each call is exactly one HTTP request.
 
+#[path = "../examples/sts_fault_front/mfa.rs"]
+#[allow(dead_code)]
+mod front_mfa;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/sts_front.rs"]
 mod sts_front;
-#[path = "../examples/sts_fault_front/mfa.rs"]
-#[allow(dead_code)]
-mod front_mfa;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -119,7 +119,12 @@ impl Setup {
             code,
         };
         self.clients
-            .assume_role(&long_term_keys(), &self.endpoint, &role(duration), Some(mfa))
+            .assume_role(
+                &long_term_keys(),
+                &self.endpoint,
+                &role(duration),
+                Some(mfa),
+            )
             .await
     }
 
@@ -195,17 +200,26 @@ async fn error_messages_name_the_call_and_say_what_to_do() {
     assert!(text.contains("GetSessionToken"), "{text}");
     assert!(text.contains("AKIA…MPLE"), "{text}");
     assert!(
-        text.contains("check mfa_serial_number: it must be the MFA device ARN arn:aws:iam::ACCOUNT:mfa/NAME"),
+        text.contains(
+            "check mfa_serial_number: it must be the MFA device ARN arn:aws:iam::ACCOUNT:mfa/NAME"
+        ),
         "{text}"
     );
-    assert!(error.request_id().is_some_and(|id| !id.is_empty()), "{text}");
+    assert!(
+        error.request_id().is_some_and(|id| !id.is_empty()),
+        "{text}"
+    );
     assert_eq!(error.status(), Some(403));
     assert_eq!(error.aws_code(), Some("AccessDenied"));
 
-    s.front.inject(json!({"fault": "not_authorized", "action": "AssumeRole"}));
+    s.front
+        .inject(json!({"fault": "not_authorized", "action": "AssumeRole"}));
     let error = s.chained(&session, 900).await.unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("AssumeRole of arn:aws:iam::210987654321:role/Admin"), "{text}");
+    assert!(
+        text.contains("AssumeRole of arn:aws:iam::210987654321:role/Admin"),
+        "{text}"
+    );
     assert!(text.contains("trust policy"), "{text}");
 }
 
@@ -220,7 +234,9 @@ async fn a_reused_code_is_rejected_as_code_rejected() {
     // Direct AssumeRole with the same device: still the same used code.
     let error = s.direct(&code, 3600).await.unwrap_err();
     assert_error(&error, StsErrorKind::CodeRejected, RetryClass::NextTotpStep);
-    s.direct(&fresh_code(), 3600).await.expect("a new code works");
+    s.direct(&fresh_code(), 3600)
+        .await
+        .expect("a new code works");
     assert_eq!(s.count(&["outcomes", "mfa_reused"]), 2);
     assert_eq!(s.count(&["total"]), 4);
 }
@@ -245,7 +261,10 @@ async fn with_a_totp_secret_wrong_codes_are_refused_and_right_ones_work_once() {
         .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
         .find(|c| !window.contains(c))
         .unwrap();
-    let error = s.session_with(&SecretString::from(wrong)).await.unwrap_err();
+    let error = s
+        .session_with(&SecretString::from(wrong))
+        .await
+        .unwrap_err();
     assert_error(&error, StsErrorKind::CodeRejected, RetryClass::NextTotpStep);
 
     let right = SecretString::from(front_mfa::totp(secret, unix_now() / 30));
@@ -283,7 +302,8 @@ async fn role_chaining_beyond_an_hour_is_a_validation_error_that_says_what_to_do
 async fn a_slow_answer_beyond_the_operation_timeout_is_a_timeout_retried_soon() {
     let s = setup(&[]);
     let session = s.session().await.expect("GetSessionToken");
-    s.front.inject(json!({"fault": "slow", "delay_ms": 5000, "action": "AssumeRole"}));
+    s.front
+        .inject(json!({"fault": "slow", "delay_ms": 5000, "action": "AssumeRole"}));
     let started = Instant::now();
     let error = s.chained(&session, 900).await.unwrap_err();
     let elapsed = started.elapsed();
@@ -296,12 +316,19 @@ async fn a_slow_answer_beyond_the_operation_timeout_is_a_timeout_retried_soon() 
         elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_millis(4000),
         "gave up after {elapsed:?}, the operation timeout is 2 s"
     );
-    assert!(error.to_string().contains("no answer within 2 s"), "{error}");
+    assert!(
+        error.to_string().contains("no answer within 2 s"),
+        "{error}"
+    );
     // A slow answer within the timeout is fine.
     s.front.inject(json!({"fault": "slow", "delay_ms": 300}));
     s.chained(&session, 900).await.expect("slow but in time");
     assert_eq!(s.count(&["delayed"]), 2);
-    assert_eq!(s.count(&["actions", "AssumeRole"]), 2, "no retry after the timeout");
+    assert_eq!(
+        s.count(&["actions", "AssumeRole"]),
+        2,
+        "no retry after the timeout"
+    );
 }
 
 #[tokio::test]
@@ -311,7 +338,8 @@ async fn calls_succeed_again_once_faults_clear_and_are_not_repeated() {
     s.front.reset_stats();
 
     // A fault for a while: every call in it fails once, without retries.
-    s.front.inject(json!({"fault": "throttle", "for_ms": 1500, "action": "AssumeRole"}));
+    s.front
+        .inject(json!({"fault": "throttle", "for_ms": 1500, "action": "AssumeRole"}));
     let until = Instant::now() + Duration::from_millis(1200);
     let mut throttled = 0;
     while Instant::now() < until {
@@ -323,16 +351,22 @@ async fn calls_succeed_again_once_faults_clear_and_are_not_repeated() {
     // Only AssumeRole was throttled.
     s.session().await.expect("GetSessionToken is not throttled");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    s.chained(&session, 900).await.expect("after the fault's time");
+    s.chained(&session, 900)
+        .await
+        .expect("after the fault's time");
 
     // A fault for many requests, cleared.
-    s.front.inject(json!({"fault": "server_error", "count": 100}));
+    s.front
+        .inject(json!({"fault": "server_error", "count": 100}));
     s.chained(&session, 900).await.unwrap_err();
     s.front.clear();
     s.chained(&session, 900).await.expect("after clear");
 
     let stats = s.front.stats();
-    assert_eq!(stats["by_action"]["AssumeRole"]["throttle"], throttled, "{stats}");
+    assert_eq!(
+        stats["by_action"]["AssumeRole"]["throttle"], throttled,
+        "{stats}"
+    );
     assert_eq!(stats["actions"]["AssumeRole"], throttled + 3, "{stats}");
     assert_eq!(stats["actions"]["GetSessionToken"], 1, "{stats}");
     assert_eq!(stats["total"], throttled + 4, "{stats}");
@@ -373,12 +407,20 @@ async fn assume_role_sends_the_role_options() {
     ] {
         assert!(names.contains(&expected), "{expected} not sent: {names:?}");
     }
-    assert!(!names.contains(&"TokenCode"), "chained AssumeRole sends no code");
+    assert!(
+        !names.contains(&"TokenCode"),
+        "chained AssumeRole sends no code"
+    );
 
-    s.direct(&fresh_code(), 900).await.expect("direct AssumeRole");
+    s.direct(&fresh_code(), 900)
+        .await
+        .expect("direct AssumeRole");
     let stats = s.front.stats();
     let names = stats["last_params"]["AssumeRole"].to_string();
-    assert!(names.contains("\"SerialNumber\"") && names.contains("\"TokenCode\""), "{names}");
+    assert!(
+        names.contains("\"SerialNumber\"") && names.contains("\"TokenCode\""),
+        "{names}"
+    );
 }
 
 #[tokio::test]
@@ -396,13 +438,23 @@ async fn an_unreachable_endpoint_is_a_transport_error_retried_soon() {
         .get_session_token(&long_term_keys(), &endpoint, mfa, 3600)
         .await
         .unwrap_err();
-    assert_error(&error, StsErrorKind::Transport(TransportKind::Io), RetryClass::Soon);
-    assert!(error.to_string().contains(&format!("127.0.0.1:{port}")), "{error}");
+    assert_error(
+        &error,
+        StsErrorKind::Transport(TransportKind::Io),
+        RetryClass::Soon,
+    );
+    assert!(
+        error.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn the_front_stops_on_sigterm() {
     let moto = Moto::start();
     let front = StsFront::start(&moto.url, &[]);
-    assert!(front.terminate(), "the front did not exit cleanly on SIGTERM");
+    assert!(
+        front.terminate(),
+        "the front did not exit cleanly on SIGTERM"
+    );
 }

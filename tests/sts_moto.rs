@@ -209,10 +209,16 @@ async fn fifty_concurrent_assume_roles_share_one_client() {
     });
     let mut keys = std::collections::HashSet::new();
     for (i, call) in calls.collect::<Vec<_>>().into_iter().enumerate() {
-        let credentials = call.await.unwrap().unwrap_or_else(|e| panic!("call {i}: {e}"));
+        let credentials = call
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
         keys.insert(credentials.access_key_id);
     }
-    eprintln!("50 concurrent AssumeRole calls took {:?}", started.elapsed());
+    eprintln!(
+        "50 concurrent AssumeRole calls took {:?}",
+        started.elapsed()
+    );
     assert_eq!(keys.len(), 50, "every role session has its own keys");
     assert_eq!(clients.cached_clients(), 1, "one client for one endpoint");
 

@@ -125,7 +125,9 @@ async fn read_body<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     headers: &[(String, String)],
 ) -> io::Result<Vec<u8>> {
-    if header(headers, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+    if header(headers, "transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
         let mut body = Vec::new();
         loop {
             let line = read_line(reader, 1024)
@@ -135,7 +137,11 @@ async fn read_body<R: AsyncBufRead + Unpin>(
                 .map_err(|_| invalid("bad chunk size"))?;
             if size == 0 {
                 // Trailers, then an empty line.
-                while !read_line(reader, MAX_HEAD).await?.unwrap_or_default().is_empty() {}
+                while !read_line(reader, MAX_HEAD)
+                    .await?
+                    .unwrap_or_default()
+                    .is_empty()
+                {}
                 return Ok(body);
             }
             if body.len() + size > MAX_BODY {
@@ -148,7 +154,9 @@ async fn read_body<R: AsyncBufRead + Unpin>(
         }
     }
     let length = match header(headers, "content-length") {
-        Some(v) => v.parse::<usize>().map_err(|_| invalid("bad Content-Length"))?,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| invalid("bad Content-Length"))?,
         None => 0,
     };
     if length > MAX_BODY {
@@ -220,7 +228,11 @@ pub async fn write_response<W: AsyncWrite + Unpin>(
     response: &Response,
     close: bool,
 ) -> io::Result<()> {
-    let mut head = format!("HTTP/1.1 {} {}\r\n", response.status, reason(response.status));
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason(response.status)
+    );
     for (name, value) in response.headers.iter().filter(|(n, _)| !hop_by_hop(n)) {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -239,7 +251,10 @@ pub async fn write_response<W: AsyncWrite + Unpin>(
 pub async fn forward(upstream: &str, request: &Request, timeout: Duration) -> io::Result<Response> {
     let exchange = async {
         let mut stream = TcpStream::connect(upstream).await?;
-        let mut head = format!("{} {} HTTP/1.1\r\nHost: {upstream}\r\n", request.method, request.target);
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {upstream}\r\n",
+            request.method, request.target
+        );
         for (name, value) in request.headers.iter().filter(|(n, _)| !hop_by_hop(n)) {
             head.push_str(&format!("{name}: {value}\r\n"));
         }

@@ -67,8 +67,7 @@ struct Args {
     inject: Vec<String>,
 }
 
-const ROLE_CHAINING: &str =
-    "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.";
+const ROLE_CHAINING: &str = "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.";
 const INVALID_CODE: &str = "MultiFactorAuthentication failed with invalid MFA one time pass code. ";
 
 struct Front {
@@ -109,7 +108,11 @@ fn loopback_upstream(url: &str) -> Result<String, String> {
 }
 
 fn request_id() -> String {
-    let hex = |n: usize| (0..n).map(|_| format!("{:x}", fastrand::u8(0..16))).collect::<String>();
+    let hex = |n: usize| {
+        (0..n)
+            .map(|_| format!("{:x}", fastrand::u8(0..16)))
+            .collect::<String>()
+    };
     format!("{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12))
 }
 
@@ -141,18 +144,56 @@ fn fault_answer(spec: &FaultSpec, params: &HashMap<String, String>) -> Response 
     match spec.fault {
         FaultKind::Throttle => sts_error(400, "Throttling", "Rate exceeded"),
         FaultKind::ServerError => match spec.status.unwrap_or(500) {
-            503 => sts_error(503, "ServiceUnavailable", "Service is unable to handle request."),
-            status => sts_error(status, "InternalFailure", "An internal error occurred. Try again."),
+            503 => sts_error(
+                503,
+                "ServiceUnavailable",
+                "Service is unable to handle request.",
+            ),
+            status => sts_error(
+                status,
+                "InternalFailure",
+                "An internal error occurred. Try again.",
+            ),
         },
         FaultKind::CodeRejected => sts_error(403, "AccessDenied", INVALID_CODE),
-        FaultKind::InvalidClientToken => sts_error(403, "InvalidClientTokenId", "The security token included in the request is invalid."),
-        FaultKind::SignatureMismatch => sts_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."),
-        FaultKind::ExpiredToken => sts_error(400, "ExpiredToken", "The security token included in the request is expired"),
-        FaultKind::NotAuthorized => sts_error(403, "AccessDenied", &format!("User: arn:aws:iam::123456789012:user/test is not authorized to perform: sts:AssumeRole on resource: {role}")),
-        FaultKind::WrongSerial => sts_error(403, "AccessDenied", "MultiFactorAuthentication failed, unable to validate MFA code. Please verify your MFA serial number is valid and associated with this user."),
-        FaultKind::NotLongTerm => sts_error(403, "AccessDenied", "Cannot call GetSessionToken with session credentials"),
+        FaultKind::InvalidClientToken => sts_error(
+            403,
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        ),
+        FaultKind::SignatureMismatch => sts_error(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+        ),
+        FaultKind::ExpiredToken => sts_error(
+            400,
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        ),
+        FaultKind::NotAuthorized => sts_error(
+            403,
+            "AccessDenied",
+            &format!(
+                "User: arn:aws:iam::123456789012:user/test is not authorized to perform: sts:AssumeRole on resource: {role}"
+            ),
+        ),
+        FaultKind::WrongSerial => sts_error(
+            403,
+            "AccessDenied",
+            "MultiFactorAuthentication failed, unable to validate MFA code. Please verify your MFA serial number is valid and associated with this user.",
+        ),
+        FaultKind::NotLongTerm => sts_error(
+            403,
+            "AccessDenied",
+            "Cannot call GetSessionToken with session credentials",
+        ),
         FaultKind::RequestExpired => sts_error(400, "RequestExpired", "Request has expired."),
-        FaultKind::RegionDisabled => sts_error(403, "RegionDisabledException", "STS is not activated in this region for account:123456789012. Your account administrator can activate STS in this region using the IAM Console."),
+        FaultKind::RegionDisabled => sts_error(
+            403,
+            "RegionDisabledException",
+            "STS is not activated in this region for account:123456789012. Your account administrator can activate STS in this region using the IAM Console.",
+        ),
         FaultKind::Reset | FaultKind::Slow => unreachable!("not an error answer"),
     }
 }
@@ -179,7 +220,10 @@ impl Front {
         match (request.method.as_str(), request.path()) {
             ("GET", "/__stats") => {
                 let state = self.state();
-                Reply::Answer(Response::json(200, &state.stats.to_json(state.faults.len())))
+                Reply::Answer(Response::json(
+                    200,
+                    &state.stats.to_json(state.faults.len()),
+                ))
             }
             ("POST", "/__control") => Reply::Answer(self.control(&request.body)),
             _ => self.sts(request).await,
@@ -211,10 +255,15 @@ impl Front {
         if request.method == "POST" {
             params.extend(http::parse_form(&String::from_utf8_lossy(&request.body)));
         }
-        let action = params.get("Action").cloned().unwrap_or_else(|| "(none)".to_string());
+        let action = params
+            .get("Action")
+            .cloned()
+            .unwrap_or_else(|| "(none)".to_string());
         let fault = {
             let mut state = self.state();
-            state.stats.request(&action, params.keys().cloned().collect());
+            state
+                .stats
+                .request(&action, params.keys().cloned().collect());
             state.faults.take(&action, Instant::now())
         };
         let (outcome, reply) = self.decide(&request, &params, &action, fault).await;
@@ -241,14 +290,23 @@ impl Front {
                     self.state().stats.delayed();
                     tokio::time::sleep(Duration::from_millis(spec.delay_ms.unwrap_or(1000))).await;
                 }
-                _ => return (spec.fault.name().to_string(), Reply::Answer(fault_answer(spec, params))),
+                _ => {
+                    return (
+                        spec.fault.name().to_string(),
+                        Reply::Answer(fault_answer(spec, params)),
+                    );
+                }
             }
         }
         let session = signed_with_session(request);
         if action == "GetSessionToken" && session {
             return (
                 "not_long_term".to_string(),
-                Reply::Answer(sts_error(403, "AccessDenied", "Cannot call GetSessionToken with session credentials")),
+                Reply::Answer(sts_error(
+                    403,
+                    "AccessDenied",
+                    "Cannot call GetSessionToken with session credentials",
+                )),
             );
         }
         if action == "AssumeRole" && session {
@@ -278,12 +336,21 @@ impl Front {
         }
         match http::forward(&self.upstream, request, Duration::from_secs(30)).await {
             Ok(response) => (
-                if response.status < 400 { "ok" } else { "upstream_error" }.to_string(),
+                if response.status < 400 {
+                    "ok"
+                } else {
+                    "upstream_error"
+                }
+                .to_string(),
                 Reply::Answer(response),
             ),
             Err(e) => (
                 "upstream_unreachable".to_string(),
-                Reply::Answer(sts_error(502, "ServiceUnavailable", &format!("fault front: upstream {}: {e}", self.upstream))),
+                Reply::Answer(sts_error(
+                    502,
+                    "ServiceUnavailable",
+                    &format!("fault front: upstream {}: {e}", self.upstream),
+                )),
             ),
         }
     }
@@ -298,14 +365,23 @@ async fn serve(stream: TcpStream, front: Arc<Front>) {
             Ok(None) => return,
             Err(e) => {
                 eprintln!("bad request: {e}");
-                let _ = http::write_response(&mut write, &Response::new(400, "text/plain", e.to_string()), true).await;
+                let _ = http::write_response(
+                    &mut write,
+                    &Response::new(400, "text/plain", e.to_string()),
+                    true,
+                )
+                .await;
                 return;
             }
         };
         let close = request.wants_close();
         match front.handle(request).await {
             Reply::Answer(response) => {
-                if http::write_response(&mut write, &response, close).await.is_err() || close {
+                if http::write_response(&mut write, &response, close)
+                    .await
+                    .is_err()
+                    || close
+                {
                     return;
                 }
             }
@@ -333,7 +409,8 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let mut faults = Faults::default();
     for json in &args.inject {
-        let spec: FaultSpec = serde_json::from_str(json).map_err(|e| format!("--inject {json:?}: {e}"))?;
+        let spec: FaultSpec =
+            serde_json::from_str(json).map_err(|e| format!("--inject {json:?}: {e}"))?;
         faults.inject(spec, Instant::now());
     }
     let front = Arc::new(Front {

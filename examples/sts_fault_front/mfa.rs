@@ -52,14 +52,24 @@ impl MfaChecker {
     /// Checks (and, when good, consumes) `code` for device `serial` at
     /// `unix_time`. A code counts as used from the moment it is accepted,
     /// so of two concurrent calls with one code only the first gets through.
-    pub fn check(&mut self, serial: &str, code: &str, unix_time: u64, now: Instant) -> Result<(), Refusal> {
+    pub fn check(
+        &mut self,
+        serial: &str,
+        code: &str,
+        unix_time: u64,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         if let Some(secret) = self.secrets.get(serial) {
             let step = unix_time / 30;
             let matched = [step.saturating_sub(1), step, step + 1]
                 .into_iter()
                 .find(|&s| totp(secret, s) == code)
                 .ok_or(Refusal::Wrong)?;
-            if self.last_step.get(serial).is_some_and(|&last| matched <= last) {
+            if self
+                .last_step
+                .get(serial)
+                .is_some_and(|&last| matched <= last)
+            {
                 return Err(Refusal::Reused);
             }
             self.last_step.insert(serial.to_string(), matched);
@@ -113,7 +123,9 @@ pub fn parse_secret_arg(arg: &str) -> Result<(String, Vec<u8>), String> {
     };
     match bytes {
         Some(bytes) if !serial.is_empty() && !bytes.is_empty() => Ok((serial.to_string(), bytes)),
-        _ => Err(format!("--totp-secret for {serial:?}: the secret is neither base32 nor hex")),
+        _ => Err(format!(
+            "--totp-secret for {serial:?}: the secret is neither base32 nor hex"
+        )),
     }
 }
 
@@ -163,7 +175,8 @@ mod tests {
     #[test]
     fn secrets_parse_as_base32_or_hex() {
         let (serial, bytes) =
-            parse_secret_arg("arn:aws:iam::123456789012:mfa/me=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
+            parse_secret_arg("arn:aws:iam::123456789012:mfa/me=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+                .unwrap();
         assert_eq!(serial, "arn:aws:iam::123456789012:mfa/me");
         assert_eq!(bytes, b"12345678901234567890");
         let (_, bytes) = parse_secret_arg("dev=3132333435363738393031323334353637383930").unwrap();

@@ -32,10 +32,10 @@ use crate::config::RoleSettings;
 use crate::secret::mask_access_key_id;
 use crate::session::SessionCredentials;
 
+use error::{CallContext, Failure};
 pub use error::{
     StsCall, StsError, StsErrorKind, TransportKind, ValidationKind, classify, retry_class_of,
 };
-use error::{CallContext, Failure};
 
 /// The provider name the SDK shows for the credentials we hand it.
 const PROVIDER_NAME: &str = "aws-session-daemon";
@@ -108,10 +108,7 @@ impl fmt::Debug for SigningKeys {
         f.debug_struct("SigningKeys")
             .field("access_key_id", &self.masked_id())
             .field("secret_access_key", &"***")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "***"),
-            )
+            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -230,7 +227,9 @@ impl StsClients {
             .token_code(mfa.code.expose_secret())
             .duration_seconds(duration)
             .customize()
-            .config_override(aws_sdk_sts::Config::builder().credentials_provider(long_term.sdk_credentials()))
+            .config_override(
+                aws_sdk_sts::Config::builder().credentials_provider(long_term.sdk_credentials()),
+            )
             .send()
             .await;
         match result {
@@ -287,7 +286,9 @@ impl StsClients {
         let started = Instant::now();
         let result = request
             .customize()
-            .config_override(aws_sdk_sts::Config::builder().credentials_provider(signer.sdk_credentials()))
+            .config_override(
+                aws_sdk_sts::Config::builder().credentials_provider(signer.sdk_credentials()),
+            )
             .send()
             .await;
         match result {
@@ -390,17 +391,18 @@ impl<'a> Call<'a> {
         if is_six_digits(code) {
             return Ok(());
         }
-        let detail = if code.is_ascii() {
-            format!("the code has {} characters", code.len())
+        let length = code.chars().count();
+        let detail = if length != 6 {
+            format!("the code has {length} characters")
         } else {
-            "the code has non-ASCII characters".to_string()
+            "the code has characters other than ASCII digits".to_string()
         };
         let error = self.error(Failure {
             local: Some(StsErrorKind::MalformedCode),
             detail: Some(detail),
             ..Failure::default()
         });
-        tracing::debug!(action = %self.context.call, error = %error, "STS call refused before sending");
+        self.log_failure(&error, Instant::now());
         Err(error)
     }
 

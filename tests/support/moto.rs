@@ -45,7 +45,9 @@ impl Moto {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
                     "moto_server is not installed (or not on PATH): install it with `pip install 'moto[server]'`; the STS tests need it and are not skipped"
                 ),
-                Err(e) => panic!("cannot start moto_server: {e}; install it with `pip install 'moto[server]'`"),
+                Err(e) => panic!(
+                    "cannot start moto_server: {e}; install it with `pip install 'moto[server]'`"
+                ),
             };
             let mut moto = Moto {
                 child,

@@ -43,9 +43,17 @@ fn binary() -> PathBuf {
             // them on would rebuild half the dependency tree, twice per run.
             for (name, _) in std::env::vars_os() {
                 let name = name.to_string_lossy();
-                let set_by_cargo_for_tests = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"]
-                    .iter()
-                    .any(|prefix| name.starts_with(prefix));
+                let set_by_cargo_for_tests = [
+                    "CARGO_PKG_",
+                    "CARGO_MANIFEST_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "OUT_DIR",
+                ]
+                .iter()
+                .any(|prefix| name.starts_with(prefix));
                 if set_by_cargo_for_tests {
                     build.env_remove(name.as_ref());
                 }
@@ -58,10 +66,19 @@ fn binary() -> PathBuf {
             if profile_dir.file_name().is_some_and(|n| n == "release") {
                 build.arg("--release");
             }
-            let status = build.status().expect("run cargo build --example sts_fault_front");
-            assert!(status.success(), "cargo build --example sts_fault_front failed");
+            let status = build
+                .status()
+                .expect("run cargo build --example sts_fault_front");
+            assert!(
+                status.success(),
+                "cargo build --example sts_fault_front failed"
+            );
             let binary = profile_dir.join("examples").join("sts_fault_front");
-            assert!(binary.exists(), "{} missing after building it", binary.display());
+            assert!(
+                binary.exists(),
+                "{} missing after building it",
+                binary.display()
+            );
             binary
         })
         .clone()
@@ -78,12 +95,18 @@ impl StsFront {
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(if verbose { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if verbose {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("start sts_fault_front");
         let mut stdout = BufReader::new(child.stdout.take().expect("front stdout"));
         let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the front's first line");
+        stdout
+            .read_line(&mut line)
+            .expect("read the front's first line");
         let Some(address) = line.trim().strip_prefix("listening on ") else {
             let status = child.wait().ok();
             panic!("sts_fault_front did not start (said {line:?}, exit {status:?})");
@@ -100,7 +123,9 @@ impl StsFront {
 
     fn exchange(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.address).expect("connect to the front");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -109,7 +134,9 @@ impl StsFront {
         )
         .unwrap();
         let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("read the front's answer");
+        stream
+            .read_to_string(&mut answer)
+            .expect("read the front's answer");
         let status = answer
             .split_whitespace()
             .nth(1)
