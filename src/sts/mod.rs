@@ -302,9 +302,14 @@ impl StsClients {
     }
 }
 
-/// Builds one SDK client: explicit region, endpoint, timeouts; no retries,
-/// no credentials of its own (each call brings its keys), no identity cache.
+/// Builds one SDK client: explicit region, endpoint, timeouts; no retries;
+/// no credentials of its own (each call brings its keys, and a client built
+/// from `Config::builder()` never consults the default provider chain or the
+/// environment).
 fn build_client(endpoint: &Endpoint, timeouts: Timeouts) -> Result<aws_sdk_sts::Client, String> {
+    if endpoint.region.trim().is_empty() {
+        return Err("the region is empty".to_string());
+    }
     let mut builder = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(endpoint.region.clone()))
@@ -315,9 +320,6 @@ fn build_client(endpoint: &Endpoint, timeouts: Timeouts) -> Result<aws_sdk_sts::
                 .operation_timeout(timeouts.operation)
                 .build(),
         );
-    if endpoint.region.trim().is_empty() {
-        return Err("the region is empty".to_string());
-    }
     if let Some(url) = &endpoint.url {
         let rest = url
             .strip_prefix("https://")
