@@ -139,12 +139,16 @@ pub struct Stats {
     outcomes: BTreeMap<String, u64>,
     by_action: BTreeMap<String, BTreeMap<String, u64>>,
     delayed: u64,
+    /// Parameter names (never values) of the last request of each action.
+    last_params: BTreeMap<String, Vec<String>>,
 }
 
 impl Stats {
-    pub fn request(&mut self, action: &str) {
+    pub fn request(&mut self, action: &str, mut param_names: Vec<String>) {
         self.total += 1;
         *self.actions.entry(action.to_string()).or_default() += 1;
+        param_names.sort();
+        self.last_params.insert(action.to_string(), param_names);
     }
 
     pub fn outcome(&mut self, action: &str, outcome: &str) {
@@ -168,6 +172,7 @@ impl Stats {
             "outcomes": self.outcomes,
             "by_action": self.by_action,
             "delayed": self.delayed,
+            "last_params": self.last_params,
             "active_faults": active_faults,
         })
     }

@@ -261,7 +261,9 @@ impl Front {
             .unwrap_or_else(|| "(none)".to_string());
         let fault = {
             let mut state = self.state();
-            state.stats.request(&action);
+            state
+                .stats
+                .request(&action, params.keys().cloned().collect());
             state.faults.take(&action, Instant::now())
         };
         let (outcome, reply) = self.decide(&request, &params, &action, fault).await;

@@ -114,6 +114,12 @@ pub enum StsErrorKind {
 #[derive(Debug, Clone)]
 pub struct StsError {
     kind: StsErrorKind,
+    /// Boxed: an `Err` stays small on the happy path.
+    details: Box<Details>,
+}
+
+#[derive(Debug, Clone)]
+struct Details {
     call: StsCall,
     role_arn: Option<String>,
     /// Masked, e.g. `AKIA…WXYZ`.
@@ -171,18 +177,20 @@ impl StsError {
         let scrub = |s: Option<String>| s.map(|s| Self::scrub(&s, sent_secrets));
         StsError {
             kind,
-            call: ctx.call,
-            role_arn: ctx.role_arn,
-            access_key: ctx.access_key,
-            mfa_serial: ctx.mfa_serial,
-            region: ctx.region,
-            endpoint: ctx.endpoint,
-            status: failure.status,
-            aws_code: scrub(failure.code),
-            aws_message: scrub(failure.message),
-            request_id: failure.request_id,
-            detail: scrub(failure.detail),
-            timeout_secs: ctx.timeout_secs,
+            details: Box::new(Details {
+                call: ctx.call,
+                role_arn: ctx.role_arn,
+                access_key: ctx.access_key,
+                mfa_serial: ctx.mfa_serial,
+                region: ctx.region,
+                endpoint: ctx.endpoint,
+                status: failure.status,
+                aws_code: scrub(failure.code),
+                aws_message: scrub(failure.message),
+                request_id: failure.request_id,
+                detail: scrub(failure.detail),
+                timeout_secs: ctx.timeout_secs,
+            }),
         }
     }
 
@@ -204,39 +212,39 @@ impl StsError {
     }
 
     pub fn call(&self) -> StsCall {
-        self.call
+        self.details.call
     }
 
     pub fn role_arn(&self) -> Option<&str> {
-        self.role_arn.as_deref()
+        self.details.role_arn.as_deref()
     }
 
     /// The HTTP status, when AWS answered.
     pub fn status(&self) -> Option<u16> {
-        self.status
+        self.details.status
     }
 
     /// The AWS error code (`AccessDenied`, `Throttling`, ...), when AWS answered.
     pub fn aws_code(&self) -> Option<&str> {
-        self.aws_code.as_deref()
+        self.details.aws_code.as_deref()
     }
 
     /// The AWS error message, when AWS answered.
     pub fn aws_message(&self) -> Option<&str> {
-        self.aws_message.as_deref()
+        self.details.aws_message.as_deref()
     }
 
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        self.details.request_id.as_deref()
     }
 
     /// What the user (or the daemon) should do about it.
     pub fn advice(&self) -> String {
-        let key = &self.access_key;
+        let key = &self.details.access_key;
         match self.kind {
             StsErrorKind::CodeRejected => "AWS refused the MFA code: it was wrong, already used in this 30-second step, or the clock is off; wait for the next code and try once more; if it happens again, check the system clock and that the OATH credential belongs to this MFA device".to_string(),
             StsErrorKind::WrongSerial => {
-                let serial = self.mfa_serial.as_deref().unwrap_or("");
+                let serial = self.details.mfa_serial.as_deref().unwrap_or("");
                 let hint = if serial.contains(":user/") {
                     format!(" ({serial} is a user ARN; use {})", serial.replacen(":user/", ":mfa/", 1))
                 } else {
@@ -245,12 +253,12 @@ impl StsError {
                 format!("check mfa_serial_number: it must be the MFA device ARN arn:aws:iam::ACCOUNT:mfa/NAME of a device assigned to the user of access key {key}{hint}")
             }
             StsErrorKind::NotLongTermKeys => format!("access key {key} belongs to temporary (session) credentials; the credentials section must hold the IAM user's long-term access key (AKIA…), not a section the daemon writes"),
-            StsErrorKind::NotAuthorized => match &self.role_arn {
+            StsErrorKind::NotAuthorized => match &self.details.role_arn {
                 Some(role) => format!("the caller (access key {key}) may not assume {role}: check the role's trust policy (it must trust the user and may require aws:MultiFactorAuthPresent), the user's sts:AssumeRole permission and external_id"),
-                None => format!("the caller (access key {key}) is not allowed to call {}: check the user's IAM permissions", self.call),
+                None => format!("the caller (access key {key}) is not allowed to call {}: check the user's IAM permissions", self.details.call),
             },
             StsErrorKind::Validation(ValidationKind::RoleChainingDuration) => "assume_session_duration must be at most 3600 when the role is assumed from an MFA session (AWS counts it as role chaining); for a longer role session set mfa_session_duration = 0 to assume the role directly with an MFA code".to_string(),
-            StsErrorKind::Validation(ValidationKind::Duration) => match self.call {
+            StsErrorKind::Validation(ValidationKind::Duration) => match self.details.call {
                 StsCall::GetSessionToken => "check mfa_session_duration: GetSessionToken allows 900-129600 seconds (at most 3600 for the root user)".to_string(),
                 StsCall::AssumeRole => "check assume_session_duration: at least 900 seconds and at most the role's MaxSessionDuration (3600 from an MFA session)".to_string(),
             },
@@ -261,13 +269,13 @@ impl StsError {
             StsErrorKind::ExpiredToken => format!("the session credentials {key} have expired; start a new MFA session with a fresh code"),
             StsErrorKind::RequestExpired => "the request's signing time was too far from AWS's clock (common right after resume from suspend); retry, and if it persists check the system clock".to_string(),
             StsErrorKind::Throttling => "STS is throttling requests; back off and retry".to_string(),
-            StsErrorKind::RegionDisabled => format!("STS is not activated in region {} for this account: activate it in the IAM account settings, or choose another region", self.region),
+            StsErrorKind::RegionDisabled => format!("STS is not activated in region {} for this account: activate it in the IAM account settings, or choose another region", self.details.region),
             StsErrorKind::Transport(TransportKind::Timeout) => "STS did not answer in time; retry later, and check the network (or sts_endpoint) if it persists".to_string(),
             StsErrorKind::Transport(_) => "could not talk to STS; retry later, and check the network (or sts_endpoint) if it persists".to_string(),
             StsErrorKind::Server => "STS had an internal error; retry later".to_string(),
             StsErrorKind::MalformedCode => "an AWS MFA code is six digits: check that the code source (mfa_oath_slot or mfa_process) yields the 6-digit TOTP code of this MFA device".to_string(),
             StsErrorKind::InvalidRequest => "check the section's settings (region, sts_endpoint, role)".to_string(),
-            StsErrorKind::Unknown if self.status.is_some_and(|s| (400..500).contains(&s)) => "AWS refused the request for a reason the daemon does not know; check the section's settings against AWS's message".to_string(),
+            StsErrorKind::Unknown if self.details.status.is_some_and(|s| (400..500).contains(&s)) => "AWS refused the request for a reason the daemon does not know; check the section's settings against AWS's message".to_string(),
             StsErrorKind::Unknown => "retry later".to_string(),
         }
     }
@@ -275,7 +283,7 @@ impl StsError {
     fn what(&self) -> String {
         match self.kind {
             StsErrorKind::CodeRejected => "MFA code refused".to_string(),
-            StsErrorKind::WrongSerial => match &self.mfa_serial {
+            StsErrorKind::WrongSerial => match &self.details.mfa_serial {
                 Some(serial) => format!("MFA device {serial} not recognized"),
                 None => "MFA device not recognized".to_string(),
             },
@@ -287,8 +295,8 @@ impl StsError {
             StsErrorKind::ExpiredToken => "session credentials expired".to_string(),
             StsErrorKind::RequestExpired => "request expired".to_string(),
             StsErrorKind::Throttling => "throttled".to_string(),
-            StsErrorKind::RegionDisabled => format!("STS disabled in {}", self.region),
-            StsErrorKind::Transport(TransportKind::Timeout) => match self.timeout_secs {
+            StsErrorKind::RegionDisabled => format!("STS disabled in {}", self.details.region),
+            StsErrorKind::Transport(TransportKind::Timeout) => match self.details.timeout_secs {
                 Some(secs) => format!("no answer within {secs} s"),
                 None => "timed out".to_string(),
             },
@@ -304,31 +312,31 @@ impl StsError {
 
 impl fmt::Display for StsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "STS {}", self.call)?;
-        if let Some(role) = &self.role_arn {
+        write!(f, "STS {}", self.details.call)?;
+        if let Some(role) = &self.details.role_arn {
             write!(f, " of {role}")?;
         }
-        write!(f, " (access key {}", self.access_key)?;
-        if let Some(endpoint) = &self.endpoint {
+        write!(f, " (access key {}", self.details.access_key)?;
+        if let Some(endpoint) = &self.details.endpoint {
             write!(f, ", endpoint {endpoint}")?;
         } else {
-            write!(f, ", region {}", self.region)?;
+            write!(f, ", region {}", self.details.region)?;
         }
         write!(f, "): {}", self.what())?;
         let mut details = Vec::new();
-        if let Some(status) = self.status {
+        if let Some(status) = self.details.status {
             details.push(format!("HTTP {status}"));
         }
-        match (&self.aws_code, &self.aws_message) {
+        match (&self.details.aws_code, &self.details.aws_message) {
             (Some(code), Some(message)) => details.push(format!("{code}: {}", message.trim())),
             (Some(code), None) => details.push(code.clone()),
             (None, Some(message)) => details.push(message.trim().to_string()),
             (None, None) => {}
         }
-        if let Some(detail) = &self.detail {
+        if let Some(detail) = &self.details.detail {
             details.push(detail.clone());
         }
-        if let Some(id) = &self.request_id {
+        if let Some(id) = &self.details.request_id {
             details.push(format!("request id {id}"));
         }
         if !details.is_empty() {
@@ -342,7 +350,7 @@ impl std::error::Error for StsError {}
 
 impl Classified for StsError {
     fn retry_class(&self) -> RetryClass {
-        retry_class_of(self.kind, self.status)
+        retry_class_of(self.kind, self.details.status)
     }
 }
 
@@ -456,10 +464,19 @@ mod tests {
     use RetryClass::*;
     use StsErrorKind::*;
 
+    /// (code, message, HTTP status) -> (kind, retry class)
+    type Row<'a> = (
+        Option<&'a str>,
+        &'a str,
+        Option<u16>,
+        StsErrorKind,
+        RetryClass,
+    );
+
     #[test]
     fn classifies_the_answers_aws_sends() {
         #[rustfmt::skip]
-        let table: &[(Option<&str>, &str, Option<u16>, StsErrorKind, RetryClass)] = &[
+        let table: &[Row] = &[
             (Some("AccessDenied"), CODE_REJECTED, Some(403), CodeRejected, NextTotpStep),
             (Some("AccessDenied"), WRONG_SERIAL, Some(403), WrongSerial, NeedsUser),
             (Some("AccessDenied"), NOT_LONG_TERM, Some(403), NotLongTermKeys, NeedsUser),

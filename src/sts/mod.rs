@@ -302,9 +302,14 @@ impl StsClients {
     }
 }
 
-/// Builds one SDK client: explicit region, endpoint, timeouts; no retries,
-/// no credentials of its own (each call brings its keys), no identity cache.
+/// Builds one SDK client: explicit region, endpoint, timeouts; no retries;
+/// no credentials of its own (each call brings its keys, and a client built
+/// from `Config::builder()` never consults the default provider chain or the
+/// environment).
 fn build_client(endpoint: &Endpoint, timeouts: Timeouts) -> Result<aws_sdk_sts::Client, String> {
+    if endpoint.region.trim().is_empty() {
+        return Err("the region is empty".to_string());
+    }
     let mut builder = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(endpoint.region.clone()))
@@ -315,9 +320,6 @@ fn build_client(endpoint: &Endpoint, timeouts: Timeouts) -> Result<aws_sdk_sts::
                 .operation_timeout(timeouts.operation)
                 .build(),
         );
-    if endpoint.region.trim().is_empty() {
-        return Err("the region is empty".to_string());
-    }
     if let Some(url) = &endpoint.url {
         let rest = url
             .strip_prefix("https://")
@@ -391,17 +393,18 @@ impl<'a> Call<'a> {
         if is_six_digits(code) {
             return Ok(());
         }
-        let detail = if code.is_ascii() {
-            format!("the code has {} characters", code.len())
+        let length = code.chars().count();
+        let detail = if length != 6 {
+            format!("the code has {length} characters")
         } else {
-            "the code has non-ASCII characters".to_string()
+            "the code has characters other than ASCII digits".to_string()
         };
         let error = self.error(Failure {
             local: Some(StsErrorKind::MalformedCode),
             detail: Some(detail),
             ..Failure::default()
         });
-        tracing::debug!(action = %self.context.call, error = %error, "STS call refused before sending");
+        self.log_failure(&error, Instant::now());
         Err(error)
     }
 
@@ -518,7 +521,7 @@ where
         SdkError::DispatchFailure(dispatch) => {
             let transport = if dispatch.is_timeout() {
                 TransportKind::Timeout
-            } else if dispatch.is_io() {
+            } else if dispatch.is_io() || connection_broke(error) {
                 TransportKind::Io
             } else {
                 TransportKind::Other
@@ -557,6 +560,27 @@ where
             ..Failure::default()
         },
     }
+}
+
+/// True when the error chain shows a broken connection. hyper reports a
+/// connection closed mid-exchange ("connection closed before message
+/// completed") as a client error of kind "other", not as an IO error.
+fn connection_broke(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        let text = e.to_string();
+        if ["connection closed", "connection reset", "broken pipe"]
+            .iter()
+            .any(|fragment| text.contains(fragment))
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -1,0 +1,101 @@
+//! Starts a moto_server (PyPI `moto[server]`) on a free 127.0.0.1 port for
+//! one test and kills it when the guard is dropped.
+//!
+//! A missing moto_server fails the test with the install command: these
+//! tests are never skipped silently.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    log: tempfile::NamedTempFile,
+}
+
+/// A port that was free a moment ago (moto binds it itself, so a race with
+/// another process is possible; `start` then tries another port).
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("cannot bind 127.0.0.1:0")
+        .port()
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let log = tempfile::NamedTempFile::new().expect("temp file for moto's log");
+            let spawned = Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log.reopen().expect("reopen moto log")))
+                .stderr(Stdio::from(log.reopen().expect("reopen moto log")))
+                .spawn();
+            let child = match spawned {
+                Ok(child) => child,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                    "moto_server is not installed (or not on PATH): install it with `pip install 'moto[server]'`; the STS tests need it and are not skipped"
+                ),
+                Err(e) => panic!(
+                    "cannot start moto_server: {e}; install it with `pip install 'moto[server]'`"
+                ),
+            };
+            let mut moto = Moto {
+                child,
+                port,
+                url: format!("http://127.0.0.1:{port}"),
+                log,
+            };
+            match moto.wait_until_listening(Duration::from_secs(30)) {
+                Ok(()) => return moto,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("moto_server did not start: {last_error}")
+    }
+
+    fn wait_until_listening(&mut self, timeout: Duration) -> Result<(), String> {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("moto_server exited with {status}: {}", self.log()));
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(format!(
+                    "moto_server not listening on {address} after {timeout:?}: {}",
+                    self.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What moto printed so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = self.log.reopen() {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

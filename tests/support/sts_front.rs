@@ -1,0 +1,202 @@
+//! Starts the fault-injecting STS front (`examples/sts_fault_front`) in
+//! front of an upstream (moto), on a free 127.0.0.1 port, and talks to its
+//! control endpoint. The front is stopped (SIGKILL) when the guard drops.
+//!
+//! The binary is built once per test process with `cargo build --example
+//! sts_fault_front` (a no-op when it is fresh), so `cargo test --test X` never
+//! runs a stale front. Set `STS_FRONT_VERBOSE=1` to see its request log.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub struct StsFront {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    /// `127.0.0.1:PORT`
+    pub address: String,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+/// The front's binary, next to this test binary: target/PROFILE/examples/.
+fn binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test binary path");
+            // target/PROFILE/deps/TEST-HASH -> target/PROFILE
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("test binary is in target/PROFILE/deps");
+            let target_dir = profile_dir.parent().expect("target dir");
+            let mut build = Command::new(env!("CARGO"));
+            // Cargo runs tests with variables describing this package
+            // (CARGO_MANIFEST_DIR, CARGO_PKG_*, OUT_DIR...). Some dependencies'
+            // build scripts watch them (ring: CARGO_MANIFEST_DIR), so passing
+            // them on would rebuild half the dependency tree, twice per run.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                let set_by_cargo_for_tests = [
+                    "CARGO_PKG_",
+                    "CARGO_MANIFEST_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "OUT_DIR",
+                ]
+                .iter()
+                .any(|prefix| name.starts_with(prefix));
+                if set_by_cargo_for_tests {
+                    build.env_remove(name.as_ref());
+                }
+            }
+            build
+                .args(["build", "--quiet", "--example", "sts_fault_front"])
+                .arg("--manifest-path")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+                .env("CARGO_TARGET_DIR", target_dir);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                build.arg("--release");
+            }
+            let status = build
+                .status()
+                .expect("run cargo build --example sts_fault_front");
+            assert!(
+                status.success(),
+                "cargo build --example sts_fault_front failed"
+            );
+            let binary = profile_dir.join("examples").join("sts_fault_front");
+            assert!(
+                binary.exists(),
+                "{} missing after building it",
+                binary.display()
+            );
+            binary
+        })
+        .clone()
+}
+
+impl StsFront {
+    /// Starts the front before `upstream` (`http://127.0.0.1:PORT`), with
+    /// extra arguments such as `--totp-secret SERIAL=SECRET`, and waits until
+    /// it listens (it prints `listening on ADDRESS` once bound).
+    pub fn start(upstream: &str, extra_args: &[&str]) -> StsFront {
+        let verbose = std::env::var_os("STS_FRONT_VERBOSE").is_some();
+        let mut child = Command::new(binary())
+            .args(["--upstream", upstream, "--port", "0"])
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(if verbose {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("start sts_fault_front");
+        let mut stdout = BufReader::new(child.stdout.take().expect("front stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("read the front's first line");
+        let Some(address) = line.trim().strip_prefix("listening on ") else {
+            let status = child.wait().ok();
+            panic!("sts_fault_front did not start (said {line:?}, exit {status:?})");
+        };
+        assert!(address.starts_with("127.0.0.1:"), "front bound {address}");
+        let address = address.to_string();
+        StsFront {
+            child,
+            _stdout: stdout,
+            url: format!("http://{address}"),
+            address,
+        }
+    }
+
+    fn exchange(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.address).expect("connect to the front");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.address,
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .expect("read the front's answer");
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Sends a control command (see the front's `faults.rs`).
+    pub fn control(&self, command: serde_json::Value) {
+        let (status, body) = self.exchange("POST", "/__control", &command.to_string());
+        assert_eq!(status, 200, "control {command} refused: {body}");
+    }
+
+    /// Injects a fault: `{"fault": ..., "count"?, "for_ms"?, "action"?, "status"?, "delay_ms"?}`.
+    pub fn inject(&self, mut fault: serde_json::Value) {
+        fault["op"] = "inject".into();
+        self.control(fault);
+    }
+
+    pub fn clear(&self) {
+        self.control(serde_json::json!({ "op": "clear" }));
+    }
+
+    pub fn reset_stats(&self) {
+        self.control(serde_json::json!({ "op": "reset_stats" }));
+    }
+
+    /// `GET /__stats`: `{"total", "actions": {Action: n}, "outcomes": {outcome: n},
+    /// "by_action": {Action: {outcome: n}}, "delayed", "active_faults"}`.
+    pub fn stats(&self) -> serde_json::Value {
+        let (status, body) = self.exchange("GET", "/__stats", "");
+        assert_eq!(status, 200, "stats: {body}");
+        serde_json::from_str(&body).expect("stats are JSON")
+    }
+
+    /// Stops the front with SIGTERM and returns whether it exited cleanly.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        for _ in 0..100 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return sent && status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for StsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
