@@ -83,7 +83,14 @@ impl Home {
     /// `aws sts get-caller-identity --profile P` against `endpoint`.
     fn caller_arn(&self, profile: &str, endpoint: &str) -> String {
         let output = Command::new("aws")
-            .args(["sts", "get-caller-identity", "--profile", profile, "--output", "json"])
+            .args([
+                "sts",
+                "get-caller-identity",
+                "--profile",
+                profile,
+                "--output",
+                "json",
+            ])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.path())
@@ -112,7 +119,9 @@ fn org_config(endpoint: &str, code_source: &str, accounts: &[String]) -> String 
 }
 
 fn accounts(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{:012}", 300_000_000_000u64 + i as u64)).collect()
+    (0..n)
+        .map(|i| format!("{:012}", 300_000_000_000u64 + i as u64))
+        .collect()
 }
 
 fn stderr(output: &Output) -> String {
@@ -121,7 +130,10 @@ fn stderr(output: &Output) -> String {
 
 /// Bytes outside the owned sections are exactly the user's.
 fn assert_user_text_kept(text: &str) {
-    assert!(text.starts_with(USER_TEXT), "the user's part of the file changed:\n{text}");
+    assert!(
+        text.starts_with(USER_TEXT),
+        "the user's part of the file changed:\n{text}"
+    );
 }
 
 #[test]
@@ -136,7 +148,10 @@ fn twenty_roles_from_one_yubikey_code_work_with_the_aws_cli() {
         false,
     )));
     let moto = moto::Moto::start();
-    let secret_hex: String = vcard::SHA1_SECRET.iter().map(|b| format!("{b:02x}")).collect();
+    let secret_hex: String = vcard::SHA1_SECRET
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let totp = format!("{SERIAL}={secret_hex}");
     let front = sts_front::StsFront::start(&moto.url, &["--totp-secret", &totp]);
 
@@ -146,25 +161,34 @@ fn twenty_roles_from_one_yubikey_code_work_with_the_aws_cli() {
     let output = home.run(&["apply"]);
     assert!(output.status.success(), "apply failed: {}", stderr(&output));
 
-    assert_eq!(card.calculations(), 1, "20 sections must cost one YubiKey code");
+    assert_eq!(
+        card.calculations(),
+        1,
+        "20 sections must cost one YubiKey code"
+    );
     let stats = front.stats();
-    assert_eq!(stats["requests"]["GetSessionToken"], 1, "{stats}");
-    assert_eq!(stats["requests"]["AssumeRole"], 20, "{stats}");
+    assert_eq!(stats["actions"]["GetSessionToken"], 1, "{stats}");
+    assert_eq!(stats["actions"]["AssumeRole"], 20, "{stats}");
 
     let text = home.text();
     assert_user_text_kept(&text);
     for account in [&accounts[0], &accounts[7], &accounts[19]] {
         let arn = home.caller_arn(account, &moto.url);
-        assert_eq!(arn, format!("arn:aws:sts::{account}:assumed-role/Admin/aws-session-daemon"));
+        assert_eq!(
+            arn,
+            format!("arn:aws:sts::{account}:assumed-role/Admin/aws-session-daemon")
+        );
     }
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(home.credentials()).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(home.credentials()).unwrap().permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
 
     // A second apply needs neither the key nor STS.
     let output = home.run(&["apply"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(card.calculations(), 1);
-    assert_eq!(front.stats()["requests"]["AssumeRole"], 20);
+    assert_eq!(front.stats()["actions"]["AssumeRole"], 20);
     assert_eq!(home.text(), text);
 }
 
@@ -178,7 +202,9 @@ impl Running {
     fn start(home: &Home, args: &[&str]) -> Running {
         let log = home.path().join("daemon.log");
         let mut command = home.command(args);
-        command.stderr(std::fs::File::create(&log).unwrap()).stdout(Stdio::null());
+        command
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(Stdio::null());
         Running {
             child: command.spawn().expect("start the daemon"),
             log,
@@ -200,7 +226,10 @@ impl Drop for Running {
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     started.elapsed()
@@ -214,7 +243,9 @@ fn the_daemon_restores_deleted_profiles_and_creates_new_sections_within_a_second
     let home = Home::new(&org_config(&moto.url, process, &accounts));
     let mut daemon = Running::start(&home, &["run", "--log-level", "debug"]);
     let profile = format!("[{}]", accounts[2]);
-    wait_until("the first pass", Duration::from_secs(20), || home.text().contains(&profile));
+    wait_until("the first pass", Duration::from_secs(20), || {
+        home.text().contains(&profile)
+    });
 
     // Delete a profile by hand, the way an editor saves (rename over).
     let text = home.text();
@@ -223,16 +254,23 @@ fn the_daemon_restores_deleted_profiles_and_creates_new_sections_within_a_second
     let temp = home.credentials().with_extension("swp");
     std::fs::write(&temp, &without).unwrap();
     std::fs::rename(&temp, home.credentials()).unwrap();
-    let restored = wait_until("the profile to come back", Duration::from_secs(1), || home.text().contains(&profile));
+    let restored = wait_until("the profile to come back", Duration::from_secs(1), || {
+        home.text().contains(&profile)
+    });
     eprintln!("deleted profile restored in {restored:?}");
 
     // Add a section to the config.
     let mut more = accounts.clone();
     more.push("399999999999".to_string());
     home.write_config(&org_config(&moto.url, process, &more));
-    let created = wait_until("the new section", Duration::from_secs(1), || home.text().contains("[399999999999]"));
+    let created = wait_until("the new section", Duration::from_secs(1), || {
+        home.text().contains("[399999999999]")
+    });
     eprintln!("new section created in {created:?}");
-    assert_eq!(home.caller_arn("399999999999", &moto.url), "arn:aws:sts::399999999999:assumed-role/Admin/aws-session-daemon");
+    assert_eq!(
+        home.caller_arn("399999999999", &moto.url),
+        "arn:aws:sts::399999999999:assumed-role/Admin/aws-session-daemon"
+    );
 
     // A section removed from the config is left alone.
     home.write_config(&org_config(&moto.url, process, &accounts[..1]));
@@ -243,7 +281,12 @@ fn the_daemon_restores_deleted_profiles_and_creates_new_sections_within_a_second
     // Our own writes must not make it loop: quiet for a while now.
     let passes_before = daemon.log().matches("wrote ").count();
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(daemon.log().matches("wrote ").count(), passes_before, "{}", daemon.log());
+    assert_eq!(
+        daemon.log().matches("wrote ").count(),
+        passes_before,
+        "{}",
+        daemon.log()
+    );
 
     // SIGTERM stops it within a second, with exit status 0.
     let stop = Instant::now();
@@ -252,7 +295,10 @@ fn the_daemon_restores_deleted_profiles_and_creates_new_sections_within_a_second
         if let Some(status) = daemon.child.try_wait().unwrap() {
             break status;
         }
-        assert!(stop.elapsed() < Duration::from_secs(1), "did not stop within a second");
+        assert!(
+            stop.elapsed() < Duration::from_secs(1),
+            "did not stop within a second"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success(), "{}", daemon.log());
@@ -262,9 +308,13 @@ fn the_daemon_restores_deleted_profiles_and_creates_new_sections_within_a_second
 fn a_trace_level_run_logs_no_secret() {
     let moto = moto::Moto::start();
     let front = sts_front::StsFront::start(&moto.url, &[]);
+    // The code comes from a file, so that `config show` cannot print it.
     let code = "975310";
-    let process = format!("mfa_process = \"echo {code}\"");
-    let home = Home::new(&org_config(&front.url, &process, &accounts(3)));
+    let home = Home::new("");
+    let code_file = home.path().join("code.txt");
+    std::fs::write(&code_file, format!("{code}\n")).unwrap();
+    let process = format!("mfa_process = \"cat {}\"", code_file.display());
+    home.write_config(&org_config(&front.url, &process, &accounts(3)));
     let mut config = std::fs::read_to_string(home.config()).unwrap();
     config.push_str("[plain]\n");
     home.write_config(&config);
@@ -272,17 +322,33 @@ fn a_trace_level_run_logs_no_secret() {
     assert!(output.status.success(), "{}", stderr(&output));
     let mut log = stderr(&output);
     log.push_str(&String::from_utf8_lossy(&output.stdout));
-    for args in [&["plan"][..], &["plan", "--json"], &["status", "--json"], &["config", "show"]] {
+    for args in [
+        &["plan"][..],
+        &["plan", "--json"],
+        &["status", "--json"],
+        &["config", "show"],
+    ] {
         let out = home.run(args);
         log.push_str(&String::from_utf8_lossy(&out.stdout));
         log.push_str(&String::from_utf8_lossy(&out.stderr));
     }
-    assert!(log.contains("TRACE") || log.contains("DEBUG"), "trace logging was not on:\n{log}");
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "trace logging was not on:\n{log}"
+    );
 
     let text = home.text();
-    let mut secrets = vec![LONG_TERM_SECRET.to_string(), code.to_string(), LONG_TERM_ID.to_string()];
+    let mut secrets = vec![
+        LONG_TERM_SECRET.to_string(),
+        code.to_string(),
+        LONG_TERM_ID.to_string(),
+    ];
     for line in text.lines() {
-        for key in ["aws_secret_access_key", "aws_session_token", "aws_access_key_id"] {
+        for key in [
+            "aws_secret_access_key",
+            "aws_session_token",
+            "aws_access_key_id",
+        ] {
             if let Some(value) = line.strip_prefix(&format!("{key} = ")) {
                 secrets.push(value.to_string());
             }
@@ -290,12 +356,18 @@ fn a_trace_level_run_logs_no_secret() {
     }
     assert!(secrets.len() > 10, "{secrets:?}");
     for secret in &secrets {
-        assert!(!log.contains(secret.as_str()), "a secret ({}…) reached the output:\n{log}", &secret[..4]);
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret ({}…) reached the output:\n{log}",
+            &secret[..4]
+        );
     }
     // The runtime files are private too.
     for entry in std::fs::read_dir(home.path().join("run/aws-session-daemon")).unwrap() {
         let path = entry.unwrap().path();
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
         assert_eq!(mode & 0o077, 0, "{} is readable by others", path.display());
     }
     let mut mfa_cache = String::new();
@@ -306,18 +378,42 @@ fn a_trace_level_run_logs_no_secret() {
     assert!(mfa_cache.contains("expiration"));
 }
 
+/// `needle` occurs in `text` not as part of a longer run of digits (a
+/// six-digit code may well appear inside a timestamp's nanoseconds).
+fn contains_token(text: &str, needle: &str) -> bool {
+    text.match_indices(needle).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + needle.len()..].chars().next();
+        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+        !(needle.bytes().all(|b| b.is_ascii_digit()) && (digit(before) || digit(after)))
+    })
+}
+
 #[test]
 fn apply_exits_non_zero_with_the_reason_when_the_keys_are_refused() {
     let moto = moto::Moto::start();
     let front = sts_front::StsFront::start(&moto.url, &[]);
     front.inject(serde_json::json!({"fault": "invalid_client_token", "count": 100}));
-    let home = Home::new(&org_config(&front.url, "mfa_process = \"echo 123456\"", &accounts(2)));
+    let home = Home::new(&org_config(
+        &front.url,
+        "mfa_process = \"echo 123456\"",
+        &accounts(2),
+    ));
     let output = home.run(&["apply"]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let err = stderr(&output);
     assert!(err.contains("[300000000000]"), "{err}");
-    assert!(err.contains("security token") || err.contains("InvalidClientTokenId") || err.contains("access key"), "{err}");
-    assert_eq!(front.stats()["requests"]["GetSessionToken"], 1, "one attempt, no hammering");
+    assert!(
+        err.contains("security token")
+            || err.contains("InvalidClientTokenId")
+            || err.contains("access key"),
+        "{err}"
+    );
+    assert_eq!(
+        front.stats()["actions"]["GetSessionToken"],
+        1,
+        "one attempt, no hammering"
+    );
     assert_user_text_kept(&home.text());
     assert_eq!(home.text(), USER_TEXT);
 }

@@ -4,6 +4,8 @@
 //! errors; the tests check the resulting kind and retry class, and read the
 //! front's counts to check that each call is exactly one HTTP request.
 
+#[path = "support/example_bin.rs"]
+mod example_bin;
 #[path = "../examples/sts_fault_front/mfa.rs"]
 #[allow(dead_code)]
 mod front_mfa;

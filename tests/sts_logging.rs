@@ -3,6 +3,8 @@
 //! at warn): the log names the calls, and no secret key, session token, MFA
 //! code or unmasked access key id appears in it.
 
+#[path = "support/example_bin.rs"]
+mod example_bin;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/sts_front.rs"]

@@ -26,6 +26,27 @@ pub fn path(name: &str) -> PathBuf {
         .expect("test binary is in target/PROFILE/deps");
     let target_dir = profile_dir.parent().expect("target dir");
     let mut build = Command::new(env!("CARGO"));
+    // Cargo runs tests with variables describing this package
+    // (CARGO_MANIFEST_DIR, CARGO_PKG_*, OUT_DIR...). Some dependencies'
+    // build scripts watch them (ring: CARGO_MANIFEST_DIR), so passing them
+    // on would rebuild half the dependency tree, twice per run.
+    for (variable, _) in std::env::vars_os() {
+        let variable = variable.to_string_lossy();
+        let set_by_cargo_for_tests = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ]
+        .iter()
+        .any(|prefix| variable.starts_with(prefix));
+        if set_by_cargo_for_tests {
+            build.env_remove(variable.as_ref());
+        }
+    }
     build
         .args(["build", "--quiet", "--example", name])
         .arg("--manifest-path")

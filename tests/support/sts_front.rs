@@ -12,7 +12,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 pub struct StsFront {
@@ -24,64 +23,9 @@ pub struct StsFront {
     pub url: String,
 }
 
-/// The front's binary, next to this test binary: target/PROFILE/examples/.
+/// The front's binary, built on demand for this test binary's profile.
 fn binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("test binary path");
-            // target/PROFILE/deps/TEST-HASH -> target/PROFILE
-            let profile_dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("test binary is in target/PROFILE/deps");
-            let target_dir = profile_dir.parent().expect("target dir");
-            let mut build = Command::new(env!("CARGO"));
-            // Cargo runs tests with variables describing this package
-            // (CARGO_MANIFEST_DIR, CARGO_PKG_*, OUT_DIR...). Some dependencies'
-            // build scripts watch them (ring: CARGO_MANIFEST_DIR), so passing
-            // them on would rebuild half the dependency tree, twice per run.
-            for (name, _) in std::env::vars_os() {
-                let name = name.to_string_lossy();
-                let set_by_cargo_for_tests = [
-                    "CARGO_PKG_",
-                    "CARGO_MANIFEST_",
-                    "CARGO_CRATE_",
-                    "CARGO_BIN_",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "OUT_DIR",
-                ]
-                .iter()
-                .any(|prefix| name.starts_with(prefix));
-                if set_by_cargo_for_tests {
-                    build.env_remove(name.as_ref());
-                }
-            }
-            build
-                .args(["build", "--quiet", "--example", "sts_fault_front"])
-                .arg("--manifest-path")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-                .env("CARGO_TARGET_DIR", target_dir);
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                build.arg("--release");
-            }
-            let status = build
-                .status()
-                .expect("run cargo build --example sts_fault_front");
-            assert!(
-                status.success(),
-                "cargo build --example sts_fault_front failed"
-            );
-            let binary = profile_dir.join("examples").join("sts_fault_front");
-            assert!(
-                binary.exists(),
-                "{} missing after building it",
-                binary.display()
-            );
-            binary
-        })
-        .clone()
+    crate::example_bin::path("sts_fault_front")
 }
 
 impl StsFront {
