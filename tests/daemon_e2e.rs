@@ -250,7 +250,7 @@ fn the_daemon_restores_deleted_profiles_and_creates_new_sections_within_a_second
     // Delete a profile by hand, the way an editor saves (rename over).
     let text = home.text();
     let start = text.find(&profile).unwrap();
-    let without = format!("{}", &text[..start]);
+    let without = text[..start].to_string();
     let temp = home.credentials().with_extension("swp");
     std::fs::write(&temp, &without).unwrap();
     std::fs::rename(&temp, home.credentials()).unwrap();
@@ -357,7 +357,7 @@ fn a_trace_level_run_logs_no_secret() {
     assert!(secrets.len() > 10, "{secrets:?}");
     for secret in &secrets {
         assert!(
-            !log.contains(secret.as_str()),
+            !contains_token(&log, secret),
             "a secret ({}…) reached the output:\n{log}",
             &secret[..4]
         );
