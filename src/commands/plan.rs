@@ -154,7 +154,9 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 pub fn remaining(at: OffsetDateTime, now: OffsetDateTime) -> String {
     let seconds = (at - now).whole_seconds();
     let abs = seconds.unsigned_abs();
-    let text = if abs >= 3600 {
+    let text = if abs >= 172_800 {
+        format!("{}d {}h", abs / 86_400, abs % 86_400 / 3600)
+    } else if abs >= 3600 {
         format!("{}h {:02}m", abs / 3600, abs % 3600 / 60)
     } else if abs >= 60 {
         format!("{}m", abs / 60)
