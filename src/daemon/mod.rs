@@ -313,6 +313,13 @@ impl Daemon {
             };
             updates.insert(section.section.clone(), status);
         }
+        // At rest nothing changes: skip the write (and its fsync).
+        let unchanged = updates
+            .iter()
+            .all(|(name, status)| previous.sections.get(name) == Some(status));
+        if unchanged {
+            return;
+        }
         if let Err(e) = state::update(dir, &updates) {
             tracing::debug!("cannot write the status file: {e}");
         }
