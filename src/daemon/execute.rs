@@ -18,7 +18,9 @@ use std::time::SystemTime;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
-use super::ports::{Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError};
+use super::ports::{
+    BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
+};
 use super::schedule::{Report, Scheduler, Unit};
 use crate::config::{LongTermKeys, RoleSettings, Section, Settings};
 use crate::credentials::{CredentialsFile, Document, Edit, WriteOutcome};
@@ -26,6 +28,7 @@ use crate::plan::{ACCESS_KEY_ID, Action, MfaSessionKey, Plan, SECRET_ACCESS_KEY}
 use crate::retry::RetryClass;
 use crate::session::SessionCredentials;
 use crate::session_cache::{CacheLock, SessionCache};
+use secrecy::SecretString;
 
 /// What happened to one section in a pass.
 #[derive(Debug, Clone, PartialEq)]
@@ -258,44 +261,37 @@ impl Executor {
         }
         let long_term = long_term_keys(settings, document).map_err(failed)?;
         let endpoint = Endpoint::new(key.region.clone(), key.endpoint.clone());
-        let mut rejected_once = false;
-        loop {
-            let code = self
-                .fresh_code(&key.mfa_serial_number, settings, cache, &lock, report)
-                .await
-                .map_err(failed)?;
-            report.sts_calls += 1;
-            let mfa = MfaCode {
-                serial_number: &key.mfa_serial_number,
-                code: &code.value,
-            };
-            let result = self
-                .sts
-                .get_session_token(&long_term, &endpoint, mfa, key.duration)
-                .await;
-            match result {
-                Ok(creds) => {
-                    tracing::info!(
-                        "new MFA session for {} valid until {}",
-                        key,
-                        crate::commands::plan::rfc3339(creds.expiration)
-                    );
-                    cache
-                        .contents_mut()
-                        .sessions
-                        .insert(key.clone(), creds.clone());
-                    let _ = cache.store(&lock, self.clock.now());
-                    scheduler.record_success(&device);
-                    return Ok(creds);
-                }
-                Err(error) if error.class == RetryClass::NextTotpStep && !rejected_once => {
-                    tracing::info!(
-                        "{device}: code refused ({error}); retrying once with the next code"
-                    );
-                    rejected_once = true;
-                }
-                Err(error) => return Err(failed(error)),
+        let serial = key.mfa_serial_number.as_str();
+        let sts = &self.sts;
+        let result = self
+            .with_code(serial, settings, cache, &lock, report, |code| {
+                let (long_term, endpoint) = (&long_term, &endpoint);
+                Box::pin(async move {
+                    let mfa = MfaCode {
+                        serial_number: serial,
+                        code: &code,
+                    };
+                    sts.get_session_token(long_term, endpoint, mfa, key.duration)
+                        .await
+                })
+            })
+            .await;
+        match result {
+            Ok(creds) => {
+                tracing::info!(
+                    "new MFA session for {} valid until {}",
+                    key,
+                    crate::commands::plan::rfc3339(creds.expiration)
+                );
+                cache
+                    .contents_mut()
+                    .sessions
+                    .insert(key.clone(), creds.clone());
+                let _ = cache.store(&lock, self.clock.now());
+                scheduler.record_success(&device);
+                Ok(creds)
             }
+            Err(CodeCallError::Code(error) | CodeCallError::Call(error)) => Err(failed(error)),
         }
     }
 
@@ -322,35 +318,65 @@ impl Executor {
         let lock = cache.lock().map_err(|e| failed(cache_error(&e)))?;
         cache.load(&lock);
         let endpoint = Endpoint::new(settings.region.clone(), settings.sts_endpoint.clone());
+        let serial = settings.mfa_serial_number.as_str();
+        let sts = &self.sts;
+        let result = self
+            .with_code(serial, settings, cache, &lock, report, |code| {
+                let (long_term, endpoint) = (&long_term, &endpoint);
+                Box::pin(async move {
+                    let mfa = MfaCode {
+                        serial_number: serial,
+                        code: &code,
+                    };
+                    sts.assume_role(long_term, endpoint, role, Some(mfa)).await
+                })
+            })
+            .await;
+        match result {
+            Ok(creds) => {
+                scheduler.record_success(&device);
+                Ok(creds)
+            }
+            // Code problems belong to the device; the rest (trust policy,
+            // duration) to the section.
+            Err(CodeCallError::Code(error)) => Err(failed(error)),
+            Err(CodeCallError::Call(error)) if error.class == RetryClass::NextTotpStep => {
+                Err(failed(error))
+            }
+            Err(CodeCallError::Call(error)) => {
+                Err(Failure::Failed(Unit::Section(section.to_string()), error))
+            }
+        }
+    }
+
+    /// Spends fresh codes on `call` until it succeeds, retrying once with
+    /// the next TOTP step when STS refuses the code (a code AWS has already
+    /// seen, or the step just turned).
+    async fn with_code<'a>(
+        &self,
+        serial: &str,
+        settings: &Settings,
+        cache: &mut SessionCache,
+        lock: &CacheLock,
+        report: &mut PassReport,
+        mut call: impl FnMut(SecretString) -> BoxFuture<'a, Result<SessionCredentials, UnitError>>,
+    ) -> Result<SessionCredentials, CodeCallError> {
         let mut rejected_once = false;
         loop {
             let code = self
-                .fresh_code(&settings.mfa_serial_number, settings, cache, &lock, report)
+                .fresh_code(serial, settings, cache, lock, report)
                 .await
-                .map_err(failed)?;
+                .map_err(CodeCallError::Code)?;
             report.sts_calls += 1;
-            let mfa = MfaCode {
-                serial_number: &settings.mfa_serial_number,
-                code: &code.value,
-            };
-            match self
-                .sts
-                .assume_role(&long_term, &endpoint, role, Some(mfa))
-                .await
-            {
-                Ok(creds) => {
-                    scheduler.record_success(&device);
-                    return Ok(creds);
-                }
+            match call(code.value).await {
+                Ok(creds) => return Ok(creds),
                 Err(error) if error.class == RetryClass::NextTotpStep && !rejected_once => {
+                    tracing::info!(
+                        "MFA device {serial}: code refused ({error}); retrying once with the next code"
+                    );
                     rejected_once = true;
                 }
-                // Code problems belong to the device; the rest (trust policy,
-                // duration) to the section.
-                Err(error) if error.class == RetryClass::NextTotpStep => return Err(failed(error)),
-                Err(error) => {
-                    return Err(Failure::Failed(Unit::Section(section.to_string()), error));
-                }
+                Err(error) => return Err(CodeCallError::Call(error)),
             }
         }
     }
@@ -465,6 +491,12 @@ struct ChainedJob<'s> {
     settings: &'s Settings,
     signer: SigningKeys,
     mfa_session: MfaSessionKey,
+}
+
+/// Where a code-spending call failed: getting the code, or the STS call.
+enum CodeCallError {
+    Code(UnitError),
+    Call(UnitError),
 }
 
 /// Why a section got no credentials in this pass.
