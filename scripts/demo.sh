@@ -44,6 +44,10 @@ touch = false
 TOML
 "$root/target/release/examples/virtual_yubikey" --port 35963 --credentials "$demo/yubikey.toml" \
   --counter-file "$demo/calculations" >"$demo/yubikey.log" 2>&1 & pids+=($!)
+for _ in $(seq 100); do
+  "$bin" oath list 2>/dev/null | grep -q "demo@123456789012" && break
+  sleep 0.1
+done
 "$root/target/release/examples/sts_fault_front" --upstream "http://127.0.0.1:$moto_port" --port 0 \
   --totp-secret "$serial=hex:$secret_hex" >"$demo/front.out" 2>"$demo/front.log" & pids+=($!)
 for _ in $(seq 100); do grep -q "listening on" "$demo/front.out" 2>/dev/null && break; sleep 0.1; done
@@ -75,8 +79,9 @@ echo "== plan (touches neither the key nor the network)"
 "$bin" plan || true
 echo
 echo "== apply: one pass"
+before=$(cat "$demo/calculations" 2>/dev/null || echo 0)
 "$bin" apply
-echo "YubiKey CALCULATE commands: $(cat "$demo/calculations")"
+echo "YubiKey commands used by apply: $(( $(cat "$demo/calculations") - before )) (one code for three roles)"
 echo
 echo "== the AWS CLI uses the written profiles"
 for account in 111111111111 333333333333; do
