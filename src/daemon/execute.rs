@@ -196,9 +196,12 @@ impl Executor {
             match result {
                 Ok(outcome) => {
                     report.wrote = outcome == WriteOutcome::Written;
-                    for (name, _, _) in &written {
-                        scheduler.record_success(&Unit::Section(name.clone()));
+                    let written_at = self.clock.now();
+                    for (name, settings, creds) in &written {
+                        let unit = Unit::Section(name.clone());
+                        scheduler.record_success(&unit);
                         report.outcomes.insert(name.clone(), Outcome::Written);
+                        due_on_arrival(scheduler, &unit, settings, creds, written_at);
                     }
                 }
                 Err(error) => {
@@ -221,8 +224,12 @@ impl Executor {
                 failed.entry(unit).or_insert(error);
             }
         }
+        // Backoff counts from when the attempt ended, not from when the pass
+        // began: a pass that waited for a TOTP step or a slow STS would
+        // otherwise find its backoff already over and try again at once.
+        let ended = self.clock.now();
         for (unit, error) in failed {
-            if scheduler.record_failure(unit, error.class, &error.message, now) == Report::New {
+            if scheduler.record_failure(unit, error.class, &error.message, ended) == Report::New {
                 tracing::warn!("{unit}: {error} ({})", error.class);
             } else {
                 tracing::debug!("{unit}: still failing: {error}");
@@ -456,6 +463,31 @@ impl Executor {
                 (job, result)
             })
             .collect()
+    }
+}
+
+/// Credentials that STS hands out already inside their refresh margin (a
+/// system clock ahead of AWS's, or a session shorter than asked for: AWS
+/// caps the root user's GetSessionToken at one hour) would be asked for
+/// again at once, in every pass, forever. They are written (they are valid),
+/// and the section backs off like after a passing error.
+fn due_on_arrival(
+    scheduler: &mut Scheduler,
+    unit: &Unit,
+    settings: &Settings,
+    creds: &SessionCredentials,
+    now: OffsetDateTime,
+) {
+    let margin = Duration::seconds(i64::from(settings.refresh_margin));
+    if creds.expiration - margin > now {
+        return;
+    }
+    let message = format!(
+        "STS returned credentials that are already due for refresh (they expire within refresh_margin = {} s of now); check that the system clock is right, or lower refresh_margin",
+        settings.refresh_margin
+    );
+    if scheduler.record_failure(unit, RetryClass::Soon, &message, now) == Report::New {
+        tracing::warn!("{unit}: {message}");
     }
 }
 
