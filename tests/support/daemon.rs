@@ -43,7 +43,14 @@ impl Home {
 
     /// A HOME whose credentials file starts as `credentials`.
     pub fn with_credentials(config: &str, credentials: &str) -> Home {
-        let dir = tempfile::tempdir().unwrap();
+        Home::with_credentials_in(&std::env::temp_dir(), config, credentials)
+    }
+
+    /// The same, created inside `parent` (e.g. `CARGO_TARGET_TMPDIR`, on
+    /// disk, where fsync takes real time, unlike a tmpfs `/tmp`).
+    pub fn with_credentials_in(parent: &Path, config: &str, credentials: &str) -> Home {
+        std::fs::create_dir_all(parent).unwrap();
+        let dir = tempfile::tempdir_in(parent).unwrap();
         let home = Home { dir };
         std::fs::create_dir_all(home.aws_dir()).unwrap();
         std::fs::create_dir_all(home.path().join(".config/aws-session-daemon")).unwrap();
