@@ -244,7 +244,12 @@ fn kill_9_at_random_moments_never_breaks_the_credentials_file() {
     let timer = Instant::now();
     let second = home.run(&["apply"]);
     let apply_time = timer.elapsed();
-    assert_ne!(second.status.code(), Some(101), "{}", daemon::stderr(&second));
+    assert_ne!(
+        second.status.code(),
+        Some(101),
+        "{}",
+        daemon::stderr(&second)
+    );
     eprintln!("an apply rewriting {profiles} profiles takes {apply_time:?}");
 
     let mut per_kind: std::collections::BTreeMap<String, (usize, usize, usize)> =
