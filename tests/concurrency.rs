@@ -113,36 +113,6 @@ fn delete_profile(path: &Path, writer: Writer, profile: &str) {
     }
 }
 
-/// Every daemon's profile present, complete and not due for refresh.
-fn stale_profiles(text: &str, profiles: &[String]) -> Vec<String> {
-    let document = Document::parse(text);
-    let now = time::OffsetDateTime::now_utc();
-    profiles
-        .iter()
-        .filter(|profile| {
-            let value = |key: &str| {
-                document
-                    .get(profile, key)
-                    .ok()
-                    .flatten()
-                    .map(str::to_string)
-            };
-            let complete = [
-                "aws_access_key_id",
-                "aws_secret_access_key",
-                "aws_session_token",
-            ]
-            .iter()
-            .all(|key| value(key).is_some_and(|v| !v.is_empty()));
-            let fresh = value("x_security_token_expires")
-                .and_then(|v| parse_expiry(&v))
-                .is_some_and(|expires| expires - time::Duration::seconds(300) > now);
-            !(complete && fresh)
-        })
-        .cloned()
-        .collect()
-}
-
 /// How long until the last of the daemons' next attempts (from the status
 /// file they share), for the sections not fresh now.
 fn next_attempts_within(home: &Home, profiles: &[String]) -> Duration {
@@ -151,7 +121,7 @@ fn next_attempts_within(home: &Home, profiles: &[String]) -> Duration {
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
     let now = time::OffsetDateTime::now_utc();
-    stale_profiles(&home.text(), profiles)
+    daemon::stale_profiles(&home.text(), profiles, 300)
         .iter()
         .filter_map(|name| state["sections"][name]["next_attempt"].as_str())
         .filter_map(parse_expiry)
@@ -200,7 +170,7 @@ fn ten_daemons_and_a_rewriter(writer: Writer) {
     let first = daemon::wait_until(
         "every daemon's first write",
         Duration::from_secs(30),
-        || stale_profiles(&home.text(), &profiles).is_empty(),
+        || daemon::stale_profiles(&home.text(), &profiles, 300).is_empty(),
     );
     eprintln!("{writer:?}: {DAEMONS} daemons wrote their profiles within {first:?}");
 
@@ -283,11 +253,13 @@ fn ten_daemons_and_a_rewriter(writer: Writer) {
     };
     eprintln!("{writer:?}: waiting at most {settle:?} for every profile to be fresh");
     let settling = Instant::now();
-    while !stale_profiles(&home.text(), &profiles).is_empty() && settling.elapsed() < settle {
+    while !daemon::stale_profiles(&home.text(), &profiles, 300).is_empty()
+        && settling.elapsed() < settle
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     let settled = settling.elapsed();
-    let stale = stale_profiles(&home.text(), &profiles);
+    let stale = daemon::stale_profiles(&home.text(), &profiles, 300);
     if !stale.is_empty() {
         let logs: Vec<String> = profiles
             .iter()

@@ -418,6 +418,71 @@ pub fn duplicate_sections(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The profiles of `profiles` that are not complete and fresh in `text`:
+/// fresh means the expiry key says more than `margin_seconds` from `now`.
+pub fn stale_profiles_at(
+    text: &str,
+    profiles: &[String],
+    margin_seconds: i64,
+    now: time::OffsetDateTime,
+) -> Vec<String> {
+    let document = aws_session_daemon::credentials::Document::parse(text);
+    profiles
+        .iter()
+        .filter(|profile| {
+            let value = |key: &str| {
+                document
+                    .get(profile, key)
+                    .ok()
+                    .flatten()
+                    .map(str::to_string)
+            };
+            let complete = [
+                "aws_access_key_id",
+                "aws_secret_access_key",
+                "aws_session_token",
+            ]
+            .iter()
+            .all(|key| value(key).is_some_and(|v| !v.is_empty()));
+            let fresh = value("x_security_token_expires")
+                .and_then(|v| aws_session_daemon::plan::parse_expiry(&v))
+                .is_some_and(|expires| expires - time::Duration::seconds(margin_seconds) > now);
+            !(complete && fresh)
+        })
+        .cloned()
+        .collect()
+}
+
+/// [`stale_profiles_at`] now.
+pub fn stale_profiles(text: &str, profiles: &[String], margin_seconds: i64) -> Vec<String> {
+    stale_profiles_at(
+        text,
+        profiles,
+        margin_seconds,
+        time::OffsetDateTime::now_utc(),
+    )
+}
+
+/// Removes the credentials of `profiles` (their headers stay), through the
+/// lock protocol, as a careful user's tool would.
+pub fn delete_profiles(credentials: &Path, profiles: &[String]) {
+    use aws_session_daemon::credentials::{CredentialsFile, Edit};
+    let edits: Vec<Edit> = profiles
+        .iter()
+        .flat_map(|profile| {
+            [
+                "aws_access_key_id",
+                "aws_secret_access_key",
+                "aws_session_token",
+            ]
+            .map(|key| Edit::remove(profile.as_str(), key))
+        })
+        .collect();
+    CredentialsFile::new(credentials.to_path_buf(), 0)
+        .update(&edits)
+        .expect("deleting profiles");
+}
+
 /// A fast STS for tests that need many answers quickly (moto takes tens of
 /// milliseconds a call): answers `GetSessionToken` and `AssumeRole` at once
 /// with fresh, unique credentials in STS's XML format, and counts calls.
@@ -433,6 +498,9 @@ struct FastShared {
     counter: AtomicU64,
     /// Seconds from now that role credentials expire.
     role_lifetime: AtomicI64,
+    /// Seconds added to this process's clock: AWS's clock, for a test that
+    /// moves the daemon's clock (a suspend moves both).
+    clock_offset: AtomicI64,
     session_lifetime: AtomicI64,
     calls: Mutex<BTreeMap<String, u64>>,
 }
@@ -445,6 +513,7 @@ impl FastSts {
             stop: AtomicBool::new(false),
             counter: AtomicU64::new(0),
             role_lifetime: AtomicI64::new(role_lifetime),
+            clock_offset: AtomicI64::new(0),
             session_lifetime: AtomicI64::new(43200),
             calls: Mutex::new(BTreeMap::new()),
         });
@@ -464,6 +533,10 @@ impl FastSts {
 
     pub fn set_role_lifetime(&self, seconds: i64) {
         self.shared.role_lifetime.store(seconds, Ordering::SeqCst);
+    }
+
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.shared.clock_offset.store(seconds, Ordering::SeqCst);
     }
 
     /// Calls per action so far.
@@ -534,7 +607,9 @@ fn serve_fast(stream: TcpStream, shared: &FastShared) {
         } else {
             shared.role_lifetime.load(Ordering::SeqCst)
         };
-        let expiration = time::OffsetDateTime::now_utc() + time::Duration::seconds(lifetime);
+        let offset = shared.clock_offset.load(Ordering::SeqCst);
+        let expiration =
+            time::OffsetDateTime::now_utc() + time::Duration::seconds(offset + lifetime);
         let expiration = expiration
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
