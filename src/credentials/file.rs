@@ -131,8 +131,8 @@ impl CredentialsFile {
         Ok(load(&name, &target)?.doc)
     }
 
-    /// Applies `edits` under the lock: lock → re-read → check each touched
-    /// section → apply → if nothing changed, stop (no write, no backup) →
+    /// Applies `edits` under the lock: lock → re-read → check that botocore
+    /// can read the file at all and each touched section → apply → if nothing changed, stop (no write, no backup) →
     /// rotate backups → temp file (0600) in the same directory → write,
     /// fsync → rename over the target → fsync the directory. Creates the
     /// directory (0700) and the file when missing. On any error the file is
@@ -153,6 +153,7 @@ impl CredentialsFile {
             let loaded = load(&name, &target)?;
             let before = Zeroizing::new(loaded.doc.render());
             let mut doc = loaded.doc;
+            doc.check_readable()?;
             for edit in edits {
                 doc.check_section(edit.section())
                     .map_err(|e| e.in_file(&name))?;
@@ -391,7 +392,7 @@ fn load(name: &FileName, target: &Path) -> Result<Loaded, CredentialsError> {
         }
     })?;
     Ok(Loaded {
-        doc: Document::parse(text),
+        doc: Document::parse(text).in_file(name.clone()),
         meta: Some(meta),
     })
 }
@@ -686,6 +687,37 @@ mod tests {
         drop(held);
         file.remove_stale_temp_files();
         assert!(!orphan.exists());
+    }
+
+    #[test]
+    fn a_file_the_aws_cli_cannot_read_is_refused_naming_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        for (text, line) in [
+            ("aws_access_key_id = AKIA\n[default]\nk = v\n", 1),
+            ("[default]\nk = v\njunk without a separator\n", 3),
+        ] {
+            fs::write(&path, text).unwrap();
+            let err = CredentialsFile::new(path.clone(), 2)
+                .update(&[Edit::set("prod", "k", "v".to_string().into())])
+                .unwrap_err();
+            assert!(
+                matches!(err, CredentialsError::UnreadableLine { .. }),
+                "{err:?}"
+            );
+            assert_eq!(err.line(), Some(line));
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("{} line {line}: ", path.display())),
+                "{message}"
+            );
+            assert!(message.contains("the AWS CLI cannot parse"), "{message}");
+            assert_eq!(fs::read_to_string(&path).unwrap(), text, "unchanged");
+            // The planner's view names the file too.
+            let doc = CredentialsFile::new(path.clone(), 2).read().unwrap();
+            let reason = crate::plan::CredentialsView::check(&doc, "prod").unwrap_err();
+            assert!(reason.contains(&path.display().to_string()), "{reason}");
+        }
     }
 
     #[test]
