@@ -124,6 +124,14 @@ impl CredentialsFile {
         Ok(lock_path(&self.target()?))
     }
 
+    /// Err when the daemon must not replace the file (read-only, in the Nix
+    /// store): checked before codes are spent on credentials that could not
+    /// be written. [`CredentialsFile::update`] checks again.
+    pub fn check_writable(&self) -> Result<(), CredentialsError> {
+        let target = self.target()?;
+        check_writable(&FileName::new(&self.path, &target), &target)
+    }
+
     /// The current document. A missing file is an empty document.
     pub fn read(&self) -> Result<Document, CredentialsError> {
         let target = self.target()?;

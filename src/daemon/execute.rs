@@ -100,6 +100,18 @@ impl Executor {
             }
         }
 
+        // A file the daemon may not replace (read-only, in the Nix store)
+        // fails every section before a code is spent on it.
+        if !due.is_empty()
+            && let Err(e) = file.check_writable()
+        {
+            let error = UnitError::from_error(&e);
+            for (name, _, _) in due.drain(..) {
+                let unit = Unit::Section(name.to_string());
+                fail(&mut report, name, &Failure::Failed(unit, error.clone()));
+            }
+        }
+
         // 1. MFA sessions.
         let mut sessions: BTreeMap<MfaSessionKey, Result<SessionCredentials, Failure>> =
             BTreeMap::new();

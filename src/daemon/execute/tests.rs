@@ -450,3 +450,22 @@ async fn credentials_due_on_arrival_are_written_once_then_the_section_backs_off(
     f.pass().await;
     assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_read_only_credentials_file_costs_no_code() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = Fixture::new(&org(2), &[]);
+    std::fs::set_permissions(f.file.path(), std::fs::Permissions::from_mode(0o400)).unwrap();
+    let report = f.pass().await;
+    assert!(!report.wrote);
+    assert_eq!(f.codes.calls.load(Ordering::SeqCst), 0, "no code spent");
+    assert_eq!(f.sts.get_session_token.load(Ordering::SeqCst), 0);
+    assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 0);
+    for outcome in report.outcomes.values() {
+        assert!(
+            matches!(outcome, Outcome::Failed(e) if e.message.contains("read-only") && e.class == RetryClass::NeedsUser),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(report.outcomes.len(), 2);
+}
