@@ -248,6 +248,22 @@ impl CredentialsError {
         self
     }
 
+    /// The one section (profile) the error is about, when the rest of the
+    /// file could be written: an edit refused for this section only.
+    pub fn section(&self) -> Option<&str> {
+        use CredentialsError::*;
+        match self {
+            DuplicateSection { section, .. }
+            | DuplicateKey { section, .. }
+            | AmbiguousSection { section, .. }
+            | IndentedLine { section, .. }
+            | ReadersDisagree { section, .. }
+            | InvalidSection { section, .. }
+            | InvalidValue { section, .. } => Some(section),
+            _ => None,
+        }
+    }
+
     /// The 1-based line the error points at, if any.
     pub fn line(&self) -> Option<usize> {
         use CredentialsError::*;

@@ -185,8 +185,10 @@ impl Executor {
             }
         }
 
-        // 4. One write.
-        if !written.is_empty() {
+        // 4. One write. An edit the editor refuses for one profile (an
+        // indented line, a header the readers disagree on: found only when
+        // editing) fails that section alone; the others are written.
+        while !written.is_empty() {
             let mut edits: Vec<Edit> = Vec::new();
             for (_, settings, creds) in &written {
                 edits.extend(document.session_edits(
@@ -199,7 +201,23 @@ impl Executor {
             let result = tokio::task::spawn_blocking(move || target.update(&edits)).await;
             let result = match result {
                 Ok(Ok(outcome)) => Ok(outcome),
-                Ok(Err(e)) => Err(UnitError::from_error(&e)),
+                Ok(Err(e)) => {
+                    let refused = e.section().and_then(|profile| {
+                        written
+                            .iter()
+                            .position(|(_, settings, _)| settings.profile_name == profile)
+                    });
+                    if let Some(index) = refused
+                        && written.len() > 1
+                    {
+                        let (name, _, _) = written.remove(index);
+                        let unit = Unit::Section(name.clone());
+                        let error = UnitError::from_error(&e);
+                        fail(&mut report, &name, &Failure::Failed(unit, error));
+                        continue;
+                    }
+                    Err(UnitError::from_error(&e))
+                }
                 Err(e) => Err(UnitError::new(
                     RetryClass::Soon,
                     format!("the write was interrupted: {e}"),
@@ -226,6 +244,7 @@ impl Executor {
                     }
                 }
             }
+            break;
         }
 
         // Each failing unit counts one failure per pass, however many

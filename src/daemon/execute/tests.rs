@@ -469,3 +469,29 @@ async fn a_read_only_credentials_file_costs_no_code() {
     }
     assert_eq!(report.outcomes.len(), 2);
 }
+
+#[tokio::test]
+async fn an_edit_refused_for_one_profile_does_not_block_the_others() {
+    // [100000000000] has indented keys: rewriting them is refused (found
+    // only when editing). The other profile is written all the same.
+    let mut f = Fixture::new(&org(2), &[]);
+    let mut text = f.text();
+    text.push_str(
+        "\n[100000000000]\n  aws_access_key_id = ASIAOLD\n  aws_secret_access_key = old\n",
+    );
+    std::fs::write(f.file.path(), &text).unwrap();
+    let report = f.pass().await;
+    assert!(report.wrote, "{report:?}");
+    assert_eq!(report.outcomes["100000000001"], Outcome::Written);
+    assert!(
+        matches!(&report.outcomes["100000000000"], Outcome::Failed(e) if e.message.contains("indented line")),
+        "{report:?}"
+    );
+    let after = f.text();
+    assert!(after.starts_with(&text), "the refused profile was touched");
+    assert!(after.contains("[100000000001]"));
+    assert_eq!(
+        report.failed_units["100000000000"],
+        Unit::Section("100000000000".into())
+    );
+}
