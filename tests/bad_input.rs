@@ -50,6 +50,9 @@ struct Expectation {
     show_says: Vec<String>,
     /// Odd but valid: `apply` succeeds and writes a file botocore reads.
     accepted: bool,
+    /// One section is bad, the other is written: the file keeps every
+    /// byte it had (the good profile is appended).
+    others_written: bool,
 }
 
 fn strings(item: Option<&toml_edit::Item>) -> Vec<String> {
@@ -74,10 +77,8 @@ fn expectations() -> BTreeMap<String, Expectation> {
         for (name, entry) in table.iter() {
             let entry = entry.as_table().unwrap_or_else(|| panic!("{kind}.{name}"));
             let int = |key: &str| entry.get(key).and_then(|v| v.as_integer());
-            let accepted = entry
-                .get("accepted")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
+            let flag = |key: &str| entry.get(key).and_then(|v| v.as_bool()).unwrap_or(false);
+            let accepted = flag("accepted");
             let default_exit = int("exit").unwrap_or(if accepted { 0 } else { 1 });
             let plan_exit = int("plan_exit").unwrap_or(default_exit);
             let expectation = Expectation {
@@ -89,6 +90,7 @@ fn expectations() -> BTreeMap<String, Expectation> {
                 apply_says: strings(entry.get("apply_says")),
                 show_says: strings(entry.get("show_says")),
                 accepted,
+                others_written: flag("others_written"),
             };
             for key in entry.iter().map(|(k, _)| k) {
                 assert!(
@@ -101,7 +103,8 @@ fn expectations() -> BTreeMap<String, Expectation> {
                         "plan_says",
                         "apply_says",
                         "show_says",
-                        "accepted"
+                        "accepted",
+                        "others_written"
                     ]
                     .contains(&key),
                     "expectations.toml [{kind}.\"{name}\"]: unknown key {key}"
@@ -168,6 +171,8 @@ impl Case {
             .map(|entries| {
                 entries
                     .flatten()
+                    // The lock file is created by any attempt to write.
+                    .filter(|e| !e.file_name().to_string_lossy().ends_with(".lock"))
                     .map(|e| {
                         let name = e.file_name().to_string_lossy().into_owned();
                         let meta = std::fs::symlink_metadata(e.path()).unwrap();
@@ -188,6 +193,16 @@ impl Case {
 fn check(case: &Case, expected: &Expectation, config_case: bool) -> Vec<String> {
     let mut failures = Vec::new();
     let file = case.subject.display().to_string();
+    // (Only a regular file: reading a FIFO would wait for a writer.)
+    let original = std::fs::metadata(&case.credentials)
+        .is_ok_and(|m| m.is_file())
+        .then(|| std::fs::read(&case.credentials).ok())
+        .flatten();
+    let original_sections = original.as_ref().and_then(|_| {
+        botocore_sections(std::slice::from_ref(&case.credentials))[0]
+            .clone()
+            .ok()
+    });
     let fill = |s: &String| s.replace("{file}", &file);
     for (command, exit, says) in [
         (
@@ -235,7 +250,16 @@ fn check(case: &Case, expected: &Expectation, config_case: bool) -> Vec<String> 
                 fail(format!("does not say {word:?}"));
             }
         }
-        if !expected.accepted && case.snapshot() != before {
+        if expected.others_written {
+            let now = std::fs::read(&case.credentials).ok();
+            let kept = match (&original, &now) {
+                (Some(original), Some(now)) => now.starts_with(original),
+                _ => false,
+            };
+            if !kept {
+                fail("the bad part of the credentials file was changed".into());
+            }
+        } else if !expected.accepted && case.snapshot() != before {
             fail("changed the credentials file's directory (a write despite bad input)".into());
         }
     }
@@ -243,8 +267,10 @@ fn check(case: &Case, expected: &Expectation, config_case: bool) -> Vec<String> 
         let parsed = &botocore_sections(std::slice::from_ref(&case.credentials))[0];
         match parsed {
             Ok(sections) => {
-                if !sections.iter().any(|s| s == "default") {
-                    failures.push(format!("{}: [default] lost: {sections:?}", case.name));
+                for section in original_sections.iter().flatten() {
+                    if !sections.contains(section) {
+                        failures.push(format!("{}: [{section}] lost: {sections:?}", case.name));
+                    }
                 }
             }
             Err(e) => failures.push(format!(
