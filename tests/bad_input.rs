@@ -26,6 +26,7 @@ const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
 
 /// The long-term keys that the config cases run against.
 const GOOD_CREDENTIALS: &str = "# my long-term keys\n[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";
+const LONG_TERM_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 /// The config that the credentials cases run against: profile `a` gets the
 /// MFA session, `b` a role assumed from it.
@@ -241,6 +242,12 @@ fn check(case: &Case, expected: &Expectation, config_case: bool) -> Vec<String> 
         };
         if output.status.code() == Some(101) || text.contains("panicked") {
             fail("panicked".into());
+        }
+        if text.contains(LONG_TERM_SECRET)
+            || text.contains("FastToken")
+            || text.contains("fastsecret")
+        {
+            fail("printed a secret".into());
         }
         if output.status.code() != Some(exit as i32) {
             fail(format!("exit {:?}, expected {exit}", output.status.code()));

@@ -162,7 +162,12 @@ fn ten_daemons_and_a_rewriter(writer: Writer) {
         .iter()
         .map(|name| {
             Running::start_logging_to(
-                home.command(&["run", &format!("--config-section={name}")]),
+                home.command(&[
+                    "run",
+                    &format!("--config-section={name}"),
+                    "--log-level",
+                    "debug",
+                ]),
                 home.path().join(format!("daemon-{name}.log")),
             )
         })
@@ -304,19 +309,31 @@ fn ten_daemons_and_a_rewriter(writer: Writer) {
     let get_session_token = stats["actions"]["GetSessionToken"].as_u64().unwrap_or(0);
     let assume_role = stats["actions"]["AssumeRole"].as_u64().unwrap_or(0);
     let mut writes = 0;
+    let mut secrets = home.secrets();
+    for sample in &samples {
+        secrets.extend(daemon::secrets_in(&String::from_utf8_lossy(
+            &std::fs::read(sample).unwrap(),
+        )));
+    }
+    secrets.sort();
+    secrets.dedup();
     for (name, daemon) in profiles.iter().zip(daemons.iter_mut()) {
         assert!(daemon.alive(), "daemon [{name}] died:\n{}", daemon.log());
         let log = daemon.log();
         assert!(!log.contains("panicked"), "[{name}]:\n{log}");
+        daemon::assert_no_secret(&log, &secrets, &format!("[{name}]'s log"));
         writes += log.matches("wrote ").count();
     }
+    let private = home.assert_files_private();
     eprintln!(
         "{writer:?}: {:?} of load: rewriter wrote {last} times ({lost} of its writes lost), \
          user deleted {deleted} profiles, daemons wrote {writes} times, all fresh {settled:?} after; \
-         {} samples parsed by botocore; STS: {get_session_token} GetSessionToken, {assume_role} AssumeRole; outcomes {}",
+         {} samples parsed by botocore; STS: {get_session_token} GetSessionToken, {assume_role} AssumeRole; outcomes {}; \
+         {} secrets absent from the logs; {private} files, all 0600",
         load,
         samples.len(),
-        stats["outcomes"]
+        stats["outcomes"],
+        secrets.len()
     );
     assert!(
         get_session_token <= 2,

@@ -267,8 +267,8 @@ fn kill_9_at_random_moments_never_breaks_the_credentials_file() {
         let leftovers = home.temp_files();
         watch.drain();
         let args: &[&str] = match kind {
-            Kind::RunInWrite => &["run"],
-            _ => &["apply"],
+            Kind::RunInWrite => &["run", "--log-level", "debug"],
+            _ => &["apply", "--log-level", "debug"],
         };
         let mut process = Running::start_logging_to(home.command(args), log.clone());
         match kind {
@@ -367,6 +367,11 @@ fn kill_9_at_random_moments_never_breaks_the_credentials_file() {
 
     let logs = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(!logs.contains("panicked"), "a panic:\n{logs}");
+    // No secret in any log line; every file written is private.
+    let mut secrets = home.secrets();
+    secrets.extend(sts.issued_secrets());
+    daemon::assert_no_secret(&logs, &secrets, "the daemons' logs");
+    let private = home.assert_files_private();
     let runtime_temps = daemon::temp_files_in(&home.runtime_dir());
     let backups: Vec<String> = (1..=3)
         .map(|n| home.aws_dir().join(format!("credentials.{n}")))
@@ -377,8 +382,11 @@ fn kill_9_at_random_moments_never_breaks_the_credentials_file() {
     eprintln!("per kind (trials, completed writes, killed inside a write): {per_kind:?}");
     eprintln!(
         "temp files left by kills: {leftovers_seen}, removed by the next write: {leftovers_cleaned}; \
-         botocore parsed {} samples; backups {backups:?}; runtime-dir temp files {runtime_temps:?}",
-        botocore_files.len()
+         botocore parsed {} samples; backups {backups:?}; runtime-dir temp files {runtime_temps:?}; \
+         {} secrets absent from {} log lines; {private} files, all 0600",
+        botocore_files.len(),
+        secrets.len(),
+        logs.lines().count()
     );
     eprintln!("crash safety took {:?}", started.elapsed());
     // The test is only worth something if kills did land inside writes.

@@ -144,6 +144,35 @@ impl Home {
         temp_files_in(&self.aws_dir())
     }
 
+    /// Fails the test unless every file in `~/.aws` and the runtime
+    /// directory (credentials, backups, locks, MFA session cache, status)
+    /// has mode 0600; returns how many there are.
+    pub fn assert_files_private(&self) -> usize {
+        let files = self.written_files();
+        for (path, mode) in &files {
+            assert_eq!(*mode, 0o600, "{} has mode {mode:o}", path.display());
+        }
+        assert!(!files.is_empty());
+        files.len()
+    }
+
+    /// The secrets in the credentials file and its backups now, and the
+    /// long-term secret key.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = vec![LONG_TERM_SECRET.to_string()];
+        for (path, _) in self.written_files() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("credentials") && !name.ends_with(".lock") {
+                secrets.extend(secrets_in(
+                    &std::fs::read_to_string(&path).unwrap_or_default(),
+                ));
+            }
+        }
+        secrets.sort();
+        secrets.dedup();
+        secrets
+    }
+
     /// Every file the daemon wrote: `~/.aws/*` and the runtime directory,
     /// with their modes.
     pub fn written_files(&self) -> Vec<(PathBuf, u32)> {
@@ -503,6 +532,8 @@ struct FastShared {
     clock_offset: AtomicI64,
     session_lifetime: AtomicI64,
     calls: Mutex<BTreeMap<String, u64>>,
+    /// Every secret key and session token handed out.
+    issued: Mutex<Vec<String>>,
 }
 
 impl FastSts {
@@ -516,6 +547,7 @@ impl FastSts {
             clock_offset: AtomicI64::new(0),
             session_lifetime: AtomicI64::new(43200),
             calls: Mutex::new(BTreeMap::new()),
+            issued: Mutex::new(Vec::new()),
         });
         let accept = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -537,6 +569,11 @@ impl FastSts {
 
     pub fn set_clock_offset(&self, seconds: i64) {
         self.shared.clock_offset.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Every secret access key and session token handed out so far.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.issued.lock().unwrap().clone()
     }
 
     /// Calls per action so far.
@@ -613,8 +650,14 @@ fn serve_fast(stream: TcpStream, shared: &FastShared) {
         let expiration = expiration
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
+        let (secret, token) = (format!("fastsecret{n:030}"), format!("FastToken{n:040}"));
+        shared
+            .issued
+            .lock()
+            .unwrap()
+            .extend([secret.clone(), token.clone()]);
         let credentials = format!(
-            "<Credentials><AccessKeyId>ASIAFAST{n:012}</AccessKeyId><SecretAccessKey>fastsecret{n:030}</SecretAccessKey><SessionToken>FastToken{n:040}</SessionToken><Expiration>{expiration}</Expiration></Credentials>"
+            "<Credentials><AccessKeyId>ASIAFAST{n:012}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{expiration}</Expiration></Credentials>"
         );
         let xml = match action.as_str() {
             "GetSessionToken" => format!(
