@@ -279,7 +279,11 @@ fn kill_9_at_random_moments_never_breaks_the_credentials_file() {
             Kind::ApplyInWrite | Kind::RunInWrite => {
                 let seen = watch.wait_for_temp_file(Duration::from_secs(60));
                 assert!(seen, "trial {trial}: no write within 60 s");
-                sleep_precisely(Duration::from_micros(rng.u64(0..=8_000)));
+                // From 50 µs to 20 ms, evenly on a log scale: inside the
+                // write (a millisecond or a few, fsyncs included) about half
+                // the time, after it the rest, whatever the machine's speed.
+                let micros = 50.0 * 400f64.powf(rng.f64());
+                sleep_precisely(Duration::from_micros(micros as u64));
             }
         }
         let exited_by_itself = !process.alive();

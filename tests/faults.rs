@@ -64,10 +64,8 @@ fn requests(stats: &serde_json::Value, action: &str) -> u64 {
     stats["actions"][action].as_u64().unwrap_or(0)
 }
 
-/// What one fault window cost and how the daemon came back.
+/// How the daemon came back after a fault window.
 struct Figures {
-    requests: u64,
-    cpu: Duration,
     recovered: Duration,
 }
 
@@ -134,11 +132,7 @@ fn sts_fault(what: &str, fault: serde_json::Value) -> Figures {
         "{what}: one AssumeRole per section to recover"
     );
     assert_no_leak(&home, &daemon, &[]);
-    Figures {
-        requests,
-        cpu,
-        recovered,
-    }
+    Figures { recovered }
 }
 
 /// Successful AssumeRole calls since the window's stats were taken.
@@ -149,12 +143,22 @@ fn requests_after(front: &sts_front::StsFront, during: &serde_json::Value) -> u6
     ok(&now) - ok(during)
 }
 
+/// After failing for the whole window, the next attempt is one backoff
+/// step away, and a step (doubling, with jitter) is less than twice the
+/// time spent failing.
+fn assert_recovered_within_a_backoff_step(figures: &Figures) {
+    let bound = window() * 2 + Duration::from_secs(2);
+    assert!(
+        figures.recovered <= bound,
+        "fresh only {:?} after the fault cleared (bound {bound:?})",
+        figures.recovered
+    );
+}
+
 #[test]
 fn sts_unreachable_connections_reset() {
     let figures = sts_fault("connections reset", serde_json::json!({"fault": "reset"}));
-    // The next attempt is at most one backoff step after the fault clears.
-    assert!(figures.recovered <= window() + Duration::from_secs(3));
-    let _ = (figures.requests, figures.cpu);
+    assert_recovered_within_a_backoff_step(&figures);
 }
 
 #[test]
@@ -163,13 +167,13 @@ fn sts_server_errors() {
         "HTTP 503",
         serde_json::json!({"fault": "server_error", "status": 503}),
     );
-    assert!(figures.recovered <= window() + Duration::from_secs(3));
+    assert_recovered_within_a_backoff_step(&figures);
 }
 
 #[test]
 fn sts_throttling_storm() {
     let figures = sts_fault("Throttling", serde_json::json!({"fault": "throttle"}));
-    assert!(figures.recovered <= window() + Duration::from_secs(3));
+    assert_recovered_within_a_backoff_step(&figures);
 }
 
 #[test]
