@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing aws-session-daemon needs on Debian/Ubuntu:
 # the PC/SC stack (library, daemon, virtual reader driver), systemd-analyze and
-# nix-instantiate for the service files, and the Python tools the tests use as
-# real consumers and emulators (moto, awscli, botocore).
+# nix-instantiate for the service files, libfaketime for the clock-jump test,
+# and the Python tools the tests use as real consumers and emulators (moto,
+# awscli, botocore).
 # Usage: scripts/install-deps.sh [--runtime-only]
 set -euo pipefail
 
@@ -11,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
 apt_packages=(libpcsclite-dev pkg-config pcscd)
 if [ "${1:-}" != "--runtime-only" ]; then
-  apt_packages+=(vsmartcard-vpcd dbus-daemon systemd nix-bin supervisor)
+  # libfaketime: the fault tests move the daemon's wall clock (a suspend).
+  apt_packages+=(vsmartcard-vpcd dbus-daemon systemd nix-bin supervisor libfaketime)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do

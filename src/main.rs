@@ -15,11 +15,24 @@ fn main() -> ExitCode {
     }
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        // `... | head` closed the pipe: stop quietly, like other Unix tools.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().map(|e| e.kind()) == broken
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == broken
+    })
 }
 
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {

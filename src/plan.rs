@@ -27,7 +27,8 @@ pub trait CredentialsView {
     fn check(&self, section: &str) -> Result<(), String>;
 }
 
-/// The planner reads the editor's document model directly.
+/// The planner reads the editor's document model directly (whose errors
+/// name the file it was read from).
 impl CredentialsView for crate::credentials::Document {
     fn value(&self, section: &str, key: &str) -> Result<Option<String>, String> {
         self.get(section, key)
@@ -40,7 +41,9 @@ impl CredentialsView for crate::credentials::Document {
     }
 
     fn check(&self, section: &str) -> Result<(), String> {
-        self.check_section(section).map_err(|e| e.to_string())
+        self.check_readable()
+            .and_then(|()| self.check_section(section))
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -46,11 +46,40 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically with mode 0600 (temp file, fsync, rename).
+/// Random characters in a temporary file's name (`.state.json.XXXXXX.tmp`).
+const TEMP_RANDOM_CHARS: usize = 6;
+
+/// Writes `bytes` to `path` atomically with mode 0600 (temp file, fsync,
+/// rename). The caller holds the lock that guards `path`; temporary files
+/// of `path` found now were left by a process killed while writing (they
+/// hold session secrets), and are removed first.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.");
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let orphan = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|n| n.strip_suffix(".tmp"))
+                .is_some_and(|random| {
+                    random.len() == TEMP_RANDOM_CHARS
+                        && random.bytes().all(|b| b.is_ascii_alphanumeric())
+                });
+            if orphan && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
     let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .rand_bytes(TEMP_RANDOM_CHARS)
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)?;
     temp.write_all(bytes)?;
@@ -342,6 +371,28 @@ mod tests {
         let known = contents.known(now);
         assert_eq!(known[&key(43200)], now + time::Duration::hours(12));
         assert!(format!("{contents:?}").find("very-secret").is_none());
+    }
+
+    #[test]
+    fn temp_files_of_a_killed_writer_are_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CACHE_FILE);
+        let orphan = dir.path().join(format!(".{CACHE_FILE}.Ab12Cd.tmp"));
+        let other = dir.path().join(".state.json.Ab12Cd.tmp");
+        fs::write(&orphan, "secret").unwrap();
+        fs::write(&other, "x").unwrap();
+        write_private(&path, b"{}").unwrap();
+        assert!(!orphan.exists());
+        assert!(
+            other.exists(),
+            "another file's temp (another lock) is left alone"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"{}");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! checks TOTP codes like AWS, moto as the STS emulator, and the AWS CLI
 //! reading the written credentials file.
 
+#[path = "support/daemon.rs"]
+mod daemon;
 #[path = "support/example_bin.rs"]
 mod example_bin;
 #[path = "support/moto.rs"]
@@ -15,126 +17,12 @@ mod sts_front;
 mod vcard;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const SERIAL: &str = "arn:aws:iam::123457890123:mfa/user";
-const LONG_TERM_ID: &str = "AKIAIOSFODNN7EXAMPLE";
-const LONG_TERM_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-const USER_TEXT: &str = "# my long-term keys\n[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n\n; someone else's profile\n[other]\naws_access_key_id=AKIAOTHEROTHEROTHER1\naws_secret_access_key = other-secret\nregion=eu-west-1\n";
-
-/// A temporary HOME with a credentials file, a config and a runtime dir.
-struct Home {
-    dir: tempfile::TempDir,
-}
-
-impl Home {
-    fn new(config: &str) -> Home {
-        let dir = tempfile::tempdir().unwrap();
-        let home = Home { dir };
-        std::fs::create_dir_all(home.path().join(".aws")).unwrap();
-        std::fs::create_dir_all(home.path().join(".config/aws-session-daemon")).unwrap();
-        std::fs::create_dir_all(home.path().join("run")).unwrap();
-        std::fs::write(home.credentials(), USER_TEXT).unwrap();
-        home.write_config(config);
-        home
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn credentials(&self) -> PathBuf {
-        self.path().join(".aws/credentials")
-    }
-
-    fn config(&self) -> PathBuf {
-        self.path().join(".config/aws-session-daemon/config.toml")
-    }
-
-    fn write_config(&self, text: &str) {
-        let temp = self.config().with_extension("tmp");
-        std::fs::write(&temp, text).unwrap();
-        std::fs::rename(temp, self.config()).unwrap();
-    }
-
-    fn text(&self) -> String {
-        std::fs::read_to_string(self.credentials()).unwrap()
-    }
-
-    /// The daemon's command with a clean environment pointing at this HOME.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_aws-session-daemon"));
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path())
-            .env("XDG_RUNTIME_DIR", self.path().join("run"))
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run aws-session-daemon")
-    }
-
-    /// `aws sts get-caller-identity --profile P` against `endpoint`.
-    fn caller_arn(&self, profile: &str, endpoint: &str) -> String {
-        let output = Command::new("aws")
-            .args([
-                "sts",
-                "get-caller-identity",
-                "--profile",
-                profile,
-                "--output",
-                "json",
-            ])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path())
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .output()
-            .expect("the AWS CLI is missing: pip install awscli");
-        assert!(
-            output.status.success(),
-            "aws sts get-caller-identity --profile {profile} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        json["Arn"].as_str().unwrap().to_string()
-    }
-}
-
-fn org_config(endpoint: &str, code_source: &str, accounts: &[String]) -> String {
-    let mut config = format!(
-        "mfa_serial_number = \"{SERIAL}\"\n{code_source}\nsts_endpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\n[[org]]\nassume_role_arn = \"arn:aws:iam::{{section}}:role/Admin\"\n"
-    );
-    for account in accounts {
-        config.push_str(&format!("[[org.{account}]]\n"));
-    }
-    config
-}
-
-fn accounts(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("{:012}", 300_000_000_000u64 + i as u64))
-        .collect()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Bytes outside the owned sections are exactly the user's.
-fn assert_user_text_kept(text: &str) {
-    assert!(
-        text.starts_with(USER_TEXT),
-        "the user's part of the file changed:\n{text}"
-    );
-}
+use daemon::{
+    Home, LONG_TERM_ID, LONG_TERM_SECRET, Running, SERIAL, USER_TEXT, accounts,
+    assert_user_text_kept, contains_token, org_config, stderr, wait_until,
+};
 
 #[test]
 fn twenty_roles_from_one_yubikey_code_work_with_the_aws_cli() {
@@ -190,49 +78,6 @@ fn twenty_roles_from_one_yubikey_code_work_with_the_aws_cli() {
     assert_eq!(card.calculations(), 1);
     assert_eq!(front.stats()["actions"]["AssumeRole"], 20);
     assert_eq!(home.text(), text);
-}
-
-/// A daemon process that is killed when the test ends.
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Running {
-    fn start(home: &Home, args: &[&str]) -> Running {
-        let log = home.path().join("daemon.log");
-        let mut command = home.command(args);
-        command
-            .stderr(std::fs::File::create(&log).unwrap())
-            .stdout(Stdio::null());
-        Running {
-            child: command.spawn().expect("start the daemon"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    started.elapsed()
 }
 
 #[test]
@@ -376,17 +221,6 @@ fn a_trace_level_run_logs_no_secret() {
         .read_to_string(&mut mfa_cache)
         .unwrap();
     assert!(mfa_cache.contains("expiration"));
-}
-
-/// `needle` occurs in `text` not as part of a longer run of digits (a
-/// six-digit code may well appear inside a timestamp's nanoseconds).
-fn contains_token(text: &str, needle: &str) -> bool {
-    text.match_indices(needle).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + needle.len()..].chars().next();
-        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
-        !(needle.bytes().all(|b| b.is_ascii_digit()) && (digit(before) || digit(after)))
-    })
 }
 
 #[test]

@@ -15,7 +15,12 @@ pub fn print(
         CompletionShell::Zsh => clap_complete::Shell::Zsh,
         CompletionShell::Fish => clap_complete::Shell::Fish,
     };
-    clap_complete::generate(shell, command, "aws-session-daemon", out);
+    // clap_complete panics when the writer fails (`completions bash | head`
+    // closes the pipe): generate into memory, then write with an error.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, command, "aws-session-daemon", &mut script);
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(0)
 }
 

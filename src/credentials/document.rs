@@ -152,6 +152,9 @@ pub struct Document {
     text: String,
     newline: &'static str,
     parsed: Parsed,
+    /// The file it was read from, for the messages of the errors its
+    /// methods return (unknown for a document parsed from a string).
+    file: FileName,
 }
 
 impl Document {
@@ -166,7 +169,39 @@ impl Document {
             text: text.to_string(),
             newline,
             parsed,
+            file: FileName::default(),
         }
+    }
+
+    /// The same document, naming `file` in the errors its methods return.
+    pub fn in_file(mut self, file: FileName) -> Document {
+        self.file = file;
+        self
+    }
+
+    /// Err when botocore refuses the whole file: a line before the first
+    /// header (`MissingSectionHeaderError`) or a line that is neither a
+    /// header, a key, a comment nor a continuation (`ParsingError`). The
+    /// AWS CLI already fails on such a file ("Unable to parse config
+    /// file"); credentials written into it could not be read, so the
+    /// daemon refuses to write (the editor itself can edit around them).
+    pub fn check_readable(&self) -> Result<(), CredentialsError> {
+        for (index, line) in self.parsed.lines.iter().enumerate() {
+            let what = match line.kind {
+                Kind::Orphan => "a line before the first [section] header",
+                Kind::Invalid => {
+                    "a line that is neither a [section] header, a `key = value`, a comment nor \
+                     an indented continuation"
+                }
+                _ => continue,
+            };
+            return Err(CredentialsError::UnreadableLine {
+                file: self.file.clone(),
+                line: index + 1,
+                what,
+            });
+        }
+        Ok(())
     }
 
     pub fn render(&self) -> String {
@@ -218,7 +253,7 @@ impl Document {
         }
         if let (Some(first), Some(again)) = (first, found.next()) {
             return Err(CredentialsError::DuplicateSection {
-                file: FileName::default(),
+                file: self.file.clone(),
                 section: section.to_string(),
                 line: self.parsed.sections[again].header_line + 1,
                 first_line: self.parsed.sections[first].header_line + 1,
@@ -240,7 +275,7 @@ impl Document {
 
     fn duplicate_key(&self, section: &str, entries: &[usize]) -> CredentialsError {
         CredentialsError::DuplicateKey {
-            file: FileName::default(),
+            file: self.file.clone(),
             section: section.to_string(),
             key: self.parsed.entries[entries[0]].key.clone(),
             line: self.parsed.entries[entries[1]].line + 1,
@@ -299,7 +334,7 @@ impl Document {
             let raw = self.section_name(s);
             if raw != section && sdk::profile_name(raw) == Some(section) {
                 return Err(CredentialsError::AmbiguousSection {
-                    file: FileName::default(),
+                    file: self.file.clone(),
                     section: section.to_string(),
                     header: raw.to_string(),
                     line: info.header_line + 1,
@@ -452,7 +487,7 @@ impl Document {
 
     fn indented_line(&self, section: &str, key: &str, line: usize) -> CredentialsError {
         CredentialsError::IndentedLine {
-            file: FileName::default(),
+            file: self.file.clone(),
             section: section.to_string(),
             key: key.to_string(),
             line: line + 1,
@@ -630,7 +665,7 @@ impl Document {
         expected: Option<&str>,
     ) -> Result<(), CredentialsError> {
         let disagree = |detail| CredentialsError::ReadersDisagree {
-            file: FileName::default(),
+            file: self.file.clone(),
             section: section.to_string(),
             key: key.to_string(),
             detail,
@@ -694,7 +729,7 @@ impl fmt::Debug for Document {
 
 impl Clone for Document {
     fn clone(&self) -> Self {
-        Document::parse(&self.text)
+        Document::parse(&self.text).in_file(self.file.clone())
     }
 }
 

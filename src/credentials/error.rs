@@ -147,6 +147,18 @@ pub enum CredentialsError {
         reason: &'static str,
     },
 
+    /// A line that makes botocore refuse the whole file.
+    #[error(
+        "{file} line {line}: {what}; the AWS CLI cannot parse a file with such a line (\"Unable \
+         to parse config file\"). Put it under a [section] header, make it a comment (#), or \
+         remove it."
+    )]
+    UnreadableLine {
+        file: FileName,
+        line: usize,
+        what: &'static str,
+    },
+
     #[error(
         "{file} line {line}: the file is not valid UTF-8, and the AWS CLI reads it as UTF-8. \
          Re-save it as UTF-8 (for example with `iconv -f latin1 -t utf-8`)."
@@ -218,6 +230,7 @@ impl CredentialsError {
             | DuplicateKey { file, .. }
             | AmbiguousSection { file, .. }
             | IndentedLine { file, .. }
+            | UnreadableLine { file, .. }
             | ReadersDisagree { file, .. }
             | NotUtf8 { file, .. }
             | TooLarge { file, .. }
@@ -235,6 +248,22 @@ impl CredentialsError {
         self
     }
 
+    /// The one section (profile) the error is about, when the rest of the
+    /// file could be written: an edit refused for this section only.
+    pub fn section(&self) -> Option<&str> {
+        use CredentialsError::*;
+        match self {
+            DuplicateSection { section, .. }
+            | DuplicateKey { section, .. }
+            | AmbiguousSection { section, .. }
+            | IndentedLine { section, .. }
+            | ReadersDisagree { section, .. }
+            | InvalidSection { section, .. }
+            | InvalidValue { section, .. } => Some(section),
+            _ => None,
+        }
+    }
+
     /// The 1-based line the error points at, if any.
     pub fn line(&self) -> Option<usize> {
         use CredentialsError::*;
@@ -243,6 +272,7 @@ impl CredentialsError {
             | DuplicateKey { line, .. }
             | AmbiguousSection { line, .. }
             | IndentedLine { line, .. }
+            | UnreadableLine { line, .. }
             | NotUtf8 { line, .. } => Some(*line),
             _ => None,
         }

@@ -25,6 +25,10 @@ const ATTEMPTS: usize = 3;
 /// Symlink hops followed before giving up (Linux's own limit).
 const MAX_SYMLINKS: usize = 40;
 
+/// Random characters in a temporary file's name (`.credentials.XXXXXX.tmp`);
+/// [`is_our_temp_file`] recognises exactly this shape.
+const TEMP_RANDOM_CHARS: usize = 6;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The edits changed nothing: the file was not written, and no backup made.
@@ -120,6 +124,14 @@ impl CredentialsFile {
         Ok(lock_path(&self.target()?))
     }
 
+    /// Err when the daemon must not replace the file (read-only, in the Nix
+    /// store): checked before codes are spent on credentials that could not
+    /// be written. [`CredentialsFile::update`] checks again.
+    pub fn check_writable(&self) -> Result<(), CredentialsError> {
+        let target = self.target()?;
+        check_writable(&FileName::new(&self.path, &target), &target)
+    }
+
     /// The current document. A missing file is an empty document.
     pub fn read(&self) -> Result<Document, CredentialsError> {
         let target = self.target()?;
@@ -127,8 +139,8 @@ impl CredentialsFile {
         Ok(load(&name, &target)?.doc)
     }
 
-    /// Applies `edits` under the lock: lock → re-read → check each touched
-    /// section → apply → if nothing changed, stop (no write, no backup) →
+    /// Applies `edits` under the lock: lock → re-read → check that botocore
+    /// can read the file at all and each touched section → apply → if nothing changed, stop (no write, no backup) →
     /// rotate backups → temp file (0600) in the same directory → write,
     /// fsync → rename over the target → fsync the directory. Creates the
     /// directory (0700) and the file when missing. On any error the file is
@@ -144,10 +156,12 @@ impl CredentialsFile {
         create_dir(&name, dir)?;
         let lock = lock_path(&target);
         let _lock = take_lock(&name, &lock)?;
+        remove_orphan_temp_files(dir, &target);
         for _ in 0..ATTEMPTS {
             let loaded = load(&name, &target)?;
             let before = Zeroizing::new(loaded.doc.render());
             let mut doc = loaded.doc;
+            doc.check_readable()?;
             for edit in edits {
                 doc.check_section(edit.section())
                     .map_err(|e| e.in_file(&name))?;
@@ -180,6 +194,86 @@ impl CredentialsFile {
             file: name,
             lock: lock.display().to_string(),
         })
+    }
+}
+
+impl CredentialsFile {
+    /// Removes the temporary files that a writer killed in the middle of a
+    /// write (`kill -9`, a crash, a power cut) left next to the file, if the
+    /// lock is free. Called when the daemon starts; [`CredentialsFile::update`]
+    /// does the same under the lock before each write. Only files named like
+    /// ours (`.credentials.XXXXXX.tmp`) are touched.
+    pub fn remove_stale_temp_files(&self) {
+        let Ok(target) = self.target() else { return };
+        let dir = parent_dir(&target);
+        if orphan_candidates(dir, &target).is_empty() {
+            return;
+        }
+        let Ok(lock) = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(lock_path(&target))
+        else {
+            return;
+        };
+        // A writer holding the lock cleans up itself, and its own temporary
+        // file is not an orphan.
+        #[allow(clippy::incompatible_msrv)]
+        if lock.try_lock().is_ok() {
+            remove_orphan_temp_files(dir, &target);
+        }
+    }
+}
+
+/// Whether `name` is a temporary file of the writer for `target_name`:
+/// `.{target_name}.` + [`TEMP_RANDOM_CHARS`] letters or digits + `.tmp`.
+/// (`.credentials.1.XXXXXX.tmp`, a backup's, has a longer middle, and is
+/// not one of `credentials`'s.)
+fn is_our_temp_file(name: &OsStr, target_name: &OsStr) -> bool {
+    let (Some(name), Some(target_name)) = (name.to_str(), target_name.to_str()) else {
+        return false;
+    };
+    name.strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(target_name))
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+        .is_some_and(|random| {
+            random.len() == TEMP_RANDOM_CHARS && random.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
+
+fn orphan_candidates(dir: &Path, target: &Path) -> Vec<PathBuf> {
+    let Some(target_name) = target.file_name() else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| is_our_temp_file(&entry.file_name(), target_name))
+        // Never follow or remove anything but a plain file.
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .map(|entry| entry.path())
+        .collect()
+}
+
+/// Removes our temporary files next to `target`. Only under the lock: every
+/// writer creates its temporary files and renames or removes them while it
+/// holds the lock, so whatever is found now belongs to a writer that died.
+/// Best effort: a file that cannot be removed is left (and logged).
+fn remove_orphan_temp_files(dir: &Path, target: &Path) {
+    for path in orphan_candidates(dir, target) {
+        match fs::remove_file(&path) {
+            Ok(()) => tracing::info!(
+                "removed {}, left behind by a write that was interrupted",
+                path.display()
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
+        }
     }
 }
 
@@ -306,7 +400,7 @@ fn load(name: &FileName, target: &Path) -> Result<Loaded, CredentialsError> {
         }
     })?;
     Ok(Loaded {
-        doc: Document::parse(text),
+        doc: Document::parse(text).in_file(name.clone()),
         meta: Some(meta),
     })
 }
@@ -407,6 +501,7 @@ fn write_temp(
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}."))
         .suffix(".tmp")
+        .rand_bytes(TEMP_RANDOM_CHARS)
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(|e| CredentialsError::io(name, "creating a temporary file", e))?;
@@ -548,6 +643,89 @@ mod tests {
             crate::retry::Classified::retry_class(&err),
             crate::retry::RetryClass::NeedsUser
         );
+    }
+
+    #[test]
+    fn temp_files_left_by_a_killed_writer_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("credentials");
+        fs::write(&target, "[a]\nk = v\n").unwrap();
+        let orphans = [".credentials.aB3xY9.tmp", ".credentials.000000.tmp"];
+        let others = [
+            ".credentials.1.aB3xY9.tmp", // another file's
+            ".credentials.aB3xY.tmp",    // not our shape
+            ".credentials.aB3x-9.tmp",
+            "credentials.aB3xY9.tmp",
+            ".credentials.aB3xY9.swp",
+            "credentials.1",
+            "credentials.lock",
+            ".config.aB3xY9.tmp",
+        ];
+        for name in orphans.iter().chain(&others) {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        // A directory with our name is not a file of ours.
+        fs::create_dir(dir.path().join(".credentials.dddddd.tmp")).unwrap();
+        let file = CredentialsFile::new(target.clone(), 2);
+        file.update(&[Edit::set("b", "k", "v".to_string().into())])
+            .unwrap();
+        for name in orphans {
+            assert!(!dir.path().join(name).exists(), "{name} left behind");
+        }
+        for name in others {
+            assert!(dir.path().join(name).exists(), "{name} removed");
+        }
+        assert!(dir.path().join(".credentials.dddddd.tmp").is_dir());
+        // The writer's own temporary files match the pattern it cleans.
+        let temp = write_temp(&FileName::default(), dir.path(), &target, b"x", None).unwrap();
+        assert!(is_our_temp_file(
+            temp.path().file_name().unwrap(),
+            OsStr::new("credentials")
+        ));
+
+        // At start: only when the lock is free.
+        let orphan = dir.path().join(".credentials.zzzzzz.tmp");
+        fs::write(&orphan, "x").unwrap();
+        let held = take_lock(&FileName::default(), &lock_path(&target)).unwrap();
+        file.remove_stale_temp_files();
+        assert!(
+            orphan.exists(),
+            "removed while another writer held the lock"
+        );
+        drop(held);
+        file.remove_stale_temp_files();
+        assert!(!orphan.exists());
+    }
+
+    #[test]
+    fn a_file_the_aws_cli_cannot_read_is_refused_naming_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        for (text, line) in [
+            ("aws_access_key_id = AKIA\n[default]\nk = v\n", 1),
+            ("[default]\nk = v\njunk without a separator\n", 3),
+        ] {
+            fs::write(&path, text).unwrap();
+            let err = CredentialsFile::new(path.clone(), 2)
+                .update(&[Edit::set("prod", "k", "v".to_string().into())])
+                .unwrap_err();
+            assert!(
+                matches!(err, CredentialsError::UnreadableLine { .. }),
+                "{err:?}"
+            );
+            assert_eq!(err.line(), Some(line));
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("{} line {line}: ", path.display())),
+                "{message}"
+            );
+            assert!(message.contains("the AWS CLI cannot parse"), "{message}");
+            assert_eq!(fs::read_to_string(&path).unwrap(), text, "unchanged");
+            // The planner's view names the file too.
+            let doc = CredentialsFile::new(path.clone(), 2).read().unwrap();
+            let reason = crate::plan::CredentialsView::check(&doc, "prod").unwrap_err();
+            assert!(reason.contains(&path.display().to_string()), "{reason}");
+        }
     }
 
     #[test]

@@ -103,6 +103,18 @@ impl Executor {
             }
         }
 
+        // A file the daemon may not replace (read-only, in the Nix store)
+        // fails every section before a code is spent on it.
+        if !due.is_empty()
+            && let Err(e) = file.check_writable()
+        {
+            let error = UnitError::from_error(&e);
+            for (name, _, _) in due.drain(..) {
+                let unit = Unit::Section(name.to_string());
+                fail(&mut report, name, &Failure::Failed(unit, error.clone()));
+            }
+        }
+
         // 1. MFA sessions.
         let mut sessions: BTreeMap<MfaSessionKey, Result<SessionCredentials, Failure>> =
             BTreeMap::new();
@@ -176,8 +188,10 @@ impl Executor {
             }
         }
 
-        // 4. One write.
-        if !written.is_empty() {
+        // 4. One write. An edit the editor refuses for one profile (an
+        // indented line, a header the readers disagree on: found only when
+        // editing) fails that section alone; the others are written.
+        while !written.is_empty() {
             let mut edits: Vec<Edit> = Vec::new();
             for (_, settings, creds) in &written {
                 edits.extend(document.session_edits(
@@ -190,7 +204,23 @@ impl Executor {
             let result = tokio::task::spawn_blocking(move || target.update(&edits)).await;
             let result = match result {
                 Ok(Ok(outcome)) => Ok(outcome),
-                Ok(Err(e)) => Err(UnitError::from_error(&e)),
+                Ok(Err(e)) => {
+                    let refused = e.section().and_then(|profile| {
+                        written
+                            .iter()
+                            .position(|(_, settings, _)| settings.profile_name == profile)
+                    });
+                    if let Some(index) = refused
+                        && written.len() > 1
+                    {
+                        let (name, _, _) = written.remove(index);
+                        let unit = Unit::Section(name.clone());
+                        let error = UnitError::from_error(&e);
+                        fail(&mut report, &name, &Failure::Failed(unit, error));
+                        continue;
+                    }
+                    Err(UnitError::from_error(&e))
+                }
                 Err(e) => Err(UnitError::new(
                     RetryClass::Soon,
                     format!("the write was interrupted: {e}"),
@@ -199,9 +229,12 @@ impl Executor {
             match result {
                 Ok(outcome) => {
                     report.wrote = outcome == WriteOutcome::Written;
-                    for (name, _, _) in &written {
-                        scheduler.record_success(&Unit::Section(name.clone()));
+                    let written_at = self.clock.now();
+                    for (name, settings, creds) in &written {
+                        let unit = Unit::Section(name.clone());
+                        scheduler.record_success(&unit);
                         report.outcomes.insert(name.clone(), Outcome::Written);
+                        due_on_arrival(scheduler, &unit, settings, creds, written_at);
                     }
                 }
                 Err(error) => {
@@ -214,6 +247,7 @@ impl Executor {
                     }
                 }
             }
+            break;
         }
 
         // Each failing unit counts one failure per pass, however many
@@ -224,8 +258,12 @@ impl Executor {
                 failed.entry(unit).or_insert(error);
             }
         }
+        // Backoff counts from when the attempt ended, not from when the pass
+        // began: a pass that waited for a TOTP step or a slow STS would
+        // otherwise find its backoff already over and try again at once.
+        let ended = self.clock.now();
         for (unit, error) in failed {
-            if scheduler.record_failure(unit, error.class, &error.message, now) == Report::New {
+            if scheduler.record_failure(unit, error.class, &error.message, ended) == Report::New {
                 tracing::warn!("{unit}: {error} ({})", error.class);
             } else {
                 tracing::debug!("{unit}: still failing: {error}");
@@ -482,6 +520,31 @@ impl Executor {
                 (job, result)
             })
             .collect()
+    }
+}
+
+/// Credentials that STS hands out already inside their refresh margin (a
+/// system clock ahead of AWS's, or a session shorter than asked for: AWS
+/// caps the root user's GetSessionToken at one hour) would be asked for
+/// again at once, in every pass, forever. They are written (they are valid),
+/// and the section backs off like after a passing error.
+fn due_on_arrival(
+    scheduler: &mut Scheduler,
+    unit: &Unit,
+    settings: &Settings,
+    creds: &SessionCredentials,
+    now: OffsetDateTime,
+) {
+    let margin = Duration::seconds(i64::from(settings.refresh_margin));
+    if creds.expiration - margin > now {
+        return;
+    }
+    let message = format!(
+        "STS returned credentials that are already due for refresh (they expire within refresh_margin = {} s of now); check that the system clock is right, or lower refresh_margin",
+        settings.refresh_margin
+    );
+    if scheduler.record_failure(unit, RetryClass::Soon, &message, now) == Report::New {
+        tracing::warn!("{unit}: {message}");
     }
 }
 

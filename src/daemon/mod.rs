@@ -175,6 +175,10 @@ impl Daemon {
             Reason::KeyChanged => self.scheduler.key_changed(now),
             _ => {}
         }
+        if reason == Reason::Start {
+            // A write killed half-way (kill -9, a crash) leaves its temporary file.
+            CredentialsFile::new(self.credentials_path.clone(), 0).remove_stale_temp_files();
+        }
         self.reload_config()?;
         let config = self.config.take().expect("reload_config leaves a config");
         let result = self.pass_with(&config, now).await;
@@ -221,7 +225,13 @@ impl Daemon {
         let next_wake = if report.rerun {
             now
         } else {
-            self.scheduler.next_wake(after.next_deadline, now)
+            let deadline = wake_deadline(&after, &report, &self.scheduler, |name| {
+                config
+                    .section(name)
+                    .and_then(|s| s.settings.as_ref().ok())
+                    .map_or(0, |s| s.refresh_margin)
+            });
+            self.scheduler.next_wake(deadline, now)
         };
         if report.wrote {
             let written = report
@@ -389,6 +399,45 @@ impl Daemon {
     }
 }
 
+/// When the plan next needs a pass: a fresh section's expiry minus its
+/// margin, or now for a section with work to do, except a section whose
+/// unit (its own, or its MFA device) is backing off or parked: the
+/// scheduler's next attempt covers it, and counting it as due now would
+/// make the loop spin, pass after empty pass, until the backoff ends.
+fn wake_deadline(
+    plan: &Plan,
+    report: &PassReport,
+    scheduler: &Scheduler,
+    margin_of: impl Fn(&str) -> u32,
+) -> Option<OffsetDateTime> {
+    let now = plan.now;
+    let mut deadline: Option<OffsetDateTime> = None;
+    for section in &plan.sections {
+        let at = match &section.state {
+            ProfileState::Invalid { .. } => continue,
+            ProfileState::Fresh { expires } => {
+                *expires - time::Duration::seconds(i64::from(margin_of(&section.section)))
+            }
+            _ => {
+                let unit = match report.outcomes.get(&section.section) {
+                    Some(Outcome::Waiting(unit)) => unit.clone(),
+                    Some(Outcome::Failed(_)) => match report.failed_units.get(&section.section) {
+                        Some(unit) => unit.clone(),
+                        None => Unit::Section(section.section.clone()),
+                    },
+                    _ => Unit::Section(section.section.clone()),
+                };
+                match scheduler.state(&unit) {
+                    Some(state) if state.next_attempt > now => continue,
+                    _ => now,
+                }
+            }
+        };
+        deadline = Some(deadline.map_or(at, |d| d.min(at)));
+    }
+    deadline
+}
+
 /// Collects the burst of events that follows the first one (an editor's
 /// save, our own write) for a short while; returns the strongest reason,
 /// or `None` when a stop request arrived.
@@ -459,4 +508,92 @@ fn notify_status(plan: &Plan, first: bool) {
         states.push(sd_notify::NotifyState::Ready);
     }
     let _ = sd_notify::notify(&states);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, SectionPlan, Work};
+    use crate::retry::RetryClass;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
+
+    fn section(name: &str, state: ProfileState) -> SectionPlan {
+        SectionPlan {
+            section: name.into(),
+            profile: name.into(),
+            state,
+            action: Action::None,
+        }
+    }
+
+    fn plan(sections: Vec<SectionPlan>) -> Plan {
+        Plan {
+            now: NOW,
+            sections,
+            mfa_sessions: Vec::new(),
+            work: Work::default(),
+            next_deadline: Some(NOW),
+        }
+    }
+
+    #[test]
+    fn sections_backing_off_do_not_make_the_loop_spin() {
+        let fresh = section(
+            "fresh",
+            ProfileState::Fresh {
+                expires: NOW + time::Duration::hours(1),
+            },
+        );
+        let stale = || {
+            section(
+                "stale",
+                ProfileState::Missing {
+                    what: "no [stale] section".into(),
+                },
+            )
+        };
+        let mut scheduler = Scheduler::with_seed(1);
+        let mut report = PassReport::default();
+        let margin = |_: &str| 300;
+
+        // Pending and nobody backing off: due now.
+        let p = plan(vec![fresh.clone(), stale()]);
+        assert_eq!(wake_deadline(&p, &report, &scheduler, margin), Some(NOW));
+
+        // Its unit backs off: only the fresh section's deadline counts (the
+        // scheduler adds the unit's next attempt itself).
+        let unit = Unit::Section("stale".into());
+        scheduler.record_failure(&unit, RetryClass::Soon, "throttled", NOW);
+        report.outcomes.insert(
+            "stale".into(),
+            Outcome::Failed(crate::daemon::ports::UnitError::new(
+                RetryClass::Soon,
+                "throttled",
+            )),
+        );
+        report.failed_units.insert("stale".into(), unit.clone());
+        assert_eq!(
+            wake_deadline(&p, &report, &scheduler, margin),
+            Some(NOW + time::Duration::minutes(55))
+        );
+        let wake = scheduler.next_wake(wake_deadline(&p, &report, &scheduler, margin), NOW);
+        assert_eq!(wake, scheduler.state(&unit).unwrap().next_attempt);
+        assert!(wake > NOW);
+
+        // Waiting for its MFA device, which is parked.
+        let device = Unit::Device("arn:aws:iam::123457890123:mfa/me".into());
+        scheduler.record_failure(&device, RetryClass::NeedsUser, "wrong serial", NOW);
+        let mut waiting = PassReport::default();
+        waiting
+            .outcomes
+            .insert("stale".into(), Outcome::Waiting(device.clone()));
+        let p = plan(vec![stale()]);
+        assert_eq!(wake_deadline(&p, &waiting, &scheduler, margin), None);
+
+        // Once the backoff is over, the section is due again.
+        scheduler.record_success(&device);
+        assert_eq!(wake_deadline(&p, &waiting, &scheduler, margin), Some(NOW));
+    }
 }

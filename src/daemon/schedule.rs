@@ -231,7 +231,12 @@ impl Scheduler {
         let mut wake = now + MAX_SLEEP;
         if let Some(deadline) = plan_deadline {
             let jitter = Duration::milliseconds(self.rng.i64(0..=5_000));
-            wake = wake.min(deadline - jitter);
+            // Jitter only ever moves a future deadline to another future
+            // moment: jittered into the past, it would wake the loop for a
+            // pass with nothing due yet, again and again (each call draws
+            // anew) until the deadline itself.
+            let jittered = deadline - jitter;
+            wake = wake.min(if jittered > now { jittered } else { deadline });
         }
         for state in self.units.values() {
             if state.next_attempt > now {
@@ -361,6 +366,31 @@ mod tests {
             s.next_wake(Some(NOW + Duration::minutes(55)), after_suspend),
             after_suspend
         );
+    }
+
+    #[test]
+    fn the_jitter_never_wakes_the_loop_before_a_deadline_that_is_not_due() {
+        let mut s = Scheduler::with_seed(5);
+        let deadline = NOW + Duration::seconds(10);
+        // Approach the deadline the way the loop does: each wake-up asks again.
+        let mut now = NOW + Duration::seconds(6);
+        let mut passes = 0;
+        while now < deadline {
+            let wake = s.next_wake(Some(deadline), now);
+            assert!(
+                wake > now,
+                "woke at once {}s before the deadline",
+                (deadline - now).as_seconds_f64()
+            );
+            assert!(wake <= deadline);
+            now = wake;
+            passes += 1;
+            assert!(passes < 100, "spinning");
+        }
+        // Due now (or overdue): at once.
+        assert_eq!(s.next_wake(Some(deadline), deadline), deadline);
+        let later = deadline + Duration::seconds(3);
+        assert_eq!(s.next_wake(Some(deadline), later), later);
     }
 
     #[test]

@@ -67,6 +67,10 @@ struct FakeSts {
     max_in_flight: AtomicUsize,
     failures: Mutex<Vec<(&'static str, UnitError)>>,
     seen_codes: Mutex<Vec<String>>,
+    /// Each call takes this long on the fake clock (a slow or timing-out STS).
+    slow: Mutex<Option<(Arc<FixedClock>, Duration)>>,
+    /// Seconds from NOW that AssumeRole's credentials expire (default 3600).
+    role_lifetime: Mutex<Option<i64>>,
 }
 
 impl FakeSts {
@@ -75,6 +79,12 @@ impl FakeSts {
             action,
             UnitError::new(class, format!("{action} failed ({class})")),
         ));
+    }
+
+    fn take_time(&self) {
+        if let Some((clock, duration)) = &*self.slow.lock().unwrap() {
+            *clock.0.lock().unwrap() += *duration;
+        }
     }
 
     fn scripted(&self, action: &str) -> Option<UnitError> {
@@ -136,10 +146,15 @@ impl StsApi for FakeSts {
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.take_time();
             if let Some(error) = self.scripted("AssumeRole") {
                 return Err(error);
             }
-            Ok(Self::credentials("ASIAROLE", n))
+            let mut creds = Self::credentials("ASIAROLE", n);
+            if let Some(seconds) = *self.role_lifetime.lock().unwrap() {
+                creds.expiration = NOW + Duration::seconds(seconds);
+            }
+            Ok(creds)
         })
     }
 }
@@ -382,4 +397,101 @@ async fn a_failing_role_does_not_stop_the_others() {
         report.failed_units.values().next(),
         Some(Unit::Section(_))
     ));
+}
+
+#[tokio::test]
+async fn backoff_counts_from_the_end_of_a_slow_attempt() {
+    // AssumeRole times out after 20 s: the next attempt is still a backoff
+    // away from when the attempt ended, not already due.
+    let mut f = Fixture::new(&org(1), &[]);
+    f.pass().await;
+    std::fs::write(f.file.path(), f.text().replace("[100000000000]", "[x]")).unwrap();
+    *f.sts.slow.lock().unwrap() = Some((f.clock.clone(), Duration::seconds(20)));
+    f.sts.fail_next("AssumeRole", RetryClass::Soon);
+    let report = f.pass().await;
+    assert!(!report.wrote);
+    let unit = Unit::Section("100000000000".into());
+    let ended = f.clock.now();
+    assert_eq!(ended, NOW + Duration::seconds(20));
+    let next = f.scheduler.state(&unit).unwrap().next_attempt;
+    assert!(next > ended, "next attempt {next} is not after {ended}");
+    let calls = f.sts.assume_role.load(Ordering::SeqCst);
+    let report = f.pass().await;
+    assert!(
+        report
+            .outcomes
+            .values()
+            .all(|o| matches!(o, Outcome::Waiting(_))),
+        "{report:?}"
+    );
+    assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), calls);
+}
+
+#[tokio::test]
+async fn credentials_due_on_arrival_are_written_once_then_the_section_backs_off() {
+    // The role's credentials expire 30 s from now, inside the 300 s margin
+    // (a clock ahead of AWS's): written, but not asked for again at once.
+    let mut f = Fixture::new(&org(1), &[]);
+    *f.sts.role_lifetime.lock().unwrap() = Some(30);
+    let report = f.pass().await;
+    assert!(report.wrote);
+    assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 1);
+    let unit = Unit::Section("100000000000".into());
+    let state = f.scheduler.state(&unit).expect("backing off");
+    assert_eq!(state.class, RetryClass::Soon);
+    assert!(state.message.contains("system clock"), "{}", state.message);
+    for _ in 0..3 {
+        let report = f.pass().await;
+        assert!(!report.wrote);
+    }
+    assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 1, "no hammering");
+    // After the backoff it asks again.
+    *f.clock.0.lock().unwrap() = NOW + Duration::seconds(10);
+    f.pass().await;
+    assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_read_only_credentials_file_costs_no_code() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = Fixture::new(&org(2), &[]);
+    std::fs::set_permissions(f.file.path(), std::fs::Permissions::from_mode(0o400)).unwrap();
+    let report = f.pass().await;
+    assert!(!report.wrote);
+    assert_eq!(f.codes.calls.load(Ordering::SeqCst), 0, "no code spent");
+    assert_eq!(f.sts.get_session_token.load(Ordering::SeqCst), 0);
+    assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 0);
+    for outcome in report.outcomes.values() {
+        assert!(
+            matches!(outcome, Outcome::Failed(e) if e.message.contains("read-only") && e.class == RetryClass::NeedsUser),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(report.outcomes.len(), 2);
+}
+
+#[tokio::test]
+async fn an_edit_refused_for_one_profile_does_not_block_the_others() {
+    // [100000000000] has indented keys: rewriting them is refused (found
+    // only when editing). The other profile is written all the same.
+    let mut f = Fixture::new(&org(2), &[]);
+    let mut text = f.text();
+    text.push_str(
+        "\n[100000000000]\n  aws_access_key_id = ASIAOLD\n  aws_secret_access_key = old\n",
+    );
+    std::fs::write(f.file.path(), &text).unwrap();
+    let report = f.pass().await;
+    assert!(report.wrote, "{report:?}");
+    assert_eq!(report.outcomes["100000000001"], Outcome::Written);
+    assert!(
+        matches!(&report.outcomes["100000000000"], Outcome::Failed(e) if e.message.contains("indented line")),
+        "{report:?}"
+    );
+    let after = f.text();
+    assert!(after.starts_with(&text), "the refused profile was touched");
+    assert!(after.contains("[100000000001]"));
+    assert_eq!(
+        report.failed_units["100000000000"],
+        Unit::Section("100000000000".into())
+    );
 }
