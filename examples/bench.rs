@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--quick] [--only cold,reaction,idle,editor]
-//!     [--json PATH] [--no-build] [--daemon PATH]
+//!     [--json PATH] [--no-build] [--daemon PATH] [--idle-seconds N]
 //! ```
 //!
 //! It starts what it needs on 127.0.0.1 (moto_server, the STS fault front,
@@ -44,6 +44,7 @@ struct Args {
     json: Option<PathBuf>,
     build: bool,
     daemon: Option<PathBuf>,
+    idle_seconds: Option<u64>,
 }
 
 const ALL: [&str; 4] = ["cold", "reaction", "idle", "editor"];
@@ -55,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         json: None,
         build: true,
         daemon: None,
+        idle_seconds: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -70,9 +72,12 @@ fn parse_args() -> Result<Args, String> {
             "--json" => args.json = Some(value()?.into()),
             "--no-build" => args.build = false,
             "--daemon" => args.daemon = Some(value()?.into()),
+            "--idle-seconds" => {
+                args.idle_seconds = Some(value()?.parse().map_err(|e| format!("--idle-seconds: {e}"))?)
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: bench [--quick] [--only {}] [--json PATH] [--no-build] [--daemon PATH]",
+                    "usage: bench [--quick] [--only {}] [--json PATH] [--no-build] [--daemon PATH] [--idle-seconds N]",
                     ALL.join(",")
                 );
                 std::process::exit(0);
@@ -152,11 +157,14 @@ fn run(args: &Args) -> Result<(), String> {
             figures.insert("reaction".into(), json);
         }
         if wants("idle") {
-            let (settle, window) = if args.quick {
+            let (settle, mut window) = if args.quick {
                 (Duration::from_secs(12), Duration::from_secs(30))
             } else {
                 (Duration::from_secs(15), Duration::from_secs(300))
             };
+            if let Some(seconds) = args.idle_seconds {
+                window = Duration::from_secs(seconds);
+            }
             let (table, json) = idle::run(&rig, 200, settle, window)?;
             table.print();
             figures.insert("idle".into(), json);

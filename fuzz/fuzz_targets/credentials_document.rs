@@ -117,63 +117,102 @@ fn lines(text: &str) -> Vec<(&str, &str)> {
     out
 }
 
+/// Python's `str.isspace()`, which botocore's reading uses: Rust's
+/// whitespace plus U+001C..U+001F.
+fn is_py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
 fn is_blank_or_comment(content: &str) -> bool {
-    let t = content.trim();
+    let t = content.trim_matches(is_py_space);
     t.is_empty() || t.starts_with(['#', ';'])
 }
 
-/// The lines that differ (after the common first and last lines) are, in
-/// the old text, the edited key's own lines (its key line, indented lines,
-/// blank lines and comments between them) and, in the new text, the
-/// canonical `key = value` line, a new `[section]` header, blank lines, or
-/// comments kept from the old lines. The byte order mark is dropped by the
-/// first change (documented); the old last line may gain a newline when
-/// lines are appended after it.
+/// Byte for byte: the new text is the old one with some of the old lines
+/// replaced by new ones. The old lines that go are the edited key's own
+/// (its key line, indented lines, blank lines and comments between them);
+/// the new lines are the canonical `key = value` line, a new `[section]`
+/// header, blank lines, or comments kept from the old lines. The byte
+/// order mark is dropped by the first change (documented); an old last
+/// line without a line ending gets one when lines are appended after it.
 fn check_only_edited_lines_changed(before: &str, after: &str, section: &str, key: &str) {
-    let before = before.strip_prefix('\u{feff}').unwrap_or(before);
-    let (b, a) = (lines(before), lines(after));
-    let prefix = b
-        .iter()
-        .zip(&a)
-        .take_while(|(x, y)| x.0 == y.0 && (x.1 == y.1 || x.1.is_empty()))
-        .count();
-    let suffix = b[prefix..]
-        .iter()
-        .rev()
-        .zip(a[prefix..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    for (i, (x, y)) in b.iter().zip(&a).take(prefix).enumerate() {
-        assert!(
-            x.1 == y.1 || (x.1.is_empty() && i + 1 == b.len()),
-            "line {} changed its line ending",
-            i + 1
-        );
+    if before == after {
+        return;
     }
-    let old = &b[prefix..b.len() - suffix];
-    let new = &a[prefix..a.len() - suffix];
+    let before = before.strip_prefix('\u{feff}').unwrap_or(before);
+    let old = lines(before);
+    // The longest run of whole old lines (with their line endings) that
+    // the new text starts with, and ends with.
+    let mut head = 0;
+    let mut at = 0;
+    for (content, ending) in &old {
+        let rest = &after[at..];
+        let kept = rest.starts_with(content)
+            && rest[content.len()..].starts_with(ending)
+            && (!ending.is_empty()
+                || rest.len() == content.len()
+                || rest[content.len()..].starts_with(['\n', '\r']));
+        if !kept {
+            break;
+        }
+        head += 1;
+        at += content.len() + ending.len();
+    }
+    let mut tail = 0;
+    let mut end = after.len();
+    for (content, ending) in old[head..].iter().rev() {
+        let line_len = content.len() + ending.len();
+        let kept = end >= at + line_len
+            && after[..end].ends_with(&format!("{content}{ending}"))
+            && (end - line_len == at || after[..end - line_len].ends_with(['\n', '\r']));
+        if !kept {
+            break;
+        }
+        tail += 1;
+        end -= line_len;
+    }
+    let removed = &old[head..old.len() - tail];
+    let inserted = lines(&after[at..end]);
+    // Lines kept between dropped ones (a line botocore rejects between a
+    // key and its continuation, say) appear in both, in order: match them
+    // up greedily; what is left on each side is what the edit dropped and
+    // what it added.
+    let mut kept_old = vec![false; removed.len()];
+    let mut next = 0;
+    let mut added = Vec::new();
+    for (content, _) in &inserted {
+        match removed[next..].iter().position(|(c, _)| c == content) {
+            Some(offset) => {
+                kept_old[next + offset] = true;
+                next += offset + 1;
+            }
+            None => added.push(*content),
+        }
+    }
     let mut old_key_lines = 0;
-    for (content, _) in old {
+    for ((content, _), kept) in removed.iter().zip(kept_old) {
+        if kept {
+            continue;
+        }
         let is_key_line = content
             .split_once(['=', ':'])
-            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case(key))
-            && !content.starts_with(char::is_whitespace);
+            .is_some_and(|(k, _)| k.trim_matches(is_py_space).eq_ignore_ascii_case(key))
+            && !content.starts_with(is_py_space);
         if is_key_line {
             old_key_lines += 1;
         }
         assert!(
-            is_key_line || content.starts_with(char::is_whitespace) || is_blank_or_comment(content),
-            "a line that is not [{section}] {key}'s changed: {content:?}"
+            is_key_line || content.starts_with(is_py_space) || is_blank_or_comment(content),
+            "a line that is not [{section}] {key}'s was dropped: {content:?}\nbefore: {before:?}\nafter: {after:?}"
         );
     }
-    assert!(old_key_lines <= 1, "more than one key line replaced");
+    assert!(old_key_lines <= 1, "more than one key line dropped");
     let header = format!("[{section}]");
-    for (content, _) in new {
-        let canonical =
-            *content == format!("{key} =") || content.starts_with(&format!("{key} = "));
+    for content in added {
+        let canonical = content == format!("{key} =") || content.starts_with(&format!("{key} = "));
         assert!(
-            canonical || *content == header || is_blank_or_comment(content),
-            "an unexpected new line: {content:?}"
+            canonical || content == header || is_blank_or_comment(content),
+            "an unexpected new line: {content:?}\nbefore: {before:?}\nafter: {after:?}"
         );
     }
 }
