@@ -2,11 +2,15 @@
 //!
 //! A blocking thread waits in `SCardGetStatusChange` on the PnP
 //! pseudo-reader `\\?PnP?\Notification` (readers added or removed) and on
-//! every reader's state (card inserted or removed). The wait has a timeout
-//! of a few seconds only so that the thread notices shutdown; it is not a
-//! polling interval. When pcscd is not running or restarts, the thread
-//! re-establishes its context with backoff, and reports the service coming
-//! back as a change too (readers may have changed while it was away).
+//! every reader's state (card inserted or removed). Dropping [`KeyEvents`]
+//! cancels the wait (`SCardCancel`); the wait's timeout is only the fallback
+//! for a stop that comes just before a wait starts, which `SCardCancel`
+//! cannot interrupt, so it is long: an idle daemon must not wake up every
+//! few seconds (each timeout costs a round of requests to pcscd, and the
+//! daemon promises about one wake-up a minute at rest). When pcscd is not
+//! running or restarts, the thread re-establishes its context with backoff,
+//! and reports the service coming back as a change too (readers may have
+//! changed while it was away).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,8 +19,9 @@ use std::time::Duration;
 use pcsc::{Context, PNP_NOTIFICATION, ReaderState, Scope, State};
 use tokio::sync::watch;
 
-/// Longest single `SCardGetStatusChange` wait.
-const WAIT: Duration = Duration::from_secs(3);
+/// Longest single `SCardGetStatusChange` wait. Not a polling interval:
+/// changes end the wait at once, and so does a stop (see the module doc).
+const WAIT: Duration = Duration::from_secs(600);
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 

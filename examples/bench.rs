@@ -1,0 +1,187 @@
+//! Benchmarks of aws-session-daemon, in one run, printed as Markdown tables
+//! with their targets:
+//!
+//! 1. cold start to fresh: N sections on one MFA device (`apply`);
+//! 2. reaction: a profile deleted by hand, a section added, with `run` going;
+//! 3. cost at rest: CPU, wake-ups and memory of an idle `run`;
+//! 4. the editor: one section's refresh in a 10,000-section file.
+//!
+//! ```text
+//! cargo run --release --example bench -- [--quick] [--only cold,reaction,idle,editor]
+//!     [--json PATH] [--no-build] [--daemon PATH] [--idle-seconds N]
+//! ```
+//!
+//! It starts what it needs on 127.0.0.1 (moto_server, the STS fault front,
+//! pcscd if it is not running, the virtual YubiKey on vpcd port 35963) and
+//! builds the daemon and the helper programs for its own profile first
+//! (`--no-build` skips that). `--quick` uses small N and short windows (CI
+//! runs it through `tests/bench_quick.rs`); `--json` writes the figures.
+
+#[path = "bench/cold.rs"]
+mod cold;
+#[path = "bench/editor.rs"]
+mod editor;
+#[path = "bench/home.rs"]
+mod home;
+#[path = "bench/idle.rs"]
+mod idle;
+#[path = "bench/reaction.rs"]
+mod reaction;
+#[path = "bench/report.rs"]
+mod report;
+#[path = "bench/rig.rs"]
+mod rig;
+#[path = "bench/services.rs"]
+mod services;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+struct Args {
+    quick: bool,
+    only: Vec<String>,
+    json: Option<PathBuf>,
+    build: bool,
+    daemon: Option<PathBuf>,
+    idle_seconds: Option<u64>,
+}
+
+const ALL: [&str; 4] = ["cold", "reaction", "idle", "editor"];
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        quick: false,
+        only: ALL.iter().map(|s| s.to_string()).collect(),
+        json: None,
+        build: true,
+        daemon: None,
+        idle_seconds: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--quick" => args.quick = true,
+            "--only" => {
+                args.only = value()?.split(',').map(str::to_string).collect();
+                if let Some(bad) = args.only.iter().find(|o| !ALL.contains(&o.as_str())) {
+                    return Err(format!("--only: unknown benchmark {bad}; known: {}", ALL.join(",")));
+                }
+            }
+            "--json" => args.json = Some(value()?.into()),
+            "--no-build" => args.build = false,
+            "--daemon" => args.daemon = Some(value()?.into()),
+            "--idle-seconds" => {
+                args.idle_seconds = Some(value()?.parse().map_err(|e| format!("--idle-seconds: {e}"))?)
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: bench [--quick] [--only {}] [--json PATH] [--no-build] [--daemon PATH] [--idle-seconds N]",
+                    ALL.join(",")
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let memory_kb = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    format!(
+        "{cores} cores ({model}), {:.0} GiB, Linux {}",
+        memory_kb as f64 / 1024.0 / 1024.0,
+        kernel.trim()
+    )
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let wants = |name: &str| args.only.iter().any(|o| o == name);
+    let started = Instant::now();
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    println!(
+        "## aws-session-daemon benchmarks ({} mode, {profile} build)\n\nMachine: {}.",
+        if args.quick { "quick" } else { "full" },
+        machine()
+    );
+    let mut figures = serde_json::Map::new();
+    figures.insert("quick".into(), args.quick.into());
+    figures.insert("profile".into(), profile.into());
+
+    if wants("cold") || wants("reaction") || wants("idle") {
+        let binaries = services::Binaries::locate(args.build, args.daemon.clone())?;
+        let rig = rig::Rig::start(binaries)?;
+        if wants("cold") {
+            let (sizes, repeats): (&[usize], usize) =
+                if args.quick { (&[1, 20], 1) } else { (&[1, 20, 200], 3) };
+            let (table, json) = cold::run(&rig, sizes, repeats)?;
+            table.print();
+            figures.insert("cold".into(), json);
+        }
+        if wants("reaction") {
+            let trials = if args.quick { 10 } else { 50 };
+            let (table, json) = reaction::run(&rig, trials)?;
+            table.print();
+            figures.insert("reaction".into(), json);
+        }
+        if wants("idle") {
+            let (settle, mut window) = if args.quick {
+                (Duration::from_secs(12), Duration::from_secs(30))
+            } else {
+                (Duration::from_secs(15), Duration::from_secs(300))
+            };
+            if let Some(seconds) = args.idle_seconds {
+                window = Duration::from_secs(seconds);
+            }
+            let (table, json) = idle::run(&rig, 200, settle, window)?;
+            table.print();
+            figures.insert("idle".into(), json);
+        }
+    }
+    if wants("editor") {
+        let (sizes, repeats): (&[usize], usize) =
+            if args.quick { (&[2_000], 5) } else { (&[10_000, 1_000, 100], 20) };
+        let (table, json) = editor::run(sizes, repeats)?;
+        table.print();
+        figures.insert("editor".into(), json);
+    }
+    println!("\n(benchmarks took {:.0} s)", started.elapsed().as_secs_f64());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&serde_json::Value::Object(figures))
+            .map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! The benchmark program (`examples/bench.rs`) in its quick mode, so that CI
+//! runs it: it must run to the end, and its figures must meet the targets
+//! that are counts or ratios, never wall time (CI machines are shared and
+//! build with debug assertions): one YubiKey code and one GetSessionToken
+//! whatever the number of sections, one AssumeRole per section, every
+//! profile written and restored, an idle daemon that does not poll.
+
+#[path = "support/example_bin.rs"]
+mod example_bin;
+
+use std::process::Command;
+
+#[test]
+fn the_quick_benchmark_runs_and_meets_its_count_targets() {
+    let bench = example_bin::path("bench");
+    // The programs it starts, built for this profile like the other tests'.
+    example_bin::path("sts_fault_front");
+    example_bin::path("virtual_yubikey");
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("figures.json");
+    let output = Command::new(&bench)
+        .args(["--quick", "--no-build", "--daemon"])
+        .arg(env!("CARGO_BIN_EXE_aws-session-daemon"))
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .expect("run the benchmark");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench --quick failed:\n{stdout}\n{stderr}");
+    eprintln!("{stdout}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+
+    let cold = figures["cold"].as_array().expect("cold-start figures");
+    assert!(cold.len() >= 2, "{figures}");
+    for run in cold {
+        let n = run["n"].as_u64().unwrap();
+        assert_eq!(run["codes"], 1, "{n} sections must cost one YubiKey code: {run}");
+        assert_eq!(run["get_session_token"], 1, "{run}");
+        assert_eq!(run["assume_role"], n, "{run}");
+        assert_eq!(run["written"], n, "{run}");
+    }
+
+    for change in ["deleted", "added"] {
+        assert_eq!(figures["reaction"][change]["trials"], 10, "{figures}");
+    }
+
+    let idle = &figures["idle"];
+    assert_eq!(idle["sections"], 200, "{idle}");
+    // Episodes of activity per minute: a thread that polls every few
+    // seconds makes 20 or more; at rest the daemon wakes about once a
+    // minute, so a 30 s window holds at most one or two.
+    let per_minute = idle["wakeups_per_minute"].as_f64().unwrap();
+    assert!(per_minute <= 8.0, "an idle daemon woke up {per_minute:.1} times a minute: {idle}");
+
+    let editor = figures["editor"].as_array().expect("editor figures");
+    assert!(editor.iter().all(|e| e["write_tmpfs_ms"].as_f64().is_some()), "{figures}");
+}
