@@ -73,7 +73,7 @@ fn rewrite(path: &Path, writer: Writer, value: u64) {
         Writer::Locked => {
             CredentialsFile::new(path.to_path_buf(), 0)
                 .update(&[Edit::set(REWRITER, "counter", value.to_string().into())])
-                .expect("the rewriter's locked update");
+                .expect("the rewriter's locked update (did someone write without the lock?)");
         }
         Writer::Editor => {
             let text = std::fs::read_to_string(path).unwrap();

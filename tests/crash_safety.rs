@@ -10,13 +10,17 @@
 //!
 //! Kills are of three kinds, in turn: at a uniformly random moment of an
 //! `apply` (startup, STS calls, the edit, the write), and, for `apply` and
-//! `run`, a random few milliseconds after the writer's temporary file
-//! appears (seen through inotify), which lands inside the write itself:
-//! temp file written and synced, backups rotated, rename, directory sync.
+//! `run`, 50 µs to 20 ms after the writer's temporary file appears (seen
+//! through inotify), which lands inside the write itself about half the
+//! time: temp file written and synced, backups rotated, rename, directory
+//! sync. STS is a fast local double whose role credentials are already due
+//! for refresh, so that every process rewrites every profile.
 //!
 //! Quick by default (100 trials, 20 owned profiles); set
-//! `AWS_SESSION_DAEMON_LONG=1` for 500 trials with 200 owned profiles
-//! (`CRASH_TRIALS`, `CRASH_PROFILES` and `CRASH_SEED` override).
+//! `AWS_SESSION_DAEMON_LONG=1` for 500 trials with 200 owned profiles, best
+//! with `cargo test --release` (a debug build takes ~15 s to edit 200
+//! profiles; a release build 0.5 s). `CRASH_TRIALS`, `CRASH_PROFILES` and
+//! `CRASH_SEED` override.
 
 #[path = "support/daemon.rs"]
 mod daemon;

@@ -132,6 +132,34 @@ impl CredentialsFile {
         check_writable(&FileName::new(&self.path, &target), &target)
     }
 
+    /// Removes the temporary files that a writer killed in the middle of a
+    /// write (`kill -9`, a crash, a power cut) left next to the file, if the
+    /// lock is free. Called when the daemon starts; [`CredentialsFile::update`]
+    /// does the same under the lock before each write. Only files named like
+    /// ours (`.credentials.XXXXXX.tmp`) are touched.
+    pub fn remove_stale_temp_files(&self) {
+        let Ok(target) = self.target() else { return };
+        let dir = parent_dir(&target);
+        if orphan_candidates(dir, &target).is_empty() {
+            return;
+        }
+        let Ok(lock) = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(lock_path(&target))
+        else {
+            return;
+        };
+        // A writer holding the lock cleans up itself, and its own temporary
+        // file is not an orphan.
+        #[allow(clippy::incompatible_msrv)]
+        if lock.try_lock().is_ok() {
+            remove_orphan_temp_files(dir, &target);
+        }
+    }
+
     /// The current document. A missing file is an empty document.
     pub fn read(&self) -> Result<Document, CredentialsError> {
         let target = self.target()?;
@@ -139,12 +167,13 @@ impl CredentialsFile {
         Ok(load(&name, &target)?.doc)
     }
 
-    /// Applies `edits` under the lock: lock → re-read → check that botocore
-    /// can read the file at all and each touched section → apply → if nothing changed, stop (no write, no backup) →
-    /// rotate backups → temp file (0600) in the same directory → write,
-    /// fsync → rename over the target → fsync the directory. Creates the
-    /// directory (0700) and the file when missing. On any error the file is
-    /// as it was.
+    /// Applies `edits` under the lock: lock → remove temporary files left by
+    /// a killed writer → re-read → check that botocore can read the file at
+    /// all, and each touched section → apply → if nothing changed, stop (no
+    /// write, no backup) → rotate backups → temp file (0600) in the same
+    /// directory → write, fsync → rename over the target → fsync the
+    /// directory. Creates the directory (0700) and the file when missing. On
+    /// any error the file is as it was.
     pub fn update(&self, edits: &[Edit]) -> Result<WriteOutcome, CredentialsError> {
         for edit in edits {
             edit.validate()?;
@@ -194,36 +223,6 @@ impl CredentialsFile {
             file: name,
             lock: lock.display().to_string(),
         })
-    }
-}
-
-impl CredentialsFile {
-    /// Removes the temporary files that a writer killed in the middle of a
-    /// write (`kill -9`, a crash, a power cut) left next to the file, if the
-    /// lock is free. Called when the daemon starts; [`CredentialsFile::update`]
-    /// does the same under the lock before each write. Only files named like
-    /// ours (`.credentials.XXXXXX.tmp`) are touched.
-    pub fn remove_stale_temp_files(&self) {
-        let Ok(target) = self.target() else { return };
-        let dir = parent_dir(&target);
-        if orphan_candidates(dir, &target).is_empty() {
-            return;
-        }
-        let Ok(lock) = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(lock_path(&target))
-        else {
-            return;
-        };
-        // A writer holding the lock cleans up itself, and its own temporary
-        // file is not an orphan.
-        #[allow(clippy::incompatible_msrv)]
-        if lock.try_lock().is_ok() {
-            remove_orphan_temp_files(dir, &target);
-        }
     }
 }
 
