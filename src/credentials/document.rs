@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::OnceLock;
 
 use secrecy::{ExposeSecret, SecretString};
 use time::UtcOffset;
@@ -152,6 +153,36 @@ pub struct Document {
     text: String,
     newline: &'static str,
     parsed: Parsed,
+    /// Built on first lookup: the planner asks about every configured
+    /// section, and a scan of all sections per question made a pass
+    /// quadratic in the number of sections.
+    index: OnceLock<SectionIndex>,
+}
+
+/// Section lookups by name, for [`Document`].
+struct SectionIndex {
+    /// Raw header name (as botocore reads it) → its sections, in file order.
+    by_name: HashMap<String, Vec<usize>>,
+    /// Sections whose header the AWS SDKs read as another profile name
+    /// (`[ prod ]` is profile `prod`), with that name, in file order.
+    renamed: Vec<(usize, String)>,
+}
+
+impl SectionIndex {
+    fn build(doc: &Document) -> SectionIndex {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut renamed = Vec::new();
+        for s in 0..doc.parsed.sections.len() {
+            let raw = doc.section_name(s);
+            by_name.entry(raw.to_string()).or_default().push(s);
+            if let Some(profile) = sdk::profile_name(raw)
+                && profile != raw
+            {
+                renamed.push((s, profile.to_string()));
+            }
+        }
+        SectionIndex { by_name, renamed }
+    }
 }
 
 impl Document {
@@ -166,6 +197,7 @@ impl Document {
             text: text.to_string(),
             newline,
             parsed,
+            index: OnceLock::new(),
         }
     }
 
@@ -197,8 +229,17 @@ impl Document {
         self.sections_named(name).next().is_some()
     }
 
-    fn sections_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {
-        (0..self.parsed.sections.len()).filter(move |&s| self.section_name(s) == name)
+    fn index(&self) -> &SectionIndex {
+        self.index.get_or_init(|| SectionIndex::build(self))
+    }
+
+    fn sections_named(&self, name: &str) -> impl Iterator<Item = usize> + '_ {
+        self.index()
+            .by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .copied()
     }
 
     /// The keys of `section` in file order (lowercased, duplicates included).
@@ -295,9 +336,10 @@ impl Document {
                 seen.insert(key, e);
             }
         }
-        for (s, info) in self.parsed.sections.iter().enumerate() {
+        for (s, profile) in &self.index().renamed {
+            let (s, info) = (*s, &self.parsed.sections[*s]);
             let raw = self.section_name(s);
-            if raw != section && sdk::profile_name(raw) == Some(section) {
+            if raw != section && profile == section {
                 return Err(CredentialsError::AmbiguousSection {
                     file: FileName::default(),
                     section: section.to_string(),
