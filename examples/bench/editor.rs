@@ -140,6 +140,40 @@ fn measure(sections: usize, repeats: usize) -> Result<Figures, String> {
     })
 }
 
+/// The write a cold start makes: `profiles` new sections (4 edits each)
+/// into a file holding only the user's keys, on tmpfs. Returns the median
+/// time and the size of the file written.
+fn cold_write(profiles: usize, repeats: usize) -> Result<(Duration, usize), String> {
+    let shm = Path::new("/dev/shm");
+    let dir = tempfile::tempdir_in(if shm.is_dir() { shm } else { Path::new("/tmp") })
+        .map_err(|e| e.to_string())?;
+    let path = dir.path().join("credentials");
+    let start = generate(1);
+    let doc = Document::parse(&start);
+    let mut error = None;
+    let samples = time_it(repeats, |i| {
+        std::fs::write(&path, &start).unwrap();
+        let file = CredentialsFile::new(path.clone(), 0);
+        let edits: Vec<_> = (0..profiles)
+            .flat_map(|p| {
+                doc.session_edits(
+                    &format!("{:012}", 350_000_000_000u64 + p as u64),
+                    &credentials(i.wrapping_add(p)),
+                    "x_security_token_expires",
+                )
+            })
+            .collect();
+        if let Err(e) = file.update(&edits) {
+            error.get_or_insert(e.to_string());
+        }
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len() as usize;
+    Ok((median(&samples), size))
+}
+
 pub fn run(sizes: &[usize], repeats: usize) -> Result<(Table, serde_json::Value), String> {
     let limit = Duration::from_millis(10);
     let mut table = Table::new(
@@ -186,6 +220,21 @@ pub fn run(sizes: &[usize], repeats: usize) -> Result<(Table, serde_json::Value)
             "write_disk_ms": ms_of(median(&f.disk)),
         }));
     }
+    let mut cold = Vec::new();
+    for profiles in [20, 200] {
+        let (took, bytes) = cold_write(profiles, 5)?;
+        cold.push(format!(
+            "{profiles} new profiles ({:.2} MB written): {}",
+            bytes as f64 / 1e6,
+            ms(took)
+        ));
+        json.push(json!({ "cold_write_profiles": profiles, "write_tmpfs_ms": ms_of(took) }));
+    }
+    table.note(format!(
+        "The write of a cold start (every profile new, 4 edits each, one locked write on tmpfs, \
+         median of 5): {}.",
+        cold.join("; ")
+    ));
     table.note(format!(
         "Median (and p95) of {repeats} runs each. Each section holds an access key id, a secret, a \
          {TOKEN_LEN}-character session token and the expiry, as the daemon writes them; the edited \

@@ -100,6 +100,7 @@ pub fn run(
     let mut previous = 0;
     let mut was_active = false;
     let mut episodes = 0u64;
+    let mut active_seconds = Vec::new();
     while began.elapsed() < window {
         std::thread::sleep(Duration::from_secs(1).min(window.saturating_sub(began.elapsed())));
         if let Some(s) = sample(pid) {
@@ -108,6 +109,9 @@ pub fn run(
         }
         let total = switches_now(&seen);
         let active = total != previous;
+        if active {
+            active_seconds.push(began.elapsed().as_secs());
+        }
         if active && !was_active {
             episodes += 1;
         }
@@ -215,6 +219,7 @@ pub fn run(
         "wakeups": episodes,
         "wakeups_per_minute": per_minute,
         "context_switches": wakeups,
+        "active_seconds": active_seconds,
         "perf_context_switches": perf.map(|p| p.0),
         "threads": last.threads.len(),
         "vm_hwm_kb": last.vm_hwm_kb,

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::OnceLock;
 
 use secrecy::{ExposeSecret, SecretString};
 use time::UtcOffset;
@@ -152,9 +153,42 @@ pub struct Document {
     text: String,
     newline: &'static str,
     parsed: Parsed,
+<<<<<<< HEAD
     /// The file it was read from, for the messages of the errors its
     /// methods return (unknown for a document parsed from a string).
     file: FileName,
+=======
+    /// Built on first lookup: the planner asks about every configured
+    /// section, and a scan of all sections per question made a pass
+    /// quadratic in the number of sections.
+    index: OnceLock<SectionIndex>,
+}
+
+/// Section lookups by name, for [`Document`].
+struct SectionIndex {
+    /// Raw header name (as botocore reads it) → its sections, in file order.
+    by_name: HashMap<String, Vec<usize>>,
+    /// Sections whose header the AWS SDKs read as another profile name
+    /// (`[ prod ]` is profile `prod`), with that name, in file order.
+    renamed: Vec<(usize, String)>,
+}
+
+impl SectionIndex {
+    fn build(doc: &Document) -> SectionIndex {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut renamed = Vec::new();
+        for s in 0..doc.parsed.sections.len() {
+            let raw = doc.section_name(s);
+            by_name.entry(raw.to_string()).or_default().push(s);
+            if let Some(profile) = sdk::profile_name(raw)
+                && profile != raw
+            {
+                renamed.push((s, profile.to_string()));
+            }
+        }
+        SectionIndex { by_name, renamed }
+    }
+>>>>>>> bench
 }
 
 impl Document {
@@ -169,7 +203,11 @@ impl Document {
             text: text.to_string(),
             newline,
             parsed,
+<<<<<<< HEAD
             file: FileName::default(),
+=======
+            index: OnceLock::new(),
+>>>>>>> bench
         }
     }
 
@@ -232,8 +270,17 @@ impl Document {
         self.sections_named(name).next().is_some()
     }
 
-    fn sections_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {
-        (0..self.parsed.sections.len()).filter(move |&s| self.section_name(s) == name)
+    fn index(&self) -> &SectionIndex {
+        self.index.get_or_init(|| SectionIndex::build(self))
+    }
+
+    fn sections_named(&self, name: &str) -> impl Iterator<Item = usize> + '_ {
+        self.index()
+            .by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .copied()
     }
 
     /// The keys of `section` in file order (lowercased, duplicates included).
@@ -330,9 +377,10 @@ impl Document {
                 seen.insert(key, e);
             }
         }
-        for (s, info) in self.parsed.sections.iter().enumerate() {
+        for (s, profile) in &self.index().renamed {
+            let (s, info) = (*s, &self.parsed.sections[*s]);
             let raw = self.section_name(s);
-            if raw != section && sdk::profile_name(raw) == Some(section) {
+            if raw != section && profile == section {
                 return Err(CredentialsError::AmbiguousSection {
                     file: self.file.clone(),
                     section: section.to_string(),

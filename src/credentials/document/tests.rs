@@ -487,3 +487,38 @@ fn dropping_the_last_line_keeps_the_line_endings_before_it() {
         "[p]\na = 1\n"
     );
 }
+
+/// Looking a section up used to scan every section, and the planner asks
+/// about each configured section several times a pass: with many sections
+/// a pass was quadratic. Sixteen times the sections must cost about sixteen
+/// times the lookups' time, not 256 times (best of three; ratios only).
+#[test]
+fn looking_up_every_section_is_linear_in_their_number() {
+    let time = |n: usize| {
+        let text: String = (0..n)
+            .map(|i| format!("[p{i}]\naws_session_token = t{i}\n"))
+            .collect();
+        (0..3)
+            .map(|_| {
+                let doc = Document::parse(&text);
+                let started = std::time::Instant::now();
+                for i in 0..n {
+                    let name = format!("p{i}");
+                    doc.check_section(&name).unwrap();
+                    let expected = format!("t{i}");
+                    assert_eq!(
+                        doc.get(&name, "aws_session_token").unwrap(),
+                        Some(expected.as_str())
+                    );
+                }
+                started.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let ratio = time(16_000).as_secs_f64() / time(1_000).as_secs_f64().max(1e-6);
+    assert!(
+        ratio < 64.0,
+        "16,000 sections took {ratio:.0}x as long as 1,000"
+    );
+}
