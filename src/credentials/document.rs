@@ -153,11 +153,9 @@ pub struct Document {
     text: String,
     newline: &'static str,
     parsed: Parsed,
-<<<<<<< HEAD
     /// The file it was read from, for the messages of the errors its
     /// methods return (unknown for a document parsed from a string).
     file: FileName,
-=======
     /// Built on first lookup: the planner asks about every configured
     /// section, and a scan of all sections per question made a pass
     /// quadratic in the number of sections.
@@ -188,7 +186,6 @@ impl SectionIndex {
         }
         SectionIndex { by_name, renamed }
     }
->>>>>>> bench
 }
 
 impl Document {
@@ -203,11 +200,8 @@ impl Document {
             text: text.to_string(),
             newline,
             parsed,
-<<<<<<< HEAD
             file: FileName::default(),
-=======
             index: OnceLock::new(),
->>>>>>> bench
         }
     }
 
