@@ -66,14 +66,21 @@ fn parse_args() -> Result<Args, String> {
             "--only" => {
                 args.only = value()?.split(',').map(str::to_string).collect();
                 if let Some(bad) = args.only.iter().find(|o| !ALL.contains(&o.as_str())) {
-                    return Err(format!("--only: unknown benchmark {bad}; known: {}", ALL.join(",")));
+                    return Err(format!(
+                        "--only: unknown benchmark {bad}; known: {}",
+                        ALL.join(",")
+                    ));
                 }
             }
             "--json" => args.json = Some(value()?.into()),
             "--no-build" => args.build = false,
             "--daemon" => args.daemon = Some(value()?.into()),
             "--idle-seconds" => {
-                args.idle_seconds = Some(value()?.parse().map_err(|e| format!("--idle-seconds: {e}"))?)
+                args.idle_seconds = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--idle-seconds: {e}"))?,
+                )
             }
             "-h" | "--help" => {
                 println!(
@@ -130,7 +137,11 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), String> {
     let wants = |name: &str| args.only.iter().any(|o| o == name);
     let started = Instant::now();
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     println!(
         "## aws-session-daemon benchmarks ({} mode, {profile} build)\n\nMachine: {}.",
         if args.quick { "quick" } else { "full" },
@@ -144,8 +155,11 @@ fn run(args: &Args) -> Result<(), String> {
         let binaries = services::Binaries::locate(args.build, args.daemon.clone())?;
         let rig = rig::Rig::start(binaries)?;
         if wants("cold") {
-            let (sizes, repeats): (&[usize], usize) =
-                if args.quick { (&[1, 20], 1) } else { (&[1, 20, 200], 3) };
+            let (sizes, repeats): (&[usize], usize) = if args.quick {
+                (&[1, 20], 1)
+            } else {
+                (&[1, 20, 200], 3)
+            };
             let (table, json) = cold::run(&rig, sizes, repeats)?;
             table.print();
             figures.insert("cold".into(), json);
@@ -171,13 +185,19 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     if wants("editor") {
-        let (sizes, repeats): (&[usize], usize) =
-            if args.quick { (&[2_000], 5) } else { (&[10_000, 1_000, 100], 20) };
+        let (sizes, repeats): (&[usize], usize) = if args.quick {
+            (&[2_000], 5)
+        } else {
+            (&[10_000, 1_000, 100], 20)
+        };
         let (table, json) = editor::run(sizes, repeats)?;
         table.print();
         figures.insert("editor".into(), json);
     }
-    println!("\n(benchmarks took {:.0} s)", started.elapsed().as_secs_f64());
+    println!(
+        "\n(benchmarks took {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&serde_json::Value::Object(figures))
             .map_err(|e| e.to_string())?;

@@ -27,7 +27,10 @@ fn the_quick_benchmark_runs_and_meets_its_count_targets() {
         .expect("run the benchmark");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "bench --quick failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "bench --quick failed:\n{stdout}\n{stderr}"
+    );
     eprintln!("{stdout}");
     let figures: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
@@ -36,7 +39,10 @@ fn the_quick_benchmark_runs_and_meets_its_count_targets() {
     assert!(cold.len() >= 2, "{figures}");
     for run in cold {
         let n = run["n"].as_u64().unwrap();
-        assert_eq!(run["codes"], 1, "{n} sections must cost one YubiKey code: {run}");
+        assert_eq!(
+            run["codes"], 1,
+            "{n} sections must cost one YubiKey code: {run}"
+        );
         assert_eq!(run["get_session_token"], 1, "{run}");
         assert_eq!(run["assume_role"], n, "{run}");
         assert_eq!(run["written"], n, "{run}");
@@ -52,8 +58,16 @@ fn the_quick_benchmark_runs_and_meets_its_count_targets() {
     // seconds makes 20 or more; at rest the daemon wakes about once a
     // minute, so a 30 s window holds at most one or two.
     let per_minute = idle["wakeups_per_minute"].as_f64().unwrap();
-    assert!(per_minute <= 8.0, "an idle daemon woke up {per_minute:.1} times a minute: {idle}");
+    assert!(
+        per_minute <= 8.0,
+        "an idle daemon woke up {per_minute:.1} times a minute: {idle}"
+    );
 
     let editor = figures["editor"].as_array().expect("editor figures");
-    assert!(editor.iter().all(|e| e["write_tmpfs_ms"].as_f64().is_some()), "{figures}");
+    assert!(
+        editor
+            .iter()
+            .all(|e| e["write_tmpfs_ms"].as_f64().is_some()),
+        "{figures}"
+    );
 }

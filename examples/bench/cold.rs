@@ -25,7 +25,12 @@ fn once(rig: &Rig, n: usize) -> Result<Run, String> {
     let profiles = accounts(300_000_000_000, n);
     let home = Home::new(
         &rig.binaries.daemon,
-        &org_config(&rig.new_device(), crate::rig::SLOT, &rig.front.url, &profiles),
+        &org_config(
+            &rig.new_device(),
+            crate::rig::SLOT,
+            &rig.front.url,
+            &profiles,
+        ),
     );
     rig.front.reset_stats();
     let codes_before = rig.card.calculations();
@@ -47,7 +52,11 @@ fn once(rig: &Rig, n: usize) -> Result<Run, String> {
 
 /// Runs each N `repeats` times (fresh HOME and MFA device each time) and
 /// keeps the run with the median wall time.
-pub fn run(rig: &Rig, sizes: &[usize], repeats: usize) -> Result<(Table, serde_json::Value), String> {
+pub fn run(
+    rig: &Rig,
+    sizes: &[usize],
+    repeats: usize,
+) -> Result<(Table, serde_json::Value), String> {
     // moto loads its STS backend on the first request: not part of a daemon's cold start.
     once(rig, 1)?;
     let mut results: Vec<Run> = Vec::new();

@@ -75,7 +75,12 @@ fn time_it(repeats: usize, mut f: impl FnMut(usize)) -> Vec<Duration> {
         .collect()
 }
 
-fn update_in(dir: &Path, text: &str, section: &str, repeats: usize) -> Result<Vec<Duration>, String> {
+fn update_in(
+    dir: &Path,
+    text: &str,
+    section: &str,
+    repeats: usize,
+) -> Result<Vec<Duration>, String> {
     let path = dir.join("credentials");
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     let file = CredentialsFile::new(path, 5);
@@ -194,7 +199,11 @@ pub fn run(sizes: &[usize], repeats: usize) -> Result<(Table, serde_json::Value)
     for &sections in sizes {
         let f = measure(sections, repeats)?;
         let cell = |samples: &[Duration]| {
-            format!("{} (p95 {})", ms(median(samples)), ms(percentile(samples, 95.0)))
+            format!(
+                "{} (p95 {})",
+                ms(median(samples)),
+                ms(percentile(samples, 95.0))
+            )
         };
         let target = sections == 10_000;
         table.row(vec![
@@ -204,7 +213,11 @@ pub fn run(sizes: &[usize], repeats: usize) -> Result<(Table, serde_json::Value)
             cell(&f.edit),
             cell(&f.tmpfs),
             cell(&f.disk),
-            if target { format!("tmpfs write < {}", ms(limit)) } else { String::new() },
+            if target {
+                format!("tmpfs write < {}", ms(limit))
+            } else {
+                String::new()
+            },
             verdict(if target {
                 Verdict::of(median(&f.tmpfs) < limit)
             } else {
@@ -254,7 +267,8 @@ fn disk_description() -> String {
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 2 && dir.starts_with(f[1])).then(|| (f[1].len(), format!("{} ({})", f[0], f[2])))
+            (f.len() > 2 && dir.starts_with(f[1]))
+                .then(|| (f[1].len(), format!("{} ({})", f[0], f[2])))
         })
         .max()
         .map_or("disk".into(), |(_, d)| d)

@@ -13,7 +13,9 @@ pub const LONG_TERM: &str = "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE
 
 /// `n` twelve-digit account ids starting at `first`.
 pub fn accounts(first: u64, n: usize) -> Vec<String> {
-    (0..n as u64).map(|i| format!("{:012}", first + i)).collect()
+    (0..n as u64)
+        .map(|i| format!("{:012}", first + i))
+        .collect()
 }
 
 /// The config: one MFA device read from the YubiKey, a group of roles.
@@ -110,7 +112,12 @@ impl Home {
             .expect("run aws-session-daemon apply");
         let (status, cpu) = wait_with_cpu(child);
         let wall = started.elapsed();
-        (status, wall, cpu, std::fs::read_to_string(&log).unwrap_or_default())
+        (
+            status,
+            wall,
+            cpu,
+            std::fs::read_to_string(&log).unwrap_or_default(),
+        )
     }
 
     /// Starts `run` in the background.
@@ -229,7 +236,10 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     let cpu_ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let mut threads = BTreeMap::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
             continue;
         };

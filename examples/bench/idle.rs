@@ -34,7 +34,11 @@ fn record(seen: &mut Seen, s: &ProcSample, baseline: bool) {
         let switches = t.voluntary + t.nonvoluntary;
         let entry = seen.entry(*tid).or_insert_with(|| {
             // A thread born in the window starts from zero.
-            let (from, cpu) = if baseline { (switches, t.cpu_ns) } else { (0, 0) };
+            let (from, cpu) = if baseline {
+                (switches, t.cpu_ns)
+            } else {
+                (0, 0)
+            };
             (t.name.clone(), from, switches, cpu, t.cpu_ns)
         });
         entry.2 = switches;
@@ -45,7 +49,15 @@ fn record(seen: &mut Seen, s: &ProcSample, baseline: bool) {
 /// `perf stat` on the process for `window`: (context switches, task-clock ms).
 fn perf_stat(pid: u32, window: Duration) -> Option<std::process::Child> {
     Command::new("perf")
-        .args(["stat", "-x", ",", "-e", "context-switches,task-clock", "-p", &pid.to_string()])
+        .args([
+            "stat",
+            "-x",
+            ",",
+            "-e",
+            "context-switches,task-clock",
+            "-p",
+            &pid.to_string(),
+        ])
         .args(["--", "sleep", &format!("{:.3}", window.as_secs_f64())])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -79,12 +91,24 @@ pub fn run(
     let profiles = accounts(330_000_000_000, sections);
     let home = Home::new(
         &rig.binaries.daemon,
-        &org_config(&rig.new_device(), crate::rig::SLOT, &rig.front.url, &profiles),
+        &org_config(
+            &rig.new_device(),
+            crate::rig::SLOT,
+            &rig.front.url,
+            &profiles,
+        ),
     );
     let mut daemon = home.start();
     let pid = daemon.pid();
-    if wait_until(Duration::from_secs(120), || home.written(&profiles) == profiles.len()).is_none() {
-        return Err(format!("the daemon did not write {sections} profiles:\n{}", daemon.log()));
+    if wait_until(Duration::from_secs(120), || {
+        home.written(&profiles) == profiles.len()
+    })
+    .is_none()
+    {
+        return Err(format!(
+            "the daemon did not write {sections} profiles:\n{}",
+            daemon.log()
+        ));
     }
     let peak_after_start = sample(pid).map_or(0, |s| s.vm_hwm_kb);
     std::thread::sleep(settle);
@@ -183,7 +207,10 @@ pub fn run(
     if let Some((switches, clock_ms)) = perf {
         table.row(vec![
             "`perf stat`: context switches, task-clock".into(),
-            format!("{switches} ({:.1}/min), {clock_ms:.1} ms", switches as f64 / minutes),
+            format!(
+                "{switches} ({:.1}/min), {clock_ms:.1} ms",
+                switches as f64 / minutes
+            ),
             String::new(),
             verdict(Verdict::Info),
         ]);
@@ -202,7 +229,9 @@ pub fn run(
             last.vm_rss_kb as f64 / 1024.0
         ),
         "< 25 MB".into(),
-        verdict(Verdict::of(last.vm_hwm_kb < rss_limit_kb && last.vm_rss_kb < rss_limit_kb)),
+        verdict(Verdict::of(
+            last.vm_hwm_kb < rss_limit_kb && last.vm_rss_kb < rss_limit_kb,
+        )),
     ]);
     table.note(format!("Context switches per thread: {breakdown}."));
     table.note(

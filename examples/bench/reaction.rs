@@ -67,14 +67,16 @@ fn remove_section(text: &str, profile: &str) -> String {
 pub fn run(rig: &Rig, trials: usize) -> Result<(Table, serde_json::Value), String> {
     let mut profiles = accounts(310_000_000_000, 3);
     let serial = rig.new_device();
-    let config = |profiles: &[String]| {
-        org_config(&serial, crate::rig::SLOT, &rig.front.url, profiles)
-    };
+    let config =
+        |profiles: &[String]| org_config(&serial, crate::rig::SLOT, &rig.front.url, profiles);
     let home = Home::new(&rig.binaries.daemon, &config(&profiles));
     let mut daemon = home.start();
     let timeout = Duration::from_secs(30);
     if wait_until(timeout, || home.written(&profiles) == profiles.len()).is_none() {
-        return Err(format!("the daemon did not write the first profiles:\n{}", daemon.log()));
+        return Err(format!(
+            "the daemon did not write the first profiles:\n{}",
+            daemon.log()
+        ));
     }
     let settle = || std::thread::sleep(Duration::from_millis(300));
     settle();
@@ -86,7 +88,10 @@ pub fn run(rig: &Rig, trials: usize) -> Result<(Table, serde_json::Value), Strin
         let one = [profile.clone()];
         home.write_credentials(&without);
         let Some(took) = wait_until(timeout, || home.written(&one) == 1) else {
-            return Err(format!("profile {profile} was not restored:\n{}", daemon.log()));
+            return Err(format!(
+                "profile {profile} was not restored:\n{}",
+                daemon.log()
+            ));
         };
         deleted.push(took);
         settle();
@@ -99,7 +104,10 @@ pub fn run(rig: &Rig, trials: usize) -> Result<(Table, serde_json::Value), Strin
         let one = [profile.clone()];
         home.write_config(&config(&profiles));
         let Some(took) = wait_until(timeout, || home.written(&one) == 1) else {
-            return Err(format!("section {profile} was not created:\n{}", daemon.log()));
+            return Err(format!(
+                "section {profile} was not created:\n{}",
+                daemon.log()
+            ));
         };
         added.push(took);
         settle();
@@ -114,7 +122,15 @@ pub fn run(rig: &Rig, trials: usize) -> Result<(Table, serde_json::Value), Strin
     let limit = Duration::from_millis(250) + rtt;
     let mut table = Table::new(
         "2. Reaction with `run` going (change → file reconciled)",
-        &["change", "trials", "median", "p95", "max", "target (median)", ""],
+        &[
+            "change",
+            "trials",
+            "median",
+            "p95",
+            "max",
+            "target (median)",
+            "",
+        ],
     );
     let mut figures = serde_json::Map::new();
     for (name, key, samples) in [
@@ -149,7 +165,10 @@ pub fn run(rig: &Rig, trials: usize) -> Result<(Table, serde_json::Value), Strin
         String::new(),
         verdict(Verdict::Info),
     ]);
-    figures.insert("sts_round_trip_median_ms".into(), json!(rtt.as_secs_f64() * 1000.0));
+    figures.insert(
+        "sts_round_trip_median_ms".into(),
+        json!(rtt.as_secs_f64() * 1000.0),
+    );
     table.note(
         "Target: median under 250 ms plus one STS round trip. The deletion replaces the file by \
          rename, as an editor saves; the addition renames a new config.toml into place. Times are \

@@ -55,7 +55,14 @@ impl Table {
     pub fn print(&self) {
         println!("\n### {}\n", self.title);
         println!("| {} |", self.columns.join(" | "));
-        println!("|{}|", self.columns.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+        println!(
+            "|{}|",
+            self.columns
+                .iter()
+                .map(|_| "---")
+                .collect::<Vec<_>>()
+                .join("|")
+        );
         for row in &self.rows {
             println!("| {} |", row.join(" | "));
         }

@@ -52,7 +52,10 @@ impl Rig {
     /// A device no daemon has used yet.
     pub fn new_device(&self) -> String {
         let n = self.next_device.get();
-        assert!(n < DEVICES, "more daemons than MFA devices known to the front");
+        assert!(
+            n < DEVICES,
+            "more daemons than MFA devices known to the front"
+        );
         self.next_device.set(n + 1);
         serial(n)
     }

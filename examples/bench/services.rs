@@ -47,16 +47,28 @@ impl Binaries {
             // build scripts would see a change and rebuild.
             for (variable, _) in std::env::vars_os() {
                 let variable = variable.to_string_lossy();
-                if ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_PACKAGE", "OUT_DIR"]
-                    .iter()
-                    .any(|p| variable.starts_with(p))
+                if [
+                    "CARGO_PKG_",
+                    "CARGO_MANIFEST_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "OUT_DIR",
+                ]
+                .iter()
+                .any(|p| variable.starts_with(p))
                 {
                     cargo.env_remove(variable.as_ref());
                 }
             }
             cargo
                 .args(["build", "--quiet", "--bin", "aws-session-daemon"])
-                .args(["--example", "sts_fault_front", "--example", "virtual_yubikey"])
+                .args([
+                    "--example",
+                    "sts_fault_front",
+                    "--example",
+                    "virtual_yubikey",
+                ])
                 .arg("--manifest-path")
                 .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
                 .env("CARGO_TARGET_DIR", target_dir);
@@ -73,7 +85,11 @@ impl Binaries {
             sts_front: profile_dir.join("examples/sts_fault_front"),
             virtual_yubikey: profile_dir.join("examples/virtual_yubikey"),
         };
-        for path in [&binaries.daemon, &binaries.sts_front, &binaries.virtual_yubikey] {
+        for path in [
+            &binaries.daemon,
+            &binaries.sts_front,
+            &binaries.virtual_yubikey,
+        ] {
             if !path.exists() {
                 return Err(format!("{} is missing", path.display()));
             }
@@ -119,7 +135,9 @@ pub fn ensure_pcscd() -> Result<(), String> {
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot start pcscd ({e}): apt-get install pcscd vsmartcard-vpcd"))?;
+            .map_err(|e| {
+                format!("cannot start pcscd ({e}): apt-get install pcscd vsmartcard-vpcd")
+            })?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Context::establish(Scope::User).is_err() {
             if Instant::now() > deadline {
@@ -147,7 +165,10 @@ pub fn ensure_pcscd() -> Result<(), String> {
 fn wait_for_card(present: bool, timeout: Duration) -> Result<(), String> {
     let start = Instant::now();
     let ctx = Context::establish(Scope::User).map_err(|e| format!("PC/SC: {e}"))?;
-    let mut states = [ReaderState::new(CString::new(READER).unwrap(), State::UNAWARE)];
+    let mut states = [ReaderState::new(
+        CString::new(READER).unwrap(),
+        State::UNAWARE,
+    )];
     loop {
         let _ = ctx.get_status_change(Duration::from_millis(200), &mut states);
         let s = states[0].event_state();
@@ -236,7 +257,9 @@ impl Moto {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .map_err(|e| format!("cannot start moto_server ({e}): pip install 'moto[server]'"))?;
+                .map_err(|e| {
+                    format!("cannot start moto_server ({e}): pip install 'moto[server]'")
+                })?;
             let mut moto = Moto {
                 child,
                 url: format!("http://127.0.0.1:{port}"),
@@ -301,7 +324,9 @@ impl StsFront {
 
     fn exchange(&self, method: &str, path: &str, body: &str) -> String {
         let mut stream = TcpStream::connect(&self.address).expect("connect to the front");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -311,7 +336,10 @@ impl StsFront {
         .unwrap();
         let mut answer = String::new();
         let _ = stream.read_to_string(&mut answer);
-        answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
     }
 
     pub fn reset_stats(&self) {

@@ -50,7 +50,10 @@ fn prepare_line(line: &str, comments_need_whitespace: bool) -> &str {
         .map(|(index, _)| index)
         .find(|&index| {
             !comments_need_whitespace
-                || line[..index].chars().next_back().is_some_and(char::is_whitespace)
+                || line[..index]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_whitespace)
         });
     comment
         .map_or(line, |index| &line[..index])
@@ -255,7 +258,10 @@ mod tests {
         let ratio = time(&large).as_secs_f64() / time(&small).as_secs_f64().max(1e-6);
         // 16 times the sections: about 16 times the time when linear, 256
         // when quadratic.
-        assert!(ratio < 64.0, "32,000 sections took {ratio:.0}x as long as 2,000");
+        assert!(
+            ratio < 64.0,
+            "32,000 sections took {ratio:.0}x as long as 2,000"
+        );
         assert_eq!(get(&file(32_000), "p31999", "a"), ["31999"]);
     }
 
