@@ -23,7 +23,10 @@ fn scratch() -> &'static PathBuf {
         } else {
             std::env::temp_dir()
         };
-        dir.join(format!("aws-session-daemon-fuzz-config-{}.toml", std::process::id()))
+        dir.join(format!(
+            "aws-session-daemon-fuzz-config-{}.toml",
+            std::process::id()
+        ))
     })
 }
 

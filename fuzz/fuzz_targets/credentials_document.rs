@@ -66,7 +66,11 @@ fuzz_target!(|data: &[u8]| {
         let key = KEYS[line[2] as usize % KEYS.len()].to_string();
         let value = String::from_utf8_lossy(&line[3..]).into_owned();
         let edit = if line[0] % 2 == 0 {
-            Edit::set(section.clone(), key.clone(), SecretString::from(value.clone()))
+            Edit::set(
+                section.clone(),
+                key.clone(),
+                SecretString::from(value.clone()),
+            )
         } else {
             Edit::remove(section.clone(), key.clone())
         };
@@ -229,7 +233,10 @@ fn check_others_unchanged(before: &Document, after: &Document, section: &str, ke
                 continue;
             }
             if let (Ok(old), Ok(new)) = (before.get(name, k), after.get(name, k)) {
-                assert_eq!(old, new, "[{name}] {k} changed by an edit of [{section}] {key}");
+                assert_eq!(
+                    old, new,
+                    "[{name}] {k} changed by an edit of [{section}] {key}"
+                );
             }
         }
     }

@@ -8,8 +8,8 @@
 
 #![no_main]
 
-use aws_session_daemon::oath::protocol::{self, Card};
 use aws_session_daemon::oath::CardError;
+use aws_session_daemon::oath::protocol::{self, Card};
 use libfuzzer_sys::fuzz_target;
 
 struct ScriptedCard<'a> {
@@ -48,7 +48,12 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        2 => report(protocol::calculate(card, "Amazon Web Services:me@123456789012", &challenge, false)),
+        2 => report(protocol::calculate(
+            card,
+            "Amazon Web Services:me@123456789012",
+            &challenge,
+            false,
+        )),
         3 => report(protocol::calculate(card, "30/touch", &challenge, true)),
         4 => {
             if let Ok(all) = protocol::calculate_all(card, &challenge) {
