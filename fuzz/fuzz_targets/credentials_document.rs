@@ -58,14 +58,14 @@ fuzz_target!(|data: &[u8]| {
         }
         let names: Vec<String> = doc.section_names().iter().map(|s| s.to_string()).collect();
         let pick = line[1] as usize;
-        let section = if pick < names.len() && pick % 2 == 0 {
+        let section = if pick < names.len() && pick.is_multiple_of(2) {
             names[pick].clone()
         } else {
             SECTIONS[pick % SECTIONS.len()].to_string()
         };
         let key = KEYS[line[2] as usize % KEYS.len()].to_string();
         let value = String::from_utf8_lossy(&line[3..]).into_owned();
-        let edit = if line[0] % 2 == 0 {
+        let edit = if line[0].is_multiple_of(2) {
             Edit::set(
                 section.clone(),
                 key.clone(),
@@ -83,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(Document::parse(&after_text).render(), after_text);
                 check_only_edited_lines_changed(&before_text, &after_text, &section, &key);
                 let reread = Document::parse(&after_text);
-                let expected = (line[0] % 2 == 0).then_some(value.as_str());
+                let expected = (line[0].is_multiple_of(2)).then_some(value.as_str());
                 assert_eq!(
                     reread.get(&section, &key).ok().flatten(),
                     expected,
