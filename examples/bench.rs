@@ -185,12 +185,12 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     if wants("editor") {
-        let (sizes, repeats): (&[usize], usize) = if args.quick {
-            (&[2_000], 5)
+        let (sizes, cold_sizes, repeats): (&[usize], &[usize], usize) = if args.quick {
+            (&[1_000], &[20], 5)
         } else {
-            (&[10_000, 1_000, 100], 20)
+            (&[10_000, 1_000, 100], &[20, 200], 20)
         };
-        let (table, json) = editor::run(sizes, repeats)?;
+        let (table, json) = editor::run(sizes, cold_sizes, repeats)?;
         table.print();
         figures.insert("editor".into(), json);
     }

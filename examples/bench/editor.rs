@@ -179,7 +179,11 @@ fn cold_write(profiles: usize, repeats: usize) -> Result<(Duration, usize), Stri
     Ok((median(&samples), size))
 }
 
-pub fn run(sizes: &[usize], repeats: usize) -> Result<(Table, serde_json::Value), String> {
+pub fn run(
+    sizes: &[usize],
+    cold_sizes: &[usize],
+    repeats: usize,
+) -> Result<(Table, serde_json::Value), String> {
     let limit = Duration::from_millis(10);
     let mut table = Table::new(
         "4. Editor (one section's refresh: 4 edits, then the locked atomic write)",
@@ -234,7 +238,7 @@ pub fn run(sizes: &[usize], repeats: usize) -> Result<(Table, serde_json::Value)
         }));
     }
     let mut cold = Vec::new();
-    for profiles in [20, 200] {
+    for &profiles in cold_sizes {
         let (took, bytes) = cold_write(profiles, 5)?;
         cold.push(format!(
             "{profiles} new profiles ({:.2} MB written): {}",
