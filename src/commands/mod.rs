@@ -10,8 +10,6 @@ pub mod status;
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
-
 use crate::cli::Cli;
 use crate::config::{Config, LoadOptions, process_env};
 use crate::credentials::CredentialsFile;
@@ -34,16 +32,12 @@ pub fn load_options(cli: &Cli) -> LoadOptions {
     }
 }
 
-/// `--credentials-file`, else `$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
+/// `--credentials-file`, else `$AWS_SHARED_CREDENTIALS_FILE`, else
+/// `~/.aws/credentials` (the editor's own rule, with `~/` expanded).
 pub fn credentials_path(cli: &Cli) -> anyhow::Result<PathBuf> {
-    if let Some(path) = &cli.global.credentials_file {
-        return Ok(path.clone());
-    }
-    if let Some(path) = process_env("AWS_SHARED_CREDENTIALS_FILE") {
-        return Ok(PathBuf::from(path));
-    }
-    let home = process_env("HOME").context("HOME is not set; pass --credentials-file")?;
-    Ok(PathBuf::from(home).join(".aws/credentials"))
+    Ok(CredentialsFile::default_path_from_env(
+        cli.global.credentials_file.as_deref(),
+    )?)
 }
 
 pub fn credentials_file(cli: &Cli, config: &Config) -> anyhow::Result<CredentialsFile> {
