@@ -9,15 +9,17 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod credentials;
-pub mod daemon;
+pub(crate) mod daemon;
 pub mod logging;
 pub mod oath;
-pub mod plan;
+pub(crate) mod plan;
+pub(crate) mod private_file;
 pub mod retry;
 pub mod secret;
 pub mod session;
-pub mod session_cache;
+pub(crate) mod session_cache;
 pub mod sts;
+pub mod timestamp;
 
 /// The version shown by `--version`: the package version, plus the git
 /// revision when built from a git checkout (see build.rs).

@@ -13,91 +13,36 @@
 //! memory only.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 use crate::plan::{KnownMfaSessions, MfaSessionKey};
+use crate::private_file::{self, PrivateFileError, ReadRules};
 use crate::session::SessionCredentials;
 
 const CACHE_FILE: &str = "mfa-sessions.json";
 const LOCK_FILE: &str = "mfa-sessions.lock";
 
+/// A cache of a few sessions is a few kilobytes.
+const MAX_CACHE_SIZE: u64 = 1024 * 1024;
+
+/// Files the daemon wrote to its runtime directory: never through a link,
+/// only its own, only private.
+pub(crate) const RUNTIME_FILE_RULES: ReadRules = ReadRules {
+    limit: MAX_CACHE_SIZE,
+    follow: false,
+    owned: true,
+};
+
 /// The runtime directory, `$XDG_RUNTIME_DIR/aws-session-daemon`.
 pub fn runtime_dir(env: crate::config::EnvLookup) -> Option<PathBuf> {
-    env("XDG_RUNTIME_DIR").map(|dir| Path::new(&dir).join("aws-session-daemon"))
-}
-
-/// Creates the runtime directory with mode 0700 (and tightens an existing one).
-pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let mode = fs::metadata(dir)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
-
-/// Random characters in a temporary file's name (`.state.json.XXXXXX.tmp`).
-const TEMP_RANDOM_CHARS: usize = 6;
-
-/// Writes `bytes` to `path` atomically with mode 0600 (temp file, fsync,
-/// rename). The caller holds the lock that guards `path`; temporary files
-/// of `path` found now were left by a process killed while writing (they
-/// hold session secrets), and are removed first.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let prefix = format!(".{name}.");
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let file_name = entry.file_name();
-            let orphan = file_name
-                .to_str()
-                .and_then(|n| n.strip_prefix(&prefix))
-                .and_then(|n| n.strip_suffix(".tmp"))
-                .is_some_and(|random| {
-                    random.len() == TEMP_RANDOM_CHARS
-                        && random.bytes().all(|b| b.is_ascii_alphanumeric())
-                });
-            if orphan && entry.file_type().is_ok_and(|t| t.is_file()) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-    }
-    let mut temp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .rand_bytes(TEMP_RANDOM_CHARS)
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// Takes the exclusive lock on `dir/name`, creating it 0600.
-pub fn lock_in(dir: &Path, name: &str) -> std::io::Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(dir.join(name))?;
-    file.lock()?;
-    Ok(file)
+    env("XDG_RUNTIME_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(&dir).join("aws-session-daemon"))
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -112,6 +57,15 @@ struct StoredSession {
     session_token: String,
     #[serde(with = "time::serde::rfc3339")]
     expiration: OffsetDateTime,
+}
+
+/// The serialized secrets are zeroed when the record is dropped.
+impl Drop for StoredSession {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.session_secret_access_key.zeroize();
+        self.session_token.zeroize();
+    }
 }
 
 #[derive(Serialize, Deserialize, Default, Clone)]
@@ -154,23 +108,26 @@ impl CacheContents {
         self.sessions.retain(|_, c| c.expiration > now);
     }
 
-    fn from_stored(stored: Stored) -> Self {
+    fn from_stored(mut stored: Stored) -> Self {
         let sessions = stored
             .sessions
-            .into_iter()
+            .iter_mut()
             .map(|s| {
+                let take = std::mem::take::<String>;
                 (
                     MfaSessionKey {
-                        access_key_id: s.access_key_id,
-                        mfa_serial_number: s.mfa_serial_number,
+                        access_key_id: take(&mut s.access_key_id),
+                        mfa_serial_number: take(&mut s.mfa_serial_number),
                         duration: s.duration,
-                        region: s.region,
-                        endpoint: s.endpoint,
+                        region: take(&mut s.region),
+                        endpoint: s.endpoint.take(),
                     },
                     SessionCredentials {
-                        access_key_id: s.session_access_key_id,
-                        secret_access_key: SecretString::from(s.session_secret_access_key),
-                        session_token: SecretString::from(s.session_token),
+                        access_key_id: take(&mut s.session_access_key_id),
+                        secret_access_key: SecretString::from(take(
+                            &mut s.session_secret_access_key,
+                        )),
+                        session_token: SecretString::from(take(&mut s.session_token)),
                         expiration: s.expiration,
                     },
                 )
@@ -178,7 +135,7 @@ impl CacheContents {
             .collect();
         CacheContents {
             sessions,
-            last_steps: stored.last_steps,
+            last_steps: std::mem::take(&mut stored.last_steps),
         }
     }
 
@@ -230,7 +187,15 @@ pub struct SessionCache {
 /// An exclusive hold on the shared cache. While it is held no other daemon
 /// can spend a code or start a session for any device; it is released on drop.
 pub struct CacheLock {
-    _file: Option<File>,
+    _lock: Option<private_file::Lock>,
+}
+
+impl CacheLock {
+    /// No hold at all: assigning it over a held lock releases that one
+    /// (while waiting for the next TOTP step, say).
+    pub fn released() -> Self {
+        CacheLock { _lock: None }
+    }
 }
 
 impl SessionCache {
@@ -241,20 +206,18 @@ impl SessionCache {
         }
     }
 
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
-    }
-
-    /// Blocks until the cross-process lock is held.
-    pub fn lock(&self) -> std::io::Result<CacheLock> {
+    /// Waits for the cross-process lock without blocking a thread, so that
+    /// the wait ends with the task (a SIGTERM while another process holds
+    /// the lock during a YubiKey touch).
+    pub async fn lock(&self) -> Result<CacheLock, PrivateFileError> {
         match &self.dir {
             Some(dir) => {
-                ensure_private_dir(dir)?;
+                private_file::ensure_private_dir(dir)?;
                 Ok(CacheLock {
-                    _file: Some(lock_in(dir, LOCK_FILE)?),
+                    _lock: Some(private_file::lock_async(&dir.join(LOCK_FILE)).await?),
                 })
             }
-            None => Ok(CacheLock { _file: None }),
+            None => Ok(CacheLock { _lock: None }),
         }
     }
 
@@ -262,19 +225,33 @@ impl SessionCache {
     /// A missing or unreadable file is treated as empty: the cache is an
     /// optimisation, never a reason to stop.
     pub fn load(&mut self, _lock: &CacheLock) -> &CacheContents {
-        if let Some(dir) = &self.dir
-            && let Ok(bytes) = fs::read(dir.join(CACHE_FILE))
-        {
-            match serde_json::from_slice::<Stored>(&bytes) {
+        self.read_shared();
+        &self.memory
+    }
+
+    /// The same, without the lock: a writer replaces the file by rename, so
+    /// a reader always sees a whole version. For the planner's inputs, which
+    /// must not wait for (or hold up) a process spending a code.
+    pub fn peek(&mut self) -> &CacheContents {
+        self.read_shared();
+        &self.memory
+    }
+
+    fn read_shared(&mut self) {
+        let Some(dir) = &self.dir else { return };
+        let path = dir.join(CACHE_FILE);
+        match private_file::read(&path, RUNTIME_FILE_RULES) {
+            Ok(None) => {}
+            Ok(Some(file)) => match serde_json::from_slice::<Stored>(&file.bytes) {
                 Ok(stored) => self.memory.merge(CacheContents::from_stored(stored)),
                 Err(e) => tracing::warn!(
                     "ignoring unreadable MFA session cache {}: {}",
-                    dir.join(CACHE_FILE).display(),
+                    path.display(),
                     e.classify_name()
                 ),
-            }
+            },
+            Err(e) => tracing::warn!("ignoring the MFA session cache: {e}"),
         }
-        &self.memory
     }
 
     pub fn contents(&self) -> &CacheContents {
@@ -286,11 +263,19 @@ impl SessionCache {
     }
 
     /// Writes memory to the shared file (0600, atomic).
-    pub fn store(&mut self, _lock: &CacheLock, now: OffsetDateTime) -> std::io::Result<()> {
+    pub fn store(
+        &mut self,
+        _lock: &CacheLock,
+        now: OffsetDateTime,
+    ) -> Result<(), PrivateFileError> {
         self.memory.prune(now);
         let Some(dir) = &self.dir else { return Ok(()) };
-        let json = serde_json::to_vec(&self.memory.to_stored()).map_err(std::io::Error::other)?;
-        write_private(&dir.join(CACHE_FILE), &json)
+        let path = dir.join(CACHE_FILE);
+        let json = Zeroizing::new(
+            serde_json::to_vec(&self.memory.to_stored())
+                .map_err(|e| PrivateFileError::io(&path, "serializing", e.into()))?,
+        );
+        private_file::write(&path, &json)
     }
 }
 
@@ -334,15 +319,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn two_processes_share_sessions_and_steps_through_the_file() {
+    #[tokio::test]
+    async fn two_processes_share_sessions_and_steps_through_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let cache_dir = dir.path().join("aws-session-daemon");
         let now = datetime!(2026-11-25 12:00 UTC);
 
         let mut first = SessionCache::new(Some(cache_dir.clone()));
         {
-            let lock = first.lock().unwrap();
+            let lock = first.lock().await.unwrap();
             first.load(&lock);
             first
                 .contents_mut()
@@ -355,44 +340,25 @@ mod tests {
             first.contents_mut().last_steps.insert("dev".into(), 7);
             first.store(&lock, now).unwrap();
         }
-        let mode = fs::metadata(cache_dir.join(CACHE_FILE))
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(cache_dir.join(CACHE_FILE))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let dir_mode = fs::metadata(&cache_dir).unwrap().permissions().mode();
+        let dir_mode = std::fs::metadata(&cache_dir).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
 
+        let mut peeker = SessionCache::new(Some(cache_dir.clone()));
+        assert_eq!(peeker.peek().sessions.len(), 1, "read without the lock");
         let mut second = SessionCache::new(Some(cache_dir));
-        let lock = second.lock().unwrap();
+        let lock = second.lock().await.unwrap();
         let contents = second.load(&lock);
         assert_eq!(contents.sessions.len(), 1, "expired session pruned");
         assert_eq!(contents.last_steps["dev"], 7);
         let known = contents.known(now);
         assert_eq!(known[&key(43200)], now + time::Duration::hours(12));
         assert!(format!("{contents:?}").find("very-secret").is_none());
-    }
-
-    #[test]
-    fn temp_files_of_a_killed_writer_are_removed_by_the_next_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(CACHE_FILE);
-        let orphan = dir.path().join(format!(".{CACHE_FILE}.Ab12Cd.tmp"));
-        let other = dir.path().join(".state.json.Ab12Cd.tmp");
-        fs::write(&orphan, "secret").unwrap();
-        fs::write(&other, "x").unwrap();
-        write_private(&path, b"{}").unwrap();
-        assert!(!orphan.exists());
-        assert!(
-            other.exists(),
-            "another file's temp (another lock) is left alone"
-        );
-        assert_eq!(fs::read(&path).unwrap(), b"{}");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]
@@ -413,10 +379,10 @@ mod tests {
         assert_eq!(a.last_steps["dev"], 10);
     }
 
-    #[test]
-    fn memory_only_without_runtime_dir() {
+    #[tokio::test]
+    async fn memory_only_without_runtime_dir() {
         let mut cache = SessionCache::new(None);
-        let lock = cache.lock().unwrap();
+        let lock = cache.lock().await.unwrap();
         cache.contents_mut().last_steps.insert("d".into(), 1);
         cache.store(&lock, datetime!(2026-11-25 12:00 UTC)).unwrap();
         assert_eq!(cache.load(&lock).last_steps["d"], 1);

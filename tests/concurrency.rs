@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_session_daemon::credentials::{CredentialsFile, Document, Edit};
-use aws_session_daemon::plan::parse_expiry;
+use aws_session_daemon::timestamp::parse_expiry;
 use daemon::{Home, Running, USER_TEXT, accounts, botocore_sections, duplicate_sections};
 
 const DAEMONS: usize = 10;

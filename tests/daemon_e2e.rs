@@ -251,3 +251,51 @@ fn apply_exits_non_zero_with_the_reason_when_the_keys_are_refused() {
     assert_user_text_kept(&home.text());
     assert_eq!(home.text(), USER_TEXT);
 }
+
+#[test]
+fn sigterm_ends_the_daemon_within_a_second_while_another_process_holds_the_cache_lock() {
+    // Another daemon process spends a code (a YubiKey touch can take 15 s)
+    // and holds the MFA session cache's lock meanwhile: here util-linux's
+    // flock(1) holds it. This daemon needs a new MFA session, so it waits
+    // for the lock; SIGTERM must still end it at once.
+    let moto = moto::Moto::start();
+    let accounts = accounts(2);
+    let home = Home::new(&org_config(
+        &moto.url,
+        "mfa_process = \"echo 123456\"",
+        &accounts,
+    ));
+    std::fs::create_dir_all(home.runtime_dir()).unwrap();
+    std::fs::set_permissions(
+        home.runtime_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let lock = home.runtime_dir().join("mfa-sessions.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg("--exclusive")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("flock(1) from util-linux");
+    wait_until("flock to hold the lock", Duration::from_secs(5), || {
+        std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_err())
+    });
+    let mut daemon = Running::start(&home, &["run", "--log-level", "debug"]);
+    wait_until("the pass to start", Duration::from_secs(10), || {
+        daemon.log().contains("pass{reason=Start}")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !home.text().contains(&format!("[{}]", accounts[0])),
+        "the daemon did not wait for the lock"
+    );
+    let started = Instant::now();
+    let status = daemon.terminate(Duration::from_secs(5));
+    let took = started.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    eprintln!("SIGTERM while the cache lock is held elsewhere: exited in {took:?}");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", daemon.log());
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}

@@ -141,6 +141,9 @@ pub struct Stats {
     delayed: u64,
     /// Parameter names (never values) of the last request of each action.
     last_params: BTreeMap<String, Vec<String>>,
+    /// AssumeRole requests per role ARN (not secret), so that a test can
+    /// compare the calls with the plan section by section.
+    roles: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -149,6 +152,10 @@ impl Stats {
         *self.actions.entry(action.to_string()).or_default() += 1;
         param_names.sort();
         self.last_params.insert(action.to_string(), param_names);
+    }
+
+    pub fn role(&mut self, arn: &str) {
+        *self.roles.entry(arn.to_string()).or_default() += 1;
     }
 
     pub fn outcome(&mut self, action: &str, outcome: &str) {
@@ -173,6 +180,7 @@ impl Stats {
             "by_action": self.by_action,
             "delayed": self.delayed,
             "last_params": self.last_params,
+            "roles": self.roles,
             "active_faults": active_faults,
         })
     }

@@ -264,6 +264,9 @@ impl Front {
             state
                 .stats
                 .request(&action, params.keys().cloned().collect());
+            if let Some(role) = params.get("RoleArn") {
+                state.stats.role(role);
+            }
             state.faults.take(&action, Instant::now())
         };
         let (outcome, reply) = self.decide(&request, &params, &action, fault).await;

@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use crate::cli::Cli;
-use crate::config::{CodeSource, Config, process_env};
-use crate::daemon::adapters::{RealCodes, RealSts};
+use crate::config::process_env;
+use crate::daemon::adapters::{RealCodes, RealSts, start_key_watch};
 use crate::daemon::execute::{Executor, Outcome};
 use crate::daemon::ports::SystemClock;
 use crate::daemon::{Daemon, Event, Reason, watch};
@@ -41,16 +41,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn uses_yubikey(config: &Config) -> bool {
-    config
-        .valid_sections()
-        .any(|(_, s)| matches!(s.code_source, CodeSource::Oath { .. }))
-}
-
 /// `run`: the daemon, until SIGTERM or SIGINT.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let config = super::load_config(cli)?;
-    let daemon = build_daemon(cli)?;
+    let daemon = build_daemon(cli)?.with_key_watch(start_key_watch());
     let runtime = runtime()?;
     let result = runtime.block_on(async move {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -66,19 +60,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
                 }
             }
         });
-        if uses_yubikey(&config) {
-            let mut keys = crate::oath::spawn_key_watcher();
-            let forward = tx.clone();
-            tokio::spawn(async move {
-                loop {
-                    keys.changed().await;
-                    tracing::info!("a YubiKey or reader appeared or changed");
-                    if forward.send(Event::KeyChanged).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
         spawn_signal_handlers(tx)?;
         let notify_systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
         tracing::info!(
@@ -141,24 +122,16 @@ pub fn apply(cli: &Cli) -> anyhow::Result<i32> {
                 println!(
                     "[{}] {refreshed}fresh until {}",
                     section.section,
-                    super::plan::rfc3339(*expires)
+                    crate::timestamp::rfc3339(*expires)
                 );
             }
             (ProfileState::Invalid { reasons }, _) => {
                 failed += 1;
                 eprintln!("[{}] invalid: {}", section.section, reasons.join("; "));
             }
-            (state, Some(Outcome::Failed(error))) => {
+            (state, Some(Outcome::Failed { error, .. })) => {
                 failed += 1;
                 eprintln!("[{}] {}: {error}", section.section, state.name());
-            }
-            (state, Some(Outcome::Waiting(unit))) => {
-                failed += 1;
-                eprintln!(
-                    "[{}] {}: waiting ({unit} is backing off)",
-                    section.section,
-                    state.name()
-                );
             }
             (state, _) => {
                 failed += 1;

@@ -8,7 +8,10 @@ pub mod oath;
 pub mod plan;
 pub mod status;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
+
+use time::OffsetDateTime;
 
 use crate::cli::Cli;
 use crate::config::{Config, LoadOptions, process_env};
@@ -45,4 +48,41 @@ pub fn credentials_file(cli: &Cli, config: &Config) -> anyhow::Result<Credential
         credentials_path(cli)?,
         config.backups(),
     ))
+}
+
+/// The plan as the running daemon sees it: the credentials file, the MFA
+/// sessions in the runtime cache, and the backoff the daemon recorded.
+/// Reads only; touches neither the YubiKey nor the network.
+pub fn dry_run_plan(cli: &Cli, config: &Config) -> anyhow::Result<crate::plan::Plan> {
+    let document = credentials_file(cli, config)?.read()?;
+    let runtime_dir = crate::session_cache::runtime_dir(&process_env);
+    let recorded = crate::daemon::Recorded::from_state_file(runtime_dir.as_deref());
+    let mut cache = crate::session_cache::SessionCache::new(runtime_dir);
+    Ok(crate::daemon::current_plan(
+        config,
+        &document,
+        &mut cache,
+        &recorded,
+        OffsetDateTime::now_utc(),
+    ))
+}
+
+/// Text from files (section names, errors quoting them, the state file)
+/// with control characters escaped, so that nothing printed can move the
+/// cursor, retitle the terminal or hide a line.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }

@@ -6,7 +6,7 @@
 //! stderr.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::Context;
 
@@ -36,11 +36,12 @@ pub fn code(opts: &OathOptions, name: &str) -> anyhow::Result<()> {
         oath::notify_touch(prompt);
     })
     .with_context(|| format!("calculating a code for {name:?}"))?;
-    let unix = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let left = ((code.step + 1) * code.period).saturating_sub(unix);
+    let unix = crate::timestamp::unix_seconds(now);
+    let left = code
+        .step
+        .saturating_add(1)
+        .saturating_mul(code.period)
+        .saturating_sub(unix);
     println!("{}", code.value.expose_secret());
     eprintln!(
         "from {:?}, time step {} ({} s period), valid for {} more s",

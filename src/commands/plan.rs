@@ -5,7 +5,9 @@ use std::io::Write;
 
 use time::OffsetDateTime;
 
+use super::printable;
 use crate::plan::{Action, Plan, ProfileState};
+use crate::timestamp::{rfc3339, with_relative};
 
 /// Exit codes of `plan --detailed-exitcode`.
 pub const EXIT_NOTHING_PENDING: i32 = 0;
@@ -34,11 +36,11 @@ pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
         .iter()
         .map(|s| {
             [
-                s.section.clone(),
-                s.profile.clone(),
+                printable(&s.section).into_owned(),
+                printable(&s.profile).into_owned(),
                 s.state.name().to_string(),
                 expiry_column(&s.state, plan.now),
-                action_column(&s.action),
+                action_column(&s.action, plan.now),
             ]
         })
         .collect();
@@ -96,20 +98,19 @@ pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
             )?;
         }
     }
-    if let Some(deadline) = plan.next_deadline.filter(|d| *d > plan.now) {
-        writeln!(
-            out,
-            "Next refresh due {} ({}).",
-            rfc3339(deadline),
-            remaining(deadline, plan.now)
-        )?;
+    if let Some(next) = plan.next_pass.filter(|d| *d > plan.now) {
+        writeln!(out, "Next pass due {}.", with_relative(next, plan.now))?;
     }
     for section in &plan.sections {
         if let ProfileState::Invalid { reasons } = &section.state {
-            writeln!(out, "\nSection [{}] is invalid:", section.section)?;
+            writeln!(
+                out,
+                "\nSection [{}] is invalid:",
+                printable(&section.section)
+            )?;
             for reason in reasons {
                 for line in reason.lines() {
-                    writeln!(out, "  {line}")?;
+                    writeln!(out, "  {}", printable(line))?;
                 }
             }
         }
@@ -119,69 +120,35 @@ pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
 
 fn expiry_column(state: &ProfileState, now: OffsetDateTime) -> String {
     match state {
-        ProfileState::Fresh { expires } | ProfileState::Refresh { expires, .. } => {
-            format!("{} ({})", rfc3339(*expires), remaining(*expires, now))
+        ProfileState::Fresh { expires } | ProfileState::Refresh { expires } => {
+            with_relative(*expires, now)
         }
-        ProfileState::Missing { what } => what.clone(),
+        ProfileState::Missing { what } => printable(what).into_owned(),
         ProfileState::Unmanaged => "no expiry recorded".to_string(),
         ProfileState::Invalid { .. } => "-".to_string(),
     }
 }
 
-fn action_column(action: &Action) -> String {
+fn action_column(action: &Action, now: OffsetDateTime) -> String {
     match action {
         Action::None => "-".to_string(),
+        Action::Wait { unit, until } => format!(
+            "wait: {} backs off until {}",
+            printable(&unit.to_string()),
+            with_relative(*until, now)
+        ),
         Action::WriteMfaSession { .. } => "write MFA session".to_string(),
-        Action::AssumeRoleFromMfaSession { role_arn, .. } => {
-            format!("assume {role_arn} from MFA session")
+        Action::AssumeRoleFromMfaSession { role, .. } => {
+            format!("assume {} from MFA session", role.arn)
         }
-        Action::AssumeRoleWithCode { role_arn, .. } => format!("assume {role_arn} with a code"),
-    }
-}
-
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_string())
-}
-
-/// "in 1h 05m" or "3m ago".
-pub fn remaining(at: OffsetDateTime, now: OffsetDateTime) -> String {
-    let seconds = (at - now).whole_seconds();
-    let abs = seconds.unsigned_abs();
-    let text = if abs >= 172_800 {
-        format!("{}d {}h", abs / 86_400, abs % 86_400 / 3600)
-    } else if abs >= 3600 {
-        format!("{}h {:02}m", abs / 3600, abs % 3600 / 60)
-    } else if abs >= 60 {
-        format!("{}m", abs / 60)
-    } else {
-        format!("{abs}s")
-    };
-    if seconds >= 0 {
-        format!("in {text}")
-    } else {
-        format!("{text} ago")
+        Action::AssumeRoleWithCode { role, .. } => format!("assume {} with a code", role.arn),
     }
 }
 
 /// `plan`: read the config and the credentials file, print the plan.
 pub fn run(cli: &crate::cli::Cli, args: &crate::cli::PlanArgs) -> anyhow::Result<i32> {
     let config = super::load_config(cli)?;
-    let file = super::credentials_file(cli, &config)?;
-    let document = file.read()?;
-    let known = crate::plan::KnownMfaSessions::new();
-    let plan = crate::plan::plan(
-        &config.sections,
-        &document,
-        &known,
-        OffsetDateTime::now_utc(),
-    );
+    let plan = super::dry_run_plan(cli, &config)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         print_json(&plan, &mut out)?;

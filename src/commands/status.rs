@@ -7,19 +7,19 @@ use std::io::Write;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::plan::{remaining, rfc3339};
+use super::printable;
 use crate::cli::{Cli, StatusArgs};
 use crate::config::process_env;
 use crate::daemon::state::{self, SectionStatus};
-use crate::plan::{KnownMfaSessions, ProfileState};
 use crate::session_cache::runtime_dir;
+use crate::timestamp::with_relative;
 
 #[derive(Serialize)]
 struct Row {
     section: String,
     profile: String,
     state: &'static str,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::timestamp::option")]
     expires: Option<OffsetDateTime>,
     seconds_left: Option<i64>,
     #[serde(flatten)]
@@ -28,9 +28,8 @@ struct Row {
 
 pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
     let config = super::load_config(cli)?;
-    let document = super::credentials_file(cli, &config)?.read()?;
-    let now = OffsetDateTime::now_utc();
-    let plan = crate::plan::plan(&config.sections, &document, &KnownMfaSessions::new(), now);
+    let plan = super::dry_run_plan(cli, &config)?;
+    let now = plan.now;
     let daemon_state = runtime_dir(&process_env)
         .map(|dir| state::read(&dir))
         .unwrap_or_default();
@@ -38,23 +37,22 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
         .sections
         .iter()
         .map(|s| {
-            let expires = match &s.state {
-                ProfileState::Fresh { expires } | ProfileState::Refresh { expires, .. } => {
-                    Some(*expires)
-                }
-                _ => None,
-            };
+            let expires = s.state.expires();
+            let mut daemon = daemon_state
+                .sections
+                .get(&s.section)
+                .cloned()
+                .unwrap_or_default();
+            // The instant the daemon's loop wakes for this section: the
+            // plan's, from the same inputs the daemon plans with.
+            daemon.next_attempt = plan.next_pass_of(s).map(|(at, _)| at);
             Row {
                 section: s.section.clone(),
                 profile: s.profile.clone(),
                 state: s.state.name(),
                 expires,
                 seconds_left: expires.map(|e| (e - now).whole_seconds()),
-                daemon: daemon_state
-                    .sections
-                    .get(&s.section)
-                    .cloned()
-                    .unwrap_or_default(),
+                daemon,
             }
         })
         .collect();
@@ -69,16 +67,14 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
 }
 
 fn print_table(rows: &[Row], now: OffsetDateTime, out: &mut dyn Write) -> anyhow::Result<()> {
-    let when = |t: Option<OffsetDateTime>| {
-        t.map_or("-".to_string(), |t| {
-            format!("{} ({})", rfc3339(t), remaining(t, now))
-        })
-    };
+    let when = |t: Option<OffsetDateTime>| t.map_or("-".to_string(), |t| with_relative(t, now));
     for row in rows {
         writeln!(
             out,
             "[{}] -> profile [{}]: {}",
-            row.section, row.profile, row.state
+            printable(&row.section),
+            printable(&row.profile),
+            row.state
         )?;
         writeln!(out, "  expires:       {}", when(row.expires))?;
         writeln!(out, "  last refresh:  {}", when(row.daemon.last_refresh))?;
@@ -87,7 +83,7 @@ fn print_table(rows: &[Row], now: OffsetDateTime, out: &mut dyn Write) -> anyhow
             writeln!(
                 out,
                 "  last error:    {} ({})",
-                error.lines().next().unwrap_or(""),
+                printable(error.lines().next().unwrap_or("")),
                 when(row.daemon.last_error_at)
             )?;
         }

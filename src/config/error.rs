@@ -63,16 +63,8 @@ impl ConfigError {
         &self.0.message
     }
 
-    pub fn hint(&self) -> &str {
-        &self.0.hint
-    }
-
     pub fn line(&self) -> Option<usize> {
         self.0.line_column.map(|(line, _)| line)
-    }
-
-    pub fn file(&self) -> Option<&Path> {
-        self.0.file.as_deref()
     }
 }
 

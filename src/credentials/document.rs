@@ -470,11 +470,6 @@ impl Document {
         Ok(lines.into_iter().collect())
     }
 
-    /// The number of physical lines (`\n`, `\r\n` and a bare `\r` end one).
-    pub fn line_count(&self) -> usize {
-        self.parsed.lines.len()
-    }
-
     // ----- editing -----
 
     fn line_text(&self, line: usize) -> &str {

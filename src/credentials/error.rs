@@ -200,6 +200,10 @@ pub enum CredentialsError {
         source: io::Error,
     },
 
+    /// A lock file that is a symlink, and the like: not safe to use.
+    #[error("{file}: {detail}")]
+    Unsafe { file: FileName, detail: String },
+
     #[error("{file}: {action} failed: {source}")]
     Io {
         file: FileName,
@@ -237,6 +241,7 @@ impl CredentialsError {
             | NotAFile { file, .. }
             | ReadOnly { file, .. }
             | PermissionDenied { file, .. }
+            | Unsafe { file, .. }
             | Io { file, .. }
             | ChangedDuringUpdate { file, .. } => {
                 if file.is_unknown() {

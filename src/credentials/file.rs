@@ -1,17 +1,17 @@
 //! Reading the credentials file, and the locked, atomic update with backups.
 
 use std::ffi::OsStr;
-use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
 use zeroize::Zeroizing;
 
 use super::document::{Document, Edit};
 use super::error::{CredentialsError, FileName};
 use super::parse::split_lines;
+use crate::private_file::{self, PrivateFileError, ReadRules, Replacement, parent_dir, sibling};
 
 /// A credentials file is a few kilobytes; anything this large is the wrong
 /// file.
@@ -25,9 +25,13 @@ const ATTEMPTS: usize = 3;
 /// Symlink hops followed before giving up (Linux's own limit).
 const MAX_SYMLINKS: usize = 40;
 
-/// Random characters in a temporary file's name (`.credentials.XXXXXX.tmp`);
-/// [`is_our_temp_file`] recognises exactly this shape.
-const TEMP_RANDOM_CHARS: usize = 6;
+/// The credentials file may be a dotfile manager's symlink; it need not be
+/// private (the daemon warns of nothing here; the editor keeps its mode).
+const READ_RULES: ReadRules = ReadRules {
+    limit: MAX_SIZE,
+    follow: true,
+    owned: false,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -139,24 +143,13 @@ impl CredentialsFile {
     /// ours (`.credentials.XXXXXX.tmp`) are touched.
     pub fn remove_stale_temp_files(&self) {
         let Ok(target) = self.target() else { return };
-        let dir = parent_dir(&target);
-        if orphan_candidates(dir, &target).is_empty() {
+        if private_file::orphans(&target).is_empty() {
             return;
         }
-        let Ok(lock) = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(lock_path(&target))
-        else {
-            return;
-        };
         // A writer holding the lock cleans up itself, and its own temporary
         // file is not an orphan.
-        #[allow(clippy::incompatible_msrv)]
-        if lock.try_lock().is_ok() {
-            remove_orphan_temp_files(dir, &target);
+        if let Ok(Some(_lock)) = private_file::try_lock(&lock_path(&target)) {
+            private_file::remove_orphans(&target);
         }
     }
 
@@ -184,8 +177,8 @@ impl CredentialsFile {
         let dir = parent_dir(&target);
         create_dir(&name, dir)?;
         let lock = lock_path(&target);
-        let _lock = take_lock(&name, &lock)?;
-        remove_orphan_temp_files(dir, &target);
+        let _lock = private_file::lock(&lock).map_err(|e| file_error(&name, "locking", e))?;
+        private_file::remove_orphans(&target);
         for _ in 0..ATTEMPTS {
             let loaded = load(&name, &target)?;
             let before = Zeroizing::new(loaded.doc.render());
@@ -203,7 +196,8 @@ impl CredentialsFile {
                 return Ok(WriteOutcome::Unchanged);
             }
             let owner = loaded.meta.as_ref().map(|m| (m.uid(), m.gid()));
-            let temp = write_temp(&name, dir, &target, after.as_bytes(), owner)?;
+            let temp = Replacement::write(&target, after.as_bytes(), owner)
+                .map_err(|e| file_error(&name, "writing a temporary file", e))?;
             // Someone who does not take the lock (an editor) replaced the
             // file since it was read: start over from their version.
             if current_stamp(&name, &target)? != loaded.meta.as_ref().map(Stamp::of) {
@@ -213,10 +207,8 @@ impl CredentialsFile {
             if loaded.meta.is_some() {
                 rotate_backups(&name, &target, self.backups, before.as_bytes(), owner)?;
             }
-            temp.persist(&target).map_err(|e| {
-                CredentialsError::io(&name, "renaming the new file into place", e.error)
-            })?;
-            sync_dir(&name, dir)?;
+            temp.commit()
+                .map_err(|e| file_error(&name, "renaming the new file into place", e))?;
             return Ok(WriteOutcome::Written);
         }
         Err(CredentialsError::ChangedDuringUpdate {
@@ -226,53 +218,21 @@ impl CredentialsFile {
     }
 }
 
-/// Whether `name` is a temporary file of the writer for `target_name`:
-/// `.{target_name}.` + [`TEMP_RANDOM_CHARS`] letters or digits + `.tmp`.
-/// (`.credentials.1.XXXXXX.tmp`, a backup's, has a longer middle, and is
-/// not one of `credentials`'s.)
-fn is_our_temp_file(name: &OsStr, target_name: &OsStr) -> bool {
-    let (Some(name), Some(target_name)) = (name.to_str(), target_name.to_str()) else {
-        return false;
-    };
-    name.strip_prefix('.')
-        .and_then(|rest| rest.strip_prefix(target_name))
-        .and_then(|rest| rest.strip_prefix('.'))
-        .and_then(|rest| rest.strip_suffix(".tmp"))
-        .is_some_and(|random| {
-            random.len() == TEMP_RANDOM_CHARS && random.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
-}
-
-fn orphan_candidates(dir: &Path, target: &Path) -> Vec<PathBuf> {
-    let Some(target_name) = target.file_name() else {
-        return Vec::new();
-    };
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|entry| is_our_temp_file(&entry.file_name(), target_name))
-        // Never follow or remove anything but a plain file.
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
-        .map(|entry| entry.path())
-        .collect()
-}
-
-/// Removes our temporary files next to `target`. Only under the lock: every
-/// writer creates its temporary files and renames or removes them while it
-/// holds the lock, so whatever is found now belongs to a writer that died.
-/// Best effort: a file that cannot be removed is left (and logged).
-fn remove_orphan_temp_files(dir: &Path, target: &Path) {
-    for path in orphan_candidates(dir, target) {
-        match fs::remove_file(&path) {
-            Ok(()) => tracing::info!(
-                "removed {}, left behind by a write that was interrupted",
-                path.display()
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
-        }
+/// A private-file error as the credentials editor reports it: with the
+/// file's name as the user gave it, and the editor's own messages for a
+/// special or oversized file.
+fn file_error(name: &FileName, action: &'static str, error: PrivateFileError) -> CredentialsError {
+    match error {
+        PrivateFileError::Io { source, .. } => CredentialsError::io(name, action, source),
+        PrivateFileError::TooLarge { size, .. } => too_large(name, size),
+        PrivateFileError::NotAFile { what, .. } => CredentialsError::NotAFile {
+            file: name.clone(),
+            what,
+        },
+        unsafe_file @ PrivateFileError::Unsafe { .. } => CredentialsError::Unsafe {
+            file: name.clone(),
+            detail: unsafe_file.to_string(),
+        },
     }
 }
 
@@ -298,29 +258,8 @@ fn resolve_symlinks(path: &Path) -> Result<PathBuf, Option<io::Error>> {
     Err(None)
 }
 
-fn parent_dir(target: &Path) -> &Path {
-    match target.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
-}
-
 fn lock_path(target: &Path) -> PathBuf {
-    let mut name = target
-        .file_name()
-        .unwrap_or(OsStr::new("credentials"))
-        .to_os_string();
-    name.push(".lock");
-    parent_dir(target).join(name)
-}
-
-fn sibling(target: &Path, suffix: &str) -> PathBuf {
-    let mut name = target
-        .file_name()
-        .unwrap_or(OsStr::new("credentials"))
-        .to_os_string();
-    name.push(suffix);
-    parent_dir(target).join(name)
+    sibling(target, ".lock")
 }
 
 struct Loaded {
@@ -360,34 +299,16 @@ fn current_stamp(name: &FileName, target: &Path) -> Result<Option<Stamp>, Creden
 }
 
 fn load(name: &FileName, target: &Path) -> Result<Loaded, CredentialsError> {
-    let missing = || Loaded {
-        doc: Document::default(),
-        meta: None,
+    let Some(file) =
+        private_file::read(target, READ_RULES).map_err(|e| file_error(name, "reading", e))?
+    else {
+        return Ok(Loaded {
+            doc: Document::default(),
+            meta: None,
+        });
     };
-    let meta = match fs::metadata(target) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(missing()),
-        Err(e) => return Err(CredentialsError::io(name, "reading the file", e)),
-    };
-    check_kind(name, &meta)?;
-    let mut file = match File::open(target) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(missing()),
-        Err(e) => return Err(CredentialsError::io(name, "opening the file", e)),
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| CredentialsError::io(name, "reading the file", e))?;
-    check_kind(name, &meta)?;
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
-    (&mut file)
-        .take(MAX_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| CredentialsError::io(name, "reading the file", e))?;
-    if bytes.len() as u64 > MAX_SIZE {
-        return Err(too_large(name, bytes.len() as u64));
-    }
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
+    let bytes = &file.bytes;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
         let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
         let ended = split_lines(valid)
             .iter()
@@ -400,7 +321,7 @@ fn load(name: &FileName, target: &Path) -> Result<Loaded, CredentialsError> {
     })?;
     Ok(Loaded {
         doc: Document::parse(text).in_file(name.clone()),
-        meta: Some(meta),
+        meta: Some(file.meta),
     })
 }
 
@@ -410,22 +331,6 @@ fn too_large(name: &FileName, size: u64) -> CredentialsError {
         size,
         limit: MAX_SIZE,
     }
-}
-
-fn check_kind(name: &FileName, meta: &Metadata) -> Result<(), CredentialsError> {
-    let what = if meta.is_dir() {
-        "a directory"
-    } else if !meta.is_file() {
-        "a special file (a FIFO, socket or device)"
-    } else if meta.len() > MAX_SIZE {
-        return Err(too_large(name, meta.len()));
-    } else {
-        return Ok(());
-    };
-    Err(CredentialsError::NotAFile {
-        file: name.clone(),
-        what,
-    })
 }
 
 /// Refuses early, with the reason, a target the daemon must not replace:
@@ -467,56 +372,6 @@ fn create_dir(name: &FileName, dir: &Path) -> Result<(), CredentialsError> {
         .map_err(|e| CredentialsError::io(name, "creating the file's directory", e))
 }
 
-fn take_lock(name: &FileName, path: &Path) -> Result<File, CredentialsError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| CredentialsError::io(name, "opening the lock file", e))?;
-    // flock(2), exclusive, waiting. `File::lock` is Rust 1.89; Cargo.toml's
-    // rust-version (1.85) predates it and needs raising to 1.89.
-    #[allow(clippy::incompatible_msrv)]
-    file.lock()
-        .map_err(|e| CredentialsError::io(name, "locking the lock file", e))?;
-    Ok(file)
-}
-
-/// A new file with `bytes` in `dir`, mode 0600 from its creation, synced to
-/// disk, owned like the file it replaces (when the daemon runs as root).
-fn write_temp(
-    name: &FileName,
-    dir: &Path,
-    target: &Path,
-    bytes: &[u8],
-    owner: Option<(u32, u32)>,
-) -> Result<NamedTempFile, CredentialsError> {
-    let file_name = target
-        .file_name()
-        .unwrap_or(OsStr::new("credentials"))
-        .to_string_lossy();
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".tmp")
-        .rand_bytes(TEMP_RANDOM_CHARS)
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(|e| CredentialsError::io(name, "creating a temporary file", e))?;
-    let io = |e| CredentialsError::io(name, "writing a temporary file", e);
-    if let Some((uid, gid)) = owner {
-        let meta = temp.as_file().metadata().map_err(io)?;
-        if (meta.uid(), meta.gid()) != (uid, gid) {
-            // Only root may give a file away; otherwise the file is ours anyway.
-            let _ = std::os::unix::fs::fchown(temp.as_file(), Some(uid), Some(gid));
-        }
-    }
-    temp.as_file_mut().write_all(bytes).map_err(io)?;
-    temp.as_file().sync_all().map_err(io)?;
-    Ok(temp)
-}
-
 /// `credentials.1` … `.N-1` become `.2` … `.N` (the oldest falls off), then
 /// the version being replaced becomes `.1`. All mode 0600.
 fn rotate_backups(
@@ -546,19 +401,9 @@ fn rotate_backups(
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
     }
-    let temp = write_temp(name, parent_dir(target), target, old, owner)?;
-    temp.persist(sibling(target, ".1"))
-        .map_err(|e| io(e.error))?;
-    Ok(())
-}
-
-fn sync_dir(name: &FileName, dir: &Path) -> Result<(), CredentialsError> {
-    let result = File::open(dir).and_then(|d| d.sync_all());
-    match result {
-        // Some file systems cannot fsync a directory; the rename is done.
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
-        other => other.map_err(|e| CredentialsError::io(name, "syncing the directory", e)),
-    }
+    Replacement::write(target, old, owner)
+        .and_then(|temp| temp.commit_to(&sibling(target, ".1")))
+        .map_err(|e| file_error(name, "rotating the backups", e))
 }
 
 #[cfg(test)]
@@ -675,17 +520,11 @@ mod tests {
             assert!(dir.path().join(name).exists(), "{name} removed");
         }
         assert!(dir.path().join(".credentials.dddddd.tmp").is_dir());
-        // The writer's own temporary files match the pattern it cleans.
-        let temp = write_temp(&FileName::default(), dir.path(), &target, b"x", None).unwrap();
-        assert!(is_our_temp_file(
-            temp.path().file_name().unwrap(),
-            OsStr::new("credentials")
-        ));
 
         // At start: only when the lock is free.
         let orphan = dir.path().join(".credentials.zzzzzz.tmp");
         fs::write(&orphan, "x").unwrap();
-        let held = take_lock(&FileName::default(), &lock_path(&target)).unwrap();
+        let held = private_file::lock(&lock_path(&target)).unwrap();
         file.remove_stale_temp_files();
         assert!(
             orphan.exists(),

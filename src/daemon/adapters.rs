@@ -1,7 +1,7 @@
 //! The real outside systems behind the daemon's ports: the YubiKey (or
 //! `mfa_process`) for codes, and STS through the `sts` module.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::ports::{
     BoxFuture, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
@@ -20,12 +20,20 @@ pub fn password_source(spec: &PasswordSpec) -> PasswordSource {
 }
 
 /// `mfa_process` codes follow AWS's standard TOTP period.
-const PROCESS_CODE_PERIOD: u64 = 30;
+const PROCESS_CODE_PERIOD: u64 = super::ports::DEFAULT_PERIOD;
 
 /// Codes from the YubiKey's OATH applet, or from `mfa_process`.
 pub struct RealCodes;
 
 impl CodeProvider for RealCodes {
+    fn period(&self, source: &CodeSource) -> u64 {
+        match source {
+            CodeSource::Oath { credential, .. } => oath::protocol::parse_name(credential)
+                .map_or(PROCESS_CODE_PERIOD, |name| name.period),
+            CodeSource::Process(_) => PROCESS_CODE_PERIOD,
+        }
+    }
+
     fn code(&self, source: &CodeSource, now: SystemTime) -> Result<Code, UnitError> {
         match source {
             CodeSource::Oath {
@@ -48,18 +56,25 @@ impl CodeProvider for RealCodes {
             CodeSource::Process(command) => {
                 let value =
                     oath::run_mfa_process(command).map_err(|e| UnitError::from_error(&e))?;
-                let unix = now
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
                 Ok(Code {
                     value,
-                    step: unix / PROCESS_CODE_PERIOD,
+                    step: crate::timestamp::unix_seconds(now) / PROCESS_CODE_PERIOD,
                     period: PROCESS_CODE_PERIOD,
                 })
             }
         }
     }
+}
+
+impl super::ports::KeyWatch for oath::KeyEvents {
+    fn changed(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(oath::KeyEvents::changed(self))
+    }
+}
+
+/// Watches PC/SC for YubiKeys coming and going.
+pub fn start_key_watch() -> super::ports::StartKeyWatch {
+    Box::new(|| Box::new(oath::spawn_key_watcher()))
 }
 
 /// STS through the SDK, one cached client per endpoint.

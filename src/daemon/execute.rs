@@ -1,42 +1,44 @@
-//! Carries out a plan: codes, STS calls, then one locked atomic write.
+//! Carries out a plan's actions: it decides nothing the plan has decided.
 //!
-//! Order of work, and why:
-//! 1. MFA sessions first, one per [`MfaSessionKey`], each costing one code.
-//!    The shared cache is locked while a code is spent, so that several
-//!    daemon processes never send the same TOTP step and never start two
-//!    sessions for one key; a session another process just obtained is used
-//!    instead of a new code.
-//! 2. Direct AssumeRole calls (`mfa_session_duration = 0`), one code each,
-//!    one TOTP step apart per device.
-//! 3. AssumeRole from MFA sessions, concurrently (bounded).
-//! 4. One write of every changed profile.
+//! Phases, in order, and why:
+//! 1. **MFA sessions**, one per [`MfaSessionKey`] the plan uses: from the
+//!    cache, or a new one for one code. The shared cache is locked while a
+//!    code is spent, so that several daemon processes never send the same
+//!    TOTP step and never start two sessions for one key. The one re-check
+//!    the executor makes: a session that another process put into the
+//!    cache after the plan was made is used instead of a new code.
+//! 2. **Roles**: direct AssumeRole calls (`mfa_session_duration = 0`) one
+//!    code each, one TOTP step apart per device; then AssumeRole from the
+//!    MFA sessions, concurrently (bounded).
+//! 3. **One write** of every profile that got credentials.
+//!
+//! Every section the plan gave work gets one [`Outcome`]; a failure names
+//! the unit to blame (the MFA device, or the section), for the backoff.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use time::{Duration, OffsetDateTime};
+use secrecy::SecretString;
+use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 use super::ports::{
     BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
 };
-use super::schedule::{Report, Scheduler, Unit};
-use crate::config::{LongTermKeys, RoleSettings, Section, Settings};
+use crate::config::RoleSettings;
 use crate::credentials::{CredentialsFile, Document, Edit, WriteOutcome};
-use crate::plan::{ACCESS_KEY_ID, Action, MfaSessionKey, Plan, SECRET_ACCESS_KEY};
+use crate::plan::{
+    Action, CodeAuth, LongTermKeyPair, MfaSessionKey, MfaSessionPlan, Plan, StsTarget, Unit,
+};
 use crate::retry::RetryClass;
 use crate::session::SessionCredentials;
 use crate::session_cache::{CacheLock, SessionCache};
-use secrecy::SecretString;
 
-/// What happened to one section in a pass.
+/// What happened to one section the plan gave work.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Written,
-    Failed(UnitError),
-    /// Not attempted: its unit is backing off or parked.
-    Waiting(Unit),
+    Failed { unit: Unit, error: UnitError },
 }
 
 #[derive(Debug, Default)]
@@ -47,8 +49,23 @@ pub struct PassReport {
     pub rerun: bool,
     pub codes_used: usize,
     pub sts_calls: usize,
-    /// The unit each failed section's error belongs to (device or section).
-    pub failed_units: BTreeMap<String, Unit>,
+    /// Units that worked in this pass beyond the sections written: the MFA
+    /// devices whose codes STS accepted.
+    pub succeeded_units: Vec<Unit>,
+}
+
+impl PassReport {
+    fn fail(&mut self, section: &str, unit: Unit, error: UnitError) {
+        self.outcomes
+            .insert(section.to_string(), Outcome::Failed { unit, error });
+    }
+
+    pub fn written(&self) -> usize {
+        self.outcomes
+            .values()
+            .filter(|o| **o == Outcome::Written)
+            .count()
+    }
 }
 
 pub struct Executor {
@@ -59,307 +76,188 @@ pub struct Executor {
     pub concurrency: usize,
 }
 
-/// The mutable state a pass works on.
-pub struct PassState<'a> {
-    pub cache: &'a mut SessionCache,
-    pub scheduler: &'a mut Scheduler,
+/// Credentials a section got, waiting for the write.
+struct Obtained {
+    section: String,
+    profile: String,
+    expiry_key: String,
+    creds: SessionCredentials,
 }
 
+/// A TOTP step can be found used this many times in a row before the code
+/// source is blamed (a clock that does not advance, a source that keeps
+/// giving the same step).
+const STEP_ATTEMPTS: usize = 3;
+
 impl Executor {
+    /// Carries out `plan`'s actions; `document` is the credentials file
+    /// the plan was made from, `cache` the session cache it read.
     pub async fn execute(
         &self,
         plan: &Plan,
-        sections: &[Section],
         document: &Document,
         file: &CredentialsFile,
-        state: PassState<'_>,
+        cache: &mut SessionCache,
     ) -> PassReport {
-        let PassState { cache, scheduler } = state;
         let mut report = PassReport::default();
-        let settings_of: BTreeMap<&str, &Settings> = sections
-            .iter()
-            .filter_map(|s| {
-                s.settings
-                    .as_ref()
-                    .ok()
-                    .map(|settings| (s.name.as_str(), settings))
-            })
-            .collect();
-        let now = self.clock.now();
-
-        // Which pending sections may run now, by their own unit.
-        let mut due: Vec<(&str, &Settings, &Action)> = Vec::new();
-        for section in plan.pending() {
-            let Some(settings) = settings_of.get(section.section.as_str()) else {
-                continue;
-            };
-            let unit = Unit::Section(section.section.clone());
-            if scheduler.is_due(&unit, now) {
-                due.push((&section.section, settings, &section.action));
-            } else {
-                report
-                    .outcomes
-                    .insert(section.section.clone(), Outcome::Waiting(unit));
-            }
+        if plan.pending().next().is_none() {
+            return report;
         }
-
         // A file the daemon may not replace (read-only, in the Nix store)
         // fails every section before a code is spent on it.
-        if !due.is_empty()
-            && let Err(e) = file.check_writable()
-        {
+        if let Err(e) = file.check_writable() {
             let error = UnitError::from_error(&e);
-            for (name, _, _) in due.drain(..) {
-                let unit = Unit::Section(name.to_string());
-                fail(&mut report, name, &Failure::Failed(unit, error.clone()));
+            for section in plan.pending() {
+                let unit = Unit::Section(section.section.clone());
+                report.fail(&section.section, unit, error.clone());
             }
+            return report;
         }
-
-        // 1. MFA sessions.
-        let mut sessions: BTreeMap<MfaSessionKey, Result<SessionCredentials, Failure>> =
-            BTreeMap::new();
-        for (_, settings, action) in &due {
-            let key = match action {
-                Action::WriteMfaSession { mfa_session } => mfa_session,
-                Action::AssumeRoleFromMfaSession { mfa_session, .. } => mfa_session,
-                _ => continue,
-            };
-            if sessions.contains_key(key) {
-                continue;
-            }
-            let result = self
-                .mfa_session(key, settings, document, cache, scheduler, &mut report)
-                .await;
-            if result.as_ref().is_err_and(Failure::is_reauthenticate) {
-                report.rerun = true;
-            }
-            sessions.insert(key.clone(), result);
-        }
-
-        // 2-3. Role sessions, and MFA sessions written as they are.
-        let mut written: Vec<(String, &Settings, SessionCredentials)> = Vec::new();
-        let mut chained = Vec::new();
-        for (name, settings, action) in &due {
-            match action {
-                Action::WriteMfaSession { mfa_session } => match &sessions[mfa_session] {
-                    Ok(creds) => written.push((name.to_string(), settings, creds.clone())),
-                    Err(failure) => fail(&mut report, name, failure),
-                },
-                Action::AssumeRoleFromMfaSession { mfa_session, .. } => {
-                    match &sessions[mfa_session] {
-                        Ok(creds) => chained.push(ChainedJob {
-                            section: name.to_string(),
-                            settings,
-                            signer: SigningKeys::session(creds),
-                            mfa_session: mfa_session.clone(),
-                        }),
-                        Err(failure) => fail(&mut report, name, failure),
-                    }
-                }
-                Action::AssumeRoleWithCode { .. } => {
-                    let result = self
-                        .direct_assume_role(name, settings, document, cache, scheduler, &mut report)
-                        .await;
-                    match result {
-                        Ok(creds) => written.push((name.to_string(), settings, creds)),
-                        Err(failure) => fail(&mut report, name, &failure),
-                    }
-                }
-                Action::None => {}
-            }
-        }
-        for (job, result) in self.assume_roles_concurrently(chained, &mut report).await {
-            let name = job.section;
-            match result {
-                Ok(creds) => written.push((name, job.settings, creds)),
-                Err(error) => {
-                    if error.class == RetryClass::Reauthenticate {
-                        // The MFA session was refused: forget it, start a new one.
-                        if let Ok(lock) = cache.lock() {
-                            cache.load(&lock);
-                            cache.contents_mut().sessions.remove(&job.mfa_session);
-                            let _ = cache.store(&lock, now);
-                        }
-                        report.rerun = true;
-                    }
-                    let unit = Unit::Section(name.clone());
-                    fail(&mut report, &name, &Failure::Failed(unit, error));
-                }
-            }
-        }
-
-        // 4. One write. An edit the editor refuses for one profile (an
-        // indented line, a header the readers disagree on: found only when
-        // editing) fails that section alone; the others are written.
-        while !written.is_empty() {
-            let mut edits: Vec<Edit> = Vec::new();
-            for (_, settings, creds) in &written {
-                edits.extend(document.session_edits(
-                    &settings.profile_name,
-                    creds,
-                    &settings.expiry_key,
-                ));
-            }
-            let target = CredentialsFile::new(file.path().to_path_buf(), file.backups());
-            let result = tokio::task::spawn_blocking(move || target.update(&edits)).await;
-            let result = match result {
-                Ok(Ok(outcome)) => Ok(outcome),
-                Ok(Err(e)) => {
-                    let refused = e.section().and_then(|profile| {
-                        written
-                            .iter()
-                            .position(|(_, settings, _)| settings.profile_name == profile)
-                    });
-                    if let Some(index) = refused
-                        && written.len() > 1
-                    {
-                        let (name, _, _) = written.remove(index);
-                        let unit = Unit::Section(name.clone());
-                        let error = UnitError::from_error(&e);
-                        fail(&mut report, &name, &Failure::Failed(unit, error));
-                        continue;
-                    }
-                    Err(UnitError::from_error(&e))
-                }
-                Err(e) => Err(UnitError::new(
-                    RetryClass::Soon,
-                    format!("the write was interrupted: {e}"),
-                )),
-            };
-            match result {
-                Ok(outcome) => {
-                    report.wrote = outcome == WriteOutcome::Written;
-                    let written_at = self.clock.now();
-                    for (name, settings, creds) in &written {
-                        let unit = Unit::Section(name.clone());
-                        scheduler.record_success(&unit);
-                        report.outcomes.insert(name.clone(), Outcome::Written);
-                        due_on_arrival(scheduler, &unit, settings, creds, written_at);
-                    }
-                }
-                Err(error) => {
-                    for (name, _, _) in &written {
-                        fail(
-                            &mut report,
-                            name,
-                            &Failure::Failed(Unit::Section(name.clone()), error.clone()),
-                        );
-                    }
-                }
-            }
-            break;
-        }
-
-        // Each failing unit counts one failure per pass, however many
-        // sections it affects, and is logged once while the error repeats.
-        let mut failed: BTreeMap<&Unit, &UnitError> = BTreeMap::new();
-        for (name, unit) in &report.failed_units {
-            if let Some(Outcome::Failed(error)) = report.outcomes.get(name) {
-                failed.entry(unit).or_insert(error);
-            }
-        }
-        // Backoff counts from when the attempt ended, not from when the pass
-        // began: a pass that waited for a TOTP step or a slow STS would
-        // otherwise find its backoff already over and try again at once.
-        let ended = self.clock.now();
-        for (unit, error) in failed {
-            if scheduler.record_failure(unit, error.class, &error.message, ended) == Report::New {
-                tracing::warn!("{unit}: {error} ({})", error.class);
-            } else {
-                tracing::debug!("{unit}: still failing: {error}");
-            }
-        }
+        let sessions = self.mfa_sessions(plan, cache, &mut report).await;
+        let mut obtained = self.direct_roles(plan, cache, &mut report).await;
+        obtained.extend(
+            self.chained_roles(plan, cache, &sessions, &mut report)
+                .await,
+        );
+        self.write(document, file, obtained, &mut report).await;
         report
     }
 
-    /// A valid MFA session for `key`: from the shared cache, or a new one
-    /// (one code). Errors carry the unit to blame: the device.
+    /// Phase 1: a session for every MFA session key the plan uses, or the
+    /// failure of its device.
+    async fn mfa_sessions(
+        &self,
+        plan: &Plan,
+        cache: &mut SessionCache,
+        report: &mut PassReport,
+    ) -> BTreeMap<MfaSessionKey, Result<SessionCredentials, UnitError>> {
+        let mut sessions = BTreeMap::new();
+        for session in &plan.mfa_sessions {
+            let result = self.mfa_session(session, cache, report).await;
+            if result
+                .as_ref()
+                .is_err_and(|e| e.class == RetryClass::Reauthenticate)
+            {
+                report.rerun = true;
+            }
+            sessions.insert(session.key.clone(), result);
+        }
+        sessions
+    }
+
     async fn mfa_session(
         &self,
-        key: &MfaSessionKey,
-        settings: &Settings,
-        document: &Document,
+        session: &MfaSessionPlan,
         cache: &mut SessionCache,
-        scheduler: &mut Scheduler,
         report: &mut PassReport,
-    ) -> Result<SessionCredentials, Failure> {
-        let device = Unit::Device(key.mfa_serial_number.clone());
-        let failed = |e: UnitError| Failure::Failed(device.clone(), e);
-        let margin = Duration::seconds(i64::from(settings.refresh_margin));
-        let usable = |c: &SessionCredentials, now: OffsetDateTime| c.expiration - margin > now;
-        let lock = cache.lock().map_err(|e| failed(cache_error(&e)))?;
+    ) -> Result<SessionCredentials, UnitError> {
+        let usable = |cache: &SessionCache, now| {
+            cache
+                .contents()
+                .sessions
+                .get(&session.key)
+                .filter(|c| session.usable(c.expiration, now))
+                .cloned()
+        };
+        // The plan's cached session, as read for the plan: no lock needed.
+        if let Some(creds) = usable(cache, self.clock.now()) {
+            return Ok(creds);
+        }
+        let mut lock = cache.lock().await.map_err(|e| cache_error(&e))?;
         cache.load(&lock);
-        if let Some(creds) = cache.contents().sessions.get(key)
-            && usable(creds, self.clock.now())
-        {
-            return Ok(creds.clone());
+        // Another process may have started one while we waited for the lock.
+        if let Some(creds) = usable(cache, self.clock.now()) {
+            return Ok(creds);
         }
-        if !scheduler.is_due(&device, self.clock.now()) {
-            return Err(Failure::Waiting(device));
-        }
-        let long_term = long_term_keys(settings, document).map_err(failed)?;
+        let key = &session.key;
         let endpoint = Endpoint::new(key.region.clone(), key.endpoint.clone());
-        let serial = key.mfa_serial_number.as_str();
+        let long_term = signing_keys(&session.auth.long_term);
         let sts = &self.sts;
-        let result = self
-            .with_code(serial, settings, cache, &lock, report, |code| {
+        let creds = self
+            .with_code(&session.auth, cache, &mut lock, report, |code| {
                 let (long_term, endpoint) = (&long_term, &endpoint);
                 Box::pin(async move {
                     let mfa = MfaCode {
-                        serial_number: serial,
+                        serial_number: &key.mfa_serial_number,
                         code: &code,
                     };
                     sts.get_session_token(long_term, endpoint, mfa, key.duration)
                         .await
                 })
             })
-            .await;
-        match result {
-            Ok(creds) => {
-                tracing::info!(
-                    "new MFA session for {} valid until {}",
-                    key,
-                    crate::commands::plan::rfc3339(creds.expiration)
-                );
-                cache
-                    .contents_mut()
-                    .sessions
-                    .insert(key.clone(), creds.clone());
-                let _ = cache.store(&lock, self.clock.now());
-                scheduler.record_success(&device);
-                Ok(creds)
-            }
-            Err(CodeCallError::Code(error) | CodeCallError::Call(error)) => Err(failed(error)),
+            .await
+            .map_err(CodeCallError::into_inner)?;
+        report
+            .succeeded_units
+            .push(Unit::Device(key.mfa_serial_number.clone()));
+        tracing::info!(
+            "new MFA session for {key} valid until {}",
+            crate::timestamp::rfc3339(creds.expiration)
+        );
+        cache
+            .contents_mut()
+            .sessions
+            .insert(key.clone(), creds.clone());
+        if let Err(e) = cache.store(&lock, self.clock.now()) {
+            tracing::warn!("cannot store the MFA session in the cache: {e}");
         }
+        Ok(creds)
     }
 
-    /// AssumeRole with SerialNumber + TokenCode from the long-term keys.
-    async fn direct_assume_role(
+    /// Phase 2a: AssumeRole with a code, one section at a time.
+    async fn direct_roles(
         &self,
-        section: &str,
-        settings: &Settings,
-        document: &Document,
+        plan: &Plan,
         cache: &mut SessionCache,
-        scheduler: &mut Scheduler,
         report: &mut PassReport,
-    ) -> Result<SessionCredentials, Failure> {
-        let device = Unit::Device(settings.mfa_serial_number.clone());
-        let failed = |e: UnitError| Failure::Failed(device.clone(), e);
-        if !scheduler.is_due(&device, self.clock.now()) {
-            return Err(Failure::Waiting(device));
+    ) -> Vec<Obtained> {
+        let mut obtained = Vec::new();
+        for section in plan.pending() {
+            let Action::AssumeRoleWithCode {
+                role, sts, auth, ..
+            } = &section.action
+            else {
+                continue;
+            };
+            let unit = Unit::Section(section.section.clone());
+            match self.direct_role(unit, role, sts, auth, cache, report).await {
+                Ok(creds) => {
+                    let device = Unit::Device(auth.mfa_serial_number.clone());
+                    report.succeeded_units.push(device);
+                    obtained.push(Obtained {
+                        section: section.section.clone(),
+                        profile: section.profile.clone(),
+                        expiry_key: section.expiry_key.clone(),
+                        creds,
+                    });
+                }
+                Err((unit, error)) => report.fail(&section.section, unit, error),
+            }
         }
-        let role = settings
-            .role
-            .as_ref()
-            .expect("direct AssumeRole has a role");
-        let long_term = long_term_keys(settings, document).map_err(failed)?;
-        let lock = cache.lock().map_err(|e| failed(cache_error(&e)))?;
+        obtained
+    }
+
+    async fn direct_role(
+        &self,
+        section: Unit,
+        role: &RoleSettings,
+        target: &StsTarget,
+        auth: &CodeAuth,
+        cache: &mut SessionCache,
+        report: &mut PassReport,
+    ) -> Result<SessionCredentials, (Unit, UnitError)> {
+        let device = Unit::Device(auth.mfa_serial_number.clone());
+        let mut lock = cache
+            .lock()
+            .await
+            .map_err(|e| (device.clone(), cache_error(&e)))?;
         cache.load(&lock);
-        let endpoint = Endpoint::new(settings.region.clone(), settings.sts_endpoint.clone());
-        let serial = settings.mfa_serial_number.as_str();
+        let endpoint = Endpoint::new(target.region.clone(), target.endpoint.clone());
+        let long_term = signing_keys(&auth.long_term);
         let sts = &self.sts;
+        let serial = auth.mfa_serial_number.as_str();
         let result = self
-            .with_code(serial, settings, cache, &lock, report, |code| {
+            .with_code(auth, cache, &mut lock, report, |code| {
                 let (long_term, endpoint) = (&long_term, &endpoint);
                 Box::pin(async move {
                     let mfa = MfaCode {
@@ -370,128 +268,68 @@ impl Executor {
                 })
             })
             .await;
-        match result {
-            Ok(creds) => {
-                scheduler.record_success(&device);
-                Ok(creds)
-            }
+        result.map_err(|e| match e {
             // Code problems belong to the device; the rest (trust policy,
             // duration) to the section.
-            Err(CodeCallError::Code(error)) => Err(failed(error)),
-            Err(CodeCallError::Call(error)) if error.class == RetryClass::NextTotpStep => {
-                Err(failed(error))
+            CodeCallError::Code(error) => (device, error),
+            CodeCallError::Call(error) if error.class == RetryClass::NextTotpStep => {
+                (device, error)
             }
-            Err(CodeCallError::Call(error)) => {
-                Err(Failure::Failed(Unit::Section(section.to_string()), error))
-            }
-        }
+            CodeCallError::Call(error) => (section, error),
+        })
     }
 
-    /// Spends fresh codes on `call` until it succeeds, retrying once with
-    /// the next TOTP step when STS refuses the code (a code AWS has already
-    /// seen, or the step just turned).
-    async fn with_code<'a>(
+    /// Phase 2b: AssumeRole signed with the MFA sessions, at most
+    /// `concurrency` at once.
+    async fn chained_roles(
         &self,
-        serial: &str,
-        settings: &Settings,
+        plan: &Plan,
         cache: &mut SessionCache,
-        lock: &CacheLock,
+        sessions: &BTreeMap<MfaSessionKey, Result<SessionCredentials, UnitError>>,
         report: &mut PassReport,
-        mut call: impl FnMut(SecretString) -> BoxFuture<'a, Result<SessionCredentials, UnitError>>,
-    ) -> Result<SessionCredentials, CodeCallError> {
-        let mut rejected_once = false;
-        loop {
-            let code = self
-                .fresh_code(serial, settings, cache, lock, report)
-                .await
-                .map_err(CodeCallError::Code)?;
-            report.sts_calls += 1;
-            match call(code.value).await {
-                Ok(creds) => return Ok(creds),
-                Err(error) if error.class == RetryClass::NextTotpStep && !rejected_once => {
-                    tracing::info!(
-                        "MFA device {serial}: code refused ({error}); retrying once with the next code"
-                    );
-                    rejected_once = true;
-                }
-                Err(error) => return Err(CodeCallError::Call(error)),
-            }
-        }
-    }
-
-    /// A code whose TOTP step has not been sent to STS for this device yet:
-    /// waits for the next step when needed (at most one period). The step is
-    /// recorded as spent before the code leaves, because AWS counts a code
-    /// as used even when its answer is lost.
-    async fn fresh_code(
-        &self,
-        serial: &str,
-        settings: &Settings,
-        cache: &mut SessionCache,
-        lock: &CacheLock,
-        report: &mut PassReport,
-    ) -> Result<Code, UnitError> {
-        loop {
-            let provider = Arc::clone(&self.codes);
-            let source = settings.code_source.clone();
-            let now: SystemTime = self.clock.now().into();
-            let code = tokio::task::spawn_blocking(move || provider.code(&source, now))
-                .await
-                .map_err(|e| {
-                    UnitError::new(
-                        RetryClass::Soon,
-                        format!("reading the code was interrupted: {e}"),
-                    )
-                })??;
-            let last = cache.contents().last_steps.get(serial).copied();
-            match last {
-                Some(last) if code.step <= last => {
-                    let next_step_at = (last + 1) * code.period;
-                    let now = self.clock.now().unix_timestamp().max(0) as u64;
-                    let wait = std::time::Duration::from_millis(
-                        next_step_at.saturating_sub(now) * 1000 + 200,
-                    );
-                    tracing::info!(
-                        "MFA device {serial}: this TOTP step's code was already used; waiting {:.1} s for the next one",
-                        wait.as_secs_f64()
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                _ => {
-                    report.codes_used += 1;
-                    cache
-                        .contents_mut()
-                        .last_steps
-                        .insert(serial.to_string(), code.step);
-                    let _ = cache.store(lock, self.clock.now());
-                    return Ok(code);
-                }
-            }
-        }
-    }
-
-    /// AssumeRole from MFA sessions, at most `concurrency` at once; results
-    /// come back in the jobs' order.
-    async fn assume_roles_concurrently<'s>(
-        &self,
-        jobs: Vec<ChainedJob<'s>>,
-        report: &mut PassReport,
-    ) -> Vec<(ChainedJob<'s>, Result<SessionCredentials, UnitError>)> {
+    ) -> Vec<Obtained> {
         let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
-        for (index, job) in jobs.iter().enumerate() {
-            let sts = Arc::clone(&self.sts);
-            let semaphore = Arc::clone(&semaphore);
-            let role: RoleSettings = job
-                .settings
-                .role
-                .clone()
-                .expect("chained AssumeRole has a role");
-            let endpoint = Endpoint::new(
-                job.settings.region.clone(),
-                job.settings.sts_endpoint.clone(),
-            );
-            let signer = job.signer.clone();
+        let mut jobs = Vec::new();
+        let mut obtained = Vec::new();
+        for section in plan.pending() {
+            let (key, role, target) = match &section.action {
+                Action::WriteMfaSession { mfa_session } => {
+                    match &sessions[mfa_session] {
+                        Ok(creds) => obtained.push(Obtained {
+                            section: section.section.clone(),
+                            profile: section.profile.clone(),
+                            expiry_key: section.expiry_key.clone(),
+                            creds: creds.clone(),
+                        }),
+                        Err(error) => report.fail(
+                            &section.section,
+                            Unit::Device(mfa_session.mfa_serial_number.clone()),
+                            error.clone(),
+                        ),
+                    }
+                    continue;
+                }
+                Action::AssumeRoleFromMfaSession {
+                    mfa_session,
+                    role,
+                    sts,
+                } => (mfa_session, role, sts),
+                _ => continue,
+            };
+            let signer = match &sessions[key] {
+                Ok(creds) => SigningKeys::session(creds),
+                Err(error) => {
+                    let unit = Unit::Device(key.mfa_serial_number.clone());
+                    report.fail(&section.section, unit, error.clone());
+                    continue;
+                }
+            };
+            let index = jobs.len();
+            jobs.push((section, key));
+            let (sts, semaphore, role) =
+                (Arc::clone(&self.sts), Arc::clone(&semaphore), role.clone());
+            let endpoint = Endpoint::new(target.region.clone(), target.endpoint.clone());
             report.sts_calls += 1;
             tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
@@ -508,52 +346,276 @@ impl Executor {
                 results[index] = Some(result);
             }
         }
-        jobs.into_iter()
-            .zip(results)
-            .map(|(job, result)| {
-                let result = result.unwrap_or_else(|| {
-                    Err(UnitError::new(
-                        RetryClass::Soon,
-                        "the AssumeRole task ended unexpectedly",
-                    ))
-                });
-                (job, result)
-            })
-            .collect()
+        let mut refused_sessions = Vec::new();
+        for ((section, key), result) in jobs.into_iter().zip(results) {
+            let result = result.unwrap_or_else(|| {
+                Err(UnitError::new(
+                    RetryClass::Soon,
+                    "the AssumeRole task ended unexpectedly",
+                ))
+            });
+            match result {
+                Ok(creds) => obtained.push(Obtained {
+                    section: section.section.clone(),
+                    profile: section.profile.clone(),
+                    expiry_key: section.expiry_key.clone(),
+                    creds,
+                }),
+                Err(error) => {
+                    if error.class == RetryClass::Reauthenticate {
+                        refused_sessions.push(key.clone());
+                    }
+                    let unit = Unit::Section(section.section.clone());
+                    report.fail(&section.section, unit, error);
+                }
+            }
+        }
+        if !refused_sessions.is_empty() {
+            // STS no longer accepts the MFA session: forget it, start anew.
+            report.rerun = true;
+            match cache.lock().await {
+                Ok(lock) => {
+                    cache.load(&lock);
+                    for key in &refused_sessions {
+                        cache.contents_mut().sessions.remove(key);
+                    }
+                    if let Err(e) = cache.store(&lock, self.clock.now()) {
+                        tracing::warn!("cannot update the MFA session cache: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("cannot update the MFA session cache: {e}"),
+            }
+        }
+        obtained
+    }
+
+    /// Phase 3: one write of everything obtained. An edit the editor
+    /// refuses for one profile (an indented line, a header the readers
+    /// disagree on: found only when editing) fails that section alone, and
+    /// the others are written without it.
+    async fn write(
+        &self,
+        document: &Document,
+        file: &CredentialsFile,
+        mut obtained: Vec<Obtained>,
+        report: &mut PassReport,
+    ) {
+        // Each round either ends or drops one refused profile.
+        while !obtained.is_empty() {
+            let edits: Vec<Edit> = obtained
+                .iter()
+                .flat_map(|o| document.session_edits(&o.profile, &o.creds, &o.expiry_key))
+                .collect();
+            let target = file.clone();
+            let result = match tokio::task::spawn_blocking(move || target.update(&edits)).await {
+                Ok(result) => result,
+                Err(e) => {
+                    let error =
+                        UnitError::new(RetryClass::Soon, format!("the write was interrupted: {e}"));
+                    fail_all(report, &obtained, &error);
+                    return;
+                }
+            };
+            match result {
+                Ok(outcome) => {
+                    report.wrote = outcome == WriteOutcome::Written;
+                    for o in &obtained {
+                        report.outcomes.insert(o.section.clone(), Outcome::Written);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    let error = UnitError::from_error(&e);
+                    let refused = e
+                        .section()
+                        .and_then(|profile| obtained.iter().position(|o| o.profile == profile));
+                    match refused {
+                        Some(index) if obtained.len() > 1 => {
+                            let o = obtained.remove(index);
+                            report.fail(&o.section, Unit::Section(o.section.clone()), error);
+                        }
+                        _ => {
+                            fail_all(report, &obtained, &error);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Spends a fresh code on `call`; when STS refuses it (a code AWS has
+    /// already seen, or the step just turned), once more with the next step.
+    async fn with_code<'a, T>(
+        &self,
+        auth: &CodeAuth,
+        cache: &mut SessionCache,
+        lock: &mut CacheLock,
+        report: &mut PassReport,
+        mut call: impl FnMut(SecretString) -> BoxFuture<'a, Result<T, UnitError>>,
+    ) -> Result<T, CodeCallError> {
+        let code = self.fresh_code(auth, cache, lock, report).await?;
+        report.sts_calls += 1;
+        match call(code.value).await {
+            Err(error) if error.class == RetryClass::NextTotpStep => {
+                tracing::info!(
+                    "MFA device {}: code refused ({error}); retrying once with the next code",
+                    auth.mfa_serial_number
+                );
+                let code = self.fresh_code(auth, cache, lock, report).await?;
+                report.sts_calls += 1;
+                call(code.value).await.map_err(CodeCallError::Call)
+            }
+            other => other.map_err(CodeCallError::Call),
+        }
+    }
+
+    /// A code whose TOTP step has not been sent to STS for this device yet.
+    /// When the step was used, waits for the next one (at most one period)
+    /// with the lock released. The step is recorded as spent before the
+    /// code leaves, because AWS counts a code as used even when its answer
+    /// is lost.
+    async fn fresh_code(
+        &self,
+        auth: &CodeAuth,
+        cache: &mut SessionCache,
+        lock: &mut CacheLock,
+        report: &mut PassReport,
+    ) -> Result<Code, CodeCallError> {
+        let serial = auth.mfa_serial_number.as_str();
+        let period = self.codes.period(&auth.code_source).max(1);
+        for _ in 0..STEP_ATTEMPTS {
+            // Before the key is asked: the step the clock is in now.
+            let now = self.clock.now();
+            let expected =
+                crate::timestamp::unix_seconds(crate::timestamp::system_time(now)) / period;
+            if let StepCheck::Wait(wait) =
+                cache.contents().check_step(serial, expected, period, now)
+            {
+                self.wait_for_step(serial, wait, cache, lock).await?;
+                continue;
+            }
+            let code = self.read_code(auth).await.map_err(CodeCallError::Code)?;
+            let now = self.clock.now();
+            let check = cache
+                .contents()
+                .check_step(serial, code.step, code.period, now);
+            match check {
+                StepCheck::Wait(wait) => self.wait_for_step(serial, wait, cache, lock).await?,
+                StepCheck::Fresh | StepCheck::Stale(_) => {
+                    if let StepCheck::Stale(last) = check {
+                        tracing::warn!(
+                            "MFA device {serial}: the recorded TOTP step {last} lies ahead of the clock's {} (was the clock set back?); ignoring it",
+                            code.step
+                        );
+                    }
+                    report.codes_used += 1;
+                    cache
+                        .contents_mut()
+                        .last_steps
+                        .insert(serial.to_string(), code.step);
+                    if let Err(e) = cache.store(lock, now) {
+                        tracing::warn!("cannot record the TOTP step in the cache: {e}");
+                    }
+                    return Ok(code);
+                }
+            }
+        }
+        Err(CodeCallError::Code(UnitError::new(
+            RetryClass::NextTotpStep,
+            format!(
+                "MFA device {serial}: the code source keeps giving codes of a TOTP step that was already used; check the system clock"
+            ),
+        )))
+    }
+
+    /// Waits out a TOTP step already used, with the cache lock released
+    /// (another process may need it meanwhile), then takes it again.
+    async fn wait_for_step(
+        &self,
+        serial: &str,
+        wait: std::time::Duration,
+        cache: &mut SessionCache,
+        lock: &mut CacheLock,
+    ) -> Result<(), CodeCallError> {
+        tracing::info!(
+            "MFA device {serial}: this TOTP step's code was already used; waiting {:.1} s for the next one",
+            wait.as_secs_f64()
+        );
+        *lock = CacheLock::released();
+        tokio::time::sleep(wait).await;
+        *lock = cache
+            .lock()
+            .await
+            .map_err(|e| CodeCallError::Code(cache_error(&e)))?;
+        cache.load(lock);
+        Ok(())
+    }
+
+    async fn read_code(&self, auth: &CodeAuth) -> Result<Code, UnitError> {
+        let provider = Arc::clone(&self.codes);
+        let source = auth.code_source.clone();
+        let now = crate::timestamp::system_time(self.clock.now());
+        tokio::task::spawn_blocking(move || provider.code(&source, now))
+            .await
+            .map_err(|e| {
+                UnitError::new(
+                    RetryClass::Soon,
+                    format!("reading the code was interrupted: {e}"),
+                )
+            })?
     }
 }
 
-/// Credentials that STS hands out already inside their refresh margin (a
-/// system clock ahead of AWS's, or a session shorter than asked for: AWS
-/// caps the root user's GetSessionToken at one hour) would be asked for
-/// again at once, in every pass, forever. They are written (they are valid),
-/// and the section backs off like after a passing error.
-fn due_on_arrival(
-    scheduler: &mut Scheduler,
-    unit: &Unit,
-    settings: &Settings,
-    creds: &SessionCredentials,
-    now: OffsetDateTime,
-) {
-    let margin = Duration::seconds(i64::from(settings.refresh_margin));
-    if creds.expiration - margin > now {
-        return;
-    }
-    let message = format!(
-        "STS returned credentials that are already due for refresh (they expire within refresh_margin = {} s of now); check that the system clock is right, or lower refresh_margin",
-        settings.refresh_margin
-    );
-    if scheduler.record_failure(unit, RetryClass::Soon, &message, now) == Report::New {
-        tracing::warn!("{unit}: {message}");
+/// What the recorded TOTP steps say of a new code.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StepCheck {
+    /// Not used yet.
+    Fresh,
+    /// The recorded step is more than one period ahead of the code's: the
+    /// clock was set back (a dual-boot laptop, an NTP correction) or the
+    /// record is corrupt. Waiting for it could take hours: it is ignored.
+    Stale(u64),
+    /// Already used: wait this long for the next step (at most one period).
+    Wait(std::time::Duration),
+}
+
+impl crate::session_cache::CacheContents {
+    /// Whether a code of `step` may be sent for `serial` at `now`.
+    pub(crate) fn check_step(
+        &self,
+        serial: &str,
+        step: u64,
+        period: u64,
+        now: OffsetDateTime,
+    ) -> StepCheck {
+        let Some(&last) = self.last_steps.get(serial) else {
+            return StepCheck::Fresh;
+        };
+        if last < step {
+            return StepCheck::Fresh;
+        }
+        if last > step.saturating_add(1) {
+            return StepCheck::Stale(last);
+        }
+        let period = period.max(1);
+        let next_step_at = last.checked_add(1).and_then(|s| s.checked_mul(period));
+        let now = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+        let wait = next_step_at
+            .map_or(period, |at| at.saturating_sub(now))
+            .min(period);
+        StepCheck::Wait(std::time::Duration::from_millis(wait * 1000 + 200))
     }
 }
 
-/// One AssumeRole from an MFA session.
-struct ChainedJob<'s> {
-    section: String,
-    settings: &'s Settings,
-    signer: SigningKeys,
-    mfa_session: MfaSessionKey,
+fn fail_all(report: &mut PassReport, obtained: &[Obtained], error: &UnitError) {
+    for o in obtained {
+        report.fail(&o.section, Unit::Section(o.section.clone()), error.clone());
+    }
+}
+
+fn signing_keys(keys: &LongTermKeyPair) -> SigningKeys {
+    SigningKeys::long_term(keys.access_key_id.clone(), keys.secret_access_key.clone())
 }
 
 /// Where a code-spending call failed: getting the code, or the STS call.
@@ -562,81 +624,17 @@ enum CodeCallError {
     Call(UnitError),
 }
 
-/// Why a section got no credentials in this pass.
-#[derive(Debug, Clone)]
-enum Failure {
-    /// Its unit is backing off or parked: not attempted.
-    Waiting(Unit),
-    /// Attempted and failed; the error belongs to this unit.
-    Failed(Unit, UnitError),
-}
-
-impl Failure {
-    fn is_reauthenticate(&self) -> bool {
-        matches!(self, Failure::Failed(_, e) if e.class == RetryClass::Reauthenticate)
-    }
-}
-
-fn fail(report: &mut PassReport, section: &str, failure: &Failure) {
-    match failure {
-        Failure::Waiting(unit) => {
-            report
-                .outcomes
-                .insert(section.to_string(), Outcome::Waiting(unit.clone()));
-        }
-        Failure::Failed(unit, error) => {
-            report
-                .outcomes
-                .insert(section.to_string(), Outcome::Failed(error.clone()));
-            report
-                .failed_units
-                .insert(section.to_string(), unit.clone());
+impl CodeCallError {
+    fn into_inner(self) -> UnitError {
+        match self {
+            CodeCallError::Code(e) | CodeCallError::Call(e) => e,
         }
     }
 }
 
-fn cache_error(error: &std::io::Error) -> UnitError {
+fn cache_error(error: &crate::private_file::PrivateFileError) -> UnitError {
     UnitError::new(
         RetryClass::Soon,
-        format!("cannot use the MFA session cache in $XDG_RUNTIME_DIR: {error}"),
+        format!("cannot use the MFA session cache: {error}"),
     )
 }
-
-/// The long-term keys that sign GetSessionToken or a direct AssumeRole.
-pub fn long_term_keys(settings: &Settings, document: &Document) -> Result<SigningKeys, UnitError> {
-    match &settings.long_term {
-        LongTermKeys::Inline {
-            access_key_id,
-            secret_access_key,
-        } => Ok(SigningKeys::long_term(
-            access_key_id.clone(),
-            secret_access_key.clone(),
-        )),
-        LongTermKeys::CredentialsSection(section) => {
-            let read = |key: &str| {
-                document
-                    .get(section, key)
-                    .map_err(|e| UnitError::from_error(&e))
-                    .map(|v| v.map(str::to_string))
-            };
-            match (read(ACCESS_KEY_ID)?, read(SECRET_ACCESS_KEY)?) {
-                (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
-                    Ok(SigningKeys {
-                        access_key_id: id,
-                        secret_access_key: secret.into(),
-                        session_token: None,
-                    })
-                }
-                _ => Err(UnitError::new(
-                    RetryClass::NeedsUser,
-                    format!(
-                        "credentials section [{section}] lacks aws_access_key_id or aws_secret_access_key; add your long-term keys there"
-                    ),
-                )),
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests;

@@ -19,13 +19,16 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tracing::Instrument;
 
-use crate::config::{Config, LoadOptions};
+use crate::config::{CodeSource, Config, LoadOptions};
 use crate::credentials::{CredentialsFile, Document};
-use crate::plan::{Plan, ProfileState};
+use crate::plan::{Applied, Backoff, Inputs, Plan, ProfileState, Unit, Wake};
+use crate::retry::RetryClass;
 use crate::session_cache::SessionCache;
-use execute::{Executor, Outcome, PassReport, PassState};
-use schedule::{Scheduler, Unit};
+use execute::{Executor, Outcome, PassReport};
+use ports::{KeyWatch, StartKeyWatch};
+use schedule::{Report, Scheduler};
 
 /// Why a pass runs; one span per pass names it, so logs explain themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,25 +38,104 @@ pub enum Reason {
     CredentialsChanged,
     KeyChanged,
     Reload,
+    /// A profile (or an MFA session) fell due.
     Deadline,
+    /// A unit's backoff ended, or an expired MFA session is replaced.
     Retry,
+    /// The once-a-minute wall-clock check (the monotonic clock stops during
+    /// suspend; a missed file event is caught here too).
+    Periodic,
 }
 
 /// What wakes the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     File(watch::FileEvent),
-    KeyChanged,
     Reload,
     Stop,
 }
 
 /// The result of one pass.
 pub struct PassSummary {
-    /// The plan after the pass's write (what is fresh now).
+    /// The plan after the pass's write (what is fresh now, what waits).
     pub plan: Plan,
     pub report: PassReport,
+    /// When the loop runs again, and why (never more than a minute away).
     pub next_wake: OffsetDateTime,
+    pub next_reason: Reason,
+}
+
+/// The plan from what is on disk and in the runtime cache now: the one way
+/// `plan`, `status`, `apply` and the daemon make it. The cache is read
+/// without its lock (a process spending a code holds it).
+pub fn current_plan(
+    config: &Config,
+    document: &Document,
+    cache: &mut SessionCache,
+    recorded: &Recorded,
+    now: OffsetDateTime,
+) -> Plan {
+    let known = cache.peek().known(now);
+    crate::plan::plan(&Inputs {
+        sections: &config.sections,
+        credentials: document,
+        mfa_sessions: &known,
+        backoff: &recorded.backoff,
+        applied: &recorded.applied,
+        now,
+    })
+}
+
+/// What the daemon knows beyond the files: the units backing off and the
+/// settings each profile was last written with.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub backoff: Backoff,
+    pub applied: Applied,
+}
+
+impl Recorded {
+    /// As the daemon recorded it in the runtime directory, for the commands
+    /// that show what it will do (`plan`, `status`).
+    pub fn from_state_file(runtime_dir: Option<&std::path::Path>) -> Recorded {
+        let state = runtime_dir.map(state::read).unwrap_or_default();
+        Recorded {
+            backoff: state.backoff(),
+            applied: state.applied(),
+        }
+    }
+}
+
+/// The next wake-up: the plan's next pass, but never more than
+/// [`schedule::MAX_SLEEP`] away.
+pub fn next_wake(plan: &Plan, now: OffsetDateTime) -> (OffsetDateTime, Reason) {
+    let periodic = now + schedule::MAX_SLEEP;
+    match plan.next_wake() {
+        Some((at, wake)) if at < periodic => (
+            at.max(now),
+            match wake {
+                Wake::Due => Reason::Deadline,
+                Wake::Retry => Reason::Retry,
+            },
+        ),
+        _ => (periodic, Reason::Periodic),
+    }
+}
+
+/// The systemd `STATUS=` line: fresh profiles and the plan's next pass.
+pub fn status_line(plan: &Plan) -> String {
+    let total = plan.sections.len();
+    let fresh = plan
+        .sections
+        .iter()
+        .filter(|s| matches!(s.state, ProfileState::Fresh { .. }))
+        .count();
+    let next = plan
+        .next_pass
+        .filter(|at| *at > plan.now)
+        .map(|at| format!(", next refresh {}", crate::timestamp::rfc3339(at)))
+        .unwrap_or_default();
+    format!("{fresh}/{total} fresh{next}")
 }
 
 pub struct Daemon {
@@ -69,6 +151,11 @@ pub struct Daemon {
     last_seen: Option<u64>,
     runtime_dir: Option<PathBuf>,
     logged_invalid: BTreeMap<String, Vec<String>>,
+    start_key_watch: Option<StartKeyWatch>,
+    key_watch: Option<Box<dyn KeyWatch>>,
+    /// Per section, the settings its profile was written with: from the
+    /// state file at start (a restart keeps them), then from each write.
+    applied: Applied,
 }
 
 impl Daemon {
@@ -78,6 +165,7 @@ impl Daemon {
         executor: Executor,
         runtime_dir: Option<PathBuf>,
     ) -> Self {
+        let applied = Recorded::from_state_file(runtime_dir.as_deref()).applied;
         Daemon {
             load_options,
             credentials_path,
@@ -89,7 +177,16 @@ impl Daemon {
             last_seen: None,
             runtime_dir,
             logged_invalid: BTreeMap::new(),
+            start_key_watch: None,
+            key_watch: None,
+            applied,
         }
+    }
+
+    /// Watches for YubiKeys whenever the config in force uses one.
+    pub fn with_key_watch(mut self, start: StartKeyWatch) -> Self {
+        self.start_key_watch = Some(start);
+        self
     }
 
     pub fn config_path(&self) -> Option<PathBuf> {
@@ -132,6 +229,7 @@ impl Daemon {
                     Unit::Device(serial) => serials.contains(serial),
                 });
                 self.config = Some(config);
+                self.update_key_watch();
                 Ok(())
             }
             Err(error) => {
@@ -154,6 +252,44 @@ impl Daemon {
         }
     }
 
+    /// Starts the key watcher when the config in force uses a YubiKey, and
+    /// stops it when none does any more.
+    fn update_key_watch(&mut self) {
+        let Some(start) = &self.start_key_watch else {
+            return;
+        };
+        let uses_key = self.config.as_ref().is_some_and(|config| {
+            config
+                .valid_sections()
+                .any(|(_, s)| matches!(s.code_source, CodeSource::Oath { .. }))
+        });
+        match (uses_key, self.key_watch.is_some()) {
+            (true, false) => {
+                tracing::debug!("watching for YubiKeys");
+                self.key_watch = Some(start());
+            }
+            (false, true) => {
+                tracing::debug!("no section uses a YubiKey: not watching for one");
+                self.key_watch = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a key watcher runs (for tests of the reload rule).
+    #[cfg(test)]
+    pub fn watches_keys(&self) -> bool {
+        self.key_watch.is_some()
+    }
+
+    /// The planner's view of this process's backoff and written settings.
+    fn recorded(&self) -> Recorded {
+        Recorded {
+            backoff: self.scheduler.backoff(),
+            applied: self.applied.clone(),
+        }
+    }
+
     fn credentials_file(&self, config: &Config) -> CredentialsFile {
         CredentialsFile::new(self.credentials_path.clone(), config.backups())
     }
@@ -165,10 +301,13 @@ impl Daemon {
         Ok((document, hasher.finish()))
     }
 
-    /// One reconcile pass.
+    /// One reconcile pass, in a span that names its reason.
     pub async fn pass(&mut self, reason: Reason) -> anyhow::Result<PassSummary> {
         let span = tracing::info_span!("pass", reason = ?reason);
-        let _enter = span.enter();
+        self.pass_inner(reason).instrument(span).await
+    }
+
+    async fn pass_inner(&mut self, reason: Reason) -> anyhow::Result<PassSummary> {
         let now = self.executor.clock.now();
         match reason {
             Reason::ConfigChanged | Reason::Reload => self.scheduler.user_changed(now),
@@ -197,61 +336,121 @@ impl Daemon {
             // Someone else changed the file: parked sections may be fixed.
             self.scheduler.user_changed(now);
         }
-        let known = {
-            let lock = self.cache.lock()?;
-            self.cache.load(&lock).known(now)
-        };
-        let plan = crate::plan::plan(&config.sections, &document, &known, now);
+        let recorded = self.recorded();
+        let plan = current_plan(config, &document, &mut self.cache, &recorded, now);
         self.log_invalid(&plan);
+        tracing::debug!(
+            "planned: {} section(s), {} to refresh, {} code(s), {} GetSessionToken, {} AssumeRole",
+            plan.sections.len(),
+            plan.pending().count(),
+            plan.work.total_codes(),
+            plan.work.get_session_token_calls,
+            plan.work.assume_role_calls
+        );
+        let report = self
+            .executor
+            .execute(&plan, &document, &file, &mut self.cache)
+            .await;
+        let ended = self.executor.clock.now();
+        self.record_outcomes(&report, ended);
 
-        let report = if plan.pending().next().is_some() {
-            let state = PassState {
-                cache: &mut self.cache,
-                scheduler: &mut self.scheduler,
-            };
-            self.executor
-                .execute(&plan, &config.sections, &document, &file, state)
-                .await
-        } else {
-            PassReport::default()
-        };
-
-        // Re-plan from what is on disk now, for the deadline and status.
-        let now = self.executor.clock.now();
+        // The plan after the pass, from what is on disk now: the deadline
+        // and the status come from it.
         let (document, seen) = self.read_document(&file)?;
         self.last_seen = Some(seen);
-        let known = self.cache.contents().known(now);
-        let after = crate::plan::plan(&config.sections, &document, &known, now);
-        let next_wake = if report.rerun {
-            now
+        self.applied.extend(
+            plan.sections
+                .iter()
+                .filter(|s| report.outcomes.get(&s.section) == Some(&Outcome::Written))
+                .map(|s| (s.section.clone(), s.fingerprint)),
+        );
+        let recorded = self.recorded();
+        let mut after = current_plan(config, &document, &mut self.cache, &recorded, ended);
+        if self.due_on_arrival(&after, &report, ended) {
+            let recorded = self.recorded();
+            after = current_plan(config, &document, &mut self.cache, &recorded, ended);
+        }
+        let (next_wake, next_reason) = if report.rerun {
+            (ended, Reason::Retry)
         } else {
-            let deadline = wake_deadline(&after, &report, &self.scheduler, |name| {
-                config
-                    .section(name)
-                    .and_then(|s| s.settings.as_ref().ok())
-                    .map_or(0, |s| s.refresh_margin)
-            });
-            self.scheduler.next_wake(deadline, now)
+            next_wake(&after, ended)
         };
         if report.wrote {
-            let written = report
-                .outcomes
-                .values()
-                .filter(|o| **o == Outcome::Written)
-                .count();
             tracing::info!(
-                "wrote {written} profile(s) to {} ({} code(s), {} STS call(s))",
+                "wrote {} profile(s) to {} ({} code(s), {} STS call(s))",
+                report.written(),
                 file.path().display(),
                 report.codes_used,
                 report.sts_calls
             );
         }
-        self.record_status(config, &after, &report, now);
+        self.record_status(&after, &report);
         Ok(PassSummary {
             plan: after,
             report,
             next_wake,
+            next_reason,
         })
+    }
+
+    /// Feeds the pass's outcomes to the error policy: a success resets its
+    /// unit; each failing unit counts one failure per pass, however many
+    /// sections it affects, and is logged once while the error repeats.
+    /// Backoff counts from when the attempt ended, not from when the pass
+    /// began: a pass that waited for a TOTP step or a slow STS would
+    /// otherwise find its backoff already over and try again at once.
+    fn record_outcomes(&mut self, report: &PassReport, ended: OffsetDateTime) {
+        for unit in &report.succeeded_units {
+            self.scheduler.record_success(unit);
+        }
+        let mut failed: BTreeMap<&Unit, &ports::UnitError> = BTreeMap::new();
+        for (section, outcome) in &report.outcomes {
+            match outcome {
+                Outcome::Written => self
+                    .scheduler
+                    .record_success(&Unit::Section(section.clone())),
+                Outcome::Failed { unit, error } => {
+                    failed.entry(unit).or_insert(error);
+                }
+            }
+        }
+        for (unit, error) in failed {
+            if self
+                .scheduler
+                .record_failure(unit, error.class, &error.message, ended)
+                == Report::New
+            {
+                tracing::warn!("{unit}: {error} ({})", error.class);
+            } else {
+                tracing::debug!("{unit}: still failing: {error}");
+            }
+        }
+    }
+
+    /// Credentials that STS hands out already inside their refresh margin
+    /// (a system clock ahead of AWS's, or a session shorter than asked for:
+    /// AWS caps the root user's GetSessionToken at one hour) would be asked
+    /// for again at once, in every pass, forever. They were written (they
+    /// are valid); the section backs off like after a passing error.
+    /// Returns whether any did.
+    fn due_on_arrival(&mut self, after: &Plan, report: &PassReport, now: OffsetDateTime) -> bool {
+        let mut any = false;
+        for section in after.pending() {
+            if report.outcomes.get(&section.section) != Some(&Outcome::Written) {
+                continue;
+            }
+            let unit = Unit::Section(section.section.clone());
+            let message = "STS returned credentials that are already due for refresh (they expire within refresh_margin of now); check that the system clock is right, or lower refresh_margin";
+            if self
+                .scheduler
+                .record_failure(&unit, RetryClass::Soon, message, now)
+                == Report::New
+            {
+                tracing::warn!("{unit}: {message}");
+            }
+            any = true;
+        }
+        any
     }
 
     fn log_invalid(&mut self, plan: &Plan) {
@@ -273,14 +472,9 @@ impl Daemon {
         }
     }
 
-    fn record_status(
-        &self,
-        config: &Config,
-        plan: &Plan,
-        report: &PassReport,
-        now: OffsetDateTime,
-    ) {
+    fn record_status(&self, plan: &Plan, report: &PassReport) {
         let Some(dir) = &self.runtime_dir else { return };
+        let now = plan.now;
         let previous = state::read(dir);
         let mut updates = BTreeMap::new();
         for section in &plan.sections {
@@ -296,41 +490,29 @@ impl Daemon {
                     status.last_error = None;
                     status.last_error_at = None;
                 }
-                Some(Outcome::Failed(error)) => {
+                Some(Outcome::Failed { error, .. }) => {
                     status.last_error = Some(error.message.clone());
                     status.last_error_at = Some(now);
                 }
-                _ => {}
+                None => {}
             }
             if let ProfileState::Invalid { reasons } = &section.state {
                 status.last_error = reasons.first().cloned();
             }
-            let unit = report
-                .failed_units
-                .get(&section.section)
-                .cloned()
-                .unwrap_or_else(|| Unit::Section(section.section.clone()));
-            status.next_attempt = match (&section.state, self.scheduler.state(&unit)) {
-                (_, Some(unit_state)) => Some(unit_state.next_attempt),
-                (ProfileState::Fresh { expires }, None) => {
-                    let margin = config
-                        .section(&section.section)
-                        .and_then(|s| s.settings.as_ref().ok())
-                        .map_or(0, |s| i64::from(s.refresh_margin));
-                    Some(*expires - time::Duration::seconds(margin))
-                }
-                _ => None,
-            };
+            status.next_attempt = plan.next_pass_of(section).map(|(at, _)| at);
+            status.applied = self.applied.get(&section.section).copied();
             updates.insert(section.section.clone(), status);
         }
+        let backoff = self.scheduler.backoff();
         // At rest nothing changes: skip the write (and its fsync).
         let unchanged = updates
             .iter()
-            .all(|(name, status)| previous.sections.get(name) == Some(status));
+            .all(|(name, status)| previous.sections.get(name) == Some(status))
+            && backoff == previous.backoff_of(std::process::id());
         if unchanged {
             return;
         }
-        if let Err(e) = state::update(dir, &updates) {
+        if let Err(e) = state::update(dir, &updates, &backoff) {
             tracing::debug!("cannot write the status file: {e}");
         }
     }
@@ -353,19 +535,28 @@ impl Daemon {
                 }
                 result = self.pass(reason) => result,
             };
-            let next_wake = match outcome {
+            let (next_wake, next_reason) = match outcome {
                 Ok(summary) => {
                     if notify_systemd {
                         notify_status(&summary.plan, first);
                     }
-                    summary.next_wake
+                    let now = summary.plan.now;
+                    tracing::debug!(
+                        "next pass {} ({:?})",
+                        crate::timestamp::with_relative(summary.next_wake, now),
+                        summary.next_reason
+                    );
+                    (summary.next_wake, summary.next_reason)
                 }
                 Err(error) => {
                     tracing::error!("{error:#}");
                     if notify_systemd && first {
                         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
                     }
-                    self.executor.clock.now() + schedule::MAX_SLEEP
+                    (
+                        self.executor.clock.now() + schedule::MAX_SLEEP,
+                        Reason::Periodic,
+                    )
                 }
             };
             first = false;
@@ -385,6 +576,7 @@ impl Daemon {
             let now = self.executor.clock.now();
             let sleep = (next_wake - now).clamp(time::Duration::ZERO, schedule::MAX_SLEEP);
             let sleep = std::time::Duration::try_from(sleep).unwrap_or_default();
+            let key_watch = &mut self.key_watch;
             reason = tokio::select! {
                 event = events.recv() => match event {
                     None | Some(Event::Stop) => { tracing::info!("stopping"); return Ok(()); }
@@ -393,49 +585,22 @@ impl Daemon {
                         None => { tracing::info!("stopping"); return Ok(()); }
                     },
                 },
-                _ = tokio::time::sleep(sleep) => Reason::Deadline,
+                () = key_changed(key_watch) => {
+                    tracing::info!("a YubiKey or reader appeared or changed");
+                    Reason::KeyChanged
+                }
+                _ = tokio::time::sleep(sleep) => next_reason,
             };
         }
     }
 }
 
-/// When the plan next needs a pass: a fresh section's expiry minus its
-/// margin, or now for a section with work to do, except a section whose
-/// unit (its own, or its MFA device) is backing off or parked: the
-/// scheduler's next attempt covers it, and counting it as due now would
-/// make the loop spin, pass after empty pass, until the backoff ends.
-fn wake_deadline(
-    plan: &Plan,
-    report: &PassReport,
-    scheduler: &Scheduler,
-    margin_of: impl Fn(&str) -> u32,
-) -> Option<OffsetDateTime> {
-    let now = plan.now;
-    let mut deadline: Option<OffsetDateTime> = None;
-    for section in &plan.sections {
-        let at = match &section.state {
-            ProfileState::Invalid { .. } => continue,
-            ProfileState::Fresh { expires } => {
-                *expires - time::Duration::seconds(i64::from(margin_of(&section.section)))
-            }
-            _ => {
-                let unit = match report.outcomes.get(&section.section) {
-                    Some(Outcome::Waiting(unit)) => unit.clone(),
-                    Some(Outcome::Failed(_)) => match report.failed_units.get(&section.section) {
-                        Some(unit) => unit.clone(),
-                        None => Unit::Section(section.section.clone()),
-                    },
-                    _ => Unit::Section(section.section.clone()),
-                };
-                match scheduler.state(&unit) {
-                    Some(state) if state.next_attempt > now => continue,
-                    _ => now,
-                }
-            }
-        };
-        deadline = Some(deadline.map_or(at, |d| d.min(at)));
+/// Resolves at the next key event; never without a watcher.
+async fn key_changed(watch: &mut Option<Box<dyn KeyWatch>>) {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
     }
-    deadline
 }
 
 /// Collects the burst of events that follows the first one (an editor's
@@ -458,7 +623,6 @@ fn reason_of(event: Event) -> Option<Reason> {
     Some(match event {
         Event::File(watch::FileEvent::Config) => Reason::ConfigChanged,
         Event::File(watch::FileEvent::Credentials) => Reason::CredentialsChanged,
-        Event::KeyChanged => Reason::KeyChanged,
         Event::Reload => Reason::Reload,
         Event::Stop => return None,
     })
@@ -487,22 +651,7 @@ async fn wait_for_stop(events: &mut UnboundedReceiver<Event>, kept: &mut Vec<Eve
 }
 
 fn notify_status(plan: &Plan, first: bool) {
-    let total = plan.sections.len();
-    let fresh = plan
-        .sections
-        .iter()
-        .filter(|s| matches!(s.state, ProfileState::Fresh { .. }))
-        .count();
-    let next = plan
-        .next_deadline
-        .filter(|d| *d > plan.now)
-        .map(|d| {
-            // UTC: the local offset cannot be read safely in a threaded process.
-            let t = d.to_offset(time::UtcOffset::UTC);
-            format!(", next refresh {:02}:{:02} UTC", t.hour(), t.minute())
-        })
-        .unwrap_or_default();
-    let status = format!("{fresh}/{total} fresh{next}");
+    let status = status_line(plan);
     let mut states = vec![sd_notify::NotifyState::Status(&status)];
     if first {
         states.push(sd_notify::NotifyState::Ready);
@@ -511,89 +660,4 @@ fn notify_status(plan: &Plan, first: bool) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::{Action, SectionPlan, Work};
-    use crate::retry::RetryClass;
-    use time::macros::datetime;
-
-    const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
-
-    fn section(name: &str, state: ProfileState) -> SectionPlan {
-        SectionPlan {
-            section: name.into(),
-            profile: name.into(),
-            state,
-            action: Action::None,
-        }
-    }
-
-    fn plan(sections: Vec<SectionPlan>) -> Plan {
-        Plan {
-            now: NOW,
-            sections,
-            mfa_sessions: Vec::new(),
-            work: Work::default(),
-            next_deadline: Some(NOW),
-        }
-    }
-
-    #[test]
-    fn sections_backing_off_do_not_make_the_loop_spin() {
-        let fresh = section(
-            "fresh",
-            ProfileState::Fresh {
-                expires: NOW + time::Duration::hours(1),
-            },
-        );
-        let stale = || {
-            section(
-                "stale",
-                ProfileState::Missing {
-                    what: "no [stale] section".into(),
-                },
-            )
-        };
-        let mut scheduler = Scheduler::with_seed(1);
-        let mut report = PassReport::default();
-        let margin = |_: &str| 300;
-
-        // Pending and nobody backing off: due now.
-        let p = plan(vec![fresh.clone(), stale()]);
-        assert_eq!(wake_deadline(&p, &report, &scheduler, margin), Some(NOW));
-
-        // Its unit backs off: only the fresh section's deadline counts (the
-        // scheduler adds the unit's next attempt itself).
-        let unit = Unit::Section("stale".into());
-        scheduler.record_failure(&unit, RetryClass::Soon, "throttled", NOW);
-        report.outcomes.insert(
-            "stale".into(),
-            Outcome::Failed(crate::daemon::ports::UnitError::new(
-                RetryClass::Soon,
-                "throttled",
-            )),
-        );
-        report.failed_units.insert("stale".into(), unit.clone());
-        assert_eq!(
-            wake_deadline(&p, &report, &scheduler, margin),
-            Some(NOW + time::Duration::minutes(55))
-        );
-        let wake = scheduler.next_wake(wake_deadline(&p, &report, &scheduler, margin), NOW);
-        assert_eq!(wake, scheduler.state(&unit).unwrap().next_attempt);
-        assert!(wake > NOW);
-
-        // Waiting for its MFA device, which is parked.
-        let device = Unit::Device("arn:aws:iam::123457890123:mfa/me".into());
-        scheduler.record_failure(&device, RetryClass::NeedsUser, "wrong serial", NOW);
-        let mut waiting = PassReport::default();
-        waiting
-            .outcomes
-            .insert("stale".into(), Outcome::Waiting(device.clone()));
-        let p = plan(vec![stale()]);
-        assert_eq!(wake_deadline(&p, &waiting, &scheduler, margin), None);
-
-        // Once the backoff is over, the section is due again.
-        scheduler.record_success(&device);
-        assert_eq!(wake_deadline(&p, &waiting, &scheduler, margin), Some(NOW));
-    }
-}
+mod tests;

@@ -57,7 +57,17 @@ pub struct Code {
 /// Codes from the YubiKey or `mfa_process`. Blocking: called on a blocking thread.
 pub trait CodeProvider: Send + Sync {
     fn code(&self, source: &CodeSource, now: SystemTime) -> Result<Code, UnitError>;
+
+    /// The TOTP period of the source's codes, known without reading one, so
+    /// that a step already used is waited out before the key is asked (a
+    /// code read too early is a touch wasted).
+    fn period(&self, _source: &CodeSource) -> u64 {
+        DEFAULT_PERIOD
+    }
 }
+
+/// AWS's (and most authenticators') TOTP period.
+pub const DEFAULT_PERIOD: u64 = 30;
 
 pub trait StsApi: Send + Sync {
     fn get_session_token<'a>(
@@ -76,6 +86,16 @@ pub trait StsApi: Send + Sync {
         mfa: Option<MfaCode<'a>>,
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>>;
 }
+
+/// "A YubiKey or reader came or went", from a watcher the daemon starts
+/// when its config uses a key, and drops when it no longer does.
+pub trait KeyWatch: Send {
+    /// Resolves at the next change (changes while nobody waits are kept).
+    fn changed(&mut self) -> BoxFuture<'_, ()>;
+}
+
+/// Starts a key watcher.
+pub type StartKeyWatch = Box<dyn Fn() -> Box<dyn KeyWatch> + Send + Sync>;
 
 /// The wall clock, passed in so that scheduling is testable.
 pub trait Clock: Send + Sync {

@@ -12,6 +12,8 @@ use std::time::Duration as StdDuration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use time::{Duration, OffsetDateTime};
 
+use crate::plan::Backoff;
+pub use crate::plan::Unit;
 use crate::retry::RetryClass;
 
 /// Backoff starts at one second and grows to five minutes.
@@ -25,24 +27,6 @@ pub const KEY_SAFETY_RETRY: Duration = Duration::minutes(5);
 /// The loop never sleeps longer than this: the monotonic clock stops during
 /// suspend, so wall-clock deadlines are checked at least once a minute.
 pub const MAX_SLEEP: Duration = Duration::seconds(60);
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
-pub enum Unit {
-    /// An MFA device, by serial number: codes and GetSessionToken.
-    Device(String),
-    /// A section, by name: its AssumeRole.
-    Section(String),
-}
-
-impl std::fmt::Display for Unit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unit::Device(serial) => write!(f, "MFA device {serial}"),
-            Unit::Section(name) => write!(f, "section [{name}]"),
-        }
-    }
-}
 
 /// What a failing unit waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -64,7 +48,6 @@ pub struct UnitState {
     pub message: String,
     pub next_attempt: OffsetDateTime,
     pub waiting: Waiting,
-    pub since: OffsetDateTime,
 }
 
 /// What the caller should log about a failure: the first failure of a kind
@@ -78,7 +61,6 @@ pub enum Report {
 #[derive(Debug)]
 pub struct Scheduler {
     units: BTreeMap<Unit, UnitState>,
-    rng: fastrand::Rng,
     jitter_seed: Option<u64>,
 }
 
@@ -86,16 +68,15 @@ impl Scheduler {
     pub fn new() -> Self {
         Scheduler {
             units: BTreeMap::new(),
-            rng: fastrand::Rng::new(),
             jitter_seed: None,
         }
     }
 
     /// A scheduler with deterministic jitter, for tests.
+    #[cfg(test)]
     pub fn with_seed(seed: u64) -> Self {
         Scheduler {
             units: BTreeMap::new(),
-            rng: fastrand::Rng::with_seed(seed),
             jitter_seed: Some(seed),
         }
     }
@@ -127,7 +108,6 @@ impl Scheduler {
                 message: String::new(),
                 next_attempt: now,
                 waiting: Waiting::Time,
-                since: now,
             };
             self.units.insert(unit.clone(), state);
         }
@@ -185,16 +165,22 @@ impl Scheduler {
         self.units.remove(unit);
     }
 
+    #[cfg(test)]
     pub fn is_due(&self, unit: &Unit, now: OffsetDateTime) -> bool {
         self.units.get(unit).is_none_or(|s| s.next_attempt <= now)
     }
 
+    #[cfg(test)]
     pub fn state(&self, unit: &Unit) -> Option<&UnitState> {
         self.units.get(unit)
     }
 
-    pub fn failing(&self) -> impl Iterator<Item = (&Unit, &UnitState)> {
-        self.units.iter()
+    /// Every failing unit's next attempt: the planner's view of the backoff.
+    pub fn backoff(&self) -> Backoff {
+        self.units
+            .iter()
+            .map(|(unit, state)| (unit.clone(), state.next_attempt))
+            .collect()
     }
 
     /// A YubiKey appeared: units waiting for it are due now.
@@ -218,32 +204,6 @@ impl Scheduler {
     /// Forgets units that no longer exist (a section removed from the config).
     pub fn retain(&mut self, keep: impl Fn(&Unit) -> bool) {
         self.units.retain(|unit, _| keep(unit));
-    }
-
-    /// When the loop should next run: the plan's deadline (minus a little
-    /// jitter, so that several daemons do not refresh in lockstep), a unit's
-    /// next attempt, or at most [`MAX_SLEEP`] from now.
-    pub fn next_wake(
-        &mut self,
-        plan_deadline: Option<OffsetDateTime>,
-        now: OffsetDateTime,
-    ) -> OffsetDateTime {
-        let mut wake = now + MAX_SLEEP;
-        if let Some(deadline) = plan_deadline {
-            let jitter = Duration::milliseconds(self.rng.i64(0..=5_000));
-            // Jitter only ever moves a future deadline to another future
-            // moment: jittered into the past, it would wake the loop for a
-            // pass with nothing due yet, again and again (each call draws
-            // anew) until the deadline itself.
-            let jittered = deadline - jitter;
-            wake = wake.min(if jittered > now { jittered } else { deadline });
-        }
-        for state in self.units.values() {
-            if state.next_attempt > now {
-                wake = wake.min(state.next_attempt);
-            }
-        }
-        wake.max(now)
     }
 }
 
@@ -349,58 +309,16 @@ mod tests {
     }
 
     #[test]
-    fn sleeps_are_bounded_and_a_suspend_jump_is_caught_at_once() {
-        let mut s = Scheduler::with_seed(3);
-        // A deadline in two hours: sleep at most a minute.
-        let wake = s.next_wake(Some(NOW + Duration::hours(2)), NOW);
-        assert_eq!(wake, NOW + MAX_SLEEP);
-        // A deadline in 10 s: wake just before it.
-        let wake = s.next_wake(Some(NOW + Duration::seconds(10)), NOW);
-        assert!(wake <= NOW + Duration::seconds(10) && wake >= NOW + Duration::seconds(5));
-        // The laptop slept 8 hours: the deadline and a backoff are long past.
-        let unit = Unit::Section("a".into());
-        s.record_failure(&unit, RetryClass::Soon, "x", NOW);
-        let after_suspend = NOW + Duration::hours(8);
-        assert!(s.is_due(&unit, after_suspend));
-        assert_eq!(
-            s.next_wake(Some(NOW + Duration::minutes(55)), after_suspend),
-            after_suspend
-        );
-    }
-
-    #[test]
-    fn the_jitter_never_wakes_the_loop_before_a_deadline_that_is_not_due() {
-        let mut s = Scheduler::with_seed(5);
-        let deadline = NOW + Duration::seconds(10);
-        // Approach the deadline the way the loop does: each wake-up asks again.
-        let mut now = NOW + Duration::seconds(6);
-        let mut passes = 0;
-        while now < deadline {
-            let wake = s.next_wake(Some(deadline), now);
-            assert!(
-                wake > now,
-                "woke at once {}s before the deadline",
-                (deadline - now).as_seconds_f64()
-            );
-            assert!(wake <= deadline);
-            now = wake;
-            passes += 1;
-            assert!(passes < 100, "spinning");
-        }
-        // Due now (or overdue): at once.
-        assert_eq!(s.next_wake(Some(deadline), deadline), deadline);
-        let later = deadline + Duration::seconds(3);
-        assert_eq!(s.next_wake(Some(deadline), later), later);
-    }
-
-    #[test]
-    fn a_unit_in_backoff_sets_the_wake_time() {
+    fn the_backoff_view_holds_each_failing_unit_until_success() {
         let mut s = Scheduler::with_seed(3);
         let unit = Unit::Section("a".into());
         s.record_failure(&unit, RetryClass::Soon, "x", NOW);
         let next = s.state(&unit).unwrap().next_attempt;
-        assert_eq!(s.next_wake(None, NOW), next);
+        assert_eq!(s.backoff().get(&unit), Some(&next));
+        s.record_success(&unit);
+        assert!(s.backoff().is_empty());
+        s.record_failure(&unit, RetryClass::Soon, "x", NOW);
         s.retain(|u| *u != unit);
-        assert_eq!(s.next_wake(None, NOW), NOW + MAX_SLEEP);
+        assert!(s.backoff().is_empty());
     }
 }

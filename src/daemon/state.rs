@@ -9,29 +9,85 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::session_cache::{ensure_private_dir, lock_in, write_private};
+use crate::plan::{Applied, Backoff, Unit};
+use crate::private_file::{self, PrivateFileError};
+use crate::session_cache::RUNTIME_FILE_RULES;
 
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "state.lock";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SectionStatus {
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub last_refresh: Option<OffsetDateTime>,
     #[serde(default)]
     pub last_error: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub last_error_at: Option<OffsetDateTime>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub next_attempt: Option<OffsetDateTime>,
     #[serde(default)]
     pub pid: Option<u32>,
+    /// The fingerprint of the settings the profile was last written with.
+    #[serde(default)]
+    pub applied: Option<u64>,
+}
+
+/// A unit backing off, as recorded by the daemon process that runs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UnitStatus {
+    pub unit: Unit,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt: OffsetDateTime,
+    pub pid: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StateFile {
     #[serde(default)]
     pub sections: BTreeMap<String, SectionStatus>,
+    /// The units backing off, so that `plan` and `status` show what the
+    /// running daemon will do: wait for them.
+    #[serde(default)]
+    pub backoff: Vec<UnitStatus>,
+}
+
+impl StateFile {
+    /// What each section's profile was last written with.
+    pub fn applied(&self) -> Applied {
+        self.sections
+            .iter()
+            .filter_map(|(name, s)| s.applied.map(|a| (name.clone(), a)))
+            .collect()
+    }
+
+    /// What process `pid` recorded of its backoff.
+    pub fn backoff_of(&self, pid: u32) -> Backoff {
+        self.backoff
+            .iter()
+            .filter(|u| u.pid == pid)
+            .map(|u| (u.unit.clone(), u.next_attempt))
+            .collect()
+    }
+
+    /// The recorded backoff of daemon processes that are still running.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+            .iter()
+            .filter(|u| process_alive(u.pid))
+            .map(|u| (u.unit.clone(), u.next_attempt))
+            .collect()
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 pub fn state_path(runtime_dir: &Path) -> PathBuf {
@@ -40,25 +96,41 @@ pub fn state_path(runtime_dir: &Path) -> PathBuf {
 
 /// Reads the state file; missing or unreadable means empty.
 pub fn read(runtime_dir: &Path) -> StateFile {
-    std::fs::read(state_path(runtime_dir))
+    private_file::read(&state_path(runtime_dir), RUNTIME_FILE_RULES)
         .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .flatten()
+        .and_then(|file| serde_json::from_slice(&file.bytes).ok())
         .unwrap_or_default()
 }
 
-/// Replaces the entries of `updates` (other sections are kept), under the lock.
+/// Replaces the entries of `updates` (other sections are kept), and this
+/// process's recorded backoff with `backoff`, under the lock.
 pub fn update(
     runtime_dir: &Path,
     updates: &BTreeMap<String, SectionStatus>,
-) -> std::io::Result<()> {
-    ensure_private_dir(runtime_dir)?;
-    let _lock = lock_in(runtime_dir, LOCK_FILE)?;
+    backoff: &Backoff,
+) -> Result<(), PrivateFileError> {
+    private_file::ensure_private_dir(runtime_dir)?;
+    let _lock = private_file::lock(&runtime_dir.join(LOCK_FILE))?;
     let mut state = read(runtime_dir);
     for (section, status) in updates {
         state.sections.insert(section.clone(), status.clone());
     }
-    let json = serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?;
-    write_private(&state_path(runtime_dir), &json)
+    let pid = std::process::id();
+    state
+        .backoff
+        .retain(|u| u.pid != pid && !backoff.contains_key(&u.unit) && process_alive(u.pid));
+    state
+        .backoff
+        .extend(backoff.iter().map(|(unit, next_attempt)| UnitStatus {
+            unit: unit.clone(),
+            next_attempt: *next_attempt,
+            pid,
+        }));
+    let path = state_path(runtime_dir);
+    let json = serde_json::to_vec_pretty(&state)
+        .map_err(|e| PrivateFileError::io(&path, "serializing", e.into()))?;
+    private_file::write(&path, &json)
 }
 
 #[cfg(test)]
@@ -74,15 +146,30 @@ mod tests {
             last_error: Some("x".into()),
             ..Default::default()
         };
-        update(&runtime, &BTreeMap::from([("a".to_string(), a.clone())])).unwrap();
+        let device = Unit::Device("arn:aws:iam::123457890123:mfa/me".into());
+        let until = time::macros::datetime!(2026-11-25 12:05 UTC);
+        let backoff = Backoff::from([(device.clone(), until)]);
+        update(
+            &runtime,
+            &BTreeMap::from([("a".to_string(), a.clone())]),
+            &backoff,
+        )
+        .unwrap();
         update(
             &runtime,
             &BTreeMap::from([("b".to_string(), SectionStatus::default())]),
+            &backoff,
         )
         .unwrap();
         let state = read(&runtime);
         assert_eq!(state.sections.len(), 2);
         assert_eq!(state.sections["a"], a);
+        assert_eq!(state.backoff(), backoff, "this process's units, once");
+        update(&runtime, &BTreeMap::new(), &Backoff::new()).unwrap();
+        assert!(
+            read(&runtime).backoff().is_empty(),
+            "recovered units are dropped"
+        );
         let mode = std::fs::metadata(state_path(&runtime))
             .unwrap()
             .permissions()

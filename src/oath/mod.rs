@@ -25,7 +25,9 @@ mod watch;
 #[path = "applet.rs"]
 pub(crate) mod applet;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use crate::timestamp::unix_seconds;
 
 use secrecy::SecretString;
 
@@ -111,12 +113,6 @@ pub fn calculate(
 /// codes). Readers without a card or applet are listed with their problem.
 pub fn list(opts: &OathOptions) -> Result<Vec<ReaderListing>, OathError> {
     pcsc_transport::list(opts, unix_seconds(SystemTime::now()))
-}
-
-fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

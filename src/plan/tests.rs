@@ -42,6 +42,26 @@ impl CredentialsView for FakeCredentials {
 
 const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
 
+fn plan_of(s: &[Section], creds: &dyn CredentialsView, known: &KnownMfaSessions) -> Plan {
+    plan_with_backoff(s, creds, known, &Backoff::new())
+}
+
+fn plan_with_backoff(
+    s: &[Section],
+    creds: &dyn CredentialsView,
+    known: &KnownMfaSessions,
+    backoff: &Backoff,
+) -> Plan {
+    plan(&Inputs {
+        sections: s,
+        credentials: creds,
+        mfa_sessions: known,
+        backoff,
+        applied: &Applied::new(),
+        now: NOW,
+    })
+}
+
 fn sections(toml: &str) -> Vec<Section> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
@@ -109,7 +129,7 @@ fn states_follow_the_credentials_file() {
         if let Some(expiry) = expiry {
             creds = with_session(creds, "111111111111", expiry);
         }
-        let plan = plan(&s, &creds, &KnownMfaSessions::new(), NOW);
+        let plan = plan_of(&s, &creds, &KnownMfaSessions::new());
         assert_eq!(plan.sections[0].state.name(), *expected, "{what}");
     }
 }
@@ -124,7 +144,7 @@ fn keys_missing_or_no_expiry() {
             ("aws_secret_access_key", "x"),
         ],
     );
-    let p = plan(&s, &creds, &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &creds, &KnownMfaSessions::new());
     assert_eq!(
         p.sections[0].state,
         ProfileState::Missing {
@@ -132,7 +152,7 @@ fn keys_missing_or_no_expiry() {
         }
     );
     let creds = creds.with("111111111111", &[("aws_session_token", "x")]);
-    let p = plan(&s, &creds, &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &creds, &KnownMfaSessions::new());
     assert_eq!(p.sections[0].state, ProfileState::Unmanaged);
     assert!(matches!(
         p.sections[0].action,
@@ -143,29 +163,31 @@ fn keys_missing_or_no_expiry() {
 #[test]
 fn many_roles_cost_one_code() {
     let s = sections(ORG);
-    let p = plan(&s, &long_term(), &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &long_term(), &KnownMfaSessions::new());
     assert_eq!(p.work.total_codes(), 1);
     assert_eq!(p.work.get_session_token_calls, 1);
     assert_eq!(p.work.assume_role_calls, 3);
     assert_eq!(p.mfa_sessions.len(), 1);
     assert_eq!(p.mfa_sessions[0].used_by.len(), 3);
-    assert_eq!(p.next_deadline, Some(NOW));
+    assert_eq!(p.next_pass, Some(NOW));
 }
 
 #[test]
 fn a_cached_mfa_session_means_no_code() {
     let s = sections(ORG);
     let creds = long_term();
-    let key = mfa_session_key(s[0].settings.as_ref().unwrap(), &creds).unwrap();
+    let settings = s[0].settings.as_ref().unwrap();
+    let keys = read_long_term_keys(&settings.long_term, &creds).unwrap();
+    let key = mfa_session_key(settings, &keys);
     let mut known = KnownMfaSessions::new();
     known.insert(key.clone(), NOW + Duration::hours(6));
-    let p = plan(&s, &creds, &known, NOW);
+    let p = plan_of(&s, &creds, &known);
     assert_eq!(p.work.total_codes(), 0);
     assert_eq!(p.work.get_session_token_calls, 0);
     assert_eq!(p.work.assume_role_calls, 3);
     // An MFA session inside its own refresh margin is not used.
     known.insert(key, NOW + Duration::minutes(4));
-    let p = plan(&s, &creds, &known, NOW);
+    let p = plan_of(&s, &creds, &known);
     assert_eq!(p.work.total_codes(), 1);
 }
 
@@ -175,7 +197,7 @@ fn direct_assume_role_costs_one_code_per_section() {
         "[org]\n",
         "[org]\nmfa_session_duration = 0\nassume_session_duration = 7200\n",
     ));
-    let p = plan(&s, &long_term(), &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &long_term(), &KnownMfaSessions::new());
     assert_eq!(p.work.total_codes(), 3);
     assert_eq!(p.work.get_session_token_calls, 0);
     assert!(p.mfa_sessions.is_empty());
@@ -190,7 +212,7 @@ fn without_a_role_the_mfa_session_is_written() {
     let s = sections(
         "mfa_serial_number = \"arn:aws:iam::123457890123:mfa/me\"\nmfa_process = \"x\"\n[a]\n[b]\n",
     );
-    let p = plan(&s, &long_term(), &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &long_term(), &KnownMfaSessions::new());
     assert!(matches!(
         p.sections[0].action,
         Action::WriteMfaSession { .. }
@@ -209,22 +231,28 @@ fn next_deadline_is_the_earliest_expiry_minus_margin() {
     let creds = with_session(long_term(), "111111111111", "2026-11-25T13:00:00Z");
     let creds = with_session(creds, "222222222222", "2026-11-25T12:30:00Z");
     let creds = with_session(creds, "333333333333", "2026-11-25T14:00:00Z");
-    let p = plan(&s, &creds, &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &creds, &KnownMfaSessions::new());
     assert!(p.all_fresh());
     assert_eq!(p.pending().count(), 0);
-    assert_eq!(p.next_deadline, Some(datetime!(2026-11-25 12:25 UTC)));
+    // 12:30 minus the 300 s margin, minus the MFA session's jitter (≤ 5 s).
+    let next = p.next_pass.unwrap();
+    assert!(
+        next <= datetime!(2026-11-25 12:25 UTC) && next >= datetime!(2026-11-25 12:24:55 UTC),
+        "{next}"
+    );
+    assert_eq!(p.sections[1].due, Some(next), "the section's own due time");
+    assert_eq!(
+        p.sections[0].due.unwrap() - p.sections[1].due.unwrap(),
+        Duration::minutes(30),
+        "sections of one MFA session share the jitter"
+    );
 }
 
 #[test]
 fn problems_make_sections_invalid_with_a_reason() {
     let s = sections(ORG);
     // No long-term keys at all.
-    let p = plan(
-        &s,
-        &FakeCredentials::default(),
-        &KnownMfaSessions::new(),
-        NOW,
-    );
+    let p = plan_of(&s, &FakeCredentials::default(), &KnownMfaSessions::new());
     assert!(p.has_invalid());
     match &p.sections[0].state {
         ProfileState::Invalid { reasons } => assert!(
@@ -235,7 +263,7 @@ fn problems_make_sections_invalid_with_a_reason() {
     }
     // Temporary keys where long-term keys belong.
     let creds = long_term().with("default", &[("aws_session_token", "t")]);
-    let p = plan(&s, &creds, &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &creds, &KnownMfaSessions::new());
     assert!(format!("{:?}", p.sections[0].state).contains("temporary credentials"));
     // A duplicated profile section in the file.
     let mut creds = long_term();
@@ -243,7 +271,7 @@ fn problems_make_sections_invalid_with_a_reason() {
         "222222222222".into(),
         "section [222222222222] appears twice".into(),
     );
-    let p = plan(&s, &creds, &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &creds, &KnownMfaSessions::new());
     assert_eq!(p.sections[0].state.name(), "missing");
     assert!(format!("{:?}", p.sections[1].state).contains("appears twice"));
     assert_eq!(p.work.assume_role_calls, 2);
@@ -254,7 +282,7 @@ fn conflicting_profiles_are_invalid() {
     let s = sections(&format!(
         "{ORG}\n[other]\nprofile_name = \"111111111111\"\n"
     ));
-    let p = plan(&s, &long_term(), &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &long_term(), &KnownMfaSessions::new());
     let invalid: Vec<_> = p
         .sections
         .iter()
@@ -265,30 +293,107 @@ fn conflicting_profiles_are_invalid() {
     let s = sections(&format!(
         "{ORG}\n[keys]\nprofile_name = \"default\"\ncredentials_section = \"elsewhere\"\n"
     ));
-    let p = plan(&s, &long_term(), &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &long_term(), &KnownMfaSessions::new());
     assert!(format!("{:?}", p.sections[3].state).contains("destroy"));
 }
 
 #[test]
 fn config_errors_are_invalid_sections() {
     let s = sections(&format!("{ORG}\n[bad]\nbackups = \"x\"\n"));
-    let p = plan(&s, &long_term(), &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &long_term(), &KnownMfaSessions::new());
     assert_eq!(p.sections[3].state.name(), "invalid");
-    assert_eq!(
-        p.sections
-            .iter()
-            .filter(|s| s.action != Action::None)
-            .count(),
-        3
-    );
+    assert_eq!(p.pending().count(), 3);
 }
 
 #[test]
 fn json_masks_access_key_ids() {
     let s = sections(ORG);
-    let p = plan(&s, &long_term(), &KnownMfaSessions::new(), NOW);
+    let p = plan_of(&s, &long_term(), &KnownMfaSessions::new());
     let json = serde_json::to_string(&p).unwrap();
     assert!(!json.contains("AKIAAAAAAAAAAAAAAAAA"), "{json}");
     assert!(json.contains("AKIA…AAAA"), "{json}");
     assert!(json.contains("\"state\":\"missing\""), "{json}");
+}
+
+#[test]
+fn a_section_whose_settings_changed_since_the_write_is_refreshed() {
+    let s = sections(ORG);
+    let creds = with_session(long_term(), "111111111111", "2026-11-25T13:00:00Z");
+    let written = fingerprint(s[0].settings.as_ref().unwrap());
+    let run = |applied: Applied| {
+        plan(&Inputs {
+            sections: &s,
+            credentials: &creds,
+            mfa_sessions: &KnownMfaSessions::new(),
+            backoff: &Backoff::new(),
+            applied: &applied,
+            now: NOW,
+        })
+    };
+    // Unknown (no record, e.g. after a reboot) or the same: fresh.
+    assert_eq!(run(Applied::new()).sections[0].state.name(), "fresh");
+    let same = Applied::from([("111111111111".to_string(), written)]);
+    assert_eq!(run(same).sections[0].state.name(), "fresh");
+    // Written for another role (the config changed since): refreshed now.
+    let changed = Applied::from([("111111111111".to_string(), written ^ 1)]);
+    let p = run(changed);
+    assert_eq!(p.sections[0].state.name(), "refresh");
+    assert_eq!(p.sections[0].due, Some(NOW));
+    assert!(p.sections[0].action.is_work());
+    // A different role gives a different fingerprint; a different margin does not.
+    let other = sections(&ORG.replace("role/Admin", "role/ReadOnly"));
+    assert_ne!(fingerprint(other[0].settings.as_ref().unwrap()), written);
+    let margin = sections(&ORG.replace("[org]\n", "[org]\nrefresh_margin = 600\n"));
+    assert_eq!(fingerprint(margin[0].settings.as_ref().unwrap()), written);
+}
+
+#[test]
+fn a_backing_off_unit_turns_work_into_a_wait() {
+    let s = sections(ORG);
+    let device = Unit::Device("arn:aws:iam::123457890123:mfa/me".into());
+    let later = NOW + Duration::minutes(5);
+    let backoff = Backoff::from([(device.clone(), later)]);
+    // A new MFA session needs the device: every section waits for it.
+    let p = plan_with_backoff(&s, &long_term(), &KnownMfaSessions::new(), &backoff);
+    assert!(p.sections.iter().all(
+        |s| matches!(&s.action, Action::Wait { unit, until } if *unit == device && *until == later)
+    ));
+    assert_eq!(p.work, Work::default(), "waiting costs nothing");
+    assert_eq!(p.next_wake(), Some((later, Wake::Retry)));
+    // With a cached MFA session the device is not needed: no wait.
+    let settings = s[0].settings.as_ref().unwrap();
+    let keys = read_long_term_keys(&settings.long_term, &long_term()).unwrap();
+    let known =
+        KnownMfaSessions::from([(mfa_session_key(settings, &keys), NOW + Duration::hours(6))]);
+    let p = plan_with_backoff(&s, &long_term(), &known, &backoff);
+    assert_eq!(p.pending().count(), 3);
+    assert_eq!(p.work.total_codes(), 0);
+    // A section's own backoff holds only that section; a past one nothing.
+    let backoff = Backoff::from([
+        (Unit::Section("222222222222".into()), later),
+        (
+            Unit::Section("333333333333".into()),
+            NOW - Duration::seconds(1),
+        ),
+    ]);
+    let p = plan_with_backoff(&s, &long_term(), &KnownMfaSessions::new(), &backoff);
+    assert_eq!(p.pending().count(), 2);
+    assert!(matches!(p.sections[1].action, Action::Wait { .. }));
+    assert_eq!(p.work.assume_role_calls, 2);
+}
+
+#[test]
+fn an_expiry_at_the_edge_of_the_calendar_never_panics() {
+    let s = sections(ORG);
+    for expiry in [
+        "9999-12-31T23:59:59-23:59",
+        "9999-12-31T23:59:59+23:59",
+        "0000-01-01T00:00:00Z",
+        "0000-01-01T00:00:00+23:59",
+    ] {
+        let creds = with_session(long_term(), "111111111111", expiry);
+        let p = plan_of(&s, &creds, &KnownMfaSessions::new());
+        let _ = serde_json::to_string(&p).unwrap();
+        let _ = p.next_wake();
+    }
 }

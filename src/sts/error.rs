@@ -229,11 +229,6 @@ impl StsError {
         self.details.aws_code.as_deref()
     }
 
-    /// The AWS error message, when AWS answered.
-    pub fn aws_message(&self) -> Option<&str> {
-        self.details.aws_message.as_deref()
-    }
-
     pub fn request_id(&self) -> Option<&str> {
         self.details.request_id.as_deref()
     }

@@ -492,7 +492,7 @@ pub fn stale_profiles_at(
             .iter()
             .all(|key| value(key).is_some_and(|v| !v.is_empty()));
             let fresh = value("x_security_token_expires")
-                .and_then(|v| aws_session_daemon::plan::parse_expiry(&v))
+                .and_then(|v| aws_session_daemon::timestamp::parse_expiry(&v))
                 .is_some_and(|expires| expires - time::Duration::seconds(margin_seconds) > now);
             !(complete && fresh)
         })

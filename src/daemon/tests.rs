@@ -1,21 +1,30 @@
-//! Executor tests with fake code and STS ports and a fake clock; the
-//! credentials file and the session cache are real files in a temp dir.
+//! The pass (plan, execute, record) with fake code and STS ports and a fake
+//! clock; the config, the credentials file and the session cache are real
+//! files in a temp dir.
 
 use super::*;
-use crate::config::{LoadOptions, load};
+use crate::config::RoleSettings;
 use crate::daemon::ports::{
-    BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi,
+    BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
 };
-use crate::plan::KnownMfaSessions;
-use std::sync::Mutex;
+use crate::plan::Action;
+use crate::session::SessionCredentials;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use time::Duration;
 use time::macros::datetime;
 
-struct FixedClock(Mutex<OffsetDateTime>);
+/// A clock that stands still where a test puts it, or (`running`) goes on
+/// from there at the real pace (for tests that wait for a TOTP step).
+struct FixedClock(Mutex<OffsetDateTime>, Mutex<Option<std::time::Instant>>);
 
 impl Clock for FixedClock {
     fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap()
+        let base = *self.0.lock().unwrap();
+        match *self.1.lock().unwrap() {
+            Some(since) => base + since.elapsed(),
+            None => base,
+        }
     }
 }
 
@@ -164,14 +173,12 @@ use secrecy::ExposeSecret;
 const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    sections: Vec<Section>,
-    file: CredentialsFile,
-    cache: SessionCache,
-    scheduler: Scheduler,
+    dir: tempfile::TempDir,
+    daemon: Daemon,
     codes: Arc<FakeCodes>,
     sts: Arc<FakeSts>,
     clock: Arc<FixedClock>,
+    credentials: PathBuf,
 }
 
 impl Fixture {
@@ -181,53 +188,72 @@ impl Fixture {
         std::fs::write(&config_path, config).unwrap();
         let credentials = dir.path().join("credentials");
         std::fs::write(&credentials, "# keep me\n[default]\naws_access_key_id = AKIAAAAAAAAAAAAAAAAA\naws_secret_access_key = longterm\n").unwrap();
-        let env = |_: &str| None;
-        let sections = load(
-            &LoadOptions {
+        let codes = Arc::new(FakeCodes::new(steps));
+        let sts = Arc::new(FakeSts::default());
+        let clock = Arc::new(FixedClock(Mutex::new(NOW), Mutex::new(None)));
+        let executor = Executor {
+            codes: codes.clone(),
+            sts: sts.clone(),
+            clock: clock.clone(),
+            concurrency: 8,
+        };
+        let mut daemon = Daemon::new(
+            LoadOptions {
                 path: Some(config_path),
                 ..Default::default()
             },
-            &env,
-        )
-        .unwrap()
-        .sections;
+            credentials.clone(),
+            executor,
+            Some(dir.path().join("runtime")),
+        );
+        daemon.scheduler = Scheduler::with_seed(1);
         Fixture {
-            sections,
-            file: CredentialsFile::new(credentials, 2),
-            cache: SessionCache::new(Some(dir.path().join("runtime"))),
-            scheduler: Scheduler::with_seed(1),
-            codes: Arc::new(FakeCodes::new(steps)),
-            sts: Arc::new(FakeSts::default()),
-            clock: Arc::new(FixedClock(Mutex::new(NOW))),
-            _dir: dir,
+            dir,
+            daemon,
+            codes,
+            sts,
+            clock,
+            credentials,
         }
     }
 
     async fn pass(&mut self) -> PassReport {
-        let executor = Executor {
-            codes: self.codes.clone(),
-            sts: self.sts.clone(),
-            clock: self.clock.clone(),
-            concurrency: 8,
-        };
-        let document = self.file.read().unwrap();
-        let known: KnownMfaSessions = {
-            let lock = self.cache.lock().unwrap();
-            self.cache.load(&lock).known(self.clock.now())
-        };
-        let plan = crate::plan::plan(&self.sections, &document, &known, self.clock.now());
-        let state = PassState {
-            cache: &mut self.cache,
-            scheduler: &mut self.scheduler,
-        };
-        executor
-            .execute(&plan, &self.sections, &document, &self.file, state)
-            .await
+        self.summary().await.report
+    }
+
+    async fn summary(&mut self) -> PassSummary {
+        self.daemon.pass(Reason::Deadline).await.unwrap()
     }
 
     fn text(&self) -> String {
-        std::fs::read_to_string(self.file.path()).unwrap()
+        std::fs::read_to_string(&self.credentials).unwrap()
     }
+
+    fn set_now(&self, at: OffsetDateTime) {
+        *self.clock.0.lock().unwrap() = at;
+    }
+
+    /// From now on the clock runs from `at` at the real pace.
+    fn run_clock_from(&self, at: OffsetDateTime) {
+        self.set_now(at);
+        *self.clock.1.lock().unwrap() = Some(std::time::Instant::now());
+    }
+
+    fn calls(&self) -> (usize, usize, usize) {
+        (
+            self.codes.calls.load(Ordering::SeqCst),
+            self.sts.get_session_token.load(Ordering::SeqCst),
+            self.sts.assume_role.load(Ordering::SeqCst),
+        )
+    }
+}
+
+fn failed(report: &PassReport) -> usize {
+    report
+        .outcomes
+        .values()
+        .filter(|o| matches!(o, Outcome::Failed { .. }))
+        .count()
 }
 
 fn org(n: usize) -> String {
@@ -245,30 +271,23 @@ async fn twenty_roles_cost_one_code_and_one_write() {
     let mut f = Fixture::new(&org(20), &[]);
     let report = f.pass().await;
     assert_eq!(report.codes_used, 1);
-    assert_eq!(f.sts.get_session_token.load(Ordering::SeqCst), 1);
-    assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 20);
+    assert_eq!(f.calls(), (1, 1, 20));
     assert!(report.wrote);
-    assert_eq!(
-        report
-            .outcomes
-            .values()
-            .filter(|o| **o == Outcome::Written)
-            .count(),
-        20
-    );
+    assert_eq!(report.written(), 20);
     let max = f.sts.max_in_flight.load(Ordering::SeqCst);
     assert!((2..=8).contains(&max), "AssumeRole concurrency was {max}");
     let text = f.text();
     assert!(text.starts_with("# keep me\n[default]\n"));
     assert_eq!(text.matches("aws_session_token = token-").count(), 20);
     // One backup: one write.
-    assert!(f.file.path().with_file_name("credentials.1").exists());
-    assert!(!f.file.path().with_file_name("credentials.2").exists());
+    assert!(f.credentials.with_file_name("credentials.1").exists());
+    assert!(!f.credentials.with_file_name("credentials.2").exists());
 
     // The second pass finds everything fresh in the plan: nothing to do.
-    let report = f.pass().await;
-    assert_eq!(report.codes_used, 0);
-    assert!(!report.wrote);
+    let summary = f.summary().await;
+    assert_eq!(summary.report.codes_used, 0);
+    assert!(!summary.report.wrote);
+    assert!(summary.plan.all_fresh());
 }
 
 #[tokio::test]
@@ -276,12 +295,44 @@ async fn a_deleted_profile_is_restored_from_the_cached_mfa_session_without_a_cod
     let mut f = Fixture::new(&org(2), &[]);
     f.pass().await;
     let text = f.text().replace("[100000000001]", "[gone]");
-    std::fs::write(f.file.path(), text).unwrap();
+    std::fs::write(&f.credentials, text).unwrap();
     let report = f.pass().await;
     assert_eq!(report.codes_used, 0);
-    assert_eq!(f.sts.get_session_token.load(Ordering::SeqCst), 1);
-    assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 3);
+    assert_eq!(f.calls(), (1, 1, 3));
     assert!(f.text().contains("[100000000001]"));
+}
+
+#[tokio::test]
+async fn the_plan_after_a_pass_knows_the_cached_mfa_session() {
+    // What `plan` shows after the daemon cached an MFA session: the same
+    // function over the same inputs, from a separate reader of the cache.
+    let mut f = Fixture::new(&org(2), &[]);
+    f.pass().await;
+    std::fs::write(&f.credentials, f.text().replace("[100000000001]", "[gone]")).unwrap();
+    let config = crate::config::load(
+        &LoadOptions {
+            path: Some(f.dir.path().join("config.toml")),
+            ..Default::default()
+        },
+        &|_| None,
+    )
+    .unwrap();
+    let document = crate::credentials::CredentialsFile::new(f.credentials.clone(), 2)
+        .read()
+        .unwrap();
+    let mut cache = SessionCache::new(Some(f.dir.path().join("runtime")));
+    let plan = current_plan(&config, &document, &mut cache, &Recorded::default(), NOW);
+    assert_eq!(plan.work.total_codes(), 0, "{:?}", plan.work);
+    assert_eq!(plan.work.get_session_token_calls, 0);
+    assert_eq!(plan.work.assume_role_calls, 1);
+    let (codes, gst, roles) = f.calls();
+    let report = f.pass().await;
+    assert_eq!(report.codes_used, plan.work.total_codes());
+    assert_eq!(
+        f.calls(),
+        (codes, gst, roles + 1),
+        "the plan's work, no more"
+    );
 }
 
 #[tokio::test]
@@ -290,7 +341,7 @@ async fn a_used_totp_step_is_never_sent_twice() {
     // next step (the clock stands just before it), and STS sees two codes.
     let config = "mfa_serial_number = \"arn:aws:iam::123457890123:mfa/me\"\nmfa_process = \"x\"\nmfa_session_duration = 0\nassume_session_duration = 3600\n[a]\nassume_role_arn = \"arn:aws:iam::111111111111:role/R\"\n[b]\nassume_role_arn = \"arn:aws:iam::222222222222:role/R\"\n";
     let mut f = Fixture::new(config, &[100, 100, 101]);
-    *f.clock.0.lock().unwrap() = OffsetDateTime::from_unix_timestamp(101 * 30 - 1).unwrap();
+    f.run_clock_from(OffsetDateTime::from_unix_timestamp(101 * 30 - 1).unwrap());
     let started = std::time::Instant::now();
     let report = f.pass().await;
     assert_eq!(report.codes_used, 2, "{report:?}");
@@ -301,7 +352,32 @@ async fn a_used_totp_step_is_never_sent_twice() {
         started.elapsed() >= std::time::Duration::from_millis(1000),
         "waited for the next step"
     );
-    assert_eq!(report.outcomes.len(), 2);
+    assert_eq!(report.written(), 2);
+}
+
+#[tokio::test]
+async fn a_recorded_step_far_ahead_of_the_clock_is_dropped_not_waited_for() {
+    // The clock was set back three hours, or the cache holds a corrupt step:
+    // no sleep for hours, no overflow; the code is used, the step replaced.
+    for recorded in [100 + 3 * 120, u64::MAX] {
+        let mut f = Fixture::new(&org(1), &[100]);
+        f.set_now(OffsetDateTime::from_unix_timestamp(100 * 30 + 3).unwrap());
+        {
+            let mut cache = SessionCache::new(Some(f.dir.path().join("runtime")));
+            let lock = cache.lock().await.unwrap();
+            cache.load(&lock);
+            cache
+                .contents_mut()
+                .last_steps
+                .insert("arn:aws:iam::123457890123:mfa/me".into(), recorded);
+            cache.store(&lock, NOW).unwrap();
+        }
+        let started = std::time::Instant::now();
+        let report = f.pass().await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(report.wrote, "{report:?}");
+        assert_eq!(f.calls(), (1, 1, 1));
+    }
 }
 
 #[tokio::test]
@@ -320,42 +396,29 @@ async fn an_error_that_needs_the_user_parks_the_device_without_hammering() {
     f.sts.fail_next("GetSessionToken", RetryClass::NeedsUser);
     let report = f.pass().await;
     assert!(!report.wrote);
-    assert_eq!(
-        report
-            .outcomes
-            .values()
-            .filter(|o| matches!(o, Outcome::Failed(_)))
-            .count(),
-        3
-    );
+    assert_eq!(failed(&report), 3);
     let device = Unit::Device("arn:aws:iam::123457890123:mfa/me".into());
     assert_eq!(
-        f.scheduler.state(&device).unwrap().failures,
+        f.daemon.scheduler.state(&device).unwrap().failures,
         1,
         "one failure per pass, not per section"
     );
     for _ in 0..5 {
-        let report = f.pass().await;
+        let summary = f.summary().await;
+        assert!(summary.report.outcomes.is_empty(), "{:?}", summary.report);
         assert!(
-            report
-                .outcomes
-                .values()
-                .all(|o| matches!(o, Outcome::Waiting(_))),
-            "{report:?}"
+            summary
+                .plan
+                .sections
+                .iter()
+                .all(|s| matches!(&s.action, Action::Wait { unit, .. } if *unit == device)),
+            "the plan says every section waits for the device"
         );
+        assert_eq!(summary.next_reason, Reason::Periodic, "parked: 30 min away");
     }
-    assert_eq!(
-        f.sts.get_session_token.load(Ordering::SeqCst),
-        1,
-        "parked: no further calls"
-    );
-    assert_eq!(
-        f.codes.calls.load(Ordering::SeqCst),
-        1,
-        "parked: no further codes"
-    );
+    assert_eq!(f.calls(), (1, 1, 0), "parked: no further codes or calls");
     // Thirty minutes later it tries again.
-    *f.clock.0.lock().unwrap() = NOW + Duration::minutes(31);
+    f.set_now(NOW + Duration::minutes(31));
     let report = f.pass().await;
     assert!(report.wrote);
 }
@@ -364,11 +427,13 @@ async fn an_error_that_needs_the_user_parks_the_device_without_hammering() {
 async fn an_expired_mfa_session_is_dropped_and_replaced() {
     let mut f = Fixture::new(&org(1), &[]);
     f.pass().await;
-    std::fs::write(f.file.path(), f.text().replace("[100000000000]", "[x]")).unwrap();
+    std::fs::write(&f.credentials, f.text().replace("[100000000000]", "[x]")).unwrap();
     f.sts.fail_next("AssumeRole", RetryClass::Reauthenticate);
-    let report = f.pass().await;
-    assert!(report.rerun);
-    assert!(!report.wrote);
+    let summary = f.summary().await;
+    assert!(summary.report.rerun);
+    assert!(!summary.report.wrote);
+    assert_eq!(summary.next_reason, Reason::Retry);
+    assert_eq!(summary.next_wake, f.clock.now(), "at once");
     let report = f.pass().await;
     assert!(report.wrote);
     assert_eq!(
@@ -384,19 +449,19 @@ async fn a_failing_role_does_not_stop_the_others() {
     f.sts.fail_next("AssumeRole", RetryClass::NeedsUser);
     let report = f.pass().await;
     assert!(report.wrote);
-    assert_eq!(
-        report
-            .outcomes
-            .values()
-            .filter(|o| **o == Outcome::Written)
-            .count(),
-        2
+    assert_eq!(report.written(), 2);
+    let failed: Vec<_> = report
+        .outcomes
+        .values()
+        .filter_map(|o| match o {
+            Outcome::Failed { unit, .. } => Some(unit),
+            Outcome::Written => None,
+        })
+        .collect();
+    assert!(
+        matches!(failed.as_slice(), [Unit::Section(_)]),
+        "{failed:?}"
     );
-    assert_eq!(report.failed_units.len(), 1);
-    assert!(matches!(
-        report.failed_units.values().next(),
-        Some(Unit::Section(_))
-    ));
 }
 
 #[tokio::test]
@@ -405,25 +470,23 @@ async fn backoff_counts_from_the_end_of_a_slow_attempt() {
     // away from when the attempt ended, not already due.
     let mut f = Fixture::new(&org(1), &[]);
     f.pass().await;
-    std::fs::write(f.file.path(), f.text().replace("[100000000000]", "[x]")).unwrap();
+    std::fs::write(&f.credentials, f.text().replace("[100000000000]", "[x]")).unwrap();
     *f.sts.slow.lock().unwrap() = Some((f.clock.clone(), Duration::seconds(20)));
     f.sts.fail_next("AssumeRole", RetryClass::Soon);
-    let report = f.pass().await;
-    assert!(!report.wrote);
+    let summary = f.summary().await;
+    assert!(!summary.report.wrote);
     let unit = Unit::Section("100000000000".into());
     let ended = f.clock.now();
     assert_eq!(ended, NOW + Duration::seconds(20));
-    let next = f.scheduler.state(&unit).unwrap().next_attempt;
+    let next = f.daemon.scheduler.state(&unit).unwrap().next_attempt;
     assert!(next > ended, "next attempt {next} is not after {ended}");
+    assert_eq!(
+        (summary.next_wake, summary.next_reason),
+        (next, Reason::Retry)
+    );
     let calls = f.sts.assume_role.load(Ordering::SeqCst);
     let report = f.pass().await;
-    assert!(
-        report
-            .outcomes
-            .values()
-            .all(|o| matches!(o, Outcome::Waiting(_))),
-        "{report:?}"
-    );
+    assert!(report.outcomes.is_empty(), "{report:?}");
     assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), calls);
 }
 
@@ -433,11 +496,12 @@ async fn credentials_due_on_arrival_are_written_once_then_the_section_backs_off(
     // (a clock ahead of AWS's): written, but not asked for again at once.
     let mut f = Fixture::new(&org(1), &[]);
     *f.sts.role_lifetime.lock().unwrap() = Some(30);
-    let report = f.pass().await;
-    assert!(report.wrote);
+    let summary = f.summary().await;
+    assert!(summary.report.wrote);
+    assert!(summary.next_wake > f.clock.now(), "not again at once");
     assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 1);
     let unit = Unit::Section("100000000000".into());
-    let state = f.scheduler.state(&unit).expect("backing off");
+    let state = f.daemon.scheduler.state(&unit).expect("backing off");
     assert_eq!(state.class, RetryClass::Soon);
     assert!(state.message.contains("system clock"), "{}", state.message);
     for _ in 0..3 {
@@ -446,7 +510,7 @@ async fn credentials_due_on_arrival_are_written_once_then_the_section_backs_off(
     }
     assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 1, "no hammering");
     // After the backoff it asks again.
-    *f.clock.0.lock().unwrap() = NOW + Duration::seconds(10);
+    f.set_now(NOW + Duration::seconds(10));
     f.pass().await;
     assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 2);
 }
@@ -455,15 +519,13 @@ async fn credentials_due_on_arrival_are_written_once_then_the_section_backs_off(
 async fn a_read_only_credentials_file_costs_no_code() {
     use std::os::unix::fs::PermissionsExt;
     let mut f = Fixture::new(&org(2), &[]);
-    std::fs::set_permissions(f.file.path(), std::fs::Permissions::from_mode(0o400)).unwrap();
+    std::fs::set_permissions(&f.credentials, std::fs::Permissions::from_mode(0o400)).unwrap();
     let report = f.pass().await;
     assert!(!report.wrote);
-    assert_eq!(f.codes.calls.load(Ordering::SeqCst), 0, "no code spent");
-    assert_eq!(f.sts.get_session_token.load(Ordering::SeqCst), 0);
-    assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 0);
+    assert_eq!(f.calls(), (0, 0, 0), "no code spent, no call");
     for outcome in report.outcomes.values() {
         assert!(
-            matches!(outcome, Outcome::Failed(e) if e.message.contains("read-only") && e.class == RetryClass::NeedsUser),
+            matches!(outcome, Outcome::Failed { error, .. } if error.message.contains("read-only") && error.class == RetryClass::NeedsUser),
             "{outcome:?}"
         );
     }
@@ -479,19 +541,134 @@ async fn an_edit_refused_for_one_profile_does_not_block_the_others() {
     text.push_str(
         "\n[100000000000]\n  aws_access_key_id = ASIAOLD\n  aws_secret_access_key = old\n",
     );
-    std::fs::write(f.file.path(), &text).unwrap();
+    std::fs::write(&f.credentials, &text).unwrap();
     let report = f.pass().await;
     assert!(report.wrote, "{report:?}");
     assert_eq!(report.outcomes["100000000001"], Outcome::Written);
     assert!(
-        matches!(&report.outcomes["100000000000"], Outcome::Failed(e) if e.message.contains("indented line")),
+        matches!(&report.outcomes["100000000000"], Outcome::Failed { unit, error } if error.message.contains("indented line") && *unit == Unit::Section("100000000000".into())),
         "{report:?}"
     );
     let after = f.text();
     assert!(after.starts_with(&text), "the refused profile was touched");
     assert!(after.contains("[100000000001]"));
+}
+
+#[tokio::test]
+async fn the_wake_up_the_status_file_and_the_status_line_show_one_instant() {
+    let mut f = Fixture::new(&org(3), &[]);
+    f.pass().await;
+    // Expiries an hour apart; the earliest falls due first.
+    let text = f
+        .text()
+        .replacen("2026-11-25T13:00:00Z", "2026-11-25T12:20:00Z", 1);
+    std::fs::write(&f.credentials, text).unwrap();
+    let summary = f.summary().await;
+    let (due, why) = summary.plan.next_wake().unwrap();
+    assert_eq!(why, Wake::Due);
+    let margin_and_jitter = datetime!(2026-11-25 12:20 UTC) - due;
+    assert!(
+        margin_and_jitter >= Duration::seconds(300) && margin_and_jitter <= Duration::seconds(305),
+        "{margin_and_jitter}"
+    );
+    // The loop: at most a minute away, so at the periodic check here...
+    assert_eq!(summary.next_reason, Reason::Periodic);
+    // ...and at the due instant itself once it is near.
+    f.set_now(due - Duration::seconds(20));
+    let summary = f.summary().await;
     assert_eq!(
-        report.failed_units["100000000000"],
-        Unit::Section("100000000000".into())
+        (summary.next_wake, summary.next_reason),
+        (due, Reason::Deadline)
+    );
+    // STATUS= and `status` (the state file) show that same instant.
+    assert!(
+        status_line(&summary.plan)
+            .ends_with(&format!("next refresh {}", crate::timestamp::rfc3339(due))),
+        "{}",
+        status_line(&summary.plan)
+    );
+    let recorded = state::read(&f.dir.path().join("runtime"));
+    let earliest = recorded
+        .sections
+        .values()
+        .filter_map(|s| s.next_attempt)
+        .min();
+    assert_eq!(earliest, Some(due));
+    // And a pass at that instant refreshes exactly that section.
+    f.set_now(due);
+    let report = f.pass().await;
+    assert_eq!(report.written(), 1, "{report:?}");
+}
+
+#[tokio::test]
+async fn the_key_watcher_follows_the_config() {
+    let mut f = Fixture::new(&org(1), &[]);
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = started.clone();
+    struct Never;
+    impl KeyWatch for Never {
+        fn changed(&mut self) -> BoxFuture<'_, ()> {
+            Box::pin(std::future::pending())
+        }
+    }
+    f.daemon.start_key_watch = Some(Box::new(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Box::new(Never)
+    }));
+    f.pass().await;
+    assert!(!f.daemon.watches_keys(), "mfa_process only: no watcher");
+    // A YubiKey section added later starts it without a restart.
+    let config = f.dir.path().join("config.toml");
+    let with_key = org(1).replace(
+        "mfa_process = \"unused\"\n[org]\n",
+        "[org]\nmfa_process = \"unused\"\n",
+    ) + "[key]\nmfa_oath_slot = \"Amazon Web Services:me@123457890123\"\n";
+    std::fs::write(&config, &with_key).unwrap();
+    f.daemon.pass(Reason::ConfigChanged).await.unwrap();
+    assert!(f.daemon.watches_keys());
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    f.daemon.pass(Reason::ConfigChanged).await.unwrap();
+    assert_eq!(started.load(Ordering::SeqCst), 1, "one watcher");
+    std::fs::write(&config, org(1)).unwrap();
+    f.daemon.pass(Reason::ConfigChanged).await.unwrap();
+    assert!(
+        !f.daemon.watches_keys(),
+        "stopped when no section uses a key"
+    );
+}
+
+#[test]
+fn a_step_check_waits_at_most_one_period() {
+    let mut cache = crate::session_cache::CacheContents::default();
+    let now = OffsetDateTime::from_unix_timestamp(100 * 30 + 10).unwrap();
+    assert_eq!(
+        cache.check_step("d", 100, 30, now),
+        execute::StepCheck::Fresh
+    );
+    cache.last_steps.insert("d".into(), 100);
+    assert_eq!(
+        cache.check_step("d", 100, 30, now),
+        execute::StepCheck::Wait(std::time::Duration::from_millis(20_200))
+    );
+    cache.last_steps.insert("d".into(), 101);
+    assert_eq!(
+        cache.check_step("d", 100, 30, now),
+        execute::StepCheck::Wait(std::time::Duration::from_millis(30_200)),
+        "capped at one period"
+    );
+    cache.last_steps.insert("d".into(), 102);
+    assert_eq!(
+        cache.check_step("d", 100, 30, now),
+        execute::StepCheck::Stale(102)
+    );
+    cache.last_steps.insert("d".into(), u64::MAX);
+    assert_eq!(
+        cache.check_step("d", u64::MAX, 30, now),
+        execute::StepCheck::Wait(std::time::Duration::from_millis(30_200)),
+        "no overflow"
+    );
+    assert_eq!(
+        cache.check_step("d", 100, 0, now),
+        execute::StepCheck::Stale(u64::MAX)
     );
 }

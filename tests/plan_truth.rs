@@ -1,0 +1,290 @@
+//! The dry run tells the truth: for each scenario, `plan --json` says what a
+//! pass will cost (YubiKey codes, GetSessionToken, AssumeRole, section by
+//! section), then `apply` runs against the virtual YubiKey (pcscd + vpcd)
+//! and the counting STS front before moto, and what the daemon did must be
+//! exactly what the plan said.
+
+#[path = "support/daemon.rs"]
+mod daemon;
+#[path = "support/example_bin.rs"]
+mod example_bin;
+#[path = "support/moto.rs"]
+mod moto;
+#[path = "support/pcsc.rs"]
+mod pcsc;
+#[path = "support/sts_front.rs"]
+mod sts_front;
+#[path = "support/vcard.rs"]
+mod vcard;
+
+use std::collections::BTreeMap;
+
+use daemon::{Home, SERIAL, accounts, org_config, stderr};
+
+/// What a pass costs, as the plan predicts it or as the counters saw it.
+#[derive(Debug, PartialEq, Eq)]
+struct Cost {
+    codes: u64,
+    get_session_token: u64,
+    /// AssumeRole calls per role ARN.
+    roles: BTreeMap<String, u64>,
+}
+
+fn planned(home: &Home) -> (Cost, serde_json::Value) {
+    let output = home.run(&["plan", "--json"]);
+    assert!(
+        output.status.code().is_some_and(|c| c <= 1),
+        "plan failed: {}",
+        stderr(&output)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("plan --json");
+    let work = &plan["work"];
+    let codes = work["codes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    let mut roles = BTreeMap::new();
+    for section in plan["sections"].as_array().unwrap() {
+        if let Some(arn) = section["role_arn"].as_str()
+            && section["action"]
+                .as_str()
+                .unwrap()
+                .starts_with("assume-role")
+        {
+            *roles.entry(arn.to_string()).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        roles.values().sum::<u64>(),
+        work["assume_role_calls"].as_u64().unwrap(),
+        "the plan's total is the sum of its sections"
+    );
+    let cost = Cost {
+        codes,
+        get_session_token: work["get_session_token_calls"].as_u64().unwrap(),
+        roles,
+    };
+    (cost, plan)
+}
+
+fn observed(card: &pcsc::VirtualCard, codes_before: u64, front: &sts_front::StsFront) -> Cost {
+    let stats = front.stats();
+    let roles = stats["roles"]
+        .as_object()
+        .map(|roles| {
+            roles
+                .iter()
+                .map(|(arn, n)| (arn.clone(), n.as_u64().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Cost {
+        codes: card.calculations() - codes_before,
+        get_session_token: stats["actions"]["GetSessionToken"].as_u64().unwrap_or(0),
+        roles,
+    }
+}
+
+fn role(account: &str) -> String {
+    format!("arn:aws:iam::{account}:role/Admin")
+}
+
+/// Drops the profile `[name]` (to the next header) from the file, as an
+/// editor would save it (rename over).
+fn delete_profile(home: &Home, name: &str) {
+    let text = home.text();
+    let header = format!("[{name}]\n");
+    let start = text.find(&header).expect("profile present");
+    let end = text[start + header.len()..]
+        .find("\n[")
+        .map_or(text.len(), |i| start + header.len() + i + 1);
+    let without = format!("{}{}", &text[..start], &text[end..]);
+    let temp = home.credentials().with_extension("swp");
+    std::fs::write(&temp, without).unwrap();
+    std::fs::rename(temp, home.credentials()).unwrap();
+}
+
+/// Makes every cached MFA session look expired (the runtime cache is the
+/// daemon's own JSON file, 0600 in the test HOME's runtime dir).
+fn expire_cached_sessions(home: &Home) {
+    let path = home.runtime_dir().join("mfa-sessions.json");
+    let mut cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for session in cache["sessions"].as_array_mut().unwrap() {
+        session["expiration"] = "2020-01-01T00:00:00Z".into();
+    }
+    std::fs::write(&path, serde_json::to_vec(&cache).unwrap()).unwrap();
+}
+
+#[test]
+fn what_plan_says_is_what_apply_does() {
+    pcsc::ensure_pcscd();
+    let _readers = pcsc::lock_readers();
+    let mut card = Some(pcsc::VirtualCard::start(pcsc::CardConfig::new(
+        &vcard::credential(vcard::AWS, "sha1", 6, vcard::SHA1_SECRET, false),
+    )));
+    let moto = moto::Moto::start();
+    let secret_hex: String = vcard::SHA1_SECRET
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let totp = format!("{SERIAL}={secret_hex}");
+    let front = sts_front::StsFront::start(&moto.url, &["--totp-secret", &totp]);
+    let slot = format!("mfa_oath_slot = \"{}\"", vcard::AWS);
+    let accounts = accounts(20);
+    let config = org_config(&front.url, &slot, &accounts);
+    let home = Home::new(&config);
+
+    type Setup<'a> = Box<dyn Fn(&Home) + 'a>;
+    let scenarios: Vec<(&str, Setup, bool)> = vec![
+        ("cold start, 20 roles on one device", Box::new(|_| {}), true),
+        (
+            "cached MFA session, every profile fresh",
+            Box::new(|_| {}),
+            true,
+        ),
+        (
+            "one profile deleted",
+            Box::new(|home| delete_profile(home, &accounts[3])),
+            true,
+        ),
+        (
+            "one section's role changed in the config",
+            Box::new(|home| {
+                let changed = config.replace(
+                    &format!("[[org.{}]]\n", accounts[5]),
+                    &format!(
+                        "[[org.{}]]\nassume_role_arn = \"arn:aws:iam::{}:role/ReadOnly\"\n",
+                        accounts[5], accounts[5]
+                    ),
+                );
+                assert_ne!(changed, config);
+                home.write_config(&changed);
+            }),
+            true,
+        ),
+        (
+            "expired MFA session, two profiles deleted, the changed role changed back",
+            Box::new(|home| {
+                home.write_config(&config);
+                expire_cached_sessions(home);
+                delete_profile(home, &accounts[0]);
+                delete_profile(home, &accounts[19]);
+            }),
+            true,
+        ),
+    ];
+
+    let mut history = Vec::new();
+    for (name, setup, succeeds) in &scenarios {
+        setup(&home);
+        front.reset_stats();
+        let card_ref = card.as_ref().unwrap();
+        let before = card_ref.calculations();
+        let (plan, json) = planned(&home);
+        let output = home.run(&["apply"]);
+        assert_eq!(
+            output.status.success(),
+            *succeeds,
+            "{name}: apply: {}",
+            stderr(&output)
+        );
+        let did = observed(card_ref, before, &front);
+        eprintln!("{name}: planned {plan:?}");
+        assert_eq!(
+            did, plan,
+            "{name}: the daemon did other work than `plan` said:\n{json:#}"
+        );
+        history.push((name.to_string(), plan));
+    }
+
+    // What each scenario cost, as a check that the scenarios test something.
+    let costs: Vec<(u64, u64, u64)> = history
+        .iter()
+        .map(|(_, c)| (c.codes, c.get_session_token, c.roles.values().sum()))
+        .collect();
+    assert_eq!(
+        costs,
+        [(1, 1, 20), (0, 0, 0), (0, 0, 1), (0, 0, 1), (1, 1, 3)],
+        "{history:#?}"
+    );
+    assert!(
+        history[3]
+            .1
+            .roles
+            .contains_key(&format!("arn:aws:iam::{}:role/ReadOnly", accounts[5])),
+        "the changed role is assumed: {history:#?}"
+    );
+    assert!(history[2].1.roles.contains_key(&role(&accounts[3])));
+
+    // After the passes, with the MFA session cached: `plan` needs no code.
+    let (after, _) = planned(&home);
+    assert_eq!(after.codes, 0);
+
+    // A key absent: the dry run (which touches no key) still plans one code;
+    // `apply` spends none, calls STS not at all, and says what to do.
+    expire_cached_sessions(&home);
+    delete_profile(&home, &accounts[1]);
+    let (plan, _) = planned(&home);
+    assert_eq!((plan.codes, plan.get_session_token), (1, 1));
+    let calculations = card.as_ref().unwrap().calculations();
+    card = None; // the virtual key leaves the reader
+    pcsc::wait_for_card(pcsc::READER_0, false, std::time::Duration::from_secs(5));
+    front.reset_stats();
+    let output = home.run(&["apply"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("YubiKey"), "{err}");
+    assert_eq!(front.stats()["total"], 0, "no STS call without a code");
+    drop(card);
+    eprintln!("key absent: {calculations} codes before, none since; apply said: {err}");
+}
+
+#[test]
+fn a_direct_assume_role_section_costs_the_codes_planned() {
+    pcsc::ensure_pcscd();
+    let _readers = pcsc::lock_readers();
+    let card = pcsc::VirtualCard::start(pcsc::CardConfig::new(&vcard::credential(
+        vcard::AWS,
+        "sha1",
+        6,
+        vcard::SHA1_SECRET,
+        false,
+    )));
+    let moto = moto::Moto::start();
+    let secret_hex: String = vcard::SHA1_SECRET
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let totp = format!("{SERIAL}={secret_hex}");
+    let front = sts_front::StsFront::start(&moto.url, &["--totp-secret", &totp]);
+    let config = format!(
+        "mfa_serial_number = \"{SERIAL}\"\nmfa_oath_slot = \"{}\"\nsts_endpoint = \"{}\"\nregion = \"us-east-1\"\n\n[direct]\nmfa_session_duration = 0\nassume_session_duration = 7200\nassume_role_arn = \"{}\"\n",
+        vcard::AWS,
+        front.url,
+        role("311111111111")
+    );
+    let home = Home::new(&config);
+    let before = card.calculations();
+    let (plan, json) = planned(&home);
+    let output = home.run(&["apply"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let did = observed(&card, before, &front);
+    assert_eq!(did, plan, "{json:#}");
+    assert_eq!(
+        (plan.codes, plan.get_session_token, plan.roles.len()),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        front.stats()["last_params"]["AssumeRole"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == "TokenCode" || *p == "SerialNumber")
+            .count(),
+        2,
+        "a direct AssumeRole carries the code"
+    );
+}
