@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod credentials;
 pub(crate) mod daemon;
+pub mod hardening;
 pub mod logging;
 pub mod oath;
 pub(crate) mod plan;
@@ -24,3 +25,7 @@ pub mod timestamp;
 /// The version shown by `--version`: the package version, plus the git
 /// revision when built from a git checkout (see build.rs).
 pub const VERSION: &str = env!("AWS_SESSION_DAEMON_VERSION");
+
+/// Every block is zeroed before it is freed (see [`hardening`]).
+#[global_allocator]
+static ALLOCATOR: hardening::ZeroOnFree = hardening::ZeroOnFree;

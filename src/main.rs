@@ -5,13 +5,17 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use aws_session_daemon::cli::{Cli, Command, ConfigCommand};
-use aws_session_daemon::{commands, logging};
+use aws_session_daemon::{commands, hardening, logging};
 
 fn main() -> ExitCode {
+    let hardened = hardening::harden_process();
     let cli = Cli::parse();
     if let Err(e) = logging::init(&cli.global.log_level) {
         eprintln!("error: {e}");
         return ExitCode::from(1);
+    }
+    if let Err(e) = hardened {
+        tracing::warn!("cannot disable core dumps ({e}); secrets could end up in a core file");
     }
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -40,7 +40,7 @@ fn setup() -> ReaderLock {
 fn only(reader: &str) -> OathOptions {
     OathOptions {
         reader_filter: Some(reader.to_string()),
-        password: None,
+        ..OathOptions::default()
     }
 }
 
@@ -216,6 +216,7 @@ fn password_protected_applet() {
     let opts = |password| OathOptions {
         reader_filter: Some(READER_0.to_string()),
         password,
+        ..OathOptions::default()
     };
     let now = SystemTime::now();
     let code =
@@ -232,15 +233,12 @@ fn password_protected_applet() {
 
     let wrong = opts(Some(PasswordSource::Command("echo hunter3".into())));
     let e = oath::calculate(&wrong, AWS, now, &no_touch).unwrap_err();
+    assert!(matches!(e, OathError::WrongPassword { .. }), "{e:?}");
+    let message = e.to_string();
+    assert!(message.contains("wrong OATH password"), "{message}");
     assert!(
-        matches!(
-            e,
-            OathError::Applet {
-                source: AppletError::WrongPassword,
-                ..
-            }
-        ),
-        "{e:?}"
+        message.contains("oath_password_command `echo hunter3`"),
+        "names the source used: {message}"
     );
     assert_eq!(e.retry_class(), RetryClass::NeedsUser);
 

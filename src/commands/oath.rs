@@ -135,6 +135,7 @@ fn options_from(cli: &crate::cli::Cli) -> OathOptions {
     let mut options = OathOptions {
         reader_filter: o.yubikey_reader.clone(),
         password,
+        ..OathOptions::default()
     };
     // Without flags, take the reader and password from the config, if it
     // loads and names them.
@@ -144,9 +145,13 @@ fn options_from(cli: &crate::cli::Cli) -> OathOptions {
     {
         for (_, settings) in config.valid_sections() {
             if let crate::config::CodeSource::Oath {
-                reader, password, ..
+                reader,
+                password,
+                timeout,
+                ..
             } = &settings.code_source
             {
+                options.password_timeout = *timeout;
                 if options.reader_filter.is_none() {
                     options.reader_filter = reader.clone();
                 }

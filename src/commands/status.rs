@@ -30,9 +30,17 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
     let config = super::load_config(cli)?;
     let plan = super::dry_run_plan(cli, &config)?;
     let now = plan.now;
-    let daemon_state = runtime_dir(&process_env)
-        .map(|dir| state::read(&dir))
-        .unwrap_or_default();
+    let daemon_state = match runtime_dir(&process_env).map(|dir| state::read_checked(&dir)) {
+        Some(Ok(state)) => state,
+        Some(Err(e)) => {
+            eprintln!(
+                "warning: ignoring the daemon's state file: {}",
+                printable(&e.to_string())
+            );
+            state::StateFile::default()
+        }
+        None => state::StateFile::default(),
+    };
     let rows: Vec<Row> = plan
         .sections
         .iter()

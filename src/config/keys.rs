@@ -148,6 +148,12 @@ pub const KEYS: &[KeySpec] = &[
         "STS endpoint URL (VPC endpoints, tests).",
     ),
     key(
+        "process_timeout",
+        Integer,
+        "10",
+        "Seconds `mfa_process` and `oath_password_command` may run before they are killed (with their children), 1-600. Their output is capped at 4 KiB.",
+    ),
+    key(
         "refresh_margin",
         Integer,
         "300",

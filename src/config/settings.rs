@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -30,8 +31,14 @@ pub enum CodeSource {
         credential: String,
         reader: Option<String>,
         password: Option<PasswordSpec>,
+        /// How long `oath_password_command` may run (`process_timeout`).
+        timeout: Duration,
     },
-    Process(String),
+    Process {
+        command: String,
+        /// How long the command may run (`process_timeout`).
+        timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -436,6 +443,11 @@ fn parse_iam_arn(rest: &str) -> Option<(&str, &str, &str)> {
 }
 
 fn code_source(r: &mut Reader, raw: &RawSection, config_file: Option<&Path>) -> Option<CodeSource> {
+    let default_timeout = crate::oath::DEFAULT_PROCESS_TIMEOUT.as_secs() as i64;
+    let timeout =
+        Duration::from_secs(
+            r.integer("process_timeout", default_timeout, 1..=600, "seconds") as u64,
+        );
     let slot = r.text("mfa_oath_slot");
     let process = r.text("mfa_process");
     let reader = r.text("yubikey_reader");
@@ -459,8 +471,9 @@ fn code_source(r: &mut Reader, raw: &RawSection, config_file: Option<&Path>) -> 
             credential,
             reader,
             password,
+            timeout,
         }),
-        (None, Some(command)) => Some(CodeSource::Process(command)),
+        (None, Some(command)) => Some(CodeSource::Process { command, timeout }),
         (Some(_), Some(_)) => {
             r.error("mfa_process", "mfa_oath_slot and mfa_process are both set".into(), "keep mfa_oath_slot to read codes from the YubiKey, or mfa_process to run a command");
             None

@@ -30,7 +30,7 @@ impl CodeProvider for RealCodes {
         match source {
             CodeSource::Oath { credential, .. } => oath::protocol::parse_name(credential)
                 .map_or(PROCESS_CODE_PERIOD, |name| name.period),
-            CodeSource::Process(_) => PROCESS_CODE_PERIOD,
+            CodeSource::Process { .. } => PROCESS_CODE_PERIOD,
         }
     }
 
@@ -40,10 +40,12 @@ impl CodeProvider for RealCodes {
                 credential,
                 reader,
                 password,
+                timeout,
             } => {
                 let options = OathOptions {
                     reader_filter: reader.clone(),
                     password: password.as_ref().map(password_source),
+                    password_timeout: *timeout,
                 };
                 let code = oath::calculate(&options, credential, now, &oath::notify_touch)
                     .map_err(|e| UnitError::from_error(&e))?;
@@ -53,9 +55,9 @@ impl CodeProvider for RealCodes {
                     period: code.period,
                 })
             }
-            CodeSource::Process(command) => {
-                let value =
-                    oath::run_mfa_process(command).map_err(|e| UnitError::from_error(&e))?;
+            CodeSource::Process { command, timeout } => {
+                let value = oath::run_mfa_process(command, *timeout)
+                    .map_err(|e| UnitError::from_error(&e))?;
                 Ok(Code {
                     value,
                     step: crate::timestamp::unix_seconds(now) / PROCESS_CODE_PERIOD,

@@ -165,6 +165,20 @@ impl Daemon {
         executor: Executor,
         runtime_dir: Option<PathBuf>,
     ) -> Self {
+        // A runtime directory that is not this user's own (`sudo -E` hands
+        // root the user's; a link planted in a shared one) is not used at
+        // all: nothing read from it, nothing written to it.
+        let runtime_dir = runtime_dir.and_then(|dir| {
+            match crate::private_file::ensure_private_dir(&dir) {
+                Ok(()) => Some(dir),
+                Err(e) => {
+                    tracing::error!(
+                        "not using the runtime directory: {e}. MFA sessions stay in this process's memory only (a restart costs a code, and other daemon processes do not share them)"
+                    );
+                    None
+                }
+            }
+        });
         let applied = Recorded::from_state_file(runtime_dir.as_deref()).applied;
         Daemon {
             load_options,

@@ -94,13 +94,19 @@ pub fn state_path(runtime_dir: &Path) -> PathBuf {
     runtime_dir.join(STATE_FILE)
 }
 
-/// Reads the state file; missing or unreadable means empty.
+/// Reads the state file; missing, refused or unreadable means empty.
 pub fn read(runtime_dir: &Path) -> StateFile {
-    private_file::read(&state_path(runtime_dir), RUNTIME_FILE_RULES)
-        .ok()
-        .flatten()
-        .and_then(|file| serde_json::from_slice(&file.bytes).ok())
-        .unwrap_or_default()
+    read_checked(runtime_dir).unwrap_or_default()
+}
+
+/// Reads the state file; missing or unparsable means empty, a file that is
+/// not this user's own (or a link, or open to others) is an error.
+pub fn read_checked(runtime_dir: &Path) -> Result<StateFile, PrivateFileError> {
+    Ok(
+        private_file::read(&state_path(runtime_dir), RUNTIME_FILE_RULES)?
+            .and_then(|file| serde_json::from_slice(&file.bytes).ok())
+            .unwrap_or_default(),
+    )
 }
 
 /// Replaces the entries of `updates` (other sections are kept), and this

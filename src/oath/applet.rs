@@ -216,8 +216,10 @@ impl Applet {
         };
         let expected = hmac(Algorithm::Sha1, &key, &self.challenge);
         if response != expected.as_slice() {
+            // What a YubiKey answers (ykman reads 6A 80 from VALIDATE as
+            // "wrong password").
             self.authenticated = false;
-            return SW_NO_SUCH_OBJECT.to_vec();
+            return SW_WRONG_DATA.to_vec();
         }
         self.authenticated = true;
         let mut out = Vec::new();

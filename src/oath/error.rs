@@ -126,10 +126,23 @@ pub enum PasswordError {
     /// Its output is never shown: it is, or contains, the password.
     #[error("oath_password_command failed ({status}); its output is not shown")]
     CommandFailed { status: std::process::ExitStatus },
+    #[error("oath_password_command did not finish within {} s and was killed (process_timeout)", .0.as_secs())]
+    Timeout(std::time::Duration),
+    #[error(
+        "oath_password_command printed more than 4096 bytes and was killed; it must print only the password"
+    )]
+    TooMuchOutput,
     #[error("oath_password_file {path}: {source}")]
     File {
         path: std::path::PathBuf,
         source: std::io::Error,
+    },
+    #[error(
+        "oath_password_file: {problem}; point oath_password_file at a file holding the password on its first line"
+    )]
+    NotAPasswordFile {
+        path: std::path::PathBuf,
+        problem: String,
     },
     #[error("the OATH password from {0} is empty")]
     Empty(&'static str),
@@ -181,6 +194,12 @@ pub enum OathError {
     PasswordNotConfigured { reader: String },
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// The applet refused the password (a YubiKey answers a wrong VALIDATE
+    /// with `6A 80`; ykman reads that as "wrong password").
+    #[error(
+        "reader {reader:?}: wrong OATH password: the YubiKey refused the password from {from}; correct what {from} gives (or set the key's password with `ykman oath access change`)"
+    )]
+    WrongPassword { reader: String, from: String },
     /// No reader's applet holds the credential. Names are not secret, so
     /// the message lists those that exist, to spot a typo.
     #[error("no OATH credential named {name:?}; {}", available_list(available))]
@@ -287,6 +306,7 @@ impl Classified for OathError {
             OathError::Pcsc { error, .. } => pcsc_class(*error),
             OathError::PasswordNotConfigured { .. }
             | OathError::Password(_)
+            | OathError::WrongPassword { .. }
             | OathError::NoSuchCredential { .. }
             | OathError::InvalidName { .. } => RetryClass::NeedsUser,
             OathError::Applet { source, .. } => source.retry_class(),

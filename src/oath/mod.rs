@@ -33,19 +33,31 @@ use secrecy::SecretString;
 
 pub use error::{AppletError, CardError, OathError, PasswordError, StatusWord};
 pub use password::PasswordSource;
-pub use process::{MFA_PROCESS_TIMEOUT, MfaProcessError, run_mfa_process};
+pub use process::{DEFAULT_PROCESS_TIMEOUT, MfaProcessError, run_mfa_process};
 pub use protocol::{Card, HashAlgorithm, OathType};
 pub use touch::{TouchPrompt, notify_touch};
 pub use watch::{KeyEvents, spawn_key_watcher};
 
 /// How to reach the YubiKey (global flags `--yubikey-reader`,
 /// `--oath-password-command`, `--oath-password-file`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OathOptions {
     /// Only readers whose name contains this substring are tried.
     pub reader_filter: Option<String>,
     /// Needed only when the OATH applet is password protected.
     pub password: Option<PasswordSource>,
+    /// How long a password command may run.
+    pub password_timeout: std::time::Duration,
+}
+
+impl Default for OathOptions {
+    fn default() -> Self {
+        OathOptions {
+            reader_filter: None,
+            password: None,
+            password_timeout: DEFAULT_PROCESS_TIMEOUT,
+        }
+    }
 }
 
 /// A TOTP code with the time step it belongs to. `Debug` redacts the value.

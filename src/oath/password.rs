@@ -5,50 +5,48 @@
 //! on drop, redacted in `Debug`) and never logged. A failing command's
 //! output is never shown: it may be the password, or part of it.
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use super::error::PasswordError;
+use super::process::{ChildError, DEFAULT_PROCESS_TIMEOUT, run_child};
+use crate::private_file::{self, PrivateFileError, ReadRules};
+
+/// A password file holds one line.
+const MAX_PASSWORD_FILE: u64 = 4096;
 
 /// Where the OATH applet password comes from (config keys
 /// `oath_password_command` / `oath_password_file`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordSource {
-    /// Run with `sh -c`; the password is its standard output without the
-    /// trailing newline.
+    /// Run with `sh -c` (within `process_timeout`, output capped, without
+    /// the daemon's credential variables); the password is its standard
+    /// output without the trailing newline.
     Command(String),
-    /// The first line of the file.
+    /// The first line of the file (a regular file of at most 4 KiB).
     File(PathBuf),
 }
 
 impl PasswordSource {
-    /// Reads the password now.
+    /// Reads the password now, a command taking at most the default
+    /// `process_timeout`.
     pub fn read(&self) -> Result<SecretString, PasswordError> {
+        self.read_within(DEFAULT_PROCESS_TIMEOUT)
+    }
+
+    /// Reads the password now; a command may take `timeout`.
+    pub fn read_within(&self, timeout: Duration) -> Result<SecretString, PasswordError> {
         match self {
             PasswordSource::Command(command) => {
-                let mut child = Command::new("sh")
-                    .arg("-c")
-                    .arg(command)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .map_err(PasswordError::Spawn)?;
-                let mut out = Zeroizing::new(Vec::new());
-                let read = child
-                    .stdout
-                    .take()
-                    .expect("stdout is piped")
-                    .read_to_end(&mut out);
-                let status = child.wait().map_err(PasswordError::Spawn)?;
-                read.map_err(PasswordError::Spawn)?;
-                if !status.success() {
-                    return Err(PasswordError::CommandFailed { status });
-                }
+                let out = run_child(command, timeout).map_err(|e| match e {
+                    ChildError::Spawn(e) => PasswordError::Spawn(e),
+                    ChildError::Timeout(t) => PasswordError::Timeout(t),
+                    ChildError::TooMuchOutput => PasswordError::TooMuchOutput,
+                    ChildError::Failed(status) => PasswordError::CommandFailed { status },
+                })?;
                 let mut text: &[u8] = &out;
                 if let Some(t) = text.strip_suffix(b"\n") {
                     text = t.strip_suffix(b"\r").unwrap_or(t);
@@ -56,11 +54,32 @@ impl PasswordSource {
                 to_secret(text, "oath_password_command")
             }
             PasswordSource::File(path) => {
-                let content =
-                    Zeroizing::new(std::fs::read(path).map_err(|source| PasswordError::File {
-                        path: path.clone(),
-                        source,
-                    })?);
+                let rules = ReadRules {
+                    limit: MAX_PASSWORD_FILE,
+                    follow: true,
+                    owned: false,
+                };
+                let file_error = |source: std::io::Error| PasswordError::File {
+                    path: path.clone(),
+                    source,
+                };
+                let content = match private_file::read(path, rules) {
+                    Ok(Some(file)) => file.bytes,
+                    Ok(None) => {
+                        return Err(file_error(std::io::Error::from(
+                            std::io::ErrorKind::NotFound,
+                        )));
+                    }
+                    Err(
+                        e @ (PrivateFileError::TooLarge { .. } | PrivateFileError::NotAFile { .. }),
+                    ) => {
+                        return Err(PasswordError::NotAPasswordFile {
+                            path: path.clone(),
+                            problem: e.to_string(),
+                        });
+                    }
+                    Err(e) => return Err(file_error(e.into())),
+                };
                 let line = content.split(|&b| b == b'\n').next().unwrap_or_default();
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 to_secret(line, "oath_password_file")
@@ -84,6 +103,7 @@ fn to_secret(bytes: &[u8], what: &'static str) -> Result<SecretString, PasswordE
 pub(crate) struct PasswordCache<'a> {
     source: Option<&'a PasswordSource>,
     value: Option<SecretString>,
+    timeout: Duration,
 }
 
 impl<'a> PasswordCache<'a> {
@@ -91,7 +111,14 @@ impl<'a> PasswordCache<'a> {
         PasswordCache {
             source,
             value: None,
+            timeout: DEFAULT_PROCESS_TIMEOUT,
         }
+    }
+
+    /// A password command may run this long.
+    pub(crate) fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// `Ok(None)` when no source is configured.
@@ -99,7 +126,7 @@ impl<'a> PasswordCache<'a> {
         if self.value.is_none() {
             match self.source {
                 None => return Ok(None),
-                Some(source) => self.value = Some(source.read()?),
+                Some(source) => self.value = Some(source.read_within(self.timeout)?),
             }
         }
         Ok(self.value.as_ref())
@@ -170,5 +197,25 @@ mod tests {
         assert_eq!(cache.get().unwrap().unwrap().expose_secret(), "pw");
         assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 1);
         assert!(PasswordCache::new(None).get().unwrap().is_none());
+    }
+
+    #[test]
+    fn hostile_sources_are_bounded() {
+        let e = PasswordSource::Command("yes".into()).read().unwrap_err();
+        assert!(matches!(e, PasswordError::TooMuchOutput), "{e:?}");
+        let e = PasswordSource::Command("sleep 5".into())
+            .read_within(Duration::from_millis(200))
+            .unwrap_err();
+        assert!(matches!(e, PasswordError::Timeout(_)), "{e:?}");
+        let e = PasswordSource::File("/dev/zero".into()).read().unwrap_err();
+        assert!(e.to_string().contains("/dev/zero"), "{e}");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = PasswordSource::File(fifo).read().unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }

@@ -146,6 +146,7 @@ fn rank(e: &OathError) -> u8 {
         OathError::Applet { .. }
         | OathError::PasswordNotConfigured { .. }
         | OathError::Password(_)
+        | OathError::WrongPassword { .. }
         | OathError::InvalidName { .. } => 0,
         OathError::Sharing { .. } => 1,
         OathError::CardReset { .. } | OathError::Pcsc { .. } | OathError::NoService => 2,
@@ -209,13 +210,14 @@ pub(crate) fn calculate(
 ) -> Result<Code, OathError> {
     let ctx = establish()?;
     let readers = matching_readers(&ctx, opts.reader_filter.as_deref())?;
-    let mut password = PasswordCache::new(opts.password.as_ref());
+    let mut password =
+        PasswordCache::new(opts.password.as_ref()).with_timeout(opts.password_timeout);
     let mut failures = Vec::new();
     for reader in &readers {
         let result = with_card(&ctx, reader, |card, name| {
             session::calculate_on(card, name, credential, unix, &mut password, on_touch)
         });
-        match result {
+        match result.map_err(|e| name_password_source(e, opts)) {
             Ok(code) => return Ok(code),
             Err(e) if is_final(&e) => return Err(e),
             Err(e) => {
@@ -227,16 +229,39 @@ pub(crate) fn calculate(
     Err(merge(failures))
 }
 
+/// A wrong password, with the source it came from named.
+fn name_password_source(error: OathError, opts: &OathOptions) -> OathError {
+    match error {
+        OathError::Applet {
+            reader,
+            source: super::error::AppletError::WrongPassword,
+        } => OathError::WrongPassword {
+            reader,
+            from: match &opts.password {
+                Some(super::PasswordSource::Command(command)) => {
+                    format!("oath_password_command `{command}`")
+                }
+                Some(super::PasswordSource::File(path)) => {
+                    format!("oath_password_file {}", path.display())
+                }
+                None => "no password source".to_string(),
+            },
+        },
+        other => other,
+    }
+}
+
 pub(crate) fn list(opts: &OathOptions, unix: u64) -> Result<Vec<ReaderListing>, OathError> {
     let ctx = establish()?;
     let readers = matching_readers(&ctx, opts.reader_filter.as_deref())?;
-    let mut password = PasswordCache::new(opts.password.as_ref());
+    let mut password =
+        PasswordCache::new(opts.password.as_ref()).with_timeout(opts.password_timeout);
     let mut listings = Vec::new();
     for reader in &readers {
         let result = with_card(&ctx, reader, |card, name| {
             session::list_on(card, name, unix, &mut password)
         });
-        listings.push(match result {
+        listings.push(match result.map_err(|e| name_password_source(e, opts)) {
             Ok(listing) => listing,
             Err(OathError::NoService) => return Err(OathError::NoService),
             Err(e) => ReaderListing {
@@ -245,6 +270,7 @@ pub(crate) fn list(opts: &OathOptions, unix: u64) -> Result<Vec<ReaderListing>, 
                 password_protected: matches!(
                     e,
                     OathError::PasswordNotConfigured { .. }
+                        | OathError::WrongPassword { .. }
                         | OathError::Applet {
                             source: super::error::AppletError::WrongPassword,
                             ..

@@ -360,7 +360,9 @@ pub fn validate(
     let card_challenge = info.challenge.as_deref().unwrap_or_default();
     let data = exchange(card, &validate_apdu(key, card_challenge, host_challenge)).map_err(
         |e| match e {
-            ExchangeError::Status(StatusWord(0x6984)) => AppletError::WrongPassword,
+            // A YubiKey answers a wrong response with 6A 80; older
+            // firmware and other applets with 69 84.
+            ExchangeError::Status(StatusWord(0x6A80 | 0x6984)) => AppletError::WrongPassword,
             e => generic(INS_VALIDATE)(e),
         },
     )?;

@@ -354,7 +354,9 @@ fn status_words_become_typed_errors() {
         &[0; 8],
     )
     .unwrap_err();
-    assert!(matches!(e, AppletError::WrongData { ins: 0xA3 }), "{e:?}");
+    // A YubiKey's answer to a wrong VALIDATE (ykman: "wrong password").
+    assert!(matches!(e, AppletError::WrongPassword), "{e:?}");
+    assert_eq!(e.retry_class(), RetryClass::NeedsUser);
     // Transport failures pass through.
     let e = list(&mut Scripted(vec![])).unwrap_err();
     assert!(matches!(e, AppletError::Card(CardError::Link(_))), "{e:?}");

@@ -1,0 +1,69 @@
+//! Keeping secrets out of core dumps and freed memory.
+//!
+//! The daemon holds session tokens and, while it plans, the long-term
+//! secret key. A core dump (a crash under `systemd-coredump`, `gcore` by
+//! the same user) would write them to disk; memory that held them and was
+//! freed would keep them until reused, for a later dump or a debugger to
+//! find. So:
+//! - [`harden_process`] makes the process non-dumpable (no core, no
+//!   `ptrace` attach by the same user, `/proc/PID/mem` readable by root
+//!   only) and sets the core size limit to 0;
+//! - [`ZeroOnFree`], the global allocator, overwrites every block with
+//!   zeros before it is freed, so that copies made by code the project does
+//!   not control (the AWS SDK's signing, HTTP buffers, serde) do not outlive
+//!   their use. `SecretString` and `Zeroizing` still clear values as soon as
+//!   they are dropped; this covers everything else.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+
+use zeroize::Zeroize;
+
+/// The system allocator, zeroing each block before it is freed.
+pub struct ZeroOnFree;
+
+// SAFETY: every call is forwarded to the system allocator with the same
+// arguments; `dealloc` only writes within the block it is about to free
+// (`layout.size()` bytes at `ptr`, which the caller guarantees it owns).
+// `realloc` is not overridden: the default moves the data with
+// `alloc` + copy + `dealloc`, so the old block is zeroed too.
+unsafe impl GlobalAlloc for ZeroOnFree {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` points at `layout.size()` bytes the caller owns and
+        // is giving up; volatile writes (zeroize) are not elided before
+        // the free.
+        unsafe {
+            std::slice::from_raw_parts_mut(ptr, layout.size()).zeroize();
+            System.dealloc(ptr, layout);
+        }
+    }
+}
+
+/// No core dumps, no `ptrace` by the same user. Called first thing in
+/// `main`; a failure is reported, not fatal (a sandbox may forbid prctl).
+pub fn harden_process() -> Result<(), std::io::Error> {
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls with valid arguments.
+    let (limit, dumpable) = unsafe {
+        (
+            libc::setrlimit(libc::RLIMIT_CORE, &no_core),
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0),
+        )
+    };
+    if limit != 0 || dumpable != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
