@@ -1,14 +1,22 @@
-//! The hand-written D-Bus client against a real `dbus-daemon`: the daemon
-//! validates every message strictly and drops a client that sends a
-//! malformed one, so these tests pin the wire format.
+//! The notification against a real `dbus-daemon` (which validates every
+//! message strictly) and a real receiver: a zbus object server that owns
+//! `org.freedesktop.Notifications` and records each `Notify` call, as a
+//! desktop's notification daemon would receive it. The sender runs where
+//! the program runs it: in a `spawn_blocking` thread of a tokio runtime
+//! (the daemon) and in a thread without any runtime (`oath code`).
 
 use super::*;
+use crate::oath::touch::{TouchPrompt, show_notification};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+use tokio::sync::mpsc;
+use zbus::zvariant::OwnedValue;
 
 struct Bus {
     child: Child,
     address: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Bus {
@@ -39,8 +47,76 @@ fn start_bus() -> Bus {
     Bus {
         child,
         address,
-        _dir: dir,
+        dir,
     }
+}
+
+/// A `Notify` call as the notification service received it.
+#[derive(Debug, PartialEq)]
+struct Received {
+    signature: String,
+    app_name: String,
+    replaces_id: u32,
+    icon: String,
+    summary: String,
+    body: String,
+    actions: Vec<String>,
+    hints: usize,
+    expire_timeout: i32,
+}
+
+struct NotificationService {
+    received: mpsc::UnboundedSender<Received>,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl NotificationService {
+    #[allow(clippy::too_many_arguments)] // the interface's signature
+    fn notify(
+        &self,
+        #[zbus(header)] header: zbus::message::Header<'_>,
+        app_name: String,
+        replaces_id: u32,
+        icon: String,
+        summary: String,
+        body: String,
+        actions: Vec<String>,
+        hints: HashMap<String, OwnedValue>,
+        expire_timeout: i32,
+    ) -> u32 {
+        let _ = self.received.send(Received {
+            // As on the wire: zvariant shows a body as one structure.
+            signature: header.signature().to_string_no_parens(),
+            app_name,
+            replaces_id,
+            icon,
+            summary,
+            body,
+            actions,
+            hints: hints.len(),
+            expire_timeout,
+        });
+        42
+    }
+}
+
+/// Owns `org.freedesktop.Notifications` on the bus at `address`; the
+/// connection serves calls for as long as it and its runtime live.
+async fn start_service(address: &str) -> (zbus::Connection, mpsc::UnboundedReceiver<Received>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = zbus::connection::Builder::address(address)
+        .unwrap()
+        .name("org.freedesktop.Notifications")
+        .unwrap()
+        .serve_at(
+            "/org/freedesktop/Notifications",
+            NotificationService { received: tx },
+        )
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    (conn, rx)
 }
 
 fn note(body: &str) -> Notification<'_> {
@@ -53,75 +129,82 @@ fn note(body: &str) -> Notification<'_> {
     }
 }
 
-#[test]
-fn notify_reaches_the_notification_service() {
+fn prompt() -> TouchPrompt {
+    TouchPrompt {
+        credential: "aws:me@123456789012".to_string(),
+        reader: "Yubico YubiKey OTP+FIDO+CCID 00 00".to_string(),
+    }
+}
+
+fn expected(body: &str) -> Received {
+    Received {
+        signature: "susssasa{sv}i".to_string(),
+        app_name: "aws-session-daemon".to_string(),
+        replaces_id: 0,
+        icon: "dialog-password".to_string(),
+        summary: "Touch your YubiKey".to_string(),
+        body: body.to_string(),
+        actions: vec![],
+        hints: 0,
+        expire_timeout: 15_000,
+    }
+}
+
+const TOUCH_BODY: &str =
+    "aws-session-daemon needs a code for aws:me@123456789012 (Yubico YubiKey OTP+FIDO+CCID 00 00).";
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no Notify call within 10 s")
+        .expect("service gone")
+}
+
+/// The daemon's case: the code fetch runs in `spawn_blocking` on the
+/// daemon's multi-thread runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_from_spawn_blocking_reaches_the_notification_service() {
     let bus = start_bus();
-    // Play the notification service on a second connection.
-    let mut service = Connection::open(&bus.address).unwrap();
-    let mut body = Writer::default();
-    body.string("org.freedesktop.Notifications");
-    body.u32(4); // DBUS_NAME_FLAG_DO_NOT_QUEUE
-    let reply = service
-        .call(
-            Call {
-                destination: "org.freedesktop.DBus",
-                path: "/org/freedesktop/DBus",
-                interface: "org.freedesktop.DBus",
-                member: "RequestName",
-                signature: "su",
-            },
-            &body.buf,
-        )
-        .unwrap();
-    assert_eq!(
-        Reader::new(&reply.body, reply.little_endian).u32(),
-        Some(1),
-        "primary owner"
-    );
+    let (_service, mut received) = start_service(&bus.address).await;
 
     let address = bus.address.clone();
-    let client = std::thread::spawn(move || notify(&address, &note("a code for \"x:y\"")));
-
-    let call = loop {
-        let m = service.read().unwrap();
-        if m.kind == METHOD_CALL && m.member.as_deref() == Some("Notify") {
-            break m;
-        }
-    };
-    assert_eq!(
-        call.interface.as_deref(),
-        Some("org.freedesktop.Notifications")
-    );
-    assert_eq!(call.path.as_deref(), Some("/org/freedesktop/Notifications"));
-    assert_eq!(call.signature.as_deref(), Some("susssasa{sv}i"));
-    let mut r = Reader::new(&call.body, call.little_endian);
-    assert_eq!(r.string().as_deref(), Some("aws-session-daemon"));
-    assert_eq!(r.u32(), Some(0));
-    assert_eq!(r.string().as_deref(), Some("dialog-password"));
-    assert_eq!(r.string().as_deref(), Some("Touch your YubiKey"));
-    assert_eq!(r.string().as_deref(), Some("a code for \"x:y\""));
-    assert_eq!(r.u32(), Some(0), "no actions");
-    assert_eq!(r.u32(), Some(0), "no hints");
-    r.align(8);
-    assert_eq!(r.u32(), Some(15_000), "expire timeout in ms");
-
-    let mut answer = Writer::default();
-    answer.u32(42);
-    service
-        .send(
-            METHOD_RETURN,
-            &Call {
-                destination: "",
-                path: "",
-                interface: "",
-                member: "",
-                signature: "u",
-            },
-            Some((call.serial, call.sender.as_deref().unwrap())),
-            &answer.buf,
-        )
+    let id = tokio::task::spawn_blocking(move || notify(&address, &note("a code for \"x:y\"")))
+        .await
         .unwrap();
-    assert_eq!(client.join().unwrap().unwrap(), 42);
+    assert_eq!(id.unwrap(), 42, "the service's notification id");
+    assert_eq!(next(&mut received).await, expected("a code for \"x:y\""));
+
+    let address = bus.address.clone();
+    let thread = tokio::task::spawn_blocking(move || show_notification(address, &prompt()))
+        .await
+        .unwrap()
+        .expect("a notification thread");
+    thread.join().unwrap();
+    assert_eq!(next(&mut received).await, expected(TOUCH_BODY));
+}
+
+/// `oath code`'s case: no runtime on the calling thread at all.
+#[test]
+fn notify_from_a_plain_thread_reaches_the_notification_service() {
+    let bus = start_bus();
+    let service_rt = tokio::runtime::Runtime::new().unwrap();
+    let (_service, mut received) = service_rt.block_on(start_service(&bus.address));
+
+    let address = bus.address.clone();
+    let id = std::thread::spawn(move || notify(&address, &note("plain")))
+        .join()
+        .unwrap();
+    assert_eq!(id.unwrap(), 42);
+    assert_eq!(service_rt.block_on(next(&mut received)), expected("plain"));
+
+    show_notification(bus.address.clone(), &prompt())
+        .expect("a notification thread")
+        .join()
+        .unwrap();
+    assert_eq!(
+        service_rt.block_on(next(&mut received)),
+        expected(TOUCH_BODY)
+    );
 }
 
 #[test]
@@ -129,24 +212,58 @@ fn without_a_notification_service_the_bus_says_so() {
     let bus = start_bus();
     let e = notify(&bus.address, &note("x")).unwrap_err();
     assert!(
-        matches!(&e, DbusError::Remote(name) if name.contains("ServiceUnknown")),
+        matches!(&e, DbusError::Bus(zbus::Error::MethodError(name, _, _))
+            if name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown"),
         "{e:?}"
+    );
+}
+
+/// A socket that accepts connections and never says a word (a hung bus):
+/// the call gives up at the limit instead of holding its thread.
+#[test]
+fn a_silent_bus_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("silent");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let address = format!("unix:path={}", path.display());
+    let start = Instant::now();
+    let e = notify_within(&address, &note("x"), Duration::from_millis(300)).unwrap_err();
+    assert!(matches!(e, DbusError::Timeout(_)), "{e:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
     );
 }
 
 #[test]
 fn addresses() {
-    assert!(matches!(
-        Connection::open("tcp:host=localhost,port=1"),
-        Err(DbusError::Address(_))
-    ));
-    assert_eq!(
-        unescape("/run/user/1000/b%75s").as_deref(),
-        Some("/run/user/1000/bus")
-    );
-    assert!(unescape("%zz").is_none());
-    // A dead path, then a working one: the second is used.
     let bus = start_bus();
-    let both = format!("unix:path=/nonexistent/bus;{}", bus.address);
-    assert!(Connection::open(&both).is_ok());
+    // A dead path, then a working one: the second is used (and answers).
+    let dead = format!("unix:path={}/nothing-here", bus.dir.path().display());
+    let both = format!("{dead};{}", bus.address);
+    assert!(
+        matches!(
+            notify(&both, &note("x")),
+            Err(DbusError::Bus(zbus::Error::MethodError(..)))
+        ),
+        "the bus answers"
+    );
+    // Only the dead one: the connection error, at once.
+    let start = Instant::now();
+    let e = notify(&dead, &note("x")).unwrap_err();
+    assert!(
+        matches!(e, DbusError::Bus(zbus::Error::Connection(..))),
+        "{e:?}"
+    );
+    assert!(start.elapsed() < REPLY_TIMEOUT);
+    for bad in ["", ";", "not an address"] {
+        assert!(
+            matches!(
+                notify(bad, &note("x")),
+                Err(DbusError::Bus(zbus::Error::Address(_)))
+            ),
+            "{bad:?}"
+        );
+    }
 }

@@ -27,35 +27,54 @@ impl std::fmt::Display for TouchPrompt {
 }
 
 /// Logs the prompt at warn level and sends a desktop notification when
-/// `DBUS_SESSION_BUS_ADDRESS` is set. Returns at once: the notification is
-/// sent from a short-lived thread so that the CALCULATE (and the key's
-/// touch window) starts without waiting for D-Bus.
+/// `DBUS_SESSION_BUS_ADDRESS` is set. Returns at once (see
+/// [`show_notification`]).
 pub fn notify_touch(prompt: &TouchPrompt) {
     tracing::warn!(
         credential = %prompt.credential,
         reader = %prompt.reader,
         "touch the YubiKey: the OATH credential requires a touch"
     );
-    let Ok(address) = std::env::var("DBUS_SESSION_BUS_ADDRESS") else {
-        return;
-    };
-    if address.is_empty() {
-        return;
+    match std::env::var("DBUS_SESSION_BUS_ADDRESS") {
+        Ok(address) if !address.is_empty() => {
+            show_notification(address, prompt);
+        }
+        _ => {}
     }
+}
+
+/// Sends the notification from a short-lived thread so that the CALCULATE
+/// (and the key's touch window) starts without waiting for D-Bus; the
+/// thread ends within [`super::dbus::REPLY_TIMEOUT`]. Failures are logged
+/// at debug level only: a missing notification daemon is normal on a
+/// server. Returns the thread, which only the tests wait for.
+pub(super) fn show_notification(
+    address: String,
+    prompt: &TouchPrompt,
+) -> Option<std::thread::JoinHandle<()>> {
     let body = format!(
         "aws-session-daemon needs a code for {} ({}).",
         prompt.credential, prompt.reader
     );
-    std::thread::spawn(move || {
-        let note = super::dbus::Notification {
-            app_name: "aws-session-daemon",
-            icon: "dialog-password",
-            summary: "Touch your YubiKey",
-            body: &body,
-            timeout: Duration::from_secs(15),
-        };
-        if let Err(e) = super::dbus::notify(&address, &note) {
-            tracing::debug!("desktop notification not shown: {e}");
+    let spawned = std::thread::Builder::new()
+        .name("touch-notification".to_string())
+        .spawn(move || {
+            let note = super::dbus::Notification {
+                app_name: "aws-session-daemon",
+                icon: "dialog-password",
+                summary: "Touch your YubiKey",
+                body: &body,
+                timeout: Duration::from_secs(15),
+            };
+            if let Err(e) = super::dbus::notify(&address, &note) {
+                tracing::debug!("desktop notification not shown: {e}");
+            }
+        });
+    match spawned {
+        Ok(thread) => Some(thread),
+        Err(e) => {
+            tracing::debug!("desktop notification not shown: no thread for it: {e}");
+            None
         }
-    });
+    }
 }
