@@ -110,6 +110,10 @@ in
         message = helpers.secretKeyMessage "services.aws-session-daemon.settings" cfg.settings;
       }
       {
+        assertion = helpers.findPaths cfg.settings == [ ];
+        message = helpers.pathValueMessage "services.aws-session-daemon.settings" cfg.settings;
+      }
+      {
         assertion = helpers.secretArgs cfg.extraArgs == [ ];
         message =
           "services.aws-session-daemon.extraArgs: --secret-access-key would put the secret key in the"

@@ -6,8 +6,11 @@ let
   # depth, through attribute sets and lists (TOML tables and arrays of tables).
   # Each place is the list of attribute names (or list indices, as strings)
   # leading to it, e.g. [ "org" "111111111111" "secret_access_key" ].
-  findKey =
-    name: value:
+  findKey = name: findKeyWhere (k: k == name);
+
+  # The same for every attribute whose name satisfies `pred`.
+  findKeyWhere =
+    pred: value:
     let
       go =
         path: v:
@@ -17,7 +20,7 @@ let
             [ ]
           else
             builtins.concatMap (
-              k: (if k == name then [ (path ++ [ k ]) ] else [ ]) ++ go (path ++ [ k ]) v.${k}
+              k: (if pred k then [ (path ++ [ k ]) ] else [ ]) ++ go (path ++ [ k ]) v.${k}
             ) (builtins.attrNames v)
         else if builtins.isList v then
           builtins.concatLists (
@@ -28,32 +31,93 @@ let
     in
     go [ ] value;
 
+  # Every place whose value is a Nix path literal (`./pw`): evaluating the
+  # settings copies that file into the world-readable Nix store.
+  findPaths =
+    value:
+    let
+      go =
+        path: v:
+        if builtins.isPath v then
+          [ path ]
+        else if builtins.isAttrs v then
+          if v ? type && v.type == "derivation" then
+            [ ]
+          else
+            builtins.concatMap (k: go (path ++ [ k ]) v.${k}) (builtins.attrNames v)
+        else if builtins.isList v then
+          builtins.concatLists (
+            builtins.genList (i: go (path ++ [ (toString i) ]) (builtins.elemAt v i)) (builtins.length v)
+          )
+        else
+          [ ];
+    in
+    go [ ] value;
+
+  # A key that holds a secret under any spelling: secret_access_key,
+  # aws_secret_access_key, and anything naming a secret, password or token.
+  isSecretKey =
+    k:
+    let
+      lower = builtins.replaceStrings [ "-" ] [ "_" ] (
+        builtins.replaceStrings
+          [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ]
+          [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ]
+          k
+      );
+    in
+    # The daemon's own keys that name where a password comes from are not
+    # secrets themselves.
+    builtins.match "oath_password_(command|file|keyring)" lower == null
+    && builtins.any (word: builtins.match ".*${word}.*" lower != null) [
+      "secret"
+      "password"
+      "token"
+      "passphrase"
+    ];
+
   showPath = path: builtins.concatStringsSep "." path;
 
   # Replace every occurrence of each `from` string by the `to` string.
   replace = builtins.replaceStrings;
 in
 {
-  inherit findKey showPath;
+  inherit findKey findPaths showPath isSecretKey;
 
-  # Places in the settings where a long-term secret key was written. The
-  # settings end up in the Nix store, which every user can read.
-  secretKeyPaths = settings: findKey "secret_access_key" settings;
+  # Places in the settings where a secret was written (secret_access_key
+  # under any spelling, a password, a token). The settings end up in the Nix
+  # store, which every user can read.
+  secretKeyPaths = settings: findKeyWhere isSecretKey settings;
 
   # The assertion message for those places (empty when there are none).
   secretKeyMessage =
     optionPath: settings:
     let
-      found = findKey "secret_access_key" settings;
+      found = findKeyWhere isSecretKey settings;
     in
     if found == [ ] then
       ""
     else
-      "${optionPath}: secret_access_key is set at "
+      "${optionPath}: a secret is set at "
       + builtins.concatStringsSep ", " (map showPath found)
       + ". The settings are written to the Nix store, which every user on the machine can read."
       + " Keep the long-term keys in ~/.aws/credentials instead, and name their section with"
-      + " credentials_section (default: \"default\").";
+      + " credentials_section (default: \"default\"); give a password with"
+      + " oath_password_command or oath_password_file.";
+
+  # The assertion message for Nix path values (empty when there are none).
+  pathValueMessage =
+    optionPath: settings:
+    let
+      found = findPaths settings;
+    in
+    if found == [ ] then
+      ""
+    else
+      "${optionPath}: a Nix path is given at "
+      + builtins.concatStringsSep ", " (map showPath found)
+      + ". Nix copies the file it names into the world-readable Nix store (a password file would"
+      + " be readable by every user). Write the path as a string instead: \"/home/me/.config/pw\".";
 
   # Command-line arguments that would put a secret on the command line (and in
   # the world-readable unit file).

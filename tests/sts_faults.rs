@@ -480,3 +480,49 @@ async fn the_front_takes_faults_from_its_command_line_and_stops_on_sigterm() {
         "the front did not exit cleanly on SIGTERM"
     );
 }
+
+/// Peak resident memory of this test process so far, in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test]
+async fn hostile_answers_are_refused_without_filling_memory_or_trusting_them() {
+    let s = setup(&[]);
+    // A body that never ends: cut off at the cap, a passing error.
+    let before = peak_rss();
+    s.front.inject(json!({"fault": "endless_body", "count": 1}));
+    let started = Instant::now();
+    let error = s.session().await.unwrap_err();
+    assert_eq!(error.retry_class(), RetryClass::Soon, "{error}");
+    let grown = peak_rss().saturating_sub(before);
+    eprintln!(
+        "endless STS body: refused after {:?}, peak RSS grew {} KiB",
+        started.elapsed(),
+        grown / 1024
+    );
+    assert!(grown < 32 * 1024 * 1024, "grew {grown} bytes");
+
+    // Bytes that are not XML: an error, not a panic.
+    s.front.inject(json!({"fault": "garbage", "count": 1}));
+    let error = s.session().await.unwrap_err();
+    assert_eq!(error.retry_class(), RetryClass::Soon, "{error}");
+
+    // An expiry in the year 9999 is not believed: cut to what was asked.
+    s.front
+        .inject(json!({"fault": "far_expiration", "count": 1}));
+    let creds = s.session().await.unwrap();
+    let asked = time::OffsetDateTime::now_utc() + time::Duration::seconds(3600);
+    assert!(
+        creds.expiration <= asked + time::Duration::seconds(5),
+        "{}",
+        creds.expiration
+    );
+    assert!(creds.expiration >= asked - time::Duration::seconds(60));
+}

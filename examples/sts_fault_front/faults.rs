@@ -26,6 +26,12 @@ pub enum FaultKind {
     NotLongTerm,
     RequestExpired,
     RegionDisabled,
+    /// HTTP 200, then a body that never ends (chunks until the client goes).
+    EndlessBody,
+    /// HTTP 200 with bytes that are not XML.
+    Garbage,
+    /// The upstream's answer, its `<Expiration>` changed to the year 9999.
+    FarExpiration,
 }
 
 impl FaultKind {
@@ -44,6 +50,9 @@ impl FaultKind {
             FaultKind::NotLongTerm => "not_long_term",
             FaultKind::RequestExpired => "request_expired",
             FaultKind::RegionDisabled => "region_disabled",
+            FaultKind::EndlessBody => "endless_body",
+            FaultKind::Garbage => "garbage",
+            FaultKind::FarExpiration => "far_expiration",
         }
     }
 }

@@ -86,6 +86,8 @@ enum Reply {
     Answer(Response),
     /// Close without answering (`reset`).
     Close,
+    /// A 200 whose body never ends (`endless_body`).
+    Endless,
 }
 
 fn loopback_upstream(url: &str) -> Result<String, String> {
@@ -194,7 +196,14 @@ fn fault_answer(spec: &FaultSpec, params: &HashMap<String, String>) -> Response 
             "RegionDisabledException",
             "STS is not activated in this region for account:123456789012. Your account administrator can activate STS in this region using the IAM Console.",
         ),
-        FaultKind::Reset | FaultKind::Slow => unreachable!("not an error answer"),
+        // Not error answers: handled before this is asked.
+        FaultKind::Reset
+        | FaultKind::Slow
+        | FaultKind::EndlessBody
+        | FaultKind::Garbage
+        | FaultKind::FarExpiration => {
+            sts_error(500, "InternalFailure", "fault front: not an error fault")
+        }
     }
 }
 
@@ -274,6 +283,7 @@ impl Front {
         let status = match &reply {
             Reply::Answer(response) => response.status.to_string(),
             Reply::Close => "closed".to_string(),
+            Reply::Endless => "endless".to_string(),
         };
         eprintln!("{action} -> {outcome} ({status})");
         reply
@@ -289,6 +299,15 @@ impl Front {
         if let Some(spec) = &fault {
             match spec.fault {
                 FaultKind::Reset => return ("reset".to_string(), Reply::Close),
+                FaultKind::EndlessBody => return ("endless_body".to_string(), Reply::Endless),
+                FaultKind::Garbage => {
+                    let bytes: Vec<u8> = (0..4096).map(|_| fastrand::u8(..)).collect();
+                    return (
+                        "garbage".to_string(),
+                        Reply::Answer(Response::new(200, "text/xml", bytes)),
+                    );
+                }
+                FaultKind::FarExpiration => {}
                 FaultKind::Slow => {
                     self.state().stats.delayed();
                     tokio::time::sleep(Duration::from_millis(spec.delay_ms.unwrap_or(1000))).await;
@@ -337,7 +356,14 @@ impl Front {
                 );
             }
         }
+        let far = fault
+            .as_ref()
+            .is_some_and(|spec| spec.fault == FaultKind::FarExpiration);
         match http::forward(&self.upstream, request, Duration::from_secs(30)).await {
+            Ok(response) if far => (
+                "far_expiration".to_string(),
+                Reply::Answer(far_expiration(response)),
+            ),
             Ok(response) => (
                 if response.status < 400 {
                     "ok"
@@ -390,7 +416,39 @@ async fn serve(stream: TcpStream, front: Arc<Front>) {
             }
             // Dropping both halves closes the connection unanswered.
             Reply::Close => return,
+            Reply::Endless => {
+                let _ = endless_body(&mut write).await;
+                return;
+            }
         }
+    }
+}
+
+/// Replaces the expiry in an STS answer with one in the year 9999.
+fn far_expiration(mut response: Response) -> Response {
+    let text = String::from_utf8_lossy(&response.body).into_owned();
+    if let (Some(start), Some(end)) = (text.find("<Expiration>"), text.find("</Expiration>")) {
+        let text = format!(
+            "{}<Expiration>9999-12-31T23:59:59Z{}",
+            &text[..start],
+            &text[end..]
+        );
+        response.body = text.into_bytes();
+    }
+    response
+}
+
+/// A 200 answer whose chunked body goes on until the client hangs up.
+async fn endless_body<W: tokio::io::AsyncWrite + Unpin>(write: &mut W) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    write
+        .write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .await?;
+    let chunk = format!("10000\r\n{}\r\n", "<x>".repeat(65536 / 3) + "a");
+    loop {
+        write.write_all(chunk.as_bytes()).await?;
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use anyhow::bail;
 
-use crate::config::{Config, RawValue, Section, keys_spec};
+use crate::config::{Config, RawValue, Section};
 
 pub fn show(config: &Config, out: &mut dyn Write) -> anyhow::Result<i32> {
     if let Some(file) = &config.file {
@@ -82,7 +82,7 @@ pub fn find(
 }
 
 fn refuse_secret(key: &str) -> anyhow::Result<()> {
-    if keys_spec(key).is_some_and(|k| k.secret) {
+    if crate::config::holds_secret(key) {
         bail!("{key} is a secret and is never printed");
     }
     Ok(())

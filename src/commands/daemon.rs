@@ -36,6 +36,9 @@ fn build_daemon(cli: &Cli) -> anyhow::Result<Daemon> {
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Codes and writes run on blocking threads; a few are plenty, and
+        // the units cap the process at TasksMax=64.
+        .max_blocking_threads(16)
         .enable_all()
         .build()
         .context("cannot start the async runtime")

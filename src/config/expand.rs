@@ -27,13 +27,40 @@ pub struct RawSection {
     pub values: BTreeMap<String, Sourced>,
 }
 
+/// Every section gets a copy of the values it inherits: a small file can
+/// ask for a huge number of them (20,000 defaults × 20,000 sections is 400
+/// million values from 378 KB). More than this is refused before it is
+/// built. The real configs of many accounts are far below it (200 sections
+/// of 20 keys are 4,000).
+pub const MAX_EXPANDED_VALUES: usize = 1_000_000;
+
+/// The sections found so far, and the values they hold.
+struct Expansion {
+    sections: Vec<RawSection>,
+    values: usize,
+    too_large: bool,
+}
+
 pub(super) fn expand(root: &Table) -> Result<Vec<RawSection>, ConfigError> {
-    let mut sections = Vec::new();
+    let mut out = Expansion {
+        sections: Vec::new(),
+        values: 0,
+        too_large: false,
+    };
     let mut defaults = BTreeMap::new();
     collect_own_values(root, &mut defaults);
     for (key, item) in root.iter() {
-        visit_child(key, item, root, "", &defaults, &mut sections);
+        visit_child(key, item, root, "", &defaults, &mut out);
     }
+    if out.too_large {
+        return Err(ConfigError::plain(
+            format!(
+                "the config expands to more than {MAX_EXPANDED_VALUES} values (every section copies the keys it inherits: sections × keys)"
+            ),
+            "split it into fewer sections or fewer inherited keys; a config of hundreds of accounts stays far below this",
+        ));
+    }
+    let mut sections = out.sections;
     check_unique_names(&sections)?;
     for section in &mut sections {
         for sourced in section.values.values_mut() {
@@ -49,7 +76,7 @@ fn visit_child(
     parent: &Table,
     parent_path: &str,
     inherited: &BTreeMap<String, Sourced>,
-    out: &mut Vec<RawSection>,
+    out: &mut Expansion,
 ) {
     let path = join_path(parent_path, key);
     let key_span = parent.key(key).and_then(|k| k.span());
@@ -105,13 +132,18 @@ fn visit_table(
     path: &str,
     span: Option<Range<usize>>,
     inherited: &BTreeMap<String, Sourced>,
-    out: &mut Vec<RawSection>,
+    out: &mut Expansion,
 ) {
+    if out.too_large || out.values + inherited.len() + table.len() > MAX_EXPANDED_VALUES {
+        out.too_large = true;
+        return;
+    }
     let mut values = inherited.clone();
     collect_own_values(&table, &mut values);
     let children: Vec<(&str, &Item)> = table.iter().filter(|(_, item)| is_subtable(item)).collect();
     if children.is_empty() {
-        out.push(RawSection {
+        out.values += values.len();
+        out.sections.push(RawSection {
             name: name.to_string(),
             path: path.to_string(),
             span,

@@ -204,6 +204,23 @@ pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
         .map(|(_, c)| c)
 }
 
+/// Whether a key's value is a secret, under any spelling: the keys marked
+/// secret, their aliases (`aws_secret_access_key`, which the daemon itself
+/// suggests for a misspelt key), and any unknown key whose name says so. Such
+/// values are masked by `config show`, refused by `config get`, never
+/// logged, and make a config readable by others worth a warning.
+pub fn holds_secret(name: &str) -> bool {
+    let normalized = name.replace('-', "_").to_ascii_lowercase();
+    match spec(&normalized) {
+        // A key of the daemon's own says (`oath_password_file` names a
+        // file, it is not a password).
+        Some(spec) => spec.secret,
+        None => ["secret", "password", "token", "passphrase"]
+            .iter()
+            .any(|word| normalized.contains(word)),
+    }
+}
+
 /// For an unknown key: the known key it most likely means.
 pub fn suggest(name: &str) -> Option<&'static str> {
     let aliases = [
@@ -237,5 +254,26 @@ mod tests {
         assert_eq!(suggest("rolearn"), Some("assume_role_arn"));
         assert_eq!(suggest("refresh_margn"), Some("refresh_margin"));
         assert_eq!(suggest("completely_unrelated_thing"), None);
+    }
+
+    #[test]
+    fn secrets_are_recognised_under_every_spelling() {
+        for name in [
+            "secret_access_key",
+            "aws_secret_access_key",
+            "AWS-Secret-Access-Key",
+            "session_token",
+            "my_password",
+        ] {
+            assert!(holds_secret(name), "{name}");
+        }
+        for name in [
+            "oath_password_file",
+            "oath_password_command",
+            "region",
+            "access_key_id",
+        ] {
+            assert!(!holds_secret(name), "{name}");
+        }
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
 pub use expand::RawSection;
-pub use keys::{KEYS, KeyKind, KeySpec, spec as keys_spec};
+pub use keys::{KEYS, KeyKind, KeySpec, holds_secret};
 pub use settings::{CodeSource, LongTermKeys, PasswordSpec, RoleSettings, Settings};
 
 /// Config files larger than this are refused before parsing: a real config
@@ -67,7 +67,7 @@ impl RawValue {
     /// `Debug`; other values pass through.
     pub fn for_key(key: &str, value: RawValue) -> RawValue {
         match value {
-            RawValue::String(s) if keys::spec(key).is_some_and(|k| k.secret) => {
+            RawValue::String(s) if keys::holds_secret(key) => {
                 RawValue::Secret(SecretText(secrecy::SecretString::from(s)))
             }
             other => other,
@@ -300,12 +300,58 @@ pub fn load(options: &LoadOptions, env: EnvLookup) -> Result<Config, ConfigError
                 settings,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    warnings.extend(plain_http_warnings(&sections));
     Ok(Config {
         file: file.map(|(path, _)| path),
         sections,
         warnings,
     })
+}
+
+/// An STS endpoint over plain HTTP to another host carries the signed
+/// requests and the session credentials in clear text: worth a warning
+/// (on 127.0.0.1, for tests and local emulators, it is not).
+fn plain_http_warnings(sections: &[Section]) -> Vec<String> {
+    let mut endpoints: Vec<(&str, Vec<&str>)> = Vec::new();
+    for section in sections {
+        let Ok(settings) = &section.settings else {
+            continue;
+        };
+        let Some(url) = &settings.sts_endpoint else {
+            continue;
+        };
+        let Some(rest) = url.strip_prefix("http://") else {
+            continue;
+        };
+        let authority = rest.split('/').next().unwrap_or("");
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => authority
+                .rsplit_once(':')
+                .map_or(authority, |(host, _)| host),
+        };
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            continue;
+        }
+        match endpoints.iter_mut().find(|(u, _)| *u == url.as_str()) {
+            Some((_, names)) => names.push(&section.name),
+            None => endpoints.push((url, vec![&section.name])),
+        }
+    }
+    endpoints
+        .into_iter()
+        .map(|(url, names)| {
+            format!(
+                "the STS endpoint {url} (sections {}) is plain HTTP to another host: requests signed with your keys and the session credentials STS returns would cross the network unencrypted; use https:// (check sts_endpoint, AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL)",
+                names.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// Parses TOML text and expands it; errors carry spans, not yet lines.
@@ -322,44 +368,57 @@ pub fn parse_and_expand(text: &str) -> Result<Vec<RawSection>, ConfigError> {
 
 fn read_config_text(location: &ConfigLocation) -> Result<Option<String>, ConfigError> {
     let path = &location.path;
-    let metadata = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !location.explicit => {
-            return Ok(None);
+    // Regular files only (a FIFO would hang the reader, /dev/zero fill its
+    // memory), opened without blocking, at most 4 MiB read.
+    let rules = crate::private_file::ReadRules {
+        limit: MAX_CONFIG_BYTES,
+        follow: true,
+        owned: false,
+    };
+    let read = crate::private_file::read(path, rules).map_err(|e| {
+        use crate::private_file::PrivateFileError as E;
+        match e {
+            E::NotAFile {
+                what: "a directory",
+                ..
+            } => ConfigError::plain(
+                format!("config path {} is a directory", path.display()),
+                "point --config at the config.toml file inside it",
+            ),
+            E::NotAFile { what, .. } => ConfigError::plain(
+                format!(
+                    "config path {} is {what}, not a regular file",
+                    path.display()
+                ),
+                "point --config at the config.toml file",
+            ),
+            E::TooLarge { size, .. } => ConfigError::plain(
+                format!(
+                    "config file {} is {:.1} MB or more; a config file is at most 4 MiB",
+                    path.display(),
+                    size as f64 / 1e6
+                ),
+                "check that --config points at config.toml",
+            ),
+            other => ConfigError::plain(
+                format!("cannot read config file {}: {other}", path.display()),
+                "check the file's permissions",
+            ),
         }
-        Err(e) => {
+    })?;
+    let bytes = match read {
+        Some(file) => file.bytes.to_vec(),
+        None if !location.explicit => return Ok(None),
+        None => {
             return Err(ConfigError::plain(
-                format!("cannot read config file {}: {e}", path.display()),
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    "check the --config path".to_string()
-                } else {
-                    "check the file's permissions".to_string()
-                },
+                format!(
+                    "cannot read config file {}: it does not exist",
+                    path.display()
+                ),
+                "check the --config path",
             ));
         }
     };
-    if metadata.is_dir() {
-        return Err(ConfigError::plain(
-            format!("config path {} is a directory", path.display()),
-            "point --config at the config.toml file inside it",
-        ));
-    }
-    if metadata.len() > MAX_CONFIG_BYTES {
-        return Err(ConfigError::plain(
-            format!(
-                "config file {} is {:.1} MB; a config file is at most 4 MiB",
-                path.display(),
-                metadata.len() as f64 / 1e6
-            ),
-            "check that --config points at config.toml",
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| {
-        ConfigError::plain(
-            format!("cannot read config file {}: {e}", path.display()),
-            "check the file's permissions",
-        )
-    })?;
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Some(
             text.strip_prefix('\u{feff}')
@@ -381,11 +440,9 @@ fn read_config_text(location: &ConfigLocation) -> Result<Option<String>, ConfigE
 }
 
 fn has_secret(sections: &[RawSection]) -> bool {
-    sections.iter().any(|s| {
-        s.values
-            .iter()
-            .any(|(key, _)| keys::spec(key).is_some_and(|spec| spec.secret))
-    })
+    sections
+        .iter()
+        .any(|s| s.values.iter().any(|(key, _)| keys::holds_secret(key)))
 }
 
 fn permission_warning(path: &Path) -> Option<String> {
@@ -393,7 +450,7 @@ fn permission_warning(path: &Path) -> Option<String> {
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
     (mode & 0o077 != 0).then(|| {
         format!(
-            "config file {} holds a secret_access_key and is readable by other users (mode {:o}); run: chmod 600 {} (or move the keys to a credentials_section)",
+            "config file {} holds a secret (secret_access_key or another secret key) and is readable by other users (mode {:o}); run: chmod 600 {} (or move the keys to a credentials_section)",
             path.display(),
             mode & 0o777,
             path.display()

@@ -256,6 +256,14 @@ pub(super) fn validate(
         .or_else(|| env("AWS_REGION"))
         .or_else(|| env("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|| "us-east-1".to_string());
+    if !is_region(&region) {
+        // Found here, not after a code was spent on a call that cannot work.
+        r.error(
+            "region",
+            format!("region {region:?} is not an AWS region name"),
+            "use a region such as us-east-1 or eu-west-1 (check region, AWS_REGION and AWS_DEFAULT_REGION)",
+        );
+    }
     let sts_endpoint = r
         .text("sts_endpoint")
         .or_else(|| env("AWS_ENDPOINT_URL_STS"))
@@ -586,17 +594,62 @@ fn role_settings(
 }
 
 /// `assume_role_policy` is JSON, or `@path` to a JSON file.
+/// `us-east-1`, `us-gov-west-1`, `eu-isoe-west-1`, `cn-north-1`, and the
+/// `aws-global` pseudo-region: lowercase words joined by `-`, at least
+/// three parts, the last a number.
+fn is_region(region: &str) -> bool {
+    if region == "aws-global" {
+        return true;
+    }
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].chars().all(|c| c.is_ascii_lowercase())
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+}
+
+/// Larger policy files are refused.
+const MAX_POLICY_BYTES: u64 = 64 * 1024;
+
 fn read_policy(r: &mut Reader, value: &str, config_file: Option<&Path>) -> Option<String> {
     let text = match value.strip_prefix('@') {
         Some(path) => {
             let path = resolve_path(path, config_file);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => text,
+            // A regular file of at most 64 KiB (IAM's own limit for an
+            // inline session policy is 2,048 characters packed).
+            let rules = crate::private_file::ReadRules {
+                limit: MAX_POLICY_BYTES,
+                follow: true,
+                owned: false,
+            };
+            let read = crate::private_file::read(&path, rules);
+            match read.map(|file| file.map(|f| String::from_utf8(f.bytes.to_vec()))) {
+                Ok(Some(Ok(text))) => text,
+                Ok(Some(Err(_))) => {
+                    r.error(
+                        "assume_role_policy",
+                        format!("policy file {} is not UTF-8 text", path.display()),
+                        "save the policy as UTF-8 JSON",
+                    );
+                    return None;
+                }
+                Ok(None) => {
+                    r.error(
+                        "assume_role_policy",
+                        format!("policy file {} does not exist", path.display()),
+                        "check the path after @ (relative paths are relative to the config file)",
+                    );
+                    return None;
+                }
                 Err(e) => {
                     r.error(
                         "assume_role_policy",
-                        format!("cannot read policy file {}: {e}", path.display()),
-                        "check the path after @ (relative paths are relative to the config file)",
+                        format!("cannot read the policy file: {e}"),
+                        "point @ at a JSON file of at most 64 KiB (relative paths are relative to the config file)",
                     );
                     return None;
                 }

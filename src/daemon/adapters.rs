@@ -99,6 +99,10 @@ impl Default for RealSts {
 }
 
 impl StsApi for RealSts {
+    fn close_connections(&self) {
+        self.clients.close_connections();
+    }
+
     fn get_session_token<'a>(
         &'a self,
         long_term: &'a SigningKeys,

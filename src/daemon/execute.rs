@@ -119,6 +119,8 @@ impl Executor {
             self.chained_roles(plan, cache, &sessions, &mut report)
                 .await,
         );
+        // The next call is normally an hour away.
+        self.sts.close_connections();
         self.write(document, file, obtained, &mut report).await;
         report
     }

@@ -85,6 +85,10 @@ pub trait StsApi: Send + Sync {
         role: &'a RoleSettings,
         mfa: Option<MfaCode<'a>>,
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>>;
+
+    /// The pass's calls are done: close the connections (see
+    /// `StsClients::close_connections`).
+    fn close_connections(&self) {}
 }
 
 /// "A YubiKey or reader came or went", from a watcher the daemon starts

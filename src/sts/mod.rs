@@ -181,6 +181,14 @@ impl StsClients {
         self.lock().len()
     }
 
+    /// Drops the clients, and with them their connection pools: the idle
+    /// connections close, their buffers (which held signed requests and
+    /// credentials) are freed, and no pool timer wakes the idle daemon. The
+    /// next pass, normally an hour away, builds them again.
+    pub fn close_connections(&self) {
+        self.lock().clear();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Endpoint, aws_sdk_sts::Client>> {
         // A panic while holding the lock cannot leave the map inconsistent.
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
@@ -302,6 +310,35 @@ impl StsClients {
     }
 }
 
+/// STS answers are a few kilobytes; an endpoint that streams more (a broken
+/// proxy, a hostile server) is cut off here instead of filling memory.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Caps every response body at [`MAX_RESPONSE_BYTES`] before the SDK reads it.
+#[derive(Debug)]
+struct ResponseLimit;
+
+impl aws_sdk_sts::config::Intercept for ResponseLimit {
+    fn name(&self) -> &'static str {
+        "ResponseLimit"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_sts::config::interceptors::BeforeDeserializationInterceptorContextMut<
+            '_,
+        >,
+        _components: &aws_sdk_sts::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_sts::config::ConfigBag,
+    ) -> Result<(), aws_sdk_sts::error::BoxError> {
+        let body = context.response_mut().take_body();
+        *context.response_mut().body_mut() = aws_smithy_types::body::SdkBody::from_body_1_x(
+            http_body_util::Limited::new(body, MAX_RESPONSE_BYTES),
+        );
+        Ok(())
+    }
+}
+
 /// Builds one SDK client: explicit region, endpoint, timeouts; no retries;
 /// no credentials of its own (each call brings its keys, and a client built
 /// from `Config::builder()` never consults the default provider chain or the
@@ -314,6 +351,7 @@ fn build_client(endpoint: &Endpoint, timeouts: Timeouts) -> Result<aws_sdk_sts::
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(endpoint.region.clone()))
         .retry_config(RetryConfig::disabled())
+        .interceptor(ResponseLimit)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(timeouts.connect)
@@ -438,12 +476,35 @@ impl<'a> Call<'a> {
         let expiration =
             OffsetDateTime::from_unix_timestamp_nanos(credentials.expiration().as_nanos())
                 .map_err(|_| unreadable("the credentials' expiration is out of range"))?;
+        let expiration = self.plausible_expiration(expiration);
         Ok(SessionCredentials {
             access_key_id: credentials.access_key_id().to_string(),
             secret_access_key: SecretString::from(credentials.secret_access_key()),
             session_token: SecretString::from(credentials.session_token()),
             expiration,
         })
+    }
+
+    /// Credentials never live longer than the duration asked for: an
+    /// expiry beyond it (year 9999 from a broken or hostile endpoint) would
+    /// keep a dead profile "fresh" for ever. It is cut to what was asked,
+    /// with a warning.
+    fn plausible_expiration(&self, expiration: OffsetDateTime) -> OffsetDateTime {
+        let now = OffsetDateTime::now_utc();
+        let asked = now + time::Duration::seconds(i64::from(self.duration));
+        // Clock skew between AWS and this machine is allowed for.
+        if expiration <= asked + time::Duration::minutes(15) {
+            return expiration;
+        }
+        tracing::warn!(
+            action = %self.context.call,
+            role_arn = self.context.role_arn.as_deref().unwrap_or("-"),
+            "STS said the credentials expire at {}, later than the {} s asked for; treating them as expiring at {}",
+            crate::timestamp::rfc3339(expiration),
+            self.duration,
+            crate::timestamp::rfc3339(asked)
+        );
+        asked
     }
 
     fn log_success(&self, started: Instant, credentials: &SessionCredentials) {
