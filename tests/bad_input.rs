@@ -14,6 +14,12 @@
 
 #[path = "support/daemon.rs"]
 mod daemon;
+#[path = "support/example_bin.rs"]
+mod example_bin;
+#[path = "support/sts_front.rs"]
+mod sts_front;
+#[path = "support/users.rs"]
+mod users;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -125,6 +131,8 @@ struct Case {
     credentials: PathBuf,
     /// The path the messages must name ({file}).
     subject: PathBuf,
+    /// What the case needs running while it runs (an STS front).
+    _running: Option<sts_front::StsFront>,
 }
 
 impl Case {
@@ -137,6 +145,7 @@ impl Case {
         Case {
             name: name.to_string(),
             subject: credentials.clone(),
+            _running: None,
             home,
             config,
             credentials,
@@ -407,7 +416,46 @@ const GENERATED: &[&str] = &[
     "config_link_loop",
     "config_missing",
     "config_with_secret_readable_by_others",
+    "config_fifo",
+    "config_dev_zero",
+    "policy_fifo",
+    "config_expansion_huge",
+    "cache_step_u64_max",
+    "cache_step_clock_set_back_3h",
+    "cache_garbage",
+    "cache_huge",
+    "cache_fifo",
+    "runtime_dir_symlink",
+    "runtime_dir_of_another_user",
+    "credentials_lock_symlink",
+    "sts_endless_body",
+    "sts_garbage",
+    "sts_far_expiration",
 ];
+
+/// The runtime directory of a case (`$XDG_RUNTIME_DIR/aws-session-daemon`),
+/// created 0700.
+fn runtime_dir(case: &Case) -> PathBuf {
+    let dir = case.home.path().join("run/aws-session-daemon");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// The TOTP step of the wall clock now.
+fn step_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30
+}
 
 fn generate(name: &str, case: &mut Case, endpoint: &str) {
     let write_credentials = |case: &Case, text: &[u8], mode: u32| {
@@ -483,6 +531,97 @@ fn generate(name: &str, case: &mut Case, endpoint: &str) {
             case.subject = case.config.clone();
             write_credentials(case, b"", 0o600);
         }
+        "config_fifo" | "config_dev_zero" => {
+            std::fs::remove_file(&case.config).unwrap();
+            if name == "config_fifo" {
+                mkfifo(&case.config);
+            } else {
+                case.config = PathBuf::from("/dev/zero");
+            }
+            case.subject = case.config.clone();
+            write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
+        }
+        "policy_fifo" => {
+            let fifo = case.home.path().join("policy.json");
+            mkfifo(&fifo);
+            let config = format!(
+                "{}\n[prod]\nassume_role_arn = \"arn:aws:iam::111111111111:role/Admin\"\nassume_role_policy = \"@{}\"\n",
+                good_config(endpoint),
+                fifo.display()
+            );
+            std::fs::write(&case.config, config).unwrap();
+            case.subject = case.config.clone();
+            write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
+        }
+        "config_expansion_huge" => {
+            // 378 KB asking for 20,000 sections of 20,000 inherited keys.
+            let mut config =
+                String::from("mfa_serial_number = \"arn:aws:iam::123456789012:mfa/me\"\n");
+            for i in 0..10_000 {
+                config.push_str(&format!("k{i} = 1\n"));
+            }
+            for i in 0..10_000 {
+                config.push_str(&format!("[s{i}]\n"));
+            }
+            std::fs::write(&case.config, config).unwrap();
+            case.subject = case.config.clone();
+            write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
+        }
+        "cache_step_u64_max" | "cache_step_clock_set_back_3h" => {
+            let step = if name.ends_with("u64_max") {
+                u64::MAX
+            } else {
+                step_now() + 3 * 120
+            };
+            let cache = runtime_dir(case).join("mfa-sessions.json");
+            std::fs::write(
+                &cache,
+                format!(
+                    "{{\"sessions\":[],\"last_steps\":{{\"arn:aws:iam::123456789012:mfa/me\":{step}}}}}"
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o600)).unwrap();
+            write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
+        }
+        "cache_garbage" | "cache_huge" | "cache_fifo" => {
+            let cache = runtime_dir(case).join("mfa-sessions.json");
+            match name {
+                "cache_garbage" => std::fs::write(&cache, [0xff, 0x00, b'{', 0x80]).unwrap(),
+                "cache_huge" => std::fs::write(&cache, vec![b' '; 2 * 1024 * 1024]).unwrap(),
+                _ => mkfifo(&cache),
+            }
+            std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o600)).unwrap();
+            write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
+        }
+        "runtime_dir_symlink" => {
+            let elsewhere = case.home.path().join("elsewhere");
+            std::fs::create_dir(&elsewhere).unwrap();
+            std::os::unix::fs::symlink(&elsewhere, case.home.path().join("run/aws-session-daemon"))
+                .unwrap();
+            write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
+        }
+        "runtime_dir_of_another_user" => {
+            let dir = runtime_dir(case);
+            users::second_user().own(&dir);
+            write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
+        }
+        "credentials_lock_symlink" => {
+            std::os::unix::fs::symlink(
+                case.home.path().join("victim"),
+                case.credentials.with_file_name("credentials.lock"),
+            )
+            .unwrap();
+            write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
+        }
+        "sts_endless_body" | "sts_garbage" | "sts_far_expiration" => {
+            let fault = name.strip_prefix("sts_").unwrap();
+            let inject = format!("{{\"fault\": \"{fault}\", \"count\": 1000}}");
+            let front = sts_front::StsFront::start(endpoint, &["--inject", &inject]);
+            std::fs::write(&case.config, good_config(&front.url)).unwrap();
+            case._running = Some(front);
+            write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
+        }
         other => panic!("no generator for {other}"),
     }
 }
@@ -496,7 +635,26 @@ fn generated_bad_inputs() {
         let key = format!("generated/{name}");
         let mut case = Case::new(&key);
         generate(name, &mut case, &sts.url);
+        let started = std::time::Instant::now();
         failures.extend(check(&case, &expectations[&key], false));
+        // Three commands; a stall (hours waiting for a TOTP step, a FIFO,
+        // a body that never ends) would show here.
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            failures.push(format!("{key}: took {:?}", started.elapsed()));
+        }
+        if *name == "sts_far_expiration" {
+            let text = std::fs::read_to_string(&case.credentials).unwrap_or_default();
+            let limit = time::OffsetDateTime::now_utc() + time::Duration::hours(13);
+            for expiry in text
+                .lines()
+                .filter_map(|l| l.strip_prefix("x_security_token_expires = "))
+            {
+                let at = aws_session_daemon::timestamp::parse_expiry(expiry);
+                if !at.is_some_and(|at| at < limit) {
+                    failures.push(format!("{key}: an expiry of {expiry} was believed"));
+                }
+            }
+        }
         if *name == "credentials_link_to_writable" {
             let meta = std::fs::symlink_metadata(&case.credentials).unwrap();
             if !meta.file_type().is_symlink() {
