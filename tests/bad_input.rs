@@ -650,7 +650,7 @@ fn generated_bad_inputs() {
                 .filter_map(|l| l.strip_prefix("x_security_token_expires = "))
             {
                 let at = aws_session_daemon::timestamp::parse_expiry(expiry);
-                if !at.is_some_and(|at| at < limit) {
+                if at.is_none_or(|at| at >= limit) {
                     failures.push(format!("{key}: an expiry of {expiry} was believed"));
                 }
             }
