@@ -43,4 +43,10 @@ impl fmt::Display for RetryClass {
 /// Implemented by every error type that can end a refresh attempt.
 pub trait Classified {
     fn retry_class(&self) -> RetryClass;
+
+    /// The service asked for fewer calls at once (STS `Throttling`): the
+    /// executor lowers its concurrency instead of only backing off.
+    fn is_throttling(&self) -> bool {
+        false
+    }
 }

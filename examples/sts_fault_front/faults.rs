@@ -153,6 +153,8 @@ pub struct Stats {
     /// AssumeRole requests per role ARN (not secret), so that a test can
     /// compare the calls with the plan section by section.
     roles: BTreeMap<String, u64>,
+    /// The most STS calls in progress at once.
+    max_in_flight: u64,
 }
 
 impl Stats {
@@ -161,6 +163,10 @@ impl Stats {
         *self.actions.entry(action.to_string()).or_default() += 1;
         param_names.sort();
         self.last_params.insert(action.to_string(), param_names);
+    }
+
+    pub fn in_flight(&mut self, now: u64) {
+        self.max_in_flight = self.max_in_flight.max(now);
     }
 
     pub fn role(&mut self, arn: &str) {
@@ -190,6 +196,7 @@ impl Stats {
             "delayed": self.delayed,
             "last_params": self.last_params,
             "roles": self.roles,
+            "max_in_flight": self.max_in_flight,
             "active_faults": active_faults,
         })
     }

@@ -50,9 +50,21 @@ use mfa::MfaChecker;
 #[derive(Parser, Debug)]
 #[command(about = "Fault-injecting STS front for tests (127.0.0.1 only)")]
 struct Args {
-    /// The moto server to forward to, e.g. http://127.0.0.1:5000 (loopback only).
+    /// The moto server to forward to, e.g. http://127.0.0.1:5000 (loopback
+    /// only), or `local` to answer GetSessionToken, AssumeRole and
+    /// GetCallerIdentity itself at once (fresh unique credentials, checking
+    /// nothing), for benchmarks where moto's one-call-at-a-time would be
+    /// what is measured.
     #[arg(long)]
     upstream: String,
+    /// Every STS call waits this long before it is answered (the round trip
+    /// to AWS from a laptop is 50-80 ms); calls wait concurrently.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// At most this many STS calls in progress at once (after the latency):
+    /// more are answered `Throttling` ("Rate exceeded"), as STS does.
+    #[arg(long)]
+    max_in_flight: Option<u64>,
     /// Port to listen on, on 127.0.0.1; 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -71,7 +83,12 @@ const ROLE_CHAINING: &str = "The requested DurationSeconds exceeds the 1 hour se
 const INVALID_CODE: &str = "MultiFactorAuthentication failed with invalid MFA one time pass code. ";
 
 struct Front {
-    upstream: String,
+    /// `None`: answer locally.
+    upstream: Option<String>,
+    latency: Duration,
+    max_in_flight: Option<u64>,
+    in_flight: std::sync::atomic::AtomicU64,
+    issued: std::sync::atomic::AtomicU64,
     state: Mutex<State>,
 }
 
@@ -235,8 +252,73 @@ impl Front {
                 ))
             }
             ("POST", "/__control") => Reply::Answer(self.control(&request.body)),
-            _ => self.sts(request).await,
+            _ => {
+                use std::sync::atomic::Ordering;
+                if !self.latency.is_zero() {
+                    tokio::time::sleep(self.latency).await;
+                }
+                let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                self.state().stats.in_flight(now);
+                let reply = match self.max_in_flight {
+                    Some(max) if now > max => {
+                        let mut state = self.state();
+                        state.stats.request("(over the limit)", Vec::new());
+                        state.stats.outcome("(over the limit)", "throttle");
+                        Reply::Answer(sts_error(400, "Throttling", "Rate exceeded"))
+                    }
+                    _ => self.sts(request).await,
+                };
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                reply
+            }
         }
+    }
+
+    /// What moto would answer, made up here: fresh credentials for every call.
+    fn local_answer(&self, action: &str, params: &HashMap<String, String>) -> Response {
+        let n = self
+            .issued
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let duration: i64 = params
+            .get("DurationSeconds")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(3600);
+        let expiration = time::OffsetDateTime::now_utc() + time::Duration::seconds(duration);
+        let expiration = expiration
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let credentials = format!(
+            "<Credentials><AccessKeyId>ASIALOCAL{n:011}</AccessKeyId><SecretAccessKey>localsecret{n:029}</SecretAccessKey><SessionToken>LocalToken{n:040}</SessionToken><Expiration>{expiration}</Expiration></Credentials>"
+        );
+        let id = request_id();
+        let xml = match action {
+            "GetSessionToken" => format!(
+                "<GetSessionTokenResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetSessionTokenResult>{credentials}</GetSessionTokenResult><ResponseMetadata><RequestId>{id}</RequestId></ResponseMetadata></GetSessionTokenResponse>"
+            ),
+            "AssumeRole" => {
+                let role = params.get("RoleArn").map(String::as_str).unwrap_or("");
+                let account = role.split(':').nth(4).unwrap_or("123456789012");
+                let name = role.rsplit('/').next().unwrap_or("role");
+                let session = params
+                    .get("RoleSessionName")
+                    .map(String::as_str)
+                    .unwrap_or("s");
+                format!(
+                    "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>{credentials}<AssumedRoleUser><AssumedRoleId>AROALOCAL:{session}</AssumedRoleId><Arn>arn:aws:sts::{account}:assumed-role/{name}/{session}</Arn></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>{id}</RequestId></ResponseMetadata></AssumeRoleResponse>"
+                )
+            }
+            "GetCallerIdentity" => format!(
+                "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/local</Arn><UserId>AIDALOCAL</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>{id}</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+            ),
+            other => {
+                return sts_error(
+                    400,
+                    "InvalidAction",
+                    &format!("fault front: {} is not answered locally", xml_escape(other)),
+                );
+            }
+        };
+        Response::new(200, "text/xml", xml)
     }
 
     fn control(&self, body: &[u8]) -> Response {
@@ -359,7 +441,13 @@ impl Front {
         let far = fault
             .as_ref()
             .is_some_and(|spec| spec.fault == FaultKind::FarExpiration);
-        match http::forward(&self.upstream, request, Duration::from_secs(30)).await {
+        let Some(upstream) = &self.upstream else {
+            return (
+                "ok".to_string(),
+                Reply::Answer(self.local_answer(action, params)),
+            );
+        };
+        match http::forward(upstream, request, Duration::from_secs(30)).await {
             Ok(response) if far => (
                 "far_expiration".to_string(),
                 Reply::Answer(far_expiration(response)),
@@ -378,7 +466,7 @@ impl Front {
                 Reply::Answer(sts_error(
                     502,
                     "ServiceUnavailable",
-                    &format!("fault front: upstream {}: {e}", self.upstream),
+                    &format!("fault front: upstream {upstream}: {e}"),
                 )),
             ),
         }
@@ -462,7 +550,10 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let upstream = loopback_upstream(&args.upstream)?;
+    let upstream = match args.upstream.as_str() {
+        "local" => None,
+        url => Some(loopback_upstream(url)?),
+    };
     let mut secrets = HashMap::new();
     for arg in &args.totp_secrets {
         let (serial, secret) = mfa::parse_secret_arg(arg)?;
@@ -476,6 +567,10 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let front = Arc::new(Front {
         upstream,
+        latency: Duration::from_millis(args.latency_ms),
+        max_in_flight: args.max_in_flight,
+        in_flight: std::sync::atomic::AtomicU64::new(0),
+        issued: std::sync::atomic::AtomicU64::new(0),
         state: Mutex::new(State {
             faults,
             stats: Stats::default(),

@@ -15,8 +15,8 @@ use crate::daemon::{Daemon, Event, Reason, watch};
 use crate::plan::ProfileState;
 use crate::session_cache::runtime_dir;
 
-/// AssumeRole calls in flight at once.
-const ASSUME_ROLE_CONCURRENCY: usize = 8;
+/// AssumeRole calls in flight at once until the config says (`sts_concurrency`).
+const ASSUME_ROLE_CONCURRENCY: usize = 32;
 
 fn build_daemon(cli: &Cli) -> anyhow::Result<Daemon> {
     let executor = Executor {

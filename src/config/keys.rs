@@ -148,6 +148,12 @@ pub const KEYS: &[KeySpec] = &[
         "STS endpoint URL (VPC endpoints, tests).",
     ),
     key(
+        "sts_concurrency",
+        Integer,
+        "32",
+        "Most AssumeRole calls in flight at once, 1-256. The daemon starts there, halves it when STS answers `Throttling`, and grows it again slowly; the largest value of any section applies.",
+    ),
+    key(
         "process_timeout",
         Integer,
         "10",

@@ -161,6 +161,14 @@ impl Config {
             .filter_map(|s| s.settings.as_ref().ok().map(|settings| (s, settings)))
     }
 
+    /// Most AssumeRole calls at once: the largest any section allows.
+    pub fn sts_concurrency(&self) -> usize {
+        self.valid_sections()
+            .map(|(_, s)| s.sts_concurrency)
+            .max()
+            .unwrap_or(32)
+    }
+
     /// How many backups the credentials file keeps: the largest any section asks for.
     pub fn backups(&self) -> usize {
         self.valid_sections()

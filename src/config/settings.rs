@@ -72,6 +72,8 @@ pub struct Settings {
     pub region: String,
     pub sts_endpoint: Option<String>,
     pub refresh_margin: u32,
+    /// Most AssumeRole calls in flight at once (`sts_concurrency`).
+    pub sts_concurrency: usize,
     pub expiry_key: String,
     pub backups: usize,
 }
@@ -311,6 +313,7 @@ pub(super) fn validate(
         );
     }
     let backups = r.integer("backups", keys::DEFAULT_BACKUPS as i64, 0..=100, "files") as usize;
+    let sts_concurrency = r.integer("sts_concurrency", 32, 1..=256, "calls") as usize;
 
     if r.errors.is_empty() {
         Ok(Settings {
@@ -323,6 +326,7 @@ pub(super) fn validate(
             region,
             sts_endpoint,
             refresh_margin: refresh_margin as u32,
+            sts_concurrency,
             expiry_key,
             backups,
         })

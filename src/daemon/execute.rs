@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
 
 use super::ports::{
     BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
@@ -290,8 +289,6 @@ impl Executor {
         sessions: &BTreeMap<MfaSessionKey, Result<SessionCredentials, UnitError>>,
         report: &mut PassReport,
     ) -> Vec<Obtained> {
-        let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
         let mut jobs = Vec::new();
         let mut obtained = Vec::new();
         for section in plan.pending() {
@@ -327,35 +324,18 @@ impl Executor {
                     continue;
                 }
             };
-            let index = jobs.len();
-            jobs.push((section, key));
-            let (sts, semaphore, role) =
-                (Arc::clone(&self.sts), Arc::clone(&semaphore), role.clone());
             let endpoint = Endpoint::new(target.region.clone(), target.endpoint.clone());
-            report.sts_calls += 1;
-            tasks.spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
-                (
-                    index,
-                    sts.assume_role(&signer, &endpoint, &role, None).await,
-                )
+            jobs.push(ChainedJob {
+                section,
+                key,
+                signer,
+                endpoint,
+                role: role.clone(),
             });
         }
-        let mut results: Vec<Option<Result<SessionCredentials, UnitError>>> =
-            jobs.iter().map(|_| None).collect();
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok((index, result)) = joined {
-                results[index] = Some(result);
-            }
-        }
+        let results = self.assume_roles(&jobs, report).await;
         let mut refused_sessions = Vec::new();
-        for ((section, key), result) in jobs.into_iter().zip(results) {
-            let result = result.unwrap_or_else(|| {
-                Err(UnitError::new(
-                    RetryClass::Soon,
-                    "the AssumeRole task ended unexpectedly",
-                ))
-            });
+        for (ChainedJob { section, key, .. }, result) in jobs.into_iter().zip(results) {
             match result {
                 Ok(creds) => obtained.push(Obtained {
                     section: section.section.clone(),
@@ -389,6 +369,96 @@ impl Executor {
             }
         }
         obtained
+    }
+
+    /// The AssumeRole calls of `jobs`, as many at once as STS allows: the
+    /// window starts at the cap, halves when STS answers `Throttling` (once
+    /// per round of calls: the calls already under way when it halved do
+    /// not halve it again), and grows by one after a window's worth of
+    /// successes (AIMD, TCP's rule). A throttled call is tried again after
+    /// a growing, jittered pause, up to [`THROTTLE_ATTEMPTS`] times.
+    /// Results come back in the jobs' order.
+    async fn assume_roles(
+        &self,
+        jobs: &[ChainedJob<'_>],
+        report: &mut PassReport,
+    ) -> Vec<Result<SessionCredentials, UnitError>> {
+        let mut results: Vec<Option<Result<SessionCredentials, UnitError>>> =
+            jobs.iter().map(|_| None).collect();
+        let mut window = Window::new(self.concurrency);
+        let mut attempts = vec![0u32; jobs.len()];
+        // Jobs ready to start (index, not before).
+        let mut ready: std::collections::VecDeque<(usize, tokio::time::Instant)> = (0..jobs.len())
+            .map(|i| (i, tokio::time::Instant::now()))
+            .collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            let now = tokio::time::Instant::now();
+            while tasks.len() < window.size() {
+                let Some(position) = ready.iter().position(|(_, at)| *at <= now) else {
+                    break;
+                };
+                let Some((index, _)) = ready.remove(position) else {
+                    break;
+                };
+                let job = &jobs[index];
+                let (sts, signer, endpoint, role) = (
+                    Arc::clone(&self.sts),
+                    job.signer.clone(),
+                    job.endpoint.clone(),
+                    job.role.clone(),
+                );
+                let generation = window.generation();
+                report.sts_calls += 1;
+                tasks.spawn(async move {
+                    let result = sts.assume_role(&signer, &endpoint, &role, None).await;
+                    (index, generation, result)
+                });
+            }
+            if tasks.is_empty() && ready.is_empty() {
+                break;
+            }
+            let next_ready = ready.iter().map(|(_, at)| *at).min();
+            let joined = tokio::select! {
+                joined = tasks.join_next(), if !tasks.is_empty() => joined,
+                () = sleep_until_or_forever(next_ready) => continue,
+            };
+            let Some(Ok((index, generation, result))) = joined else {
+                continue;
+            };
+            match result {
+                Err(error) if error.throttled && attempts[index] + 1 < THROTTLE_ATTEMPTS => {
+                    attempts[index] += 1;
+                    if window.throttled(generation) {
+                        tracing::info!(
+                            "STS is throttling AssumeRole: {} call(s) at once from now on",
+                            window.size()
+                        );
+                    }
+                    ready.push_back((
+                        index,
+                        tokio::time::Instant::now() + throttle_pause(attempts[index]),
+                    ));
+                }
+                result => {
+                    if result.is_ok() && window.succeeded() {
+                        tracing::debug!("AssumeRole concurrency grows to {}", window.size());
+                    }
+                    results[index] = Some(result);
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(UnitError::new(
+                        RetryClass::Soon,
+                        "the AssumeRole task ended unexpectedly",
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Phase 3: one write of everything obtained. An edit the editor
@@ -566,6 +636,87 @@ impl Executor {
                     format!("reading the code was interrupted: {e}"),
                 )
             })?
+    }
+}
+
+/// One AssumeRole signed with an MFA session.
+struct ChainedJob<'p> {
+    section: &'p crate::plan::SectionPlan,
+    key: &'p MfaSessionKey,
+    signer: SigningKeys,
+    endpoint: Endpoint,
+    role: RoleSettings,
+}
+
+/// A throttled AssumeRole is tried this many times in a pass in all.
+pub(crate) const THROTTLE_ATTEMPTS: u32 = 6;
+
+/// The pause before the `attempt`-th try of a throttled call: 100 ms
+/// doubling, at most 3.2 s, with ±50 % jitter so that the retries spread.
+fn throttle_pause(attempt: u32) -> std::time::Duration {
+    let base = 100u64 << attempt.min(5);
+    std::time::Duration::from_millis(base / 2 + fastrand::u64(0..=base))
+}
+
+async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How many AssumeRole calls may be under way: additive increase,
+/// multiplicative decrease, between 1 and the cap (`sts_concurrency`).
+#[derive(Debug)]
+pub(crate) struct Window {
+    size: usize,
+    cap: usize,
+    successes: usize,
+    /// Bumped at each decrease; a call started before the last decrease
+    /// saw the old window, and its throttling is already answered.
+    generation: u64,
+}
+
+impl Window {
+    pub(crate) fn new(cap: usize) -> Window {
+        let cap = cap.max(1);
+        Window {
+            size: cap,
+            cap,
+            successes: 0,
+            generation: 0,
+        }
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// A call started in `generation` was throttled; true when the window
+    /// shrank.
+    pub(crate) fn throttled(&mut self, generation: u64) -> bool {
+        if generation < self.generation {
+            return false;
+        }
+        self.size = (self.size / 2).max(1);
+        self.successes = 0;
+        self.generation += 1;
+        true
+    }
+
+    /// A call succeeded; true when the window grew.
+    pub(crate) fn succeeded(&mut self) -> bool {
+        self.successes += 1;
+        if self.successes >= self.size && self.size < self.cap {
+            self.size += 1;
+            self.successes = 0;
+            return true;
+        }
+        false
     }
 }
 

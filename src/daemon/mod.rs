@@ -242,6 +242,7 @@ impl Daemon {
                     Unit::Section(name) => names.contains(name),
                     Unit::Device(serial) => serials.contains(serial),
                 });
+                self.executor.concurrency = config.sts_concurrency();
                 self.config = Some(config);
                 self.update_key_watch();
                 Ok(())

@@ -22,6 +22,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct UnitError {
     pub message: String,
     pub class: RetryClass,
+    /// STS asked for fewer calls at once.
+    pub throttled: bool,
 }
 
 impl UnitError {
@@ -29,6 +31,7 @@ impl UnitError {
         UnitError {
             message: message.into(),
             class,
+            throttled: false,
         }
     }
 
@@ -36,6 +39,7 @@ impl UnitError {
         UnitError {
             message: error.to_string(),
             class: error.retry_class(),
+            throttled: error.is_throttling(),
         }
     }
 }

@@ -80,9 +80,16 @@ struct FakeSts {
     slow: Mutex<Option<(Arc<FixedClock>, Duration)>>,
     /// Seconds from NOW that AssumeRole's credentials expire (default 3600).
     role_lifetime: Mutex<Option<i64>>,
+    /// AssumeRole calls beyond this many at once are throttled.
+    throttle_above: Mutex<Option<usize>>,
+    throttled: AtomicUsize,
 }
 
 impl FakeSts {
+    fn throttle_above(&self, limit: usize) {
+        *self.throttle_above.lock().unwrap() = Some(limit);
+    }
+
     fn fail_next(&self, action: &'static str, class: RetryClass) {
         self.failures.lock().unwrap().push((
             action,
@@ -155,6 +162,12 @@ impl StsApi for FakeSts {
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if (*self.throttle_above.lock().unwrap()).is_some_and(|limit| now > limit) {
+                self.throttled.fetch_add(1, Ordering::SeqCst);
+                let mut error = UnitError::new(RetryClass::Soon, "Rate exceeded");
+                error.throttled = true;
+                return Err(error);
+            }
             self.take_time();
             if let Some(error) = self.scripted("AssumeRole") {
                 return Err(error);
@@ -275,7 +288,7 @@ async fn twenty_roles_cost_one_code_and_one_write() {
     assert!(report.wrote);
     assert_eq!(report.written(), 20);
     let max = f.sts.max_in_flight.load(Ordering::SeqCst);
-    assert!((2..=8).contains(&max), "AssumeRole concurrency was {max}");
+    assert_eq!(max, 20, "all at once, within sts_concurrency (32)");
     let text = f.text();
     assert!(text.starts_with("# keep me\n[default]\n"));
     assert_eq!(text.matches("aws_session_token = token-").count(), 20);
@@ -670,5 +683,52 @@ fn a_step_check_waits_at_most_one_period() {
     assert_eq!(
         cache.check_step("d", 100, 0, now),
         execute::StepCheck::Stale(u64::MAX)
+    );
+}
+
+#[test]
+fn the_assume_role_window_halves_on_throttling_and_grows_slowly() {
+    let mut w = execute::Window::new(32);
+    assert_eq!(w.size(), 32);
+    let started_in = w.generation();
+    assert!(w.throttled(started_in));
+    assert_eq!(w.size(), 16);
+    // More throttles of calls that started before the decrease: answered.
+    for _ in 0..10 {
+        assert!(!w.throttled(started_in));
+    }
+    assert_eq!(w.size(), 16);
+    assert!(w.throttled(w.generation()));
+    assert!(w.throttled(w.generation()));
+    assert!(w.throttled(w.generation()));
+    assert!(w.throttled(w.generation()));
+    assert!(w.throttled(w.generation()));
+    assert_eq!(w.size(), 1, "never below one");
+    // One more call at once after each window's worth of successes.
+    assert!(w.succeeded());
+    assert_eq!(w.size(), 2);
+    assert!(!w.succeeded());
+    assert!(w.succeeded());
+    assert_eq!(w.size(), 3);
+    for _ in 0..10_000 {
+        w.succeeded();
+    }
+    assert_eq!(w.size(), 32, "never above the cap");
+}
+
+#[tokio::test]
+async fn throttled_calls_lower_the_concurrency_and_the_pass_still_completes() {
+    // STS allows 3 calls at once; beyond that it answers Throttling.
+    let mut f = Fixture::new(&org(40), &[]);
+    f.sts.throttle_above(3);
+    let report = f.pass().await;
+    assert_eq!(report.written(), 40, "{report:?}");
+    let throttled = f.sts.throttled.load(Ordering::SeqCst);
+    let calls = f.sts.assume_role.load(Ordering::SeqCst);
+    eprintln!("40 roles, STS allowing 3 at once: {calls} calls, {throttled} throttled");
+    assert!(throttled > 0, "the limit was hit");
+    assert!(
+        calls < 40 + 40,
+        "{calls} calls: the window fell instead of hammering"
     );
 }

@@ -347,6 +347,10 @@ impl Classified for StsError {
     fn retry_class(&self) -> RetryClass {
         retry_class_of(self.kind, self.details.status)
     }
+
+    fn is_throttling(&self) -> bool {
+        self.kind == StsErrorKind::Throttling
+    }
 }
 
 /// The retry class of a kind; `status` decides for [`StsErrorKind::Unknown`]
