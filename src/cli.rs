@@ -41,6 +41,9 @@ pub enum Command {
     /// Talk to the YubiKey's OATH applet directly (setup checks).
     #[command(subcommand)]
     Oath(OathCommand),
+    /// Print an `output = "process"` profile's session as `credential_process`
+    /// JSON (for ~/.aws/config); refreshes it first when it is not fresh.
+    CredentialProcess(CredentialProcessArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -68,6 +71,13 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CredentialProcessArgs {
+    /// The profile (a section's profile_name with output = "process").
+    #[arg(long)]
+    pub profile: String,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print the status as JSON instead of a table.
     #[arg(long)]
@@ -91,6 +101,14 @@ pub enum ConfigCommand {
         key: String,
         #[arg(long)]
         value: Option<String>,
+    },
+    /// Print the ~/.aws/config entries (`[profile NAME]` with
+    /// `credential_process`) for every section with output = "process".
+    AwsConfig {
+        /// Write them into ~/.aws/config (or $AWS_CONFIG_FILE) instead, with
+        /// the same locked, byte-preserving editor as the credentials file.
+        #[arg(long)]
+        write: bool,
     },
 }
 
@@ -129,15 +147,22 @@ pub struct GlobalArgs {
     )]
     pub config_sections: Vec<String>,
 
-    /// Log level: error, warn, info, debug or trace. Secrets are never logged,
-    /// at any level.
-    #[arg(
-        long,
-        global = true,
-        env = "AWS_SESSION_DAEMON_LOG",
-        default_value = "info"
-    )]
-    pub log_level: String,
+    /// Log level: error, warn, info, debug or trace (default info; warn for
+    /// credential-process, whose standard error the AWS CLI shows). Secrets
+    /// are never logged, at any level.
+    #[arg(long, global = true, env = "AWS_SESSION_DAEMON_LOG")]
+    pub log_level: Option<String>,
+}
+
+impl Cli {
+    /// The log level in force: the flag or environment, else the command's default.
+    pub fn log_level(&self) -> &str {
+        match (&self.global.log_level, &self.command) {
+            (Some(level), _) => level,
+            (None, Some(Command::CredentialProcess(_))) => "warn",
+            (None, _) => "info",
+        }
+    }
 }
 
 /// Per-section settings given on the command line; they override the config

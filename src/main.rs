@@ -10,7 +10,7 @@ use aws_session_daemon::{commands, hardening, logging};
 fn main() -> ExitCode {
     let hardened = hardening::harden_process();
     let cli = Cli::parse();
-    if let Err(e) = logging::init(&cli.global.log_level) {
+    if let Err(e) = logging::init(cli.log_level()) {
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }
@@ -54,9 +54,15 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 ConfigCommand::Find { key, value } => {
                     commands::config::find(&config, key, value.as_deref(), stdout)
                 }
+                ConfigCommand::AwsConfig { write } => {
+                    commands::config::aws_config(&config, *write, stdout)
+                }
             }
         }
         Some(Command::Oath(sub)) => commands::oath::run(cli, sub),
+        Some(Command::CredentialProcess(args)) => {
+            commands::credential_process::run(cli, &args.profile, stdout)
+        }
         Some(Command::Completions { shell }) => {
             commands::completions::print(*shell, &mut Cli::command(), stdout)
         }

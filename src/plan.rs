@@ -20,7 +20,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::config::{CodeSource, LongTermKeys, RoleSettings, Section, Settings};
+use crate::config::{CodeSource, LongTermKeys, Output, RoleSettings, Section, Settings};
 use crate::secret::mask_access_key_id;
 
 /// What the planner needs to know about the credentials file.
@@ -57,6 +57,10 @@ impl CredentialsView for crate::credentials::Document {
 /// The MFA sessions in the runtime cache, by key, with their expiry.
 pub type KnownMfaSessions = BTreeMap<MfaSessionKey, OffsetDateTime>;
 
+/// The sessions of `output = "process"` profiles in the runtime cache, by
+/// profile, with their expiry.
+pub type ProcessProfiles = BTreeMap<String, OffsetDateTime>;
+
 /// Units backing off after errors, with the earliest next attempt.
 pub type Backoff = BTreeMap<Unit, OffsetDateTime>;
 
@@ -89,6 +93,8 @@ pub struct Inputs<'a> {
     pub sections: &'a [Section],
     pub credentials: &'a dyn CredentialsView,
     pub mfa_sessions: &'a KnownMfaSessions,
+    /// Where `output = "process"` profiles are: the runtime cache.
+    pub process_profiles: &'a ProcessProfiles,
     pub backoff: &'a Backoff,
     pub applied: &'a Applied,
     pub now: OffsetDateTime,
@@ -264,6 +270,10 @@ pub struct SectionPlan {
     /// The [`fingerprint`] of the section's settings, recorded when written.
     #[serde(skip)]
     pub fingerprint: u64,
+    /// Where the session goes: the credentials file or the runtime cache.
+    pub output: Output,
+    /// Where the long-term keys come from: `config`, `file` or `keyring`.
+    pub long_term_keys: &'static str,
 }
 
 /// One MFA session the plan relies on, with what it takes to start a new one.
@@ -347,6 +357,25 @@ impl Plan {
         self.sections
             .iter()
             .all(|s| matches!(s.state, ProfileState::Fresh { .. }))
+    }
+
+    /// The same plan without the work of the sections `drop` picks (they
+    /// failed before any call, and spend no code): their actions become
+    /// `None`, and MFA sessions nobody else needs go.
+    pub fn without_work_for(&self, drop: impl Fn(&SectionPlan) -> bool) -> Plan {
+        let mut plan = self.clone();
+        let mut dropped = Vec::new();
+        for section in &mut plan.sections {
+            if section.action.is_work() && drop(section) {
+                section.action = Action::None;
+                dropped.push(section.section.clone());
+            }
+        }
+        for session in &mut plan.mfa_sessions {
+            session.used_by.retain(|s| !dropped.contains(s));
+        }
+        plan.mfa_sessions.retain(|s| !s.used_by.is_empty());
+        plan
     }
 
     pub fn section(&self, name: &str) -> Option<&SectionPlan> {
@@ -433,12 +462,16 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         let keys = read_long_term_keys(&settings.long_term, inputs.credentials)
             .map_err(|reason| reasons.push(reason))
             .ok();
-        let state = match inputs.credentials.check(&settings.profile_name) {
-            Err(reason) => {
-                reasons.push(reason);
-                None
-            }
-            Ok(()) => Some(observe(settings, inputs.credentials)),
+        let state = match settings.output {
+            // Never written to the credentials file: its state is in the cache.
+            Output::Process => Some(observe_process(settings, inputs.process_profiles)),
+            Output::File => match inputs.credentials.check(&settings.profile_name) {
+                Err(reason) => {
+                    reasons.push(reason);
+                    None
+                }
+                Ok(()) => Some(observe(settings, inputs.credentials)),
+            },
         };
         let (Some(keys), Some(expires), true) = (keys, state, reasons.is_empty()) else {
             section_plans.push(invalid(section, &settings.profile_name, reasons));
@@ -493,6 +526,8 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             action,
             expiry_key: settings.expiry_key.clone(),
             fingerprint,
+            output: settings.output,
+            long_term_keys: keys_source(&settings.long_term),
         });
     }
 
@@ -525,6 +560,18 @@ fn invalid(section: &Section, profile: &str, reasons: Vec<String>) -> SectionPla
         action: Action::None,
         expiry_key: String::new(),
         fingerprint: 0,
+        output: section.settings.as_ref().map_or(Output::File, |s| s.output),
+        long_term_keys: section
+            .settings
+            .as_ref()
+            .map_or("file", |s| keys_source(&s.long_term)),
+    }
+}
+
+fn keys_source(long_term: &LongTermKeys) -> &'static str {
+    match long_term {
+        LongTermKeys::Inline { .. } => "config",
+        LongTermKeys::CredentialsSection(_) => "file",
     }
 }
 
@@ -732,6 +779,16 @@ pub fn mfa_session_key(settings: &Settings, keys: &LongTermKeyPair) -> MfaSessio
         duration: settings.mfa_session_duration,
         region: settings.region.clone(),
         endpoint: settings.sts_endpoint.clone(),
+    }
+}
+
+/// What the runtime cache says of an `output = "process"` profile.
+fn observe_process(settings: &Settings, profiles: &ProcessProfiles) -> Observed {
+    match profiles.get(&settings.profile_name) {
+        Some(expires) => Observed::Expires(*expires),
+        None => Observed::Other(ProfileState::Missing {
+            what: "no session in the runtime cache".to_string(),
+        }),
     }
 }
 

@@ -68,6 +68,26 @@ impl Drop for StoredSession {
     }
 }
 
+/// A profile's session kept for `credential_process` (`output = "process"`).
+#[derive(Serialize, Deserialize, Clone)]
+struct StoredProfile {
+    profile: String,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expiration: OffsetDateTime,
+}
+
+/// The serialized secrets are zeroed when the record is dropped.
+impl Drop for StoredProfile {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.secret_access_key.zeroize();
+        self.session_token.zeroize();
+    }
+}
+
 #[derive(Serialize, Deserialize, Default, Clone)]
 struct Stored {
     #[serde(default)]
@@ -75,13 +95,17 @@ struct Stored {
     /// Last TOTP step sent to STS, per MFA device serial.
     #[serde(default)]
     last_steps: BTreeMap<String, u64>,
+    #[serde(default)]
+    profiles: Vec<StoredProfile>,
 }
 
-/// The cached MFA sessions and TOTP steps.
+/// The cached MFA sessions, TOTP steps and `output = "process"` profiles.
 #[derive(Default, Clone)]
 pub struct CacheContents {
     pub sessions: BTreeMap<MfaSessionKey, SessionCredentials>,
     pub last_steps: BTreeMap<String, u64>,
+    /// The sessions of `output = "process"` profiles, by profile name.
+    pub profiles: BTreeMap<String, SessionCredentials>,
 }
 
 impl std::fmt::Debug for CacheContents {
@@ -89,6 +113,7 @@ impl std::fmt::Debug for CacheContents {
         f.debug_struct("CacheContents")
             .field("sessions", &self.sessions.len())
             .field("last_steps", &self.last_steps)
+            .field("profiles", &self.profiles.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -103,9 +128,19 @@ impl CacheContents {
             .collect()
     }
 
+    /// Expiries of the `output = "process"` profiles still valid at `now`.
+    pub fn process_profiles(&self, now: OffsetDateTime) -> crate::plan::ProcessProfiles {
+        self.profiles
+            .iter()
+            .filter(|(_, c)| c.expiration > now)
+            .map(|(profile, c)| (profile.clone(), c.expiration))
+            .collect()
+    }
+
     /// Forgets expired sessions, so the file does not grow.
     pub fn prune(&mut self, now: OffsetDateTime) {
         self.sessions.retain(|_, c| c.expiration > now);
+        self.profiles.retain(|_, c| c.expiration > now);
     }
 
     fn from_stored(mut stored: Stored) -> Self {
@@ -133,9 +168,26 @@ impl CacheContents {
                 )
             })
             .collect();
+        let profiles = stored
+            .profiles
+            .iter_mut()
+            .map(|p| {
+                let take = std::mem::take::<String>;
+                (
+                    take(&mut p.profile),
+                    SessionCredentials {
+                        access_key_id: take(&mut p.access_key_id),
+                        secret_access_key: SecretString::from(take(&mut p.secret_access_key)),
+                        session_token: SecretString::from(take(&mut p.session_token)),
+                        expiration: p.expiration,
+                    },
+                )
+            })
+            .collect();
         CacheContents {
             sessions,
             last_steps: std::mem::take(&mut stored.last_steps),
+            profiles,
         }
     }
 
@@ -157,6 +209,17 @@ impl CacheContents {
                 })
                 .collect(),
             last_steps: self.last_steps.clone(),
+            profiles: self
+                .profiles
+                .iter()
+                .map(|(profile, c)| StoredProfile {
+                    profile: profile.clone(),
+                    access_key_id: c.access_key_id.clone(),
+                    secret_access_key: c.secret_access_key.expose_secret().to_string(),
+                    session_token: c.session_token.expose_secret().to_string(),
+                    expiration: c.expiration,
+                })
+                .collect(),
         }
     }
 
@@ -174,6 +237,14 @@ impl CacheContents {
         for (serial, step) in other.last_steps {
             let ours = self.last_steps.entry(serial).or_default();
             *ours = (*ours).max(step);
+        }
+        for (profile, session) in other.profiles {
+            match self.profiles.get(&profile) {
+                Some(ours) if ours.expiration >= session.expiration => {}
+                _ => {
+                    self.profiles.insert(profile, session);
+                }
+            }
         }
     }
 }

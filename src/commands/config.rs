@@ -81,6 +81,59 @@ pub fn find(
     Ok(if found { 0 } else { 1 })
 }
 
+/// The `credential_process` line of a profile: this very binary, by its
+/// absolute path (the AWS CLI runs it without a shell's PATH lookup
+/// guarantees, and a unit's PATH may differ).
+pub fn credential_process_command(profile: &str) -> anyhow::Result<String> {
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .map_err(|e| anyhow::anyhow!("cannot find this program's own path: {e}"))?;
+    let exe = exe.display().to_string();
+    if exe.contains(char::is_whitespace) {
+        bail!(
+            "this program's path {exe:?} contains a space, which credential_process cannot quote; install it elsewhere"
+        );
+    }
+    Ok(format!("{exe} credential-process --profile {profile}"))
+}
+
+/// `config aws-config`: the `[profile NAME]` entries of the `output =
+/// "process"` sections, printed, or written into ~/.aws/config.
+pub fn aws_config(config: &Config, write: bool, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let profiles: Vec<String> = config
+        .valid_sections()
+        .filter(|(_, s)| s.output == crate::config::Output::Process)
+        .map(|(_, s)| s.profile_name.clone())
+        .collect();
+    if profiles.is_empty() {
+        bail!("no section has output = \"process\"; nothing to add to ~/.aws/config");
+    }
+    let entries: Vec<(String, String)> = profiles
+        .iter()
+        .map(|p| Ok((p.clone(), credential_process_command(p)?)))
+        .collect::<anyhow::Result<_>>()?;
+    if write {
+        let path = super::aws_config_path()?;
+        let outcome: crate::credentials::WriteOutcome = todo_write(&path, &entries)?;
+        writeln!(
+            out,
+            "{} {} profile(s) in {}",
+            if outcome == crate::credentials::WriteOutcome::Written {
+                "wrote"
+            } else {
+                "already up to date:"
+            },
+            entries.len(),
+            path.display()
+        )?;
+        return Ok(0);
+    }
+    for (profile, command) in &entries {
+        writeln!(out, "[profile {profile}]\ncredential_process = {command}\n")?;
+    }
+    Ok(0)
+}
+
 fn refuse_secret(key: &str) -> anyhow::Result<()> {
     if crate::config::holds_secret(key) {
         bail!("{key} is a secret and is never printed");
@@ -124,4 +177,11 @@ fn toml_value(value: &RawValue) -> String {
         RawValue::Secret(_) => "\"********\"".to_string(),
         RawValue::Unsupported(what) => format!("# <{what}>"),
     }
+}
+
+fn todo_write(
+    _path: &std::path::Path,
+    _entries: &[(String, String)],
+) -> anyhow::Result<crate::credentials::WriteOutcome> {
+    bail!("TEMPORARY")
 }

@@ -19,6 +19,10 @@ use crate::session_cache::runtime_dir;
 const ASSUME_ROLE_CONCURRENCY: usize = 32;
 
 fn build_daemon(cli: &Cli) -> anyhow::Result<Daemon> {
+    build_daemon_with(cli, super::load_options(cli))
+}
+
+fn build_daemon_with(cli: &Cli, options: crate::config::LoadOptions) -> anyhow::Result<Daemon> {
     let executor = Executor {
         codes: Arc::new(RealCodes),
         sts: Arc::new(RealSts::new()),
@@ -26,7 +30,7 @@ fn build_daemon(cli: &Cli) -> anyhow::Result<Daemon> {
         concurrency: ASSUME_ROLE_CONCURRENCY,
     };
     Ok(Daemon::new(
-        super::load_options(cli),
+        options,
         super::credentials_path(cli)?,
         executor,
         runtime_dir(&process_env),
@@ -98,10 +102,13 @@ fn spawn_signal_handlers(tx: mpsc::UnboundedSender<Event>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// `apply`: one pass (two when an MFA session had to be replaced), then a
-/// report; exit 0 when every section is fresh.
-pub fn apply(cli: &Cli) -> anyhow::Result<i32> {
-    let mut daemon = build_daemon(cli)?;
+/// One pass (two when an MFA session had to be replaced) over the sections
+/// `options` select, as the daemon makes it.
+pub(crate) fn one_pass(
+    cli: &Cli,
+    options: crate::config::LoadOptions,
+) -> anyhow::Result<crate::daemon::PassSummary> {
+    let mut daemon = build_daemon_with(cli, options)?;
     let runtime = runtime()?;
     let summary = runtime.block_on(async {
         let mut summary = daemon.pass(Reason::Start).await?;
@@ -110,8 +117,15 @@ pub fn apply(cli: &Cli) -> anyhow::Result<i32> {
         }
         anyhow::Ok(summary)
     });
+    // Dropping the runtime waits for a write still running.
     drop(runtime);
-    let summary = summary?;
+    summary
+}
+
+/// `apply`: one pass (two when an MFA session had to be replaced), then a
+/// report; exit 0 when every section is fresh.
+pub fn apply(cli: &Cli) -> anyhow::Result<i32> {
+    let summary = one_pass(cli, super::load_options(cli))?;
     let mut failed = 0;
     for section in &summary.plan.sections {
         let outcome = summary.report.outcomes.get(&section.section);

@@ -3,6 +3,7 @@
 
 pub mod completions;
 pub mod config;
+pub mod credential_process;
 pub mod daemon;
 pub mod oath;
 pub mod plan;
@@ -41,6 +42,18 @@ pub fn credentials_path(cli: &Cli) -> anyhow::Result<PathBuf> {
     Ok(CredentialsFile::default_path_from_env(
         cli.global.credentials_file.as_deref(),
     )?)
+}
+
+/// `$AWS_CONFIG_FILE`, else `~/.aws/config`: where the AWS CLI and SDKs
+/// read profiles (and their `credential_process`).
+pub fn aws_config_path() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("AWS_CONFIG_FILE").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("neither AWS_CONFIG_FILE nor HOME is set"))?;
+    Ok(PathBuf::from(home).join(".aws").join("config"))
 }
 
 pub fn credentials_file(cli: &Cli, config: &Config) -> anyhow::Result<CredentialsFile> {

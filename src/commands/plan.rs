@@ -31,20 +31,29 @@ pub fn print_json(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
-    let rows: Vec<[String; 5]> = plan
+    let rows: Vec<[String; 7]> = plan
         .sections
         .iter()
         .map(|s| {
             [
                 printable(&s.section).into_owned(),
                 printable(&s.profile).into_owned(),
+                match s.output {
+                    crate::config::Output::File => "file",
+                    crate::config::Output::Process => "process",
+                }
+                .to_string(),
+                s.long_term_keys.to_string(),
                 s.state.name().to_string(),
                 expiry_column(&s.state, plan.now),
                 action_column(&s.action, plan.now),
             ]
         })
         .collect();
-    let header = ["SECTION", "PROFILE", "STATE", "EXPIRES", "ACTION"].map(String::from);
+    let header = [
+        "SECTION", "PROFILE", "OUTPUT", "KEYS", "STATE", "EXPIRES", "ACTION",
+    ]
+    .map(String::from);
     let mut widths = header.clone().map(|h| h.len());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -19,6 +19,10 @@ struct Row {
     section: String,
     profile: String,
     state: &'static str,
+    /// Where the session goes: `file` or `process`.
+    output: crate::config::Output,
+    /// Where the long-term keys come from: `config`, `file` or `keyring`.
+    long_term_keys: &'static str,
     #[serde(with = "crate::timestamp::option")]
     expires: Option<OffsetDateTime>,
     seconds_left: Option<i64>,
@@ -58,6 +62,8 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
                 section: s.section.clone(),
                 profile: s.profile.clone(),
                 state: s.state.name(),
+                output: s.output,
+                long_term_keys: s.long_term_keys,
                 expires,
                 seconds_left: expires.map(|e| (e - now).whole_seconds()),
                 daemon,
@@ -84,6 +90,12 @@ fn print_table(rows: &[Row], now: OffsetDateTime, out: &mut dyn Write) -> anyhow
             printable(&row.profile),
             row.state
         )?;
+        let output = match row.output {
+            crate::config::Output::File => "the credentials file",
+            crate::config::Output::Process => "the runtime cache (credential-process)",
+        };
+        writeln!(out, "  session in:    {output}")?;
+        writeln!(out, "  keys from:     {}", row.long_term_keys)?;
         writeln!(out, "  expires:       {}", when(row.expires))?;
         writeln!(out, "  last refresh:  {}", when(row.daemon.last_refresh))?;
         writeln!(out, "  next attempt:  {}", when(row.daemon.next_attempt))?;

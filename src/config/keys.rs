@@ -166,6 +166,12 @@ pub const KEYS: &[KeySpec] = &[
         "Seconds before expiry at which a session is refreshed, 60-3600 and less than the session's duration.",
     ),
     key(
+        "output",
+        Text,
+        "file",
+        "Where the section's session goes: `file` (the credentials file) or `process` (kept in the runtime cache only, served by `aws-session-daemon credential-process --profile NAME` through `credential_process` in ~/.aws/config; nothing is written to the credentials file).",
+    ),
+    key(
         "expiry_key",
         Text,
         DEFAULT_EXPIRY_KEY,

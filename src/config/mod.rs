@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub use error::ConfigError;
 pub use expand::RawSection;
 pub use keys::{KEYS, KeyKind, KeySpec, holds_secret};
-pub use settings::{CodeSource, LongTermKeys, PasswordSpec, RoleSettings, Settings};
+pub use settings::{CodeSource, LongTermKeys, Output, PasswordSpec, RoleSettings, Settings};
 
 /// Config files larger than this are refused before parsing: a real config
 /// is a few kilobytes, and a huge file is almost surely the wrong path.

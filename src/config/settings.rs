@@ -59,6 +59,16 @@ pub struct RoleSettings {
     pub policy: Option<String>,
 }
 
+/// Where a section's role (or MFA) session goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Output {
+    /// The shared credentials file (the profile `profile_name`).
+    File,
+    /// The runtime cache only; `credential-process` serves it.
+    Process,
+}
+
 /// One section's validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -74,6 +84,7 @@ pub struct Settings {
     pub refresh_margin: u32,
     /// Most AssumeRole calls in flight at once (`sts_concurrency`).
     pub sts_concurrency: usize,
+    pub output: Output,
     pub expiry_key: String,
     pub backups: usize,
 }
@@ -314,6 +325,18 @@ pub(super) fn validate(
     }
     let backups = r.integer("backups", keys::DEFAULT_BACKUPS as i64, 0..=100, "files") as usize;
     let sts_concurrency = r.integer("sts_concurrency", 32, 1..=256, "calls") as usize;
+    let output = match r.text("output").as_deref() {
+        None | Some("file") => Output::File,
+        Some("process") => Output::Process,
+        Some(other) => {
+            r.error(
+                "output",
+                format!("output = {other:?} is not a place a session can go"),
+                "use output = \"file\" (the credentials file) or output = \"process\" (credential_process)",
+            );
+            Output::File
+        }
+    };
 
     if r.errors.is_empty() {
         Ok(Settings {
@@ -327,6 +350,7 @@ pub(super) fn validate(
             sts_endpoint,
             refresh_margin: refresh_margin as u32,
             sts_concurrency,
+            output,
             expiry_key,
             backups,
         })

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use super::ports::{
     BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
 };
-use crate::config::RoleSettings;
+use crate::config::{Output, RoleSettings};
 use crate::credentials::{CredentialsFile, Document, Edit, WriteOutcome};
 use crate::plan::{
     Action, CodeAuth, LongTermKeyPair, MfaSessionKey, MfaSessionPlan, Plan, StsTarget, Unit,
@@ -80,6 +80,7 @@ struct Obtained {
     section: String,
     profile: String,
     expiry_key: String,
+    output: Output,
     creds: SessionCredentials,
 }
 
@@ -103,15 +104,21 @@ impl Executor {
             return report;
         }
         // A file the daemon may not replace (read-only, in the Nix store)
-        // fails every section before a code is spent on it.
-        if let Err(e) = file.check_writable() {
-            let error = UnitError::from_error(&e);
-            for section in plan.pending() {
-                let unit = Unit::Section(section.section.clone());
-                report.fail(&section.section, unit, error.clone());
+        // fails every section written there before a code is spent on it.
+        let writes_file = plan.pending().any(|s| s.output == Output::File);
+        let narrowed;
+        let plan = match file.check_writable() {
+            Err(e) if writes_file => {
+                let error = UnitError::from_error(&e);
+                for section in plan.pending().filter(|s| s.output == Output::File) {
+                    let unit = Unit::Section(section.section.clone());
+                    report.fail(&section.section, unit, error.clone());
+                }
+                narrowed = plan.without_work_for(|s| s.output == Output::File);
+                &narrowed
             }
-            return report;
-        }
+            _ => plan,
+        };
         let sessions = self.mfa_sessions(plan, cache, &mut report).await;
         let mut obtained = self.direct_roles(plan, cache, &mut report).await;
         obtained.extend(
@@ -120,7 +127,8 @@ impl Executor {
         );
         // The next call is normally an hour away.
         self.sts.close_connections();
-        self.write(document, file, obtained, &mut report).await;
+        self.write(document, file, cache, obtained, &mut report)
+            .await;
         report
     }
 
@@ -229,6 +237,7 @@ impl Executor {
                         section: section.section.clone(),
                         profile: section.profile.clone(),
                         expiry_key: section.expiry_key.clone(),
+                        output: section.output,
                         creds,
                     });
                 }
@@ -299,6 +308,7 @@ impl Executor {
                             section: section.section.clone(),
                             profile: section.profile.clone(),
                             expiry_key: section.expiry_key.clone(),
+                            output: section.output,
                             creds: creds.clone(),
                         }),
                         Err(error) => report.fail(
@@ -341,6 +351,7 @@ impl Executor {
                     section: section.section.clone(),
                     profile: section.profile.clone(),
                     expiry_key: section.expiry_key.clone(),
+                    output: section.output,
                     creds,
                 }),
                 Err(error) => {
@@ -469,6 +480,58 @@ impl Executor {
         &self,
         document: &Document,
         file: &CredentialsFile,
+        cache: &mut SessionCache,
+        obtained: Vec<Obtained>,
+        report: &mut PassReport,
+    ) {
+        let (to_cache, to_file): (Vec<Obtained>, Vec<Obtained>) = obtained
+            .into_iter()
+            .partition(|o| o.output == Output::Process);
+        self.write_cache(cache, to_cache, report).await;
+        self.write_file(document, file, to_file, report).await;
+    }
+
+    /// `output = "process"` sessions go to the runtime cache only.
+    async fn write_cache(
+        &self,
+        cache: &mut SessionCache,
+        obtained: Vec<Obtained>,
+        report: &mut PassReport,
+    ) {
+        if obtained.is_empty() {
+            return;
+        }
+        let stored = match cache.lock().await {
+            Ok(lock) => {
+                cache.load(&lock);
+                for o in &obtained {
+                    cache
+                        .contents_mut()
+                        .profiles
+                        .insert(o.profile.clone(), o.creds.clone());
+                }
+                cache
+                    .store(&lock, self.clock.now())
+                    .map_err(|e| cache_error(&e))
+            }
+            Err(e) => Err(cache_error(&e)),
+        };
+        match stored {
+            Ok(()) => {
+                report.wrote = true;
+                for o in &obtained {
+                    report.outcomes.insert(o.section.clone(), Outcome::Written);
+                }
+            }
+            Err(error) => fail_all(report, &obtained, &error),
+        }
+    }
+
+    /// The credentials file: one write of every profile.
+    async fn write_file(
+        &self,
+        document: &Document,
+        file: &CredentialsFile,
         mut obtained: Vec<Obtained>,
         report: &mut PassReport,
     ) {
@@ -490,7 +553,7 @@ impl Executor {
             };
             match result {
                 Ok(outcome) => {
-                    report.wrote = outcome == WriteOutcome::Written;
+                    report.wrote |= outcome == WriteOutcome::Written;
                     for o in &obtained {
                         report.outcomes.insert(o.section.clone(), Outcome::Written);
                     }

@@ -75,11 +75,14 @@ pub fn current_plan(
     recorded: &Recorded,
     now: OffsetDateTime,
 ) -> Plan {
-    let known = cache.peek().known(now);
+    let contents = cache.peek();
+    let known = contents.known(now);
+    let process_profiles = contents.process_profiles(now);
     crate::plan::plan(&Inputs {
         sections: &config.sections,
         credentials: document,
         mfa_sessions: &known,
+        process_profiles: &process_profiles,
         backoff: &recorded.backoff,
         applied: &recorded.applied,
         now,
