@@ -347,8 +347,16 @@ fn build_client(endpoint: &Endpoint, timeouts: Timeouts) -> Result<aws_sdk_sts::
     if endpoint.region.trim().is_empty() {
         return Err("the region is empty".to_string());
     }
+    // Its own HTTP client (and connection pool), dropped with the SDK client
+    // after the pass (see `StsClients::close_connections`).
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
     let mut builder = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(http_client)
         .region(Region::new(endpoint.region.clone()))
         .retry_config(RetryConfig::disabled())
         .interceptor(ResponseLimit)
