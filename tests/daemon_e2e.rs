@@ -299,3 +299,42 @@ fn sigterm_ends_the_daemon_within_a_second_while_another_process_holds_the_cache
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", daemon.log());
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }
+
+#[test]
+fn under_systemd_an_expiry_at_the_edge_of_the_calendar_is_no_crash_loop() {
+    // `x_security_token_expires = 9999-12-31T23:59:59-23:59` is valid RFC
+    // 3339 but year 10000 in UTC; with NOTIFY_SOCKET set the daemon formats
+    // its STATUS= line from the plan. It must neither panic nor stop.
+    let moto = moto::Moto::start();
+    let accounts = accounts(1);
+    let credentials = format!(
+        "{USER_TEXT}\n[{}]\naws_access_key_id = ASIAOLDOLDOLDOLDOLD1\naws_secret_access_key = old\naws_session_token = old\nx_security_token_expires = 9999-12-31T23:59:59-23:59\n",
+        accounts[0]
+    );
+    let home = Home::with_credentials(
+        &org_config(&moto.url, "mfa_process = \"echo 123456\"", &accounts),
+        &credentials,
+    );
+    let socket_path = home.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut command = home.command(&["run"]);
+    command.env("NOTIFY_SOCKET", &socket_path);
+    let mut daemon = Running::start_logging_to(command, home.path().join("daemon.log"));
+    let mut buffer = [0u8; 4096];
+    let mut messages = String::new();
+    while !messages.contains("READY=1") {
+        let n = socket.recv(&mut buffer).expect("a message from the daemon");
+        messages.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        messages.push('\n');
+    }
+    assert!(messages.contains("STATUS=1/1 fresh"), "{messages}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(daemon.alive(), "{}", daemon.log());
+    assert!(!daemon.log().contains("panicked"), "{}", daemon.log());
+    let status = home.run(&["status"]);
+    assert!(status.status.code().is_some_and(|c| c < 2), "{}", stderr(&status));
+    assert!(!stderr(&status).contains("panicked"));
+}
