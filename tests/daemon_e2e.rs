@@ -335,6 +335,10 @@ fn under_systemd_an_expiry_at_the_edge_of_the_calendar_is_no_crash_loop() {
     assert!(daemon.alive(), "{}", daemon.log());
     assert!(!daemon.log().contains("panicked"), "{}", daemon.log());
     let status = home.run(&["status"]);
-    assert!(status.status.code().is_some_and(|c| c < 2), "{}", stderr(&status));
+    assert!(
+        status.status.code().is_some_and(|c| c < 2),
+        "{}",
+        stderr(&status)
+    );
     assert!(!stderr(&status).contains("panicked"));
 }
