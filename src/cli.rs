@@ -44,6 +44,10 @@ pub enum Command {
     /// Print an `output = "process"` profile's session as `credential_process`
     /// JSON (for ~/.aws/config); refreshes it first when it is not fresh.
     CredentialProcess(CredentialProcessArgs),
+    /// Keep the long-term keys and the OATH applet password in the desktop's
+    /// Secret Service (GNOME Keyring, KeePassXC, KWallet) instead of a file.
+    #[command(subcommand)]
+    Keyring(KeyringCommand),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -125,6 +129,34 @@ pub enum OathCommand {
         /// The credential's name, e.g. "Amazon Web Services:user@123456789012".
         name: String,
     },
+}
+
+/// Secrets are read from a prompt (without echo) or from standard input,
+/// never from the command line, where other users could see them. The
+/// section is the global `--credentials-section NAME`.
+#[derive(Debug, Subcommand)]
+pub enum KeyringCommand {
+    /// Store the long-term keys of --credentials-section NAME: the access key
+    /// id and then the secret access key, from a prompt or as two lines on
+    /// standard input.
+    Set,
+    /// Copy the long-term keys of --credentials-section NAME from the
+    /// credentials file into the keyring and check that they read back equal.
+    Import {
+        /// Then remove the keys from the section in the credentials file
+        /// (a locked write with a backup) and from its backups.
+        #[arg(long)]
+        remove_from_file: bool,
+    },
+    /// List the sections with stored keys (access key ids masked; never a secret).
+    List,
+    /// Delete the long-term keys of --credentials-section NAME from the keyring.
+    Delete,
+    /// Store the OATH applet password (oath_password_keyring = true), from a
+    /// prompt or one line on standard input.
+    SetOathPassword,
+    /// Delete the stored OATH applet password.
+    DeleteOathPassword,
 }
 
 /// Flags that apply to every subcommand.

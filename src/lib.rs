@@ -11,6 +11,7 @@ pub mod config;
 pub mod credentials;
 pub(crate) mod daemon;
 pub mod hardening;
+pub mod keyring;
 pub mod logging;
 pub mod oath;
 pub(crate) mod plan;

@@ -63,6 +63,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Some(Command::CredentialProcess(args)) => {
             commands::credential_process::run(cli, &args.profile, stdout)
         }
+        Some(Command::Keyring(sub)) => commands::keyring::run(cli, sub, stdout),
         Some(Command::Completions { shell }) => {
             commands::completions::print(*shell, &mut Cli::command(), stdout)
         }

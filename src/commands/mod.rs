@@ -5,6 +5,7 @@ pub mod completions;
 pub mod config;
 pub mod credential_process;
 pub mod daemon;
+pub mod keyring;
 pub mod oath;
 pub mod plan;
 pub mod status;
