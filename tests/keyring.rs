@@ -389,6 +389,10 @@ fn a_locked_collection_answers_at_once_and_its_unlock_is_seen() {
     );
     // This daemon saw the attributes unlocked: the key id still reads.
     assert_eq!(keyring.key_id("prod").unwrap().as_deref(), Some(KEY_ID));
+    // Nothing found in a locked collection proves nothing (KeePassXC shows
+    // no items of a locked database): locked, not "not found".
+    assert!(keyring.key_id("staging").unwrap_err().is_locked());
+    assert!(keyring.long_term_secret("staging").unwrap_err().is_locked());
 
     // A command waits for the prompt, which ends at once here.
     let out = run(
@@ -456,6 +460,11 @@ fn after_a_restart_the_key_id_waits_for_the_unlock() {
         "{error:?}"
     );
     assert!(keyring.long_term_secret("prod").unwrap_err().is_locked());
+    // The daemon asks for the unlock itself when the key id is locked.
+    let start = Instant::now();
+    let asked = keyring.request_unlock().unwrap_err();
+    assert!(asked.is_locked(), "{asked}");
+    assert!(start.elapsed() < Duration::from_secs(5));
     let out = run(&rig, &["keyring", "list"], "");
     assert_failure_says(&out, "is locked");
 

@@ -132,9 +132,12 @@ impl Keyring {
     /// whose attributes the service does not show (GNOME Keyring after a
     /// restart shows only hashes until the collection is unlocked).
     pub fn key_id(&self, section: &str) -> Result<Option<String>, KeyringError> {
-        self.run(async |client: &Client| {
-            let mut found = client.search(&section_attributes(section)).await?;
-            let Some(item) = one(&mut found, || long_term_keys(section))? else {
+        let what = || long_term_keys(section);
+        self.run(Transfer::NoSecret, async |client: &Client| {
+            let mut found = self
+                .search(client, &section_attributes(section), &what, false)
+                .await?;
+            let Some(item) = one(&mut found, what)? else {
                 return Ok(None);
             };
             let attributes = item
@@ -207,13 +210,21 @@ impl Keyring {
     }
 
     /// Every section with stored keys, and whether the OATH password is
-    /// stored. Attributes only: no secret is read.
-    /// Stores nothing and reads no secret; with [`Keyring::prompting`],
-    /// unlocks a collection whose items show only hashed attributes.
+    /// stored: one call for all sections (the planner's pass can use it
+    /// instead of one [`Keyring::key_id`] per section). Attributes only, no
+    /// secret is read; with [`Keyring::prompting`], a collection whose
+    /// items show only hashed attributes is unlocked first.
     pub fn list(&self) -> Result<Listing, KeyringError> {
         let what = || "the items of aws-session-daemon".to_string();
-        self.run(async |client: &Client| {
-            let found = client.search(&[(SERVICE_ATTR, SERVICE)]).await?;
+        self.run(Transfer::NoSecret, async |client: &Client| {
+            let found = self
+                .search(
+                    client,
+                    &[(SERVICE_ATTR, SERVICE)],
+                    &what,
+                    self.prompt.is_some(),
+                )
+                .await?;
             let mut listing = Listing::default();
             for (item, locked) in &found {
                 let mut attributes = item
@@ -278,6 +289,32 @@ impl Keyring {
         }
     }
 
+    /// Asks the service to unlock the default collection, as
+    /// [`Keyring::long_term_secret`] does for its item: for the daemon when
+    /// [`Keyring::key_id`] answered `Locked` (it never asks itself). `Ok`
+    /// when the collection is unlocked now.
+    pub fn request_unlock(&self) -> Result<(), KeyringError> {
+        let what = || format!("the keys of {SERVICE}");
+        self.run(Transfer::NoSecret, async |client: &Client| {
+            let collection = match client.service.get_default_collection().await {
+                Ok(collection) => collection,
+                Err(secret_service::Error::NoResult) => {
+                    return Err(KeyringError::NoDefaultCollection);
+                }
+                Err(e) => return Err(KeyringError::from_service(e)),
+            };
+            if collection
+                .is_locked()
+                .await
+                .map_err(KeyringError::from_service)?
+            {
+                self.unlock(client, &collection.collection_path, &what)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Subscribes to the service's signals; see [`UnlockEvents`]. Call it
     /// from the daemon's runtime (the watch runs on it).
     pub async fn watch_unlock(&self) -> Result<UnlockEvents, KeyringError> {
@@ -292,8 +329,8 @@ impl Keyring {
         what: impl Fn() -> String,
         not_found: impl Fn() -> KeyringError,
     ) -> Result<SecretString, KeyringError> {
-        self.run(async |client: &Client| {
-            let mut found = client.search(attributes).await?;
+        self.run(Transfer::Secret, async |client: &Client| {
+            let mut found = self.search(client, attributes, &what, true).await?;
             let Some(item) = one(&mut found, &what)? else {
                 return Err(not_found());
             };
@@ -322,7 +359,7 @@ impl Keyring {
         attributes: &[(&str, &str)],
         secret: &SecretString,
     ) -> Result<(), KeyringError> {
-        self.run(async |client: &Client| {
+        self.run(Transfer::Secret, async |client: &Client| {
             let collection = match client.service.get_default_collection().await {
                 Ok(collection) => collection,
                 Err(secret_service::Error::NoResult) => {
@@ -367,8 +404,8 @@ impl Keyring {
         attributes: &[(&str, &str)],
         what: &dyn Fn() -> String,
     ) -> Result<usize, KeyringError> {
-        self.run(async |client: &Client| {
-            let found = client.search(attributes).await?;
+        self.run(Transfer::NoSecret, async |client: &Client| {
+            let found = self.search(client, attributes, what, true).await?;
             let count = found.len();
             for (item, locked) in found {
                 if locked {
@@ -378,6 +415,35 @@ impl Keyring {
             }
             Ok(count)
         })
+    }
+
+    /// The items matching `attributes`, each with whether it is locked.
+    /// Nothing found while the default collection is locked proves
+    /// nothing (KeePassXC shows no items of a locked database): then the
+    /// collection is unlocked as the mode says when `unlock`, and searched
+    /// again, or the answer is `Locked`.
+    async fn search<'c>(
+        &self,
+        client: &'c Client,
+        attributes: &[(&str, &str)],
+        what: &dyn Fn() -> String,
+        unlock: bool,
+    ) -> Result<Vec<(Item<'c>, bool)>, KeyringError> {
+        let found = client.search(attributes).await?;
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        let Some(collection) = client.locked_default().await? else {
+            return Ok(found);
+        };
+        if !unlock {
+            return Err(KeyringError::Locked {
+                what: what(),
+                prompt: UnlockPrompt::NotAsked,
+            });
+        }
+        self.unlock(client, &collection, what).await?;
+        client.search(attributes).await
     }
 
     /// Unlocks `object` (an item or a collection). The commands show the
@@ -410,6 +476,7 @@ impl Keyring {
     /// prompting).
     fn run<T>(
         &self,
+        transfer: Transfer,
         op: impl AsyncFnOnce(&Client) -> Result<T, KeyringError>,
     ) -> Result<T, KeyringError> {
         let limit = CALL_TIMEOUT + self.prompt.unwrap_or_default();
@@ -419,7 +486,7 @@ impl Keyring {
             .map_err(KeyringError::Runtime)?;
         runtime.block_on(async {
             tokio::time::timeout(limit, async {
-                let client = Client::connect(&self.address).await?;
+                let client = Client::connect(&self.address, transfer).await?;
                 op(&client).await
             })
             .await
@@ -428,20 +495,48 @@ impl Keyring {
     }
 }
 
-/// One connection and one encrypted transfer session (Diffie-Hellman,
-/// AES-128: secrets never cross the bus in clear).
+/// Whether secrets cross the bus in an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transfer {
+    /// Encrypt them (Diffie-Hellman, AES-128): a secret never crosses the
+    /// bus, nor sits in the bus daemon's buffers, in clear.
+    Secret,
+    /// Attributes only: skip the key exchange (two 1024-bit modular
+    /// exponentiations) on the planner's every pass.
+    NoSecret,
+}
+
+/// One connection and one transfer session.
 struct Client {
     conn: zbus::Connection,
     service: SecretService<'static>,
 }
 
 impl Client {
-    async fn connect(address: &str) -> Result<Client, KeyringError> {
+    async fn connect(address: &str, transfer: Transfer) -> Result<Client, KeyringError> {
         let conn = connect(address).await?;
-        let service = SecretService::connect_with_existing(EncryptionType::Dh, conn.clone())
+        let encryption = match transfer {
+            Transfer::Secret => EncryptionType::Dh,
+            Transfer::NoSecret => EncryptionType::Plain,
+        };
+        let service = SecretService::connect_with_existing(encryption, conn.clone())
             .await
             .map_err(KeyringError::from_service)?;
         Ok(Client { conn, service })
+    }
+
+    /// The default collection's path when it is locked.
+    async fn locked_default(&self) -> Result<Option<OwnedObjectPath>, KeyringError> {
+        let collection = match self.service.get_default_collection().await {
+            Ok(collection) => collection,
+            Err(secret_service::Error::NoResult) => return Ok(None),
+            Err(e) => return Err(KeyringError::from_service(e)),
+        };
+        let locked = collection
+            .is_locked()
+            .await
+            .map_err(KeyringError::from_service)?;
+        Ok(locked.then(|| collection.collection_path.clone()))
     }
 
     /// The items matching `attributes` in every collection, each with
