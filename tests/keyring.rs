@@ -234,6 +234,20 @@ fn set_refuses_what_is_not_a_long_term_key() {
     }
     let out = run(&rig, &["keyring", "set"], &format!("{KEY_ID}\n{secret}\n"));
     assert_failure_says(&out, "--credentials-section NAME");
+    // The global flags for inline keys are refused, not silently ignored.
+    let out = run(
+        &rig,
+        &[
+            "keyring",
+            "set",
+            "--credentials-section",
+            "prod",
+            "--secret-access-key",
+            secret,
+        ],
+        &format!("{KEY_ID}\n{secret}\n"),
+    );
+    assert_failure_says(&out, "no keys on the command line");
     let listing = Keyring::at(&rig.address).list().unwrap();
     assert!(listing.keys.is_empty(), "{listing:?}");
 }
