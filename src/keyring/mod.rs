@@ -56,10 +56,10 @@ const CONTENT_TYPE: &str = "text/plain";
 /// How long one operation may take without a prompt: connecting, the
 /// session's key exchange, the calls. GNOME Keyring answers in
 /// milliseconds, but may first be started by the bus.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a command waits for the user at the desktop's unlock prompt.
-pub const PROMPT_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const PROMPT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The long-term keys stored for one credentials section.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,8 +14,8 @@
 //! unlocked with the login password; KeePassXC sends `PropertiesChanged`.
 //! [`UnlockEvents`] listens to both, and to the service (re)appearing.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -294,23 +294,51 @@ async fn ask(conn: &zbus::Connection, object: &OwnedObjectPath) -> Result<Asked,
 /// the daemon's periodic pass.
 pub struct UnlockEvents {
     conn: zbus::Connection,
-    signals: Option<SelectAll<MessageStream>>,
-    /// The runtime the connection lives on: dropping a signal stream
-    /// spawns the removal of its match rule there, which panics outside a
-    /// runtime.
-    runtime: tokio::runtime::Handle,
+    hints: Arc<Hints>,
+    /// Reads the signals as they come, so that they never fill zbus's
+    /// queue: a full queue stops the connection from reading at all, and
+    /// then the replies to our own calls never arrive.
+    reader: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for UnlockEvents {
     fn drop(&mut self) {
-        let _entered = self.runtime.enter();
-        self.signals.take();
+        self.reader.abort();
     }
 }
 
 impl std::fmt::Debug for UnlockEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnlockEvents").finish_non_exhaustive()
+    }
+}
+
+/// What the signals since the last look suggest checking: a set, so that
+/// a burst of signals costs one check per collection.
+#[derive(Default)]
+struct Hints {
+    pending: Mutex<Pending>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Collections that may have been unlocked.
+    collections: BTreeSet<String>,
+    /// The service (re)appeared: its default collection.
+    default: bool,
+    /// The connection ended.
+    closed: bool,
+}
+
+impl Hints {
+    fn add(&self, f: impl FnOnce(&mut Pending)) {
+        f(&mut self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        self.changed.notify_one();
+    }
+
+    fn take(&self) -> Pending {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -358,69 +386,42 @@ impl UnlockEvents {
                     .map_err(KeyringError::from_bus)?,
             );
         }
+        let hints = Arc::new(Hints::default());
+        let reader = tokio::spawn(read_hints(signals, hints.clone()));
         Ok(UnlockEvents {
             conn,
-            signals: Some(signals),
-            runtime: tokio::runtime::Handle::current(),
+            hints,
+            reader,
         })
     }
 
     /// Resolves when a collection is unlocked: at once while the default
     /// collection is unlocked (so nothing is missed between a `Locked`
     /// error and this call), else at the first signal after which a
-    /// collection reads unlocked. Await it only while something waits for
-    /// an unlock. Err when the bus connection ends (the session is over).
+    /// collection reads unlocked (each hint is checked against the
+    /// `Locked` property now: queued signals may be stale). Await it only
+    /// while something waits for an unlock; keeping the watcher between
+    /// waits is fine, and so is dropping the future (a `select!`). Err
+    /// when the bus connection ends (the session is over).
     pub async fn unlocked(&mut self) -> Result<(), KeyringError> {
-        if self.default_unlocked().await? {
-            return Ok(());
-        }
+        let mut check_default = true;
         loop {
-            let Some(signals) = self.signals.as_mut() else {
-                return Ok(());
-            };
-            let message = match signals.next().await {
-                Some(Ok(message)) => message,
-                Some(Err(e)) => return Err(KeyringError::from_bus(e)),
-                None => {
-                    return Err(KeyringError::Bus(Box::new(zbus::Error::Failure(
-                        "the session bus closed the connection".to_string(),
-                    ))));
-                }
-            };
-            let header = message.header();
-            let body = message.body();
-            let unlocked = match header.member().map(|m| m.as_str()) {
-                // Queued signals may be stale (an unlock that a lock has
-                // since undone): every hint is checked against the
-                // property's value now.
-                Some("PropertiesChanged") => {
-                    let Ok((_, changed, invalidated)) =
-                        body.deserialize::<(String, HashMap<String, OwnedValue>, Vec<String>)>()
-                    else {
-                        continue;
-                    };
-                    let says_unlocked = match changed.get("Locked") {
-                        Some(value) => bool::try_from(value.clone()) == Ok(false),
-                        None => invalidated.iter().any(|p| p == "Locked"),
-                    };
-                    match header.path() {
-                        Some(path) if says_unlocked => !self.locked(path.as_str()).await?,
-                        _ => false,
-                    }
-                }
-                Some("CollectionChanged") => match body.deserialize::<OwnedObjectPath>() {
-                    Ok(path) => !self.locked(path.as_str()).await?,
-                    Err(_) => false,
-                },
-                Some("NameOwnerChanged") => match body.deserialize::<(String, String, String)>() {
-                    Ok((_, _, owner)) if !owner.is_empty() => self.default_unlocked().await?,
-                    _ => false,
-                },
-                _ => false,
-            };
-            if unlocked {
+            let pending = self.hints.take();
+            if pending.closed {
+                return Err(KeyringError::Bus(Box::new(zbus::Error::Failure(
+                    "the session bus closed the connection".to_string(),
+                ))));
+            }
+            if (check_default || pending.default) && self.default_unlocked().await? {
                 return Ok(());
             }
+            check_default = false;
+            for collection in &pending.collections {
+                if !self.locked(collection).await? {
+                    return Ok(());
+                }
+            }
+            self.hints.changed.notified().await;
         }
     }
 
@@ -464,6 +465,50 @@ impl UnlockEvents {
         let value: OwnedValue = reply.body().deserialize().map_err(KeyringError::from_bus)?;
         Ok(bool::try_from(value).unwrap_or(true))
     }
+}
+
+/// Turns the signals into hints, until the connection ends.
+async fn read_hints(mut signals: SelectAll<MessageStream>, hints: Arc<Hints>) {
+    while let Some(message) = signals.next().await {
+        let Ok(message) = message else { continue };
+        let header = message.header();
+        let body = message.body();
+        match header.member().map(|m| m.as_str()) {
+            Some("PropertiesChanged") => {
+                let Ok((_, changed, invalidated)) =
+                    body.deserialize::<(String, HashMap<String, OwnedValue>, Vec<String>)>()
+                else {
+                    continue;
+                };
+                let says_unlocked = match changed.get("Locked") {
+                    Some(value) => bool::try_from(value.clone()) == Ok(false),
+                    None => invalidated.iter().any(|p| p == "Locked"),
+                };
+                if let (true, Some(path)) = (says_unlocked, header.path()) {
+                    let path = path.to_string();
+                    hints.add(|p| {
+                        p.collections.insert(path);
+                    });
+                }
+            }
+            Some("CollectionChanged") => {
+                if let Ok(path) = body.deserialize::<OwnedObjectPath>() {
+                    hints.add(|p| {
+                        p.collections.insert(path.to_string());
+                    });
+                }
+            }
+            Some("NameOwnerChanged") => {
+                if let Ok((_, _, owner)) = body.deserialize::<(String, String, String)>()
+                    && !owner.is_empty()
+                {
+                    hints.add(|p| p.default = true);
+                }
+            }
+            _ => {}
+        }
+    }
+    hints.add(|p| p.closed = true);
 }
 
 /// An error reply (the service or the bus said no), as opposed to a

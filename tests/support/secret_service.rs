@@ -229,15 +229,25 @@ impl SecretServiceRig {
 
     /// The collection under the `default` alias.
     pub fn default_collection(&self) -> Option<OwnedObjectPath> {
-        let reply = self
-            .call(SECRETS, SERVICE_PATH, SERVICE, "ReadAlias", &("default",))
-            .ok()?;
-        let path: OwnedObjectPath = reply.body().deserialize().ok()?;
-        (path.as_str() != "/").then_some(path)
+        self.try_default_collection().ok().flatten()
+    }
+
+    fn try_default_collection(&self) -> zbus::Result<Option<OwnedObjectPath>> {
+        let reply = self.call(SECRETS, SERVICE_PATH, SERVICE, "ReadAlias", &("default",))?;
+        let path: OwnedObjectPath = reply.body().deserialize()?;
+        Ok((path.as_str() != "/").then_some(path))
+    }
+
+    fn expect_default_collection(&self) -> OwnedObjectPath {
+        match self.try_default_collection() {
+            Ok(Some(path)) => path,
+            Ok(None) => panic!("the Secret Service has no default collection"),
+            Err(e) => panic!("ReadAlias(default): {e}"),
+        }
     }
 
     pub fn collection_locked(&self) -> bool {
-        let collection = self.default_collection().expect("a default collection");
+        let collection = self.expect_default_collection();
         let reply = self
             .call(
                 SECRETS,
@@ -254,7 +264,7 @@ impl SecretServiceRig {
     /// Locks the default collection through the Secret Service's `Lock`,
     /// as a screen locker or `secret-tool lock` does.
     pub fn lock(&self) {
-        let collection = self.default_collection().expect("a default collection");
+        let collection = self.expect_default_collection();
         let objects: Vec<ObjectPath<'_>> = vec![collection.as_ref()];
         self.call(SECRETS, SERVICE_PATH, SERVICE, "Lock", &(objects,))
             .expect("Lock");
@@ -265,7 +275,7 @@ impl SecretServiceRig {
     /// Keyring's own interface (what its prompt does once the user typed
     /// the password; there is no prompter here).
     pub fn unlock(&self) {
-        let collection = self.default_collection().expect("a default collection");
+        let collection = self.expect_default_collection();
         self.with_connection(|conn| async move {
             let reply = conn
                 .call_method(
