@@ -75,7 +75,8 @@ pub enum KeyringError {
     /// Two items answer the same search: another tool made one, or a
     /// `keyring set` is between storing the new item and deleting the old.
     #[error(
-        "{count} Secret Service items hold {what}; keep one: `aws-session-daemon keyring delete` them, then store again"
+        "{count} Secret Service items hold {what}; delete them (`aws-session-daemon keyring delete` or \
+         `keyring delete-oath-password`), then store again"
     )]
     Duplicate { what: String, count: usize },
     #[error(

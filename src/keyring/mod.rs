@@ -62,11 +62,26 @@ pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const PROMPT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The long-term keys stored for one credentials section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredKeys {
     pub section: String,
-    /// Not secret, but shown only masked.
+    /// Not secret, but shown only masked (also by `Debug`).
     pub access_key_id: Option<String>,
+}
+
+impl std::fmt::Debug for StoredKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKeys")
+            .field("section", &self.section)
+            .field(
+                "access_key_id",
+                &self
+                    .access_key_id
+                    .as_deref()
+                    .map(crate::secret::mask_access_key_id),
+            )
+            .finish()
+    }
 }
 
 /// What `keyring list` shows: never a secret.
@@ -649,6 +664,19 @@ mod tests {
             Keyring::from_env(&|_| None),
             Err(KeyringError::NoBus)
         ));
+    }
+
+    #[test]
+    fn debug_masks_the_key_id() {
+        let keys = StoredKeys {
+            section: "prod".into(),
+            access_key_id: Some("AKIAIOSFODNN7EXAMPLE".into()),
+        };
+        let shown = format!("{keys:?}");
+        assert!(
+            shown.contains("AKIA…MPLE") && !shown.contains("IOSFODNN7"),
+            "{shown}"
+        );
     }
 
     #[test]
