@@ -61,6 +61,10 @@ pub type KnownMfaSessions = BTreeMap<MfaSessionKey, OffsetDateTime>;
 /// profile, with their expiry.
 pub type ProcessProfiles = BTreeMap<String, OffsetDateTime>;
 
+/// The key ids in the desktop keyring, by credentials section, or why they
+/// could not be read (no Secret Service, a locked keyring).
+pub type KeyringKeys = BTreeMap<String, Result<String, String>>;
+
 /// Units backing off after errors, with the earliest next attempt.
 pub type Backoff = BTreeMap<Unit, OffsetDateTime>;
 
@@ -95,6 +99,8 @@ pub struct Inputs<'a> {
     pub mfa_sessions: &'a KnownMfaSessions,
     /// Where `output = "process"` profiles are: the runtime cache.
     pub process_profiles: &'a ProcessProfiles,
+    /// The key ids of `long_term_keys = "keyring"` sections.
+    pub keyring: &'a KeyringKeys,
     pub backoff: &'a Backoff,
     pub applied: &'a Applied,
     pub now: OffsetDateTime,
@@ -134,7 +140,16 @@ impl fmt::Display for MfaSessionKey {
 #[derive(Clone)]
 pub struct LongTermKeyPair {
     pub access_key_id: String,
-    pub secret_access_key: SecretString,
+    pub secret: LongTermSecret,
+}
+
+/// The secret key: known (from the config or the credentials file), or in
+/// the keyring, read only when a code is spent (the planner needs the key
+/// id every pass; the secret, once an hour at most).
+#[derive(Clone)]
+pub enum LongTermSecret {
+    Known(SecretString),
+    Keyring { credentials_section: String },
 }
 
 impl fmt::Debug for LongTermKeyPair {
@@ -459,7 +474,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             }
         };
         let mut reasons: Vec<String> = conflicts.get(&section.name).cloned().into_iter().collect();
-        let keys = read_long_term_keys(&settings.long_term, inputs.credentials)
+        let keys = read_long_term_keys(&settings.long_term, inputs.credentials, inputs.keyring)
             .map_err(|reason| reasons.push(reason))
             .ok();
         let state = match settings.output {
@@ -572,6 +587,7 @@ fn keys_source(long_term: &LongTermKeys) -> &'static str {
     match long_term {
         LongTermKeys::Inline { .. } => "config",
         LongTermKeys::CredentialsSection(_) => "file",
+        LongTermKeys::Keyring(_) => "keyring",
     }
 }
 
@@ -698,6 +714,7 @@ fn profile_conflicts(sections: &[Section]) -> BTreeMap<String, String> {
                 .entry(&settings.profile_name)
                 .or_default()
                 .push(&section.name);
+            // (A keyring item shares its name with no file section.)
             if let LongTermKeys::CredentialsSection(name) = &settings.long_term {
                 key_sections.entry(name).or_default().push(&section.name);
             }
@@ -737,6 +754,7 @@ fn profile_conflicts(sections: &[Section]) -> BTreeMap<String, String> {
 pub fn read_long_term_keys(
     long_term: &LongTermKeys,
     credentials: &dyn CredentialsView,
+    keyring: &KeyringKeys,
 ) -> Result<LongTermKeyPair, String> {
     let section = match long_term {
         LongTermKeys::Inline {
@@ -745,8 +763,22 @@ pub fn read_long_term_keys(
         } => {
             return Ok(LongTermKeyPair {
                 access_key_id: access_key_id.clone(),
-                secret_access_key: secret_access_key.clone(),
+                secret: LongTermSecret::Known(secret_access_key.clone()),
             });
+        }
+        LongTermKeys::Keyring(section) => {
+            return match keyring.get(section) {
+                Some(Ok(id)) => Ok(LongTermKeyPair {
+                    access_key_id: id.clone(),
+                    secret: LongTermSecret::Keyring {
+                        credentials_section: section.clone(),
+                    },
+                }),
+                Some(Err(reason)) => Err(reason.clone()),
+                None => Err(format!(
+                    "the keyring holds no long-term keys for credentials section [{section}]; store them with `aws-session-daemon keyring set --credentials-section {section}` (or `keyring import`)"
+                )),
+            };
         }
         LongTermKeys::CredentialsSection(section) => section,
     };
@@ -760,7 +792,7 @@ pub fn read_long_term_keys(
         )),
         (Some(id), Some(secret), None) => Ok(LongTermKeyPair {
             access_key_id: id,
-            secret_access_key: SecretString::from(secret),
+            secret: LongTermSecret::Known(SecretString::from(secret)),
         }),
         _ if !credentials.has_section(section) => Err(format!(
             "credentials section [{section}] does not exist; add it with your long-term aws_access_key_id and aws_secret_access_key, or set credentials_section"

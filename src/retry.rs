@@ -20,6 +20,9 @@ pub enum RetryClass {
     /// No YubiKey (or no reader, or pcscd down): wait for the key-changed
     /// event rather than retrying blindly.
     WaitForKey,
+    /// The desktop keyring is locked: wait for it to be unlocked (its
+    /// `Locked` property changes) rather than retrying blindly.
+    WaitForUnlock,
     /// A cached MFA session is no longer accepted: drop it and
     /// re-authenticate at once.
     Reauthenticate,
@@ -34,6 +37,7 @@ impl fmt::Display for RetryClass {
             RetryClass::Soon => "retry soon",
             RetryClass::NextTotpStep => "wait for the next TOTP step",
             RetryClass::WaitForKey => "wait for the YubiKey",
+            RetryClass::WaitForUnlock => "wait for the keyring to be unlocked",
             RetryClass::Reauthenticate => "re-authenticate",
             RetryClass::NeedsUser => "needs the user",
         })

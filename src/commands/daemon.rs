@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 
 use crate::cli::Cli;
 use crate::config::process_env;
-use crate::daemon::adapters::{RealCodes, RealSts, start_key_watch};
+use crate::daemon::adapters::{
+    RealCodes, RealKeyring, RealSts, start_key_watch, start_unlock_watch,
+};
 use crate::daemon::execute::{Executor, Outcome};
 use crate::daemon::ports::SystemClock;
 use crate::daemon::{Daemon, Event, Reason, watch};
@@ -26,6 +28,7 @@ fn build_daemon_with(cli: &Cli, options: crate::config::LoadOptions) -> anyhow::
     let executor = Executor {
         codes: Arc::new(RealCodes),
         sts: Arc::new(RealSts::new()),
+        secrets: Arc::new(RealKeyring::default()),
         clock: Arc::new(SystemClock),
         concurrency: ASSUME_ROLE_CONCURRENCY,
     };
@@ -51,7 +54,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// `run`: the daemon, until SIGTERM or SIGINT.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let config = super::load_config(cli)?;
-    let daemon = build_daemon(cli)?.with_key_watch(start_key_watch());
+    let daemon = build_daemon(cli)?
+        .with_key_watch(start_key_watch())
+        .with_unlock_watch(start_unlock_watch());
     let runtime = runtime()?;
     let result = runtime.block_on(async move {
         let (tx, rx) = mpsc::unbounded_channel();

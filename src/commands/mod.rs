@@ -72,10 +72,13 @@ pub fn dry_run_plan(cli: &Cli, config: &Config) -> anyhow::Result<crate::plan::P
     let runtime_dir = crate::session_cache::runtime_dir(&process_env);
     let recorded = crate::daemon::Recorded::from_state_file(runtime_dir.as_deref());
     let mut cache = crate::session_cache::SessionCache::new(runtime_dir);
+    let keyring =
+        crate::daemon::keyring_keys(config, &crate::daemon::adapters::RealKeyring::default());
     Ok(crate::daemon::current_plan(
         config,
         &document,
         &mut cache,
+        &keyring,
         &recorded,
         OffsetDateTime::now_utc(),
     ))

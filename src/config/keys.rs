@@ -14,6 +14,7 @@ pub enum KeyKind {
     Text,
     Integer,
     TextList,
+    Bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +42,7 @@ const fn key(
     }
 }
 
-use KeyKind::{Integer, Text, TextList};
+use KeyKind::{Bool, Integer, Text, TextList};
 
 pub const KEYS: &[KeySpec] = &[
     key(
@@ -200,6 +201,18 @@ pub const KEYS: &[KeySpec] = &[
         Text,
         "",
         "File whose first line is the OATH applet password.",
+    ),
+    key(
+        "oath_password_keyring",
+        Bool,
+        "false",
+        "Take the OATH applet password from the desktop keyring (Secret Service), stored with `aws-session-daemon keyring set-oath-password`.",
+    ),
+    key(
+        "long_term_keys",
+        Text,
+        "file",
+        "Where the IAM user's long-term keys are: `file` (the credentials file's `credentials_section`) or `keyring` (the desktop keyring, through the Secret Service: the item of `credentials_section`, stored with `aws-session-daemon keyring set` or `keyring import`).",
     ),
 ];
 

@@ -17,6 +17,8 @@ use super::{ConfigError, EnvLookup, RawSection, RawValue, Sourced};
 pub enum LongTermKeys {
     /// A section of the credentials file (`credentials_section`).
     CredentialsSection(String),
+    /// The keyring item of `credentials_section` (`long_term_keys = "keyring"`).
+    Keyring(String),
     /// `access_key_id` + `secret_access_key` in the config or on the command line.
     Inline {
         access_key_id: String,
@@ -45,6 +47,8 @@ pub enum CodeSource {
 pub enum PasswordSpec {
     Command(String),
     File(PathBuf),
+    /// The desktop keyring (`oath_password_keyring = true`).
+    Keyring,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +173,22 @@ impl<'a> Reader<'a> {
             return default;
         }
         value
+    }
+
+    fn boolean(&mut self, key: &str, default: bool) -> bool {
+        match self.values.get(key).map(|s| &s.value) {
+            None => default,
+            Some(RawValue::Bool(b)) => *b,
+            Some(other) => {
+                let found = other.type_name();
+                self.error(
+                    key,
+                    format!("{key} must be true or false, found {found}"),
+                    format!("write {key} = true or {key} = false, without quotes"),
+                );
+                default
+            }
+        }
     }
 
     fn text_list(&mut self, key: &str) -> Vec<String> {
@@ -416,7 +436,18 @@ fn long_term_keys(r: &mut Reader, credentials_section: String) -> Option<LongTer
             access_key_id,
             secret_access_key,
         }),
-        (None, None) => Some(LongTermKeys::CredentialsSection(credentials_section)),
+        (None, None) => match r.text("long_term_keys").as_deref() {
+            None | Some("file") => Some(LongTermKeys::CredentialsSection(credentials_section)),
+            Some("keyring") => Some(LongTermKeys::Keyring(credentials_section)),
+            Some(other) => {
+                r.error(
+                    "long_term_keys",
+                    format!("long_term_keys = {other:?} is not a place keys can come from"),
+                    "use long_term_keys = \"file\" (the credentials file) or \"keyring\" (the desktop keyring)",
+                );
+                None
+            }
+        },
         (Some(_), None) => {
             r.error(
                 "access_key_id",
@@ -489,14 +520,16 @@ fn code_source(r: &mut Reader, raw: &RawSection, config_file: Option<&Path>) -> 
     let reader = r.text("yubikey_reader");
     let password_command = r.text("oath_password_command");
     let password_file = r.text("oath_password_file");
-    let password = match (password_command, password_file) {
-        (Some(command), None) => Some(PasswordSpec::Command(command)),
-        (None, Some(file)) => Some(PasswordSpec::File(resolve_path(&file, config_file))),
-        (None, None) => None,
-        (Some(_), Some(_)) => {
+    let from_keyring = r.boolean("oath_password_keyring", false);
+    let password = match (password_command, password_file, from_keyring) {
+        (Some(command), None, false) => Some(PasswordSpec::Command(command)),
+        (None, Some(file), false) => Some(PasswordSpec::File(resolve_path(&file, config_file))),
+        (None, None, true) => Some(PasswordSpec::Keyring),
+        (None, None, false) => None,
+        _ => {
             r.error(
                 "oath_password_file",
-                "oath_password_command and oath_password_file are both set".into(),
+                "more than one of oath_password_command, oath_password_file and oath_password_keyring is set".into(),
                 "keep one of them",
             );
             None

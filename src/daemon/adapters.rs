@@ -3,19 +3,109 @@
 
 use std::time::SystemTime;
 
+use secrecy::SecretString;
+
 use super::ports::{
     BoxFuture, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
 };
 use crate::config::{CodeSource, PasswordSpec, RoleSettings};
+use crate::keyring::Keyring;
 use crate::oath::{self, OathOptions, PasswordSource};
 use crate::session::SessionCredentials;
 use crate::sts::StsClients;
 
-/// The config's password setting as the OATH module takes it.
+/// The config's password setting as the OATH module takes it; the keyring
+/// is read only when an applet asks for the password.
 pub fn password_source(spec: &PasswordSpec) -> PasswordSource {
     match spec {
         PasswordSpec::Command(command) => PasswordSource::Command(command.clone()),
         PasswordSpec::File(path) => PasswordSource::File(path.clone()),
+        PasswordSpec::Keyring => PasswordSource::Lookup {
+            label: "the keyring (oath_password_keyring)".to_string(),
+            fetch: std::sync::Arc::new(|| {
+                Keyring::from_env(&crate::config::process_env)
+                    .and_then(|keyring| keyring.oath_password())
+                    .map_err(|e| e.to_string())
+            }),
+        },
+    }
+}
+
+/// The desktop keyring through the Secret Service on the session bus.
+#[derive(Default)]
+pub struct RealKeyring {
+    /// A locked keyring was announced on the desktop; cleared when a read
+    /// succeeds, so that each locked spell is announced once.
+    announced: std::sync::atomic::AtomicBool,
+}
+
+impl RealKeyring {
+    fn keyring() -> Result<Keyring, UnitError> {
+        Keyring::from_env(&crate::config::process_env).map_err(|e| keyring_error(&e))
+    }
+}
+
+fn keyring_error(error: &crate::keyring::KeyringError) -> UnitError {
+    let mut unit = UnitError::from_error(error);
+    if error.is_locked() {
+        unit.class = crate::retry::RetryClass::WaitForUnlock;
+    }
+    unit
+}
+
+impl super::ports::SecretStore for RealKeyring {
+    fn key_ids(&self) -> Result<std::collections::BTreeMap<String, String>, UnitError> {
+        let listing = Self::keyring()?.list().map_err(|e| keyring_error(&e))?;
+        Ok(listing
+            .keys
+            .into_iter()
+            .filter_map(|k| k.access_key_id.map(|id| (k.section, id)))
+            .collect())
+    }
+
+    fn long_term_secret(&self, credentials_section: &str) -> Result<SecretString, UnitError> {
+        use std::sync::atomic::Ordering;
+        let result = Self::keyring()?.long_term_secret(credentials_section);
+        match &result {
+            Ok(_) => self.announced.store(false, Ordering::SeqCst),
+            Err(e) if e.is_locked() && !self.announced.swap(true, Ordering::SeqCst) => {
+                oath::notify_desktop(
+                    "Unlock your keyring",
+                    format!(
+                        "aws-session-daemon needs the long-term AWS keys of [{credentials_section}] from the keyring to refresh your sessions; it continues as soon as the keyring is unlocked."
+                    ),
+                );
+            }
+            Err(_) => {}
+        }
+        result.map_err(|e| keyring_error(&e))
+    }
+}
+
+/// Watches the keyring for being unlocked.
+pub fn start_unlock_watch() -> super::ports::StartUnlockWatch {
+    Box::new(|| {
+        Box::pin(async {
+            let keyring = Keyring::from_env(&crate::config::process_env).ok()?;
+            match keyring.watch_unlock().await {
+                Ok(events) => Some(Box::new(events) as Box<dyn super::ports::UnlockWatch>),
+                Err(e) => {
+                    tracing::debug!("not watching the keyring: {e}");
+                    None
+                }
+            }
+        })
+    })
+}
+
+impl super::ports::UnlockWatch for crate::keyring::UnlockEvents {
+    fn unlocked(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = crate::keyring::UnlockEvents::unlocked(self).await {
+                tracing::debug!("the keyring watch ended: {e}");
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 

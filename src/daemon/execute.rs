@@ -22,12 +22,14 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use super::ports::{
-    BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
+    BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SecretStore, SigningKeys, StsApi,
+    UnitError,
 };
 use crate::config::{Output, RoleSettings};
 use crate::credentials::{CredentialsFile, Document, Edit, WriteOutcome};
 use crate::plan::{
-    Action, CodeAuth, LongTermKeyPair, MfaSessionKey, MfaSessionPlan, Plan, StsTarget, Unit,
+    Action, CodeAuth, LongTermKeyPair, LongTermSecret, MfaSessionKey, MfaSessionPlan, Plan,
+    StsTarget, Unit,
 };
 use crate::retry::RetryClass;
 use crate::session::SessionCredentials;
@@ -70,6 +72,8 @@ impl PassReport {
 pub struct Executor {
     pub codes: Arc<dyn CodeProvider>,
     pub sts: Arc<dyn StsApi>,
+    /// The keyring, for `long_term_keys = "keyring"`.
+    pub secrets: Arc<dyn SecretStore>,
     pub clock: Arc<dyn Clock>,
     /// At most this many AssumeRole calls at once.
     pub concurrency: usize,
@@ -180,7 +184,7 @@ impl Executor {
         }
         let key = &session.key;
         let endpoint = Endpoint::new(key.region.clone(), key.endpoint.clone());
-        let long_term = signing_keys(&session.auth.long_term);
+        let long_term = self.long_term_signer(&session.auth.long_term).await?;
         let sts = &self.sts;
         let creds = self
             .with_code(&session.auth, cache, &mut lock, report, |code| {
@@ -263,7 +267,10 @@ impl Executor {
             .map_err(|e| (device.clone(), cache_error(&e)))?;
         cache.load(&lock);
         let endpoint = Endpoint::new(target.region.clone(), target.endpoint.clone());
-        let long_term = signing_keys(&auth.long_term);
+        let long_term = self
+            .long_term_signer(&auth.long_term)
+            .await
+            .map_err(|e| (device.clone(), e))?;
         let sts = &self.sts;
         let serial = auth.mfa_serial_number.as_str();
         let result = self
@@ -687,6 +694,29 @@ impl Executor {
         Ok(())
     }
 
+    /// The long-term keys that sign: the secret as the plan found it, or
+    /// read from the keyring now (the only time the daemon needs it).
+    async fn long_term_signer(&self, keys: &LongTermKeyPair) -> Result<SigningKeys, UnitError> {
+        let secret = match &keys.secret {
+            LongTermSecret::Known(secret) => secret.clone(),
+            LongTermSecret::Keyring {
+                credentials_section,
+            } => {
+                let secrets = Arc::clone(&self.secrets);
+                let section = credentials_section.clone();
+                tokio::task::spawn_blocking(move || secrets.long_term_secret(&section))
+                    .await
+                    .map_err(|e| {
+                        UnitError::new(
+                            RetryClass::Soon,
+                            format!("reading the keyring was interrupted: {e}"),
+                        )
+                    })??
+            }
+        };
+        Ok(SigningKeys::long_term(keys.access_key_id.clone(), secret))
+    }
+
     async fn read_code(&self, auth: &CodeAuth) -> Result<Code, UnitError> {
         let provider = Arc::clone(&self.codes);
         let source = auth.code_source.clone();
@@ -828,10 +858,6 @@ fn fail_all(report: &mut PassReport, obtained: &[Obtained], error: &UnitError) {
     for o in obtained {
         report.fail(&o.section, Unit::Section(o.section.clone()), error.clone());
     }
-}
-
-fn signing_keys(keys: &LongTermKeyPair) -> SigningKeys {
-    SigningKeys::long_term(keys.access_key_id.clone(), keys.secret_access_key.clone())
 }
 
 /// Where a code-spending call failed: getting the code, or the STS call.

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use crate::config::{CodeSource, Config, LoadOptions};
 use crate::credentials::{CredentialsFile, Document};
-use crate::plan::{Applied, Backoff, Inputs, Plan, ProfileState, Unit, Wake};
+use crate::plan::{Applied, Backoff, Inputs, KeyringKeys, Plan, ProfileState, Unit, Wake};
 use crate::retry::RetryClass;
 use crate::session_cache::SessionCache;
 use execute::{Executor, Outcome, PassReport};
@@ -45,6 +45,8 @@ pub enum Reason {
     /// The once-a-minute wall-clock check (the monotonic clock stops during
     /// suspend; a missed file event is caught here too).
     Periodic,
+    /// The desktop keyring was unlocked.
+    KeyringUnlocked,
 }
 
 /// What wakes the loop.
@@ -72,6 +74,7 @@ pub fn current_plan(
     config: &Config,
     document: &Document,
     cache: &mut SessionCache,
+    keyring: &KeyringKeys,
     recorded: &Recorded,
     now: OffsetDateTime,
 ) -> Plan {
@@ -83,6 +86,7 @@ pub fn current_plan(
         credentials: document,
         mfa_sessions: &known,
         process_profiles: &process_profiles,
+        keyring,
         backoff: &recorded.backoff,
         applied: &recorded.applied,
         now,
@@ -106,6 +110,43 @@ impl Recorded {
             backoff: state.backoff(),
             applied: state.applied(),
         }
+    }
+}
+
+/// The key ids of the keyring's long-term keys for the sections that take
+/// theirs from it (`long_term_keys = "keyring"`); nothing is asked of the
+/// keyring when none does. Blocking.
+pub fn keyring_keys(config: &Config, secrets: &dyn ports::SecretStore) -> KeyringKeys {
+    keys_of(keyring_sections(config), secrets)
+}
+
+/// The credentials sections whose keys are in the keyring.
+fn keyring_sections(config: &Config) -> std::collections::BTreeSet<String> {
+    config
+        .valid_sections()
+        .filter_map(|(_, s)| match &s.long_term {
+            crate::config::LongTermKeys::Keyring(section) => Some(section.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn keys_of(
+    sections: std::collections::BTreeSet<String>,
+    secrets: &dyn ports::SecretStore,
+) -> KeyringKeys {
+    if sections.is_empty() {
+        return KeyringKeys::new();
+    }
+    match secrets.key_ids() {
+        Ok(ids) => sections
+            .into_iter()
+            .filter_map(|s| ids.get(&s).map(|id| (s.clone(), Ok(id.clone()))))
+            .collect(),
+        Err(e) => sections
+            .into_iter()
+            .map(|s| (s, Err(e.message.clone())))
+            .collect(),
     }
 }
 
@@ -156,6 +197,8 @@ pub struct Daemon {
     logged_invalid: BTreeMap<String, Vec<String>>,
     start_key_watch: Option<StartKeyWatch>,
     key_watch: Option<Box<dyn KeyWatch>>,
+    start_unlock_watch: Option<ports::StartUnlockWatch>,
+    unlock_watch: Option<Box<dyn ports::UnlockWatch>>,
     /// Per section, the settings its profile was written with: from the
     /// state file at start (a restart keeps them), then from each write.
     applied: Applied,
@@ -196,6 +239,8 @@ impl Daemon {
             logged_invalid: BTreeMap::new(),
             start_key_watch: None,
             key_watch: None,
+            start_unlock_watch: None,
+            unlock_watch: None,
             applied,
         }
     }
@@ -204,6 +249,36 @@ impl Daemon {
     pub fn with_key_watch(mut self, start: StartKeyWatch) -> Self {
         self.start_key_watch = Some(start);
         self
+    }
+
+    /// Watches the keyring for being unlocked whenever the config in force
+    /// takes keys or a password from it.
+    pub fn with_unlock_watch(mut self, start: ports::StartUnlockWatch) -> Self {
+        self.start_unlock_watch = Some(start);
+        self
+    }
+
+    async fn update_unlock_watch(&mut self) {
+        let Some(start) = &self.start_unlock_watch else {
+            return;
+        };
+        let uses_keyring = self.config.as_ref().is_some_and(|config| {
+            config.valid_sections().any(|(_, s)| {
+                matches!(s.long_term, crate::config::LongTermKeys::Keyring(_))
+                    || matches!(
+                        &s.code_source,
+                        CodeSource::Oath {
+                            password: Some(crate::config::PasswordSpec::Keyring),
+                            ..
+                        }
+                    )
+            })
+        });
+        match (uses_keyring, self.unlock_watch.is_some()) {
+            (true, false) => self.unlock_watch = start().await,
+            (false, true) => self.unlock_watch = None,
+            _ => {}
+        }
     }
 
     pub fn config_path(&self) -> Option<PathBuf> {
@@ -300,6 +375,18 @@ impl Daemon {
         self.key_watch.is_some()
     }
 
+    /// [`keyring_keys`] off the async tasks.
+    async fn keyring_keys(&self, config: &Config) -> KeyringKeys {
+        let sections = keyring_sections(config);
+        if sections.is_empty() {
+            return KeyringKeys::new();
+        }
+        let secrets = std::sync::Arc::clone(&self.executor.secrets);
+        tokio::task::spawn_blocking(move || keys_of(sections, secrets.as_ref()))
+            .await
+            .unwrap_or_default()
+    }
+
     /// The planner's view of this process's backoff and written settings.
     fn recorded(&self) -> Recorded {
         Recorded {
@@ -330,6 +417,7 @@ impl Daemon {
         match reason {
             Reason::ConfigChanged | Reason::Reload => self.scheduler.user_changed(now),
             Reason::KeyChanged => self.scheduler.key_changed(now),
+            Reason::KeyringUnlocked => self.scheduler.unlocked(now),
             _ => {}
         }
         if reason == Reason::Start {
@@ -337,6 +425,7 @@ impl Daemon {
             CredentialsFile::new(self.credentials_path.clone(), 0).remove_stale_temp_files();
         }
         self.reload_config()?;
+        self.update_unlock_watch().await;
         let config = self.config.take().expect("reload_config leaves a config");
         let result = self.pass_with(&config, now).await;
         self.config = Some(config);
@@ -355,7 +444,8 @@ impl Daemon {
             self.scheduler.user_changed(now);
         }
         let recorded = self.recorded();
-        let plan = current_plan(config, &document, &mut self.cache, &recorded, now);
+        let keyring = self.keyring_keys(config).await;
+        let plan = current_plan(config, &document, &mut self.cache, &keyring, &recorded, now);
         self.log_invalid(&plan);
         tracing::debug!(
             "planned: {} section(s), {} to refresh, {} code(s), {} GetSessionToken, {} AssumeRole",
@@ -383,10 +473,24 @@ impl Daemon {
                 .map(|s| (s.section.clone(), s.fingerprint)),
         );
         let recorded = self.recorded();
-        let mut after = current_plan(config, &document, &mut self.cache, &recorded, ended);
+        let mut after = current_plan(
+            config,
+            &document,
+            &mut self.cache,
+            &keyring,
+            &recorded,
+            ended,
+        );
         if self.due_on_arrival(&after, &report, ended) {
             let recorded = self.recorded();
-            after = current_plan(config, &document, &mut self.cache, &recorded, ended);
+            after = current_plan(
+                config,
+                &document,
+                &mut self.cache,
+                &keyring,
+                &recorded,
+                ended,
+            );
         }
         let (next_wake, next_reason) = if report.rerun {
             (ended, Reason::Retry)
@@ -595,6 +699,12 @@ impl Daemon {
             let sleep = (next_wake - now).clamp(time::Duration::ZERO, schedule::MAX_SLEEP);
             let sleep = std::time::Duration::try_from(sleep).unwrap_or_default();
             let key_watch = &mut self.key_watch;
+            // Only while something waits for it: the watch resolves at once
+            // when the keyring is unlocked already.
+            let unlock_watch = match self.scheduler.waits_for_unlock() {
+                true => &mut self.unlock_watch,
+                false => &mut None,
+            };
             reason = tokio::select! {
                 event = events.recv() => match event {
                     None | Some(Event::Stop) => { tracing::info!("stopping"); return Ok(()); }
@@ -607,9 +717,21 @@ impl Daemon {
                     tracing::info!("a YubiKey or reader appeared or changed");
                     Reason::KeyChanged
                 }
+                () = keyring_unlocked(unlock_watch) => {
+                    tracing::info!("the keyring was unlocked");
+                    Reason::KeyringUnlocked
+                }
                 _ = tokio::time::sleep(sleep) => next_reason,
             };
         }
+    }
+}
+
+/// Resolves when the keyring is unlocked; never without a watcher.
+async fn keyring_unlocked(watch: &mut Option<Box<dyn ports::UnlockWatch>>) {
+    match watch {
+        Some(watch) => watch.unlocked().await,
+        None => std::future::pending().await,
     }
 }
 

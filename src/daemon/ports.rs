@@ -95,6 +95,27 @@ pub trait StsApi: Send + Sync {
     fn close_connections(&self) {}
 }
 
+/// The desktop keyring (Secret Service), for `long_term_keys = "keyring"`
+/// and `oath_password_keyring`. Blocking: called on a blocking thread.
+pub trait SecretStore: Send + Sync {
+    /// The long-term key ids stored, by credentials section (attributes
+    /// only: no unlock, no secret read).
+    fn key_ids(&self) -> Result<std::collections::BTreeMap<String, String>, UnitError>;
+
+    /// The secret key of a credentials section; a locked keyring is asked
+    /// to unlock (the desktop shows its prompt) and `WaitForUnlock` returned.
+    fn long_term_secret(&self, credentials_section: &str) -> Result<SecretString, UnitError>;
+}
+
+/// Waits for the keyring to be unlocked.
+pub trait UnlockWatch: Send {
+    fn unlocked(&mut self) -> BoxFuture<'_, ()>;
+}
+
+/// Starts an unlock watcher (on the daemon's runtime).
+pub type StartUnlockWatch =
+    Box<dyn Fn() -> BoxFuture<'static, Option<Box<dyn UnlockWatch>>> + Send + Sync>;
+
 /// "A YubiKey or reader came or went", from a watcher the daemon starts
 /// when its config uses a key, and drops when it no longer does.
 pub trait KeyWatch: Send {

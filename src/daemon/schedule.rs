@@ -36,6 +36,8 @@ pub enum Waiting {
     Time,
     /// A YubiKey to appear (or the safety retry).
     Key,
+    /// The keyring to be unlocked (or the safety retry).
+    Unlock,
     /// The user to change the config or the credentials file (or the slow retry).
     User,
 }
@@ -152,6 +154,10 @@ impl Scheduler {
                 state.waiting = Waiting::Key;
                 state.next_attempt = now + KEY_SAFETY_RETRY;
             }
+            RetryClass::WaitForUnlock => {
+                state.waiting = Waiting::Unlock;
+                state.next_attempt = now + KEY_SAFETY_RETRY;
+            }
             RetryClass::NeedsUser => {
                 state.waiting = Waiting::User;
                 state.next_attempt = now + PARKED_RETRY;
@@ -186,6 +192,16 @@ impl Scheduler {
     /// A YubiKey appeared: units waiting for it are due now.
     pub fn key_changed(&mut self, now: OffsetDateTime) {
         self.wake(Waiting::Key, now);
+    }
+
+    /// Whether some unit waits for the keyring to be unlocked.
+    pub fn waits_for_unlock(&self) -> bool {
+        self.units.values().any(|s| s.waiting == Waiting::Unlock)
+    }
+
+    /// The keyring was unlocked: units waiting for it are due now.
+    pub fn unlocked(&mut self, now: OffsetDateTime) {
+        self.wake(Waiting::Unlock, now);
     }
 
     /// The user changed the config or the credentials file: parked units are due now.

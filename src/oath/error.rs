@@ -146,6 +146,8 @@ pub enum PasswordError {
     },
     #[error("the OATH password from {0} is empty")]
     Empty(&'static str),
+    #[error("cannot read the OATH password from {from}: {detail}")]
+    Lookup { from: String, detail: String },
 }
 
 /// An error of the OATH module as the daemon and the diagnostics see it.

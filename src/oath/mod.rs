@@ -35,7 +35,7 @@ pub use error::{AppletError, CardError, OathError, PasswordError, StatusWord};
 pub use password::PasswordSource;
 pub use process::{DEFAULT_PROCESS_TIMEOUT, MfaProcessError, run_mfa_process};
 pub use protocol::{Card, HashAlgorithm, OathType};
-pub use touch::{TouchPrompt, notify_touch};
+pub use touch::{TouchPrompt, notify_desktop, notify_touch};
 pub use watch::{KeyEvents, spawn_key_watcher};
 
 /// How to reach the YubiKey (global flags `--yubikey-reader`,

@@ -6,6 +6,7 @@
 //! output is never shown: it may be the password, or part of it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -20,7 +21,7 @@ const MAX_PASSWORD_FILE: u64 = 4096;
 
 /// Where the OATH applet password comes from (config keys
 /// `oath_password_command` / `oath_password_file`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum PasswordSource {
     /// Run with `sh -c` (within `process_timeout`, output capped, without
     /// the daemon's credential variables); the password is its standard
@@ -28,6 +29,33 @@ pub enum PasswordSource {
     Command(String),
     /// The first line of the file (a regular file of at most 4 KiB).
     File(PathBuf),
+    /// Read by someone else (the desktop keyring), only when an applet
+    /// asks; `label` names it in messages.
+    Lookup {
+        label: String,
+        fetch: Arc<dyn Fn() -> Result<SecretString, String> + Send + Sync>,
+    },
+}
+
+impl std::fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordSource::Command(command) => f.debug_tuple("Command").field(command).finish(),
+            PasswordSource::File(path) => f.debug_tuple("File").field(path).finish(),
+            PasswordSource::Lookup { label, .. } => f.debug_tuple("Lookup").field(label).finish(),
+        }
+    }
+}
+
+impl PasswordSource {
+    /// How messages name it.
+    pub fn describe(&self) -> String {
+        match self {
+            PasswordSource::Command(command) => format!("oath_password_command `{command}`"),
+            PasswordSource::File(path) => format!("oath_password_file {}", path.display()),
+            PasswordSource::Lookup { label, .. } => label.clone(),
+        }
+    }
 }
 
 impl PasswordSource {
@@ -52,6 +80,12 @@ impl PasswordSource {
                     text = t.strip_suffix(b"\r").unwrap_or(t);
                 }
                 to_secret(text, "oath_password_command")
+            }
+            PasswordSource::Lookup { label, fetch } => {
+                fetch().map_err(|detail| PasswordError::Lookup {
+                    from: label.clone(),
+                    detail,
+                })
             }
             PasswordSource::File(path) => {
                 let rules = ReadRules {

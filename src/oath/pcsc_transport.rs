@@ -237,15 +237,10 @@ fn name_password_source(error: OathError, opts: &OathOptions) -> OathError {
             source: super::error::AppletError::WrongPassword,
         } => OathError::WrongPassword {
             reader,
-            from: match &opts.password {
-                Some(super::PasswordSource::Command(command)) => {
-                    format!("oath_password_command `{command}`")
-                }
-                Some(super::PasswordSource::File(path)) => {
-                    format!("oath_password_file {}", path.display())
-                }
-                None => "no password source".to_string(),
-            },
+            from: opts
+                .password
+                .as_ref()
+                .map_or("no password source".to_string(), |p| p.describe()),
         },
         other => other,
     }

@@ -56,15 +56,34 @@ pub(super) fn show_notification(
         "aws-session-daemon needs a code for {} ({}).",
         prompt.credential, prompt.reader
     );
+    send(address, "Touch your YubiKey", body, Duration::from_secs(15))
+}
+
+/// A desktop notification (when a session bus exists), from a thread of
+/// its own; best effort, like the touch prompt's.
+pub fn notify_desktop(summary: &'static str, body: String) {
+    if let Ok(address) = std::env::var("DBUS_SESSION_BUS_ADDRESS")
+        && !address.is_empty()
+    {
+        send(address, summary, body, Duration::from_secs(30));
+    }
+}
+
+fn send(
+    address: String,
+    summary: &'static str,
+    body: String,
+    timeout: Duration,
+) -> Option<std::thread::JoinHandle<()>> {
     let spawned = std::thread::Builder::new()
-        .name("touch-notification".to_string())
+        .name("notification".to_string())
         .spawn(move || {
             let note = super::dbus::Notification {
                 app_name: "aws-session-daemon",
                 icon: "dialog-password",
-                summary: "Touch your YubiKey",
+                summary,
                 body: &body,
-                timeout: Duration::from_secs(15),
+                timeout,
             };
             if let Err(e) = super::dbus::notify(&address, &note) {
                 tracing::debug!("desktop notification not shown: {e}");

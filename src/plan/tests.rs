@@ -57,6 +57,7 @@ fn plan_with_backoff(
         credentials: creds,
         mfa_sessions: known,
         process_profiles: &ProcessProfiles::new(),
+        keyring: &KeyringKeys::new(),
         backoff,
         applied: &Applied::new(),
         now: NOW,
@@ -178,7 +179,7 @@ fn a_cached_mfa_session_means_no_code() {
     let s = sections(ORG);
     let creds = long_term();
     let settings = s[0].settings.as_ref().unwrap();
-    let keys = read_long_term_keys(&settings.long_term, &creds).unwrap();
+    let keys = read_long_term_keys(&settings.long_term, &creds, &KeyringKeys::new()).unwrap();
     let key = mfa_session_key(settings, &keys);
     let mut known = KnownMfaSessions::new();
     known.insert(key.clone(), NOW + Duration::hours(6));
@@ -327,6 +328,7 @@ fn a_section_whose_settings_changed_since_the_write_is_refreshed() {
             credentials: &creds,
             mfa_sessions: &KnownMfaSessions::new(),
             process_profiles: &ProcessProfiles::new(),
+            keyring: &KeyringKeys::new(),
             backoff: &Backoff::new(),
             applied: &applied,
             now: NOW,
@@ -364,7 +366,7 @@ fn a_backing_off_unit_turns_work_into_a_wait() {
     assert_eq!(p.next_wake(), Some((later, Wake::Retry)));
     // With a cached MFA session the device is not needed: no wait.
     let settings = s[0].settings.as_ref().unwrap();
-    let keys = read_long_term_keys(&settings.long_term, &long_term()).unwrap();
+    let keys = read_long_term_keys(&settings.long_term, &long_term(), &KeyringKeys::new()).unwrap();
     let known =
         KnownMfaSessions::from([(mfa_session_key(settings, &keys), NOW + Duration::hours(6))]);
     let p = plan_with_backoff(&s, &long_term(), &known, &backoff);
@@ -398,4 +400,47 @@ fn an_expiry_at_the_edge_of_the_calendar_never_panics() {
         let _ = serde_json::to_string(&p).unwrap();
         let _ = p.next_wake();
     }
+}
+
+#[test]
+fn keys_from_the_keyring_need_only_the_key_id_to_plan() {
+    let s = sections(&ORG.replace(
+        "[org]\n",
+        "[org]\nlong_term_keys = \"keyring\"\ncredentials_section = \"work\"\n",
+    ));
+    let run = |keyring: KeyringKeys| {
+        plan(&Inputs {
+            sections: &s,
+            credentials: &FakeCredentials::default(),
+            mfa_sessions: &KnownMfaSessions::new(),
+            process_profiles: &ProcessProfiles::new(),
+            keyring: &keyring,
+            backoff: &Backoff::new(),
+            applied: &Applied::new(),
+            now: NOW,
+        })
+    };
+    // The file holds no keys at all; the keyring's key id is enough.
+    let p = run(KeyringKeys::from([(
+        "work".to_string(),
+        Ok("AKIAKEYRINGKEYRING00".to_string()),
+    )]));
+    assert_eq!(p.work.total_codes(), 1);
+    assert_eq!(p.sections[0].long_term_keys, "keyring");
+    assert_eq!(p.mfa_sessions[0].key.access_key_id, "AKIAKEYRINGKEYRING00");
+    assert!(matches!(
+        p.mfa_sessions[0].auth.long_term.secret,
+        LongTermSecret::Keyring { ref credentials_section } if credentials_section == "work"
+    ));
+    // No item: invalid, with the command that stores one.
+    let p = run(KeyringKeys::new());
+    assert!(
+        format!("{:?}", p.sections[0].state).contains("keyring set --credentials-section work")
+    );
+    // No Secret Service: invalid, with its reason.
+    let p = run(KeyringKeys::from([(
+        "work".to_string(),
+        Err("no Secret Service on the session bus".to_string()),
+    )]));
+    assert!(format!("{:?}", p.sections[0].state).contains("no Secret Service"));
 }
