@@ -10,6 +10,9 @@
 #[path = "support/secret_service.rs"]
 mod secret_service;
 
+#[path = "support/moto.rs"]
+mod moto;
+
 use std::io::{Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 use aws_session_daemon::keyring::{Keyring, KeyringError, UnlockEvents, UnlockPrompt};
 use aws_session_daemon::retry::{Classified, RetryClass};
 use aws_session_daemon::secret::{ExposeSecret, SecretString};
+use moto::Moto;
 use secret_service::{SecretServiceRig, files_containing};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aws-session-daemon");
@@ -736,5 +740,109 @@ fn at_a_terminal_the_secret_is_not_echoed() {
     assert_eq!(code, Some(0), "{screen}");
     assert!(!screen.contains("typed pw"), "{screen}");
     assert_eq!(keyring.oath_password().unwrap().expose_secret(), "typed pw");
+    assert_in_no_file(&rig, secret);
+}
+
+/// The daemon with `long_term_keys = "keyring"`: the keys live only in the
+/// keyring (the credentials file has no [work] section at all); `apply`
+/// against moto writes working role sessions, and the long-term secret is
+/// in no file under HOME or the runtime directory. Locked, `run` waits for
+/// the unlock (no code, no call) and refreshes when it comes.
+#[test]
+fn apply_and_run_take_the_long_term_keys_from_the_keyring() {
+    let rig = SecretServiceRig::start();
+    let moto = Moto::start();
+    // moto accepts any key; the keyring's key id is what signs.
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYKeyringApply";
+    let output = run(
+        &rig,
+        &["keyring", "set", "--credentials-section", "work"],
+        &format!("AKIAIOSFODNN7EXAMPLE\n{secret}\n"),
+    );
+    assert_success(&output);
+    let aws = rig.home().join(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(aws.join("credentials"), "# nothing long-term here\n").unwrap();
+    let config_dir = rig.home().join(".config/aws-session-daemon");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.toml"),
+        format!(
+            "mfa_serial_number = \"arn:aws:iam::123456789012:mfa/me\"\nmfa_process = \"echo 123456\"\nsts_endpoint = \"{}\"\nregion = \"us-east-1\"\nlong_term_keys = \"keyring\"\ncredentials_section = \"work\"\n\n[prod]\nassume_role_arn = \"arn:aws:iam::111111111111:role/Admin\"\n",
+            moto.url
+        ),
+    )
+    .unwrap();
+    let plan = run(&rig, &["plan"], "");
+    assert_success(&plan);
+    assert!(
+        text(&plan.stdout).contains("keyring"),
+        "{}",
+        text(&plan.stdout)
+    );
+    let output = run(&rig, &["apply"], "");
+    assert_success(&output);
+    let credentials = std::fs::read_to_string(aws.join("credentials")).unwrap();
+    assert!(credentials.contains("[prod]"), "{credentials}");
+    assert!(!credentials.contains("[work]"));
+    assert_in_no_file(&rig, secret);
+
+    // Locked (as after boot): `run` neither spends a code nor calls STS,
+    // then refreshes as soon as the keyring is unlocked.
+    rig.lock();
+    let mut without_prod = credentials[..credentials.find("[prod]").unwrap()].to_string();
+    without_prod.push('\n');
+    std::fs::write(aws.join("credentials"), &without_prod).unwrap();
+    // A new MFA session is needed (the cached one is dropped).
+    std::fs::remove_file(
+        rig.runtime_dir()
+            .join("aws-session-daemon/mfa-sessions.json"),
+    )
+    .unwrap();
+    let mut command = Command::new(BIN);
+    command.args(["run", "--log-level", "debug"]);
+    rig.env(&mut command);
+    let log = rig.home().join("daemon.log");
+    let mut daemon = command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let waited = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("wait for the keyring to be unlocked")
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !std::fs::read_to_string(aws.join("credentials"))
+            .unwrap()
+            .contains("[prod]")
+    );
+    rig.unlock();
+    let unlocked = Instant::now();
+    while !std::fs::read_to_string(aws.join("credentials"))
+        .unwrap()
+        .contains("[prod]")
+    {
+        assert!(
+            unlocked.elapsed() < Duration::from_secs(10),
+            "not refreshed after the unlock: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("refreshed {:?} after the unlock", unlocked.elapsed());
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("the keyring was unlocked"), "{log}");
+    assert!(!log.contains(secret));
     assert_in_no_file(&rig, secret);
 }
