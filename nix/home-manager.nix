@@ -14,7 +14,12 @@ let
   cfg = config.services.aws-session-daemon;
   helpers = import ./lib.nix;
   tomlFormat = pkgs.formats.toml { };
-  configFile = tomlFormat.generate "aws-session-daemon-config.toml" cfg.settings;
+  # longTermKeys and output become top-level defaults of every section.
+  settings =
+    cfg.settings
+    // lib.optionalAttrs (cfg.longTermKeys != null) { long_term_keys = cfg.longTermKeys; }
+    // lib.optionalAttrs (cfg.output != null) { output = cfg.output; };
+  configFile = tomlFormat.generate "aws-session-daemon-config.toml" settings;
 
   args =
     lib.optionals (cfg.credentialsFile != null) [ "--credentials-file=${cfg.credentialsFile}" ]
@@ -59,6 +64,41 @@ in
         group. Nothing is written when this is empty, so that a hand-written
         config file stays in place. Never put secret_access_key here: the Nix
         store is world-readable.
+      '';
+    };
+
+    longTermKeys = lib.mkOption {
+      type = lib.types.nullOr (
+        lib.types.enum [
+          "file"
+          "keyring"
+        ]
+      );
+      default = null;
+      example = "keyring";
+      description = ''
+        Where the IAM user's long-term keys are, for every section:
+        "file" (the credentials file) or "keyring" (the desktop keyring through
+        the Secret Service; store them with `aws-session-daemon keyring import
+        --credentials-section default --remove-from-file`). Null leaves it to
+        settings (default "file").
+      '';
+    };
+
+    output = lib.mkOption {
+      type = lib.types.nullOr (
+        lib.types.enum [
+          "file"
+          "process"
+        ]
+      );
+      default = null;
+      example = "process";
+      description = ''
+        Where every section's session goes: "file" (~/.aws/credentials) or
+        "process" (the runtime cache only, served to the AWS CLI and SDKs by
+        `credential_process`; add the profiles with `aws-session-daemon config
+        aws-config --write`). Null leaves it to settings (default "file").
       '';
     };
 
@@ -124,7 +164,7 @@ in
 
     home.packages = [ cfg.package ];
 
-    xdg.configFile."aws-session-daemon/config.toml" = lib.mkIf (cfg.settings != { }) {
+    xdg.configFile."aws-session-daemon/config.toml" = lib.mkIf (settings != { }) {
       source = configFile;
     };
 
@@ -139,7 +179,7 @@ in
         # home-manager restarts the service when the generated config changes
         # (the daemon would also notice the new file by itself); the MFA
         # session survives the restart in the runtime directory.
-        X-Restart-Triggers = lib.optional (cfg.settings != { }) "${configFile}";
+        X-Restart-Triggers = lib.optional (settings != { }) "${configFile}";
       };
 
       Service = {
@@ -154,6 +194,9 @@ in
         TimeoutStartSec = "2min";
         TimeoutStopSec = "15s";
         UMask = "0077";
+        LimitCORE = "0";
+        MemoryMax = "256M";
+        TasksMax = 64;
 
         RuntimeDirectory = "aws-session-daemon";
         RuntimeDirectoryMode = "0700";
