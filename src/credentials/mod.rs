@@ -32,5 +32,5 @@ mod parse;
 mod sdk;
 
 pub use document::{DEFAULT_SECTION, Document, Edit, format_expiry};
-pub use error::{CredentialsError, FileName};
+pub use error::{CredentialsError, FileName, SdkProblem};
 pub use file::{CredentialsFile, MAX_SIZE, WriteOutcome};
