@@ -720,11 +720,13 @@ impl Document {
         for edit in edits {
             edit.validate()?;
         }
-        // The edits by section, sections in the order they are first named
-        // (new sections are appended in that order).
+        // The edits by section, sections in the order they are first named.
         let mut order: Vec<&str> = Vec::new();
         let mut by_section: HashMap<&str, Vec<&Edit>> = HashMap::new();
-        for edit in edits {
+        // A new section is appended when the first edit that sets a key in
+        // it comes: new sections go in that order.
+        let mut created: HashMap<&str, usize> = HashMap::new();
+        for (index, edit) in edits.iter().enumerate() {
             by_section
                 .entry(edit.section())
                 .or_insert_with(|| {
@@ -732,12 +734,15 @@ impl Document {
                     Vec::new()
                 })
                 .push(edit);
+            if matches!(edit, Edit::Set { .. }) {
+                created.entry(edit.section()).or_insert(index);
+            }
         }
         for section in &order {
             self.check_section(section)?;
         }
         let mut replaced: Vec<(Range<usize>, Zeroizing<String>)> = Vec::new();
-        let mut appended: Vec<Zeroizing<String>> = Vec::new();
+        let mut appended: Vec<(usize, Zeroizing<String>)> = Vec::new();
         // Sections whose SDK reading is checked on the whole result.
         let mut check_whole: Vec<&str> = Vec::new();
         for section in &order {
@@ -776,7 +781,8 @@ impl Document {
                         part.apply_in_part(edit, true)?;
                     }
                     if !part.text.is_empty() {
-                        appended.push(Zeroizing::new(std::mem::take(&mut part.text)));
+                        let at = created.get(section).copied().unwrap_or(usize::MAX);
+                        appended.push((at, Zeroizing::new(std::mem::take(&mut part.text))));
                     }
                 }
             }
@@ -785,7 +791,8 @@ impl Document {
             return Ok(None);
         }
         replaced.sort_by_key(|(range, _)| range.start);
-        let extra: usize = appended.iter().map(|t| t.len() + 2).sum::<usize>()
+        appended.sort_by_key(|(at, _)| *at);
+        let extra: usize = appended.iter().map(|(_, t)| t.len() + 2).sum::<usize>()
             + replaced.iter().map(|(_, t)| t.len()).sum::<usize>();
         let mut out = Zeroizing::new(String::with_capacity(self.text.len() + extra + 4));
         // The byte order mark goes with the first change.
@@ -796,15 +803,8 @@ impl Document {
             at = range.end;
         }
         out.push_str(&self.text[at..]);
-        if !appended.is_empty() && append_sections(&mut out, &appended, self.newline) {
-            // After a bare CR: the SDK reads the new sections as part of
-            // the line before them.
-            check_whole.extend(
-                order
-                    .iter()
-                    .copied()
-                    .filter(|s| !self.has_section(s) && by_section.contains_key(s)),
-            );
+        if !appended.is_empty() {
+            append_sections(&mut out, &appended, self.newline);
         }
         if !check_whole.is_empty() {
             self.check_sdk_reading(&out, &check_whole, edits)?;
@@ -1147,8 +1147,8 @@ impl Document {
     /// replaced lines keep their own line endings; new lines get the file's.
     /// New lines at the end of a file without a final newline leave it
     /// without one (the old last line gets the newline before them). A new
-    /// blank line right after a bare CR ends with a bare CR too: a `\n`
-    /// there would turn the CR before it into a CRLF. The byte order mark
+    /// blank line right after a bare CR ends with CRLF (see
+    /// [`append_sections`]). The byte order mark
     /// is dropped (see [`Document::has_byte_order_mark`]).
     fn rebuild<'n>(
         &self,
@@ -1189,7 +1189,7 @@ impl Document {
                 Some("") => self.newline,
                 Some(own) => own,
                 None if last && ends_without_newline => "",
-                None if content.is_empty() && previous == Some("\r") => "\r",
+                None if content.is_empty() && previous == Some("\r") => "\r\n",
                 None => self.newline,
             };
             text.push_str(ending);
@@ -1244,12 +1244,14 @@ impl Document {
 /// Appends new sections (each its header and keys, ending with a line
 /// break) to `out` as [`Document::apply`] adds one: after a blank line
 /// unless the file ends with one, each after the previous with a blank line
-/// between; a file without a final newline still ends without one. A last
-/// line that ends with a bare CR keeps it (the blank line after it ends
-/// with a bare CR as well, or the two would read as one CRLF). Returns
-/// whether it did that: the SDK, for which a bare CR ends no line, then
-/// reads the new sections as part of that last line.
-fn append_sections(out: &mut String, sections: &[Zeroizing<String>], newline: &str) -> bool {
+/// between; a file without a final newline still ends without one.
+///
+/// A last line that ends with a bare CR keeps it. The blank line after it
+/// then ends with CRLF: a `\n` right after the CR would turn it into a
+/// CRLF (botocore would see the blank line vanish and the last line's
+/// ending change), and the SDKs, for which a bare CR ends no line, need a
+/// `\n` before the new header.
+fn append_sections(out: &mut String, sections: &[(usize, Zeroizing<String>)], newline: &str) {
     let (last_blank, terminator) = match parse::split_last_line(out) {
         None => (true, String::new()),
         Some((content, terminator)) => (py_strip(content).is_empty(), terminator.to_string()),
@@ -1258,20 +1260,17 @@ fn append_sections(out: &mut String, sections: &[Zeroizing<String>], newline: &s
     if ends_without_newline {
         out.push_str(newline);
     }
-    for (index, section) in sections.iter().enumerate() {
-        if index > 0 || !last_blank {
-            out.push_str(if index == 0 && terminator == "\r" {
-                "\r"
-            } else {
-                newline
-            });
+    for (index, (_, section)) in sections.iter().enumerate() {
+        if index == 0 && terminator == "\r" {
+            out.push_str("\r\n");
+        } else if index > 0 || !last_blank {
+            out.push_str(newline);
         }
         out.push_str(section);
     }
     if ends_without_newline && out.ends_with(newline) {
         out.truncate(out.len() - newline.len());
     }
-    terminator == "\r"
 }
 
 enum Out<'a> {
