@@ -399,6 +399,10 @@ impl Update<'_> {
     /// another program wrote into a replaced file, not merged yet, cannot
     /// be merged now (there is no common base): it stays in the backup.
     fn reread(&mut self) -> Result<(), CredentialsError> {
+        tracing::debug!(
+            "{}: the file changed before the new version was swapped in; reading it again",
+            self.name
+        );
         if self.base.take().is_some() {
             tracing::warn!(
                 "{}: two programs changed the file while it was being replaced; the version \
