@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
@@ -31,7 +31,7 @@ const ATTEMPTS: usize = 8;
 /// A file that is empty, or shorter than this process last saw it, may be
 /// one that a writer has truncated and not yet written again (`aws
 /// configure set` writes in place: `O_TRUNC`, then the new text). It is
-/// read again after this pause, until two reads agree...
+/// read again after this pause, until three reads in a row agree...
 const SETTLE_PAUSE: Duration = Duration::from_millis(5);
 /// ... at most this many times.
 const SETTLE_READS: usize = 10;
@@ -39,6 +39,13 @@ const SETTLE_READS: usize = 10;
 /// How long the update waits for a program that still has the replaced
 /// file open for writing (one that opened it just before the swap).
 const WRITER_WAIT: Duration = Duration::from_millis(500);
+
+/// A file last modified longer than this before it was read cannot have
+/// been written since without its modification time changing: a write
+/// sets it from the kernel's clock, which lags the real time by a clock
+/// tick at most, and file systems keep it to the nanosecond (2 s on FAT).
+/// Such a file is not compared byte for byte after the swap.
+const MTIME_MARGIN: Duration = Duration::from_secs(3);
 
 /// Symlink hops followed before giving up (Linux's own limit).
 const MAX_SYMLINKS: usize = 40;
@@ -196,9 +203,11 @@ impl CredentialsFile {
     ///    nanosecond); if not, read it again and start over from 2;
     /// 5. swap the new version into place (an exchange: the replaced file
     ///    stays reachable); wait until no program has the replaced file
-    ///    open for writing, and compare it byte for byte with what was
-    ///    read: a program that opened it before the swap (`aws configure
-    ///    set` opens, then writes) may have written into it. If it did,
+    ///    open for writing, and compare it with what was read (byte for
+    ///    byte, unless its modification time, unchanged and older than the
+    ///    read by [`MTIME_MARGIN`], proves it untouched): a program that
+    ///    opened it before the swap (`aws configure set` opens, then
+    ///    writes) may have written into it. If it did,
     ///    that version becomes the base: start over from 2, and the next
     ///    swap replaces our own version;
     /// 6. the replaced file becomes the backup `credentials.1` (older ones
@@ -357,8 +366,15 @@ impl Update<'_> {
         // write into it after our read?
         let writers = private_file::wait_for_writers(&replaced.file, WRITER_WAIT);
         let expected = self.seen.text().unwrap_or_default().as_bytes();
-        let same = same_content(&replaced.file, expected)
-            .map_err(|e| CredentialsError::io(self.name, "checking the replaced file", e))?;
+        let checking = |e| CredentialsError::io(self.name, "checking the replaced file", e);
+        // Where no writer can hold it any more, its metadata may prove it
+        // untouched; otherwise it is compared byte for byte.
+        let same = (writers == Writers::None
+            && self
+                .seen
+                .untouched_since_read(&replaced.file)
+                .map_err(checking)?)
+            || same_content(&replaced.file, expected).map_err(checking)?;
         let written_to = if same {
             None
         } else {
@@ -652,6 +668,8 @@ enum Seen {
         doc: Box<Document>,
         stamp: Stamp,
         owner: (u32, u32),
+        /// The clock just before the file was opened.
+        read_at: SystemTime,
     },
     /// As this update wrote it.
     Written {
@@ -683,6 +701,29 @@ impl Seen {
             Seen::File { doc, .. } => Some(doc.text()),
             Seen::Written { text, .. } => Some(text),
         }
+    }
+
+    /// Whether `file` (the file the swap replaced) is provably the version
+    /// read, from its metadata alone: the same inode and size, the same
+    /// modification time, and that time [`MTIME_MARGIN`] older than the
+    /// read (so that a write since would have changed it).
+    fn untouched_since_read(&self, file: &File) -> io::Result<bool> {
+        let Seen::File { stamp, read_at, .. } = self else {
+            return Ok(false);
+        };
+        let meta = file.metadata()?;
+        let now = Stamp::of(&meta);
+        let modified = SystemTime::UNIX_EPOCH
+            + Duration::new(
+                stamp.mtime.0.max(0) as u64,
+                stamp.mtime.1.clamp(0, 999_999_999) as u32,
+            );
+        let old_enough = read_at
+            .checked_sub(MTIME_MARGIN)
+            .is_some_and(|limit| stamp.mtime.0 >= 0 && modified < limit);
+        Ok(old_enough
+            && (now.dev, now.ino, now.len, now.mtime)
+                == (stamp.dev, stamp.ino, stamp.len, stamp.mtime))
     }
 
     /// The owner to give a new version (only root can).
@@ -727,30 +768,39 @@ fn current_stamp(name: &FileName, target: &Path) -> Result<Option<Stamp>, Creden
 
 /// Reads the file; one that looks cut short (empty, or shorter than this
 /// process last saw it: a writer that truncates and rewrites in place may
-/// be half-way) is read again after a pause, until two reads agree.
+/// be half-way) is read again after a pause, until three reads in a row
+/// agree (or it is whole again).
 fn load_settled(name: &FileName, target: &Path) -> Result<Seen, CredentialsError> {
     let last = last_length(target);
+    let read = || {
+        let at = SystemTime::now();
+        private_file::read(target, READ_RULES)
+            .map(|file| (file, at))
+            .map_err(|e| file_error(name, "reading", e))
+    };
+    let (mut current, mut read_at) = read()?;
     let mut previous: Option<(Stamp, Zeroizing<Vec<u8>>)> = None;
-    let mut read =
-        private_file::read(target, READ_RULES).map_err(|e| file_error(name, "reading", e))?;
+    let mut agreeing = 0;
     for _ in 0..SETTLE_READS {
-        let Some(file) = &read else { break };
+        let Some(file) = &current else { break };
         let len = file.bytes.len() as u64;
-        let suspicious = len == 0 || last.is_some_and(|last| len < last);
+        if len > 0 && last.is_none_or(|last| len >= last) {
+            break;
+        }
         let stamp = Stamp::of(&file.meta);
         let agrees = previous
             .as_ref()
             .is_some_and(|(s, bytes)| *s == stamp && **bytes == *file.bytes);
-        if !suspicious || agrees {
+        agreeing = if agrees { agreeing + 1 } else { 0 };
+        if agreeing >= 2 {
             break;
         }
-        let file = read.take().expect("checked above");
+        let file = current.take().expect("checked above");
         previous = Some((stamp, file.bytes));
         std::thread::sleep(SETTLE_PAUSE);
-        read =
-            private_file::read(target, READ_RULES).map_err(|e| file_error(name, "reading", e))?;
+        (current, read_at) = read()?;
     }
-    let Some(mut file) = read else {
+    let Some(mut file) = current else {
         return Ok(Seen::Missing);
     };
     remember_length(target, file.bytes.len() as u64);
@@ -761,6 +811,7 @@ fn load_settled(name: &FileName, target: &Path) -> Result<Seen, CredentialsError
         doc: Box::new(Document::from_string(text).in_file(name.clone())),
         stamp,
         owner,
+        read_at,
     })
 }
 
@@ -989,6 +1040,121 @@ mod tests {
             let reason = crate::plan::CredentialsView::check(&doc, "prod").unwrap_err();
             assert!(reason.contains(&path.display().to_string()), "{reason}");
         }
+    }
+
+    /// `aws configure set` opens the path, then writes: when the daemon
+    /// swaps its new version in between, the CLI's write goes into the
+    /// replaced file. The update must find it there and write again on top
+    /// of it.
+    #[test]
+    fn a_write_into_the_replaced_file_is_merged() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        fs::write(&path, "[default]\nk = v\n").unwrap();
+        // Last modified an hour ago: after the swap, only the change of its
+        // modification time tells that it was written to.
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        // The other writer has the file open, as the CLI does between its
+        // open and its write.
+        let mut other = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let file = CredentialsFile::new(path.clone(), 2);
+        let update = std::thread::spawn(move || {
+            file.update(&[Edit::set("prod", "k", "new".to_string().into())])
+        });
+        // The update swaps its version in, then waits for this writer.
+        std::thread::sleep(Duration::from_millis(200));
+        other.write_all(b"\n[user]\nk = mine\n").unwrap();
+        drop(other);
+        assert_eq!(update.join().unwrap().unwrap(), WriteOutcome::Written);
+        let text = fs::read_to_string(&path).unwrap();
+        let doc = Document::parse(&text);
+        assert_eq!(doc.get("user", "k").unwrap(), Some("mine"), "{text}");
+        assert_eq!(doc.get("prod", "k").unwrap(), Some("new"), "{text}");
+        assert_eq!(doc.get("default", "k").unwrap(), Some("v"), "{text}");
+        // The replaced file, with the other writer's change, is the backup.
+        let backup = fs::read_to_string(dir.path().join("credentials.1")).unwrap();
+        assert!(backup.contains("[user]"), "{backup}");
+        assert!(private_file::orphans(&path).is_empty());
+    }
+
+    /// A writer that truncates the file and writes it again (in place) may
+    /// be caught half-way: an empty file, or one shorter than a moment ago,
+    /// is read again before it is used.
+    #[test]
+    fn a_file_cut_short_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        let full = "[default]\nk = v\n\n[user]\nk = mine\n";
+        fs::write(&path, full).unwrap();
+        let file = CredentialsFile::new(path.clone(), 0);
+        file.read().unwrap();
+        // Truncated, and written again 3 ms later.
+        fs::File::create(&path).unwrap();
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2));
+                fs::write(&path, full).unwrap();
+            })
+        };
+        file.update(&[Edit::set("prod", "k", "new".to_string().into())])
+            .unwrap();
+        writer.join().unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(full), "{text}");
+        assert!(text.contains("[prod]"), "{text}");
+    }
+
+    #[test]
+    fn backups_beyond_the_setting_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        fs::write(&path, "[p]\nn = 0\n").unwrap();
+        for name in ["credentials.3", "credentials.6", "credentials.12"] {
+            fs::write(dir.path().join(name), "[p]\nn = old\n").unwrap();
+        }
+        let others = [
+            "credentials.lock",
+            "credentials.06",
+            "credentials.x",
+            "other.9",
+        ];
+        for name in others {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        fs::create_dir(dir.path().join("credentials.7")).unwrap();
+        let file = CredentialsFile::new(path.clone(), 5);
+        file.update(&[Edit::set("p", "n", "1".to_string().into())])
+            .unwrap();
+        assert!(dir.path().join("credentials.1").exists());
+        assert!(dir.path().join("credentials.4").exists(), "3 moved to 4");
+        for gone in ["credentials.6", "credentials.12"] {
+            assert!(!dir.path().join(gone).exists(), "{gone} kept");
+        }
+        for kept in others {
+            assert!(dir.path().join(kept).exists(), "{kept} removed");
+        }
+        assert!(
+            dir.path().join("credentials.7").is_dir(),
+            "not a file: left"
+        );
+        // Fewer backups now: the older ones go.
+        CredentialsFile::new(path.clone(), 1)
+            .update(&[Edit::set("p", "n", "2".to_string().into())])
+            .unwrap();
+        assert!(dir.path().join("credentials.1").exists());
+        assert!(!dir.path().join("credentials.2").exists());
+        assert!(!dir.path().join("credentials.5").exists());
+        assert_eq!(
+            fs::read_to_string(dir.path().join("credentials.1")).unwrap(),
+            "[p]\nn = 1\n"
+        );
     }
 
     #[test]
