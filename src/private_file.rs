@@ -321,10 +321,12 @@ pub(crate) fn read(path: &Path, rules: ReadRules) -> Result<Option<ReadFile>> {
             size: meta.len(),
         });
     }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
-    (&mut file)
-        .take(rules.limit + 1)
-        .read_to_end(&mut bytes)
+    // Straight from the file into the buffer (std reads a `File` into
+    // uninitialised capacity sized from the file: no pass over the buffer
+    // before the read, which a limiting adapter costs on megabytes). A
+    // file that grew past the limit meanwhile is refused below.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
+    file.read_to_end(&mut bytes)
         .map_err(|e| PrivateFileError::io(path, "reading", e))?;
     if bytes.len() as u64 > rules.limit {
         return Err(PrivateFileError::TooLarge {
@@ -371,6 +373,16 @@ impl Replacement {
     /// it to disk. `owner`: give it this owner and group (possible only for
     /// root; the daemon run as root keeps the user's file the user's).
     pub(crate) fn write(target: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> Result<Self> {
+        Replacement::write_pieces(target, &[bytes], owner)
+    }
+
+    /// [`Replacement::write`] of the concatenation of `pieces` (which the
+    /// caller need not put together in memory first).
+    pub(crate) fn write_pieces<P: AsRef<[u8]>>(
+        target: &Path,
+        pieces: &[P],
+        owner: Option<(u32, u32)>,
+    ) -> Result<Self> {
         let dir = parent_dir(target);
         let name = target
             .file_name()
@@ -391,7 +403,9 @@ impl Replacement {
                 let _ = std::os::unix::fs::fchown(temp.as_file(), Some(uid), Some(gid));
             }
         }
-        temp.as_file_mut().write_all(bytes).map_err(io)?;
+        for piece in pieces {
+            temp.as_file_mut().write_all(piece.as_ref()).map_err(io)?;
+        }
         temp.as_file().sync_all().map_err(io)?;
         Ok(Replacement {
             temp,

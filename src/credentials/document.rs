@@ -9,11 +9,12 @@ use std::sync::OnceLock;
 use secrecy::{ExposeSecret, SecretString};
 use time::UtcOffset;
 use time::macros::format_description;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::error::{CredentialsError, FileName, SdkProblem};
 use super::parse::{self, Kind, Parsed, is_py_space, py_strip};
 use super::sdk;
+use super::wipe::{SecretText, wipe};
 use crate::session::SessionCredentials;
 
 /// The section botocore (Python's configparser) merges into every other
@@ -118,7 +119,51 @@ fn validate_key(key: &str) -> Result<(), CredentialsError> {
 
 /// The reasons never quote the value: it is usually a secret.
 fn validate_value(section: &str, key: &str, value: &str) -> Result<(), CredentialsError> {
-    let reason = if value.contains(['\n', '\r']) {
+    let reason = if value.is_ascii() {
+        ascii_value_problem(value.as_bytes())
+    } else {
+        value_problem(value)
+    };
+    match reason {
+        Some(reason) => Err(CredentialsError::InvalidValue {
+            section: section.to_string(),
+            key: key.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// [`value_problem`] for an ASCII value (session tokens: hundreds of
+/// bytes, thousands of them in a cold start's write), in one pass over
+/// its bytes.
+fn ascii_value_problem(value: &[u8]) -> Option<&'static str> {
+    let (mut line_break, mut control, mut comment) = (false, false, false);
+    let mut previous = b'x';
+    for &b in value {
+        line_break |= b == b'\n' || b == b'\r';
+        control |= b < 0x20 || b == 0x7f;
+        comment |= (b == b'#' || b == b';') && previous.is_ascii_whitespace();
+        previous = b;
+    }
+    let space = |b: Option<&u8>| b.is_some_and(|&b| is_py_space(b as char));
+    if line_break {
+        Some("contains a line break")
+    } else if control {
+        Some("contains a control character")
+    } else if space(value.first()) || space(value.last()) {
+        Some("starts or ends with whitespace")
+    } else if value.first().is_some_and(|&b| b == b'#' || b == b';') {
+        Some("starts with a comment character")
+    } else if comment {
+        Some("contains whitespace followed by `#` or `;`, which the AWS SDKs cut off as a comment")
+    } else {
+        None
+    }
+}
+
+fn value_problem(value: &str) -> Option<&'static str> {
+    if value.contains(['\n', '\r']) {
         Some("contains a line break")
     } else if value.chars().any(char::is_control) {
         Some("contains a control character")
@@ -134,14 +179,6 @@ fn validate_value(section: &str, key: &str, value: &str) -> Result<(), Credentia
         Some("contains whitespace followed by `#` or `;`, which the AWS SDKs cut off as a comment")
     } else {
         None
-    };
-    match reason {
-        Some(reason) => Err(CredentialsError::InvalidValue {
-            section: section.to_string(),
-            key: key.to_string(),
-            reason,
-        }),
-        None => Ok(()),
     }
 }
 
@@ -175,53 +212,89 @@ pub struct Document {
     unreadable: OnceLock<Option<Unreadable>>,
 }
 
-/// Section lookups by name, for [`Document`].
+/// Section lookups by name, for [`Document`]: an open-addressing table of
+/// section numbers hashed by name, the names compared in the text itself,
+/// so that building it allocates nothing per section (a file can hold
+/// thousands).
 struct SectionIndex {
-    /// Raw header name (as botocore reads it) → its sections, in file order.
-    by_name: HashMap<Box<str>, Occurrences>,
+    /// `s + 1` for section `s`, the first with its name; 0 for an empty slot.
+    slots: Vec<usize>,
+    /// Per section, `t + 1` for the next section `t` with the same name.
+    next: Vec<usize>,
+    /// Per section, whether an earlier section has its name.
+    repeat: Vec<bool>,
     /// Sections whose header the AWS SDKs read as another profile name
     /// (`[ prod ]` is profile `prod`), with that name, in file order.
     renamed: Vec<(usize, String)>,
 }
 
-/// The sections with one name: nearly always one, so without a vector.
-struct Occurrences {
-    first: usize,
-    more: Vec<usize>,
-}
-
-impl Occurrences {
-    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        std::iter::once(self.first).chain(self.more.iter().copied())
+/// FNV-1a: short keys, no allocation, good enough spread.
+fn hash_name(name: &str) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name.as_bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
+    (hash ^ (hash >> 29)) as usize
 }
 
 impl SectionIndex {
     fn build(doc: &Document) -> SectionIndex {
-        let mut by_name: HashMap<Box<str>, Occurrences> =
-            HashMap::with_capacity(doc.parsed.sections.len());
-        let mut renamed = Vec::new();
-        for s in 0..doc.parsed.sections.len() {
-            let raw = doc.section_name(s);
-            match by_name.get_mut(raw) {
-                Some(occurrences) => occurrences.more.push(s),
-                None => {
-                    by_name.insert(
-                        raw.into(),
-                        Occurrences {
-                            first: s,
-                            more: Vec::new(),
-                        },
-                    );
+        let count = doc.parsed.sections.len();
+        let mask = (count * 2).next_power_of_two().max(8) - 1;
+        let mut index = SectionIndex {
+            slots: vec![0; mask + 1],
+            next: vec![0; count],
+            repeat: vec![false; count],
+            renamed: Vec::new(),
+        };
+        // The last section with each first section's name.
+        let mut last = vec![0usize; count];
+        for s in 0..count {
+            let name = doc.section_name(s);
+            let mut slot = hash_name(name) & mask;
+            loop {
+                match index.slots[slot] {
+                    0 => {
+                        index.slots[slot] = s + 1;
+                        last[s] = s;
+                        break;
+                    }
+                    taken if doc.section_name(taken - 1) == name => {
+                        let first = taken - 1;
+                        index.next[last[first]] = s + 1;
+                        last[first] = s;
+                        index.repeat[s] = true;
+                        break;
+                    }
+                    _ => slot = (slot + 1) & mask,
                 }
             }
-            if let Some(profile) = sdk::profile_name(raw)
-                && profile != raw
+            if let Some(profile) = sdk::profile_name(name)
+                && profile != name
             {
-                renamed.push((s, profile.to_string()));
+                index.renamed.push((s, profile.to_string()));
             }
         }
-        SectionIndex { by_name, renamed }
+        index
+    }
+
+    /// The first section named `name`.
+    fn first(&self, doc: &Document, name: &str) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash_name(name) & mask;
+        loop {
+            match self.slots[slot] {
+                0 => return None,
+                taken if doc.section_name(taken - 1) == name => return Some(taken - 1),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// `first` and the sections after it with its name, in file order.
+    fn chain(&self, first: Option<usize>) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors(first, |&s| self.next[s].checked_sub(1))
     }
 }
 
@@ -405,25 +478,22 @@ impl Document {
             });
         }
         let index = self.index();
-        if let Some((name, occurrences)) = index
-            .by_name
-            .iter()
-            .filter(|(name, o)| !o.more.is_empty() && &***name != DEFAULT_SECTION)
-            .min_by_key(|(_, o)| o.more[0])
+        if let Some(again) = (0..self.parsed.sections.len())
+            .find(|&s| index.repeat[s] && self.section_name(s) != DEFAULT_SECTION)
         {
+            let name = self.section_name(again);
+            let first = index
+                .first(self, name)
+                .expect("a repeated name has a first");
             found.push(Unreadable::DuplicateSection {
                 section: name.to_string(),
-                line: self.parsed.sections[occurrences.more[0]].header_line + 1,
-                first_line: self.parsed.sections[occurrences.first].header_line + 1,
+                line: self.parsed.sections[again].header_line + 1,
+                first_line: self.parsed.sections[first].header_line + 1,
             });
         }
         // Keys repeat within one header's lines, except in [DEFAULT],
         // whose headers all add to one section.
-        let defaults: Vec<usize> = index
-            .by_name
-            .get(DEFAULT_SECTION)
-            .map(|o| o.iter().collect())
-            .unwrap_or_default();
+        let defaults: Vec<usize> = self.sections_named(DEFAULT_SECTION).collect();
         let mut first_duplicate: Option<Unreadable> = None;
         let mut consider = |found: Option<(usize, usize)>| {
             let Some((first, again)) = found else { return };
@@ -460,10 +530,14 @@ impl Document {
     /// it: at the repetition), with its first occurrence.
     fn first_duplicate_key(&self, entries: &[usize]) -> Option<(usize, usize)> {
         let key = |e: usize| self.parsed.entries[e].key(&self.text);
+        let same = |a: usize, b: usize| {
+            self.parsed.entries[a].key_hash == self.parsed.entries[b].key_hash && key(a) == key(b)
+        };
         if entries.len() <= 16 {
-            // A few keys per section: comparing pairs is cheaper than hashing.
+            // A few keys per section: comparing pairs (their hashes first)
+            // is cheaper than a hash set.
             for (i, &again) in entries.iter().enumerate() {
-                if let Some(&first) = entries[..i].iter().find(|&&e| key(e) == key(again)) {
+                if let Some(&first) = entries[..i].iter().find(|&&e| same(e, again)) {
                     return Some((first, again));
                 }
             }
@@ -482,9 +556,12 @@ impl Document {
     /// [`Document::first_duplicate_key`] for one section's entries.
     fn first_duplicate_key_in(&self, entries: Range<usize>) -> Option<(usize, usize)> {
         if entries.len() <= 16 {
-            let key = |e: usize| self.parsed.entries[e].key(&self.text);
+            let all = &self.parsed.entries;
             for again in entries.clone() {
-                if let Some(first) = (entries.start..again).find(|&e| key(e) == key(again)) {
+                let hash = all[again].key_hash;
+                if let Some(first) = (entries.start..again).find(|&e| {
+                    all[e].key_hash == hash && all[e].key(&self.text) == all[again].key(&self.text)
+                }) {
                     return Some((first, again));
                 }
             }
@@ -500,7 +577,7 @@ impl Document {
     /// section inherits them, the profiles the daemon writes included.
     fn first_bad_nested_line(&self) -> Option<Unreadable> {
         self.parsed.entries.iter().find_map(|entry| {
-            if !entry.value(&self.text).starts_with('\n') {
+            if entry.continuations.is_empty() || !entry.value(&self.text).starts_with('\n') {
                 return None;
             }
             let bad = entry.continuations.iter().copied().find(|&line| {
@@ -566,11 +643,8 @@ impl Document {
     }
 
     fn sections_named(&self, name: &str) -> impl Iterator<Item = usize> + '_ {
-        self.index()
-            .by_name
-            .get(name)
-            .into_iter()
-            .flat_map(Occurrences::iter)
+        let index = self.index();
+        index.chain(index.first(self, name))
     }
 
     fn entries_of(&self, section: usize) -> impl Iterator<Item = usize> + use<> {
@@ -704,19 +778,18 @@ impl Document {
     /// The same checks as [`Document::apply`] for each edit, at the cost of
     /// the sections edited, and one parse of the result.
     pub fn apply_all(&mut self, edits: &[Edit]) -> Result<(), CredentialsError> {
-        if let Some(mut text) = self.edited(edits)? {
-            let file = std::mem::take(&mut self.file);
-            *self = Document::from_string(std::mem::take(&mut *text)).in_file(file);
-        }
+        let text = match self.edited(edits)? {
+            Some(edited) => edited.to_text(),
+            None => return Ok(()),
+        };
+        let file = std::mem::take(&mut self.file);
+        *self = Document::from_string(text.into_inner()).in_file(file);
         Ok(())
     }
 
     /// The text after `edits`, or `None` when they change nothing. The
     /// document itself stays as it is.
-    pub(crate) fn edited(
-        &self,
-        edits: &[Edit],
-    ) -> Result<Option<Zeroizing<String>>, CredentialsError> {
+    pub(crate) fn edited(&self, edits: &[Edit]) -> Result<Option<Edited<'_>>, CredentialsError> {
         for edit in edits {
             edit.validate()?;
         }
@@ -792,24 +865,22 @@ impl Document {
         }
         replaced.sort_by_key(|(range, _)| range.start);
         appended.sort_by_key(|(at, _)| *at);
-        let extra: usize = appended.iter().map(|(_, t)| t.len() + 2).sum::<usize>()
-            + replaced.iter().map(|(_, t)| t.len()).sum::<usize>();
-        let mut out = Zeroizing::new(String::with_capacity(self.text.len() + extra + 4));
-        // The byte order mark goes with the first change.
-        let mut at = self.bom_len();
-        for (range, text) in &replaced {
-            out.push_str(&self.text[at..range.start]);
-            out.push_str(text);
-            at = range.end;
-        }
-        out.push_str(&self.text[at..]);
+        let mut edited = Edited {
+            text: &self.text,
+            // The byte order mark goes with the first change.
+            start: self.bom_len(),
+            replaced,
+            tail: Zeroizing::new(String::new()),
+        };
         if !appended.is_empty() {
-            append_sections(&mut out, &appended, self.newline);
+            let last = edited.last_line();
+            edited.tail = new_sections(last, &appended, self.newline);
         }
         if !check_whole.is_empty() {
-            self.check_sdk_reading(&out, &check_whole, edits)?;
+            let after = edited.to_text();
+            self.check_sdk_reading(&after, &check_whole, edits)?;
         }
-        Ok(Some(out))
+        Ok(Some(edited))
     }
 
     /// Section `s` as a part to edit on its own.
@@ -1241,9 +1312,79 @@ impl Document {
     }
 }
 
-/// Appends new sections (each its header and keys, ending with a line
-/// break) to `out` as [`Document::apply`] adds one: after a blank line
-/// unless the file ends with one, each after the previous with a blank line
+/// What [`Document::edited`] makes of a document, without a copy of it:
+/// its text, with some sections' bytes replaced and new sections appended.
+/// The file writer writes the pieces as they are.
+pub(crate) struct Edited<'d> {
+    text: &'d str,
+    /// Where the new text starts: after a byte order mark, which goes.
+    start: usize,
+    /// Byte ranges of the text and what replaces them, in order.
+    replaced: Vec<(Range<usize>, Zeroizing<String>)>,
+    /// What comes after the text: new sections.
+    tail: Zeroizing<String>,
+}
+
+impl Edited<'_> {
+    /// The new text, in pieces.
+    pub(crate) fn pieces(&self) -> Vec<&str> {
+        let mut pieces = Vec::with_capacity(2 * self.replaced.len() + 2);
+        let mut at = self.start;
+        for (range, text) in &self.replaced {
+            pieces.push(&self.text[at..range.start]);
+            pieces.push(text.as_str());
+            at = range.end;
+        }
+        pieces.push(&self.text[at..]);
+        pieces.push(self.tail.as_str());
+        pieces.retain(|p| !p.is_empty());
+        pieces
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.pieces().iter().map(|p| p.len()).sum()
+    }
+
+    /// The new text in one piece.
+    pub(crate) fn to_text(&self) -> SecretText {
+        let pieces = self.pieces();
+        let mut text = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+        for piece in pieces {
+            text.push_str(piece);
+        }
+        SecretText::new(text)
+    }
+
+    /// Whether the new text is `other`.
+    pub(crate) fn is(&self, other: &str) -> bool {
+        let mut rest = other;
+        for piece in self.pieces() {
+            match rest.strip_prefix(piece) {
+                Some(after) => rest = after,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+
+    /// The new text's last line, before the new sections: (whether it is
+    /// blank, its line ending); `None` when there is no text. The text
+    /// after the last replaced section starts a line (the next header), and
+    /// a replaced section starts a line too: the last line lies in the last
+    /// non-empty piece.
+    fn last_line(&self) -> Option<(bool, String)> {
+        // (Called before the tail is added.)
+        let pieces = self.pieces();
+        let last = pieces.last()?;
+        parse::split_last_line(last)
+            .map(|(content, terminator)| (py_strip(content).is_empty(), terminator.to_string()))
+    }
+}
+
+/// New sections (each its header and keys, ending with a line break), as
+/// [`Document::apply`] appends one: after a blank line unless the text
+/// ends with one (`last`: the text's last line, see
+/// [`Edited::last_line`]), each after the previous with a blank line
 /// between; a file without a final newline still ends without one.
 ///
 /// A last line that ends with a bare CR keeps it. The blank line after it
@@ -1251,12 +1392,16 @@ impl Document {
 /// CRLF (botocore would see the blank line vanish and the last line's
 /// ending change), and the SDKs, for which a bare CR ends no line, need a
 /// `\n` before the new header.
-fn append_sections(out: &mut String, sections: &[(usize, Zeroizing<String>)], newline: &str) {
-    let (last_blank, terminator) = match parse::split_last_line(out) {
-        None => (true, String::new()),
-        Some((content, terminator)) => (py_strip(content).is_empty(), terminator.to_string()),
-    };
-    let ends_without_newline = !out.is_empty() && terminator.is_empty();
+fn new_sections(
+    last: Option<(bool, String)>,
+    sections: &[(usize, Zeroizing<String>)],
+    newline: &str,
+) -> Zeroizing<String> {
+    let (last_blank, terminator) = last.unwrap_or((true, "\n".to_string()));
+    let ends_without_newline = terminator.is_empty();
+    let mut out = Zeroizing::new(String::with_capacity(
+        sections.iter().map(|(_, s)| s.len() + 2).sum::<usize>() + 2,
+    ));
     if ends_without_newline {
         out.push_str(newline);
     }
@@ -1269,8 +1414,10 @@ fn append_sections(out: &mut String, sections: &[(usize, Zeroizing<String>)], ne
         out.push_str(section);
     }
     if ends_without_newline && out.ends_with(newline) {
-        out.truncate(out.len() - newline.len());
+        let len = out.len() - newline.len();
+        out.truncate(len);
     }
+    out
 }
 
 enum Out<'a> {
@@ -1291,7 +1438,7 @@ pub fn format_expiry(at: time::OffsetDateTime) -> String {
 
 impl Drop for Document {
     fn drop(&mut self) {
-        self.text.zeroize();
+        wipe(&mut self.text);
         for entry in &mut self.parsed.entries {
             entry.zeroize();
         }

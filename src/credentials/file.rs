@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
-use super::document::{Document, Edit};
+use super::document::{Document, Edit, Edited};
 use super::error::{CredentialsError, FileName};
 use super::parse::split_lines;
+use super::wipe::SecretText;
 use crate::private_file::{
     self, PrivateFileError, ReadRules, Replacement, Swapped, Writers, parent_dir, sibling,
 };
@@ -272,6 +273,42 @@ impl CredentialsFile {
     }
 }
 
+/// What an attempt writes: the edited document, or a text as it is.
+enum Desired<'d> {
+    Edited(Edited<'d>),
+    Text(&'d str),
+}
+
+impl Desired<'_> {
+    fn pieces(&self) -> Vec<&str> {
+        match self {
+            Desired::Edited(edited) => edited.pieces(),
+            Desired::Text(text) => vec![text],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Desired::Edited(edited) => edited.len(),
+            Desired::Text(text) => text.len(),
+        }
+    }
+
+    fn is(&self, other: &str) -> bool {
+        match self {
+            Desired::Edited(edited) => edited.is(other),
+            Desired::Text(text) => *text == other,
+        }
+    }
+
+    fn to_text(&self) -> SecretText {
+        match self {
+            Desired::Edited(edited) => edited.to_text(),
+            Desired::Text(text) => SecretText::new(text.to_string()),
+        }
+    }
+}
+
 /// The state of one [`CredentialsFile::update`] between its rounds.
 struct Update<'a> {
     name: &'a FileName,
@@ -321,12 +358,12 @@ impl Update<'_> {
             .and_then(|()| doc.edited(edits))
             .map_err(|e| e.in_file(self.name));
         let (desired, failure) = match edited {
-            Ok(Some(text)) => (text, None),
+            Ok(Some(edited)) => (Desired::Edited(edited), None),
             Ok(None) if self.base.is_none() => return Ok(Round::Unchanged),
-            Ok(None) => (Zeroizing::new(doc.text().to_string()), None),
+            Ok(None) => (Desired::Text(doc.text()), None),
             // The edits cannot be applied to what another program wrote
             // into the replaced file: put its version back as it is.
-            Err(e) if self.base.is_some() => (Zeroizing::new(doc.text().to_string()), Some(e)),
+            Err(e) if self.base.is_some() => (Desired::Text(doc.text()), Some(e)),
             Err(e) => return Err(e),
         };
         let done = |failure: Option<CredentialsError>| {
@@ -335,12 +372,12 @@ impl Update<'_> {
                 Some(e) => Err(e),
             }))
         };
-        if self.base.is_some() && self.seen.text() == Some(desired.as_str()) {
+        if self.base.is_some() && self.seen.text().is_some_and(|text| desired.is(text)) {
             self.base = None;
             return done(failure);
         }
         let owner = self.seen.owner();
-        let temp = Replacement::write(self.target, desired.as_bytes(), owner)
+        let temp = Replacement::write_pieces(self.target, &desired.pieces(), owner)
             .map_err(|e| file_error(self.name, "writing a temporary file", e))?;
         // The final check, right before the swap.
         if current_stamp(self.name, self.target)? != self.seen.stamp() {
@@ -357,7 +394,7 @@ impl Update<'_> {
                 return Ok(Round::Again);
             }
             Swapped::Created => {
-                self.now_at_path(desired, &meta);
+                remember_length(self.target, desired.len() as u64);
                 return done(failure);
             }
             Swapped::Replaced { old, file } => Replaced { path: old, file },
@@ -378,16 +415,16 @@ impl Update<'_> {
         let written_to = if same {
             None
         } else {
-            Some(
-                read_settled(&replaced.file, writers, expected.len())
-                    .map_err(|e| CredentialsError::io(self.name, "reading the replaced file", e))?,
-            )
+            let theirs = read_settled(&replaced.file, writers, expected.len())
+                .map_err(|e| CredentialsError::io(self.name, "reading the replaced file", e))?;
+            Some((theirs, desired.to_text()))
         };
+        remember_length(self.target, desired.len() as u64);
+        drop(desired);
         if self.backup.is_none() {
             self.backup = Some(replaced);
         }
-        self.now_at_path(desired, &meta);
-        let Some(bytes) = written_to else {
+        let Some((theirs, ours)) = written_to else {
             self.base = None;
             return done(failure);
         };
@@ -396,19 +433,14 @@ impl Update<'_> {
              edits to its version",
             self.name
         );
-        let text = utf8(self.name, bytes)?;
+        self.seen = Seen::Written {
+            text: ours,
+            stamp: Stamp::of(&meta),
+            owner,
+        };
+        let text = utf8(self.name, theirs)?;
         self.base = Some(Document::from_string(text).in_file(self.name.clone()));
         Ok(Round::Again)
-    }
-
-    /// The path holds `text` now, put there by this update.
-    fn now_at_path(&mut self, text: Zeroizing<String>, meta: &Metadata) {
-        remember_length(self.target, text.len() as u64);
-        self.seen = Seen::Written {
-            text,
-            stamp: Stamp::of(meta),
-            owner: self.seen.owner(),
-        };
     }
 
     /// Someone changed the path before the swap: read it again. A version
@@ -673,7 +705,7 @@ enum Seen {
     },
     /// As this update wrote it.
     Written {
-        text: Zeroizing<String>,
+        text: SecretText,
         stamp: Stamp,
         owner: Option<(u32, u32)>,
     },

@@ -30,6 +30,7 @@ mod error;
 mod file;
 mod parse;
 mod sdk;
+mod wipe;
 
 pub use document::{DEFAULT_SECTION, Document, Edit, format_expiry};
 pub use error::{CredentialsError, FileName, SdkProblem};

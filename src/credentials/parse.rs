@@ -17,7 +17,18 @@ pub(crate) fn is_py_space(c: char) -> bool {
 }
 
 pub(crate) fn py_strip(s: &str) -> &str {
-    s.trim_matches(is_py_space)
+    // Nearly every line starts and ends with a visible ASCII character:
+    // nothing to strip, and no character to decode.
+    let bytes = s.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) if is_ascii_visible(first) && is_ascii_visible(last) => s,
+        _ => s.trim_matches(is_py_space),
+    }
+}
+
+/// An ASCII byte that is not whitespace (for Python) nor a control byte.
+fn is_ascii_visible(b: u8) -> bool {
+    b.is_ascii_graphic()
 }
 
 /// One physical line: `text[start..content_end]` is its content,
@@ -188,6 +199,9 @@ pub(crate) struct Entry {
     key: Range<usize>,
     /// The key as botocore compares it, when lowercasing changes it.
     lowercase: Option<Box<str>>,
+    /// A hash of the key as botocore compares it: keys are compared by it
+    /// first, without reading the text again.
+    pub key_hash: u32,
     /// The value on the key's own line (stripped), byte range into the text.
     first: Range<usize>,
     /// The whole value when continuation lines add to it (rare): the
@@ -235,7 +249,8 @@ pub(crate) fn header_name(stripped: &str) -> Option<Range<usize>> {
 /// `OPTCRE = (?P<option>.*?)\s*(?P<vi>=|:)\s*(?P<value>.*)$` on the
 /// stripped line: the key ends at the first `=` or `:`.
 pub(crate) fn option(stripped: &str) -> Option<(&str, &str)> {
-    let at = stripped.find(['=', ':'])?;
+    // `=` and `:` are ASCII: a byte search finds exactly their places.
+    let at = stripped.bytes().position(|b| b == b'=' || b == b':')?;
     let key = stripped[..at].trim_end_matches(is_py_space);
     let value = py_strip(&stripped[at + 1..]);
     Some((key, value))
@@ -252,6 +267,16 @@ fn lowercase(key: &str) -> Option<Box<str>> {
         let lower = key.to_lowercase();
         (lower != key).then(|| lower.into_boxed_str())
     }
+}
+
+/// FNV-1a of a key, folded to 32 bits.
+pub(crate) fn key_hash(key: &str) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key.as_bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash ^ (hash >> 32)) as u32
 }
 
 /// The byte range of `part` (a slice of `text`) in `text`.
@@ -295,7 +320,14 @@ impl<'t> OpenValue<'t> {
 
 pub(crate) fn parse(text: &str) -> Parsed {
     let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
-    let mut parsed = Parsed::default();
+    // Room for a file of the usual shape (a line every 40 bytes or so,
+    // two keys in three lines), so that the vectors are not copied as they
+    // grow: the editor parses multi-megabyte files on every write.
+    let mut parsed = Parsed {
+        lines: Vec::with_capacity(text.len() / 40 + 4),
+        sections: Vec::new(),
+        entries: Vec::with_capacity(text.len() / 60 + 4),
+    };
     let mut current_section: Option<usize> = None;
     let mut open: Option<OpenValue> = None;
     let mut spare_parts: Vec<&str> = Vec::new();
@@ -350,12 +382,14 @@ pub(crate) fn parse(text: &str) -> Parsed {
                                     spare_parts = value.parts;
                                 }
                                 let entry = parsed.entries.len();
+                                let lowercase = lowercase(key);
                                 parsed.entries.push(Entry {
                                     section,
                                     line: index,
                                     continuations: Vec::new(),
                                     key: range_in(text, key),
-                                    lowercase: lowercase(key),
+                                    lowercase: lowercase.clone(),
+                                    key_hash: key_hash(lowercase.as_deref().unwrap_or(key)),
                                     first: range_in(text, value),
                                     joined: None,
                                 });
