@@ -212,6 +212,22 @@ fn fsync_floor(dir: &Path) -> Result<Duration, String> {
     Ok(median(&samples))
 }
 
+/// What any rewrite of the file costs on tmpfs, before parsing a byte of
+/// it: read it, write the same bytes to a new file, rename that over it
+/// (median of `repeats`).
+fn io_floor(text: &str, repeats: usize) -> Result<Duration, String> {
+    let dir = tmpfs_dir()?;
+    let path = dir.path().join("credentials");
+    let next = dir.path().join("next");
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    let samples = time_it(repeats, |_| {
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&next, &bytes).unwrap();
+        std::fs::rename(&next, &path).unwrap();
+    });
+    Ok(median(&samples))
+}
+
 /// One write in a child process: its time and the child's peak memory.
 #[derive(Debug, Clone, Copy)]
 struct Measured {
@@ -296,6 +312,8 @@ struct Figures {
     parse: Vec<Duration>,
     edit: Vec<Duration>,
     tmpfs: Vec<Duration>,
+    /// Read and write the file without parsing it, on tmpfs.
+    floor: Duration,
     /// The same, the file written just before (compared byte for byte).
     tmpfs_fresh: Vec<Duration>,
     disk: Vec<Duration>,
@@ -325,6 +343,7 @@ fn measure(sections: usize, repeats: usize, disk: &Path) -> Result<Figures, Stri
     if let Some(e) = failed {
         return Err(format!("edit failed: {e}"));
     }
+    let floor = io_floor(&text, repeats)?;
     let tmpfs = tmpfs_dir()?;
     let tmpfs_fresh = update_in(tmpfs.path(), &text, &section, repeats, false)?;
     let tmpfs = update_in(tmpfs.path(), &text, &section, repeats, true)?;
@@ -340,6 +359,7 @@ fn measure(sections: usize, repeats: usize, disk: &Path) -> Result<Figures, Stri
         parse,
         edit,
         tmpfs,
+        floor,
         tmpfs_fresh,
         disk,
         peak,
@@ -388,6 +408,7 @@ pub fn run(
             "parse alone",
             "parse + check + edits + render (memory)",
             "locked write, tmpfs (no fsync cost)",
+            "read + write, no parsing (tmpfs floor)",
             "same, file changed < 3 s before",
             "locked write, disk (fsyncs)",
             "peak RSS (limit 3x file + 20 MB)",
@@ -414,6 +435,7 @@ pub fn run(
             cell(&f.parse),
             cell(&f.edit),
             cell(&f.tmpfs),
+            ms(f.floor),
             cell(&f.tmpfs_fresh),
             cell(&f.disk),
             format!("{} ({})", mb(f.peak.peak_kb), mb(memory_limit_kb(f.bytes))),
@@ -433,6 +455,7 @@ pub fn run(
             "edit_render_ms": ms_of(median(&f.edit)),
             "write_tmpfs_ms": ms_of(median(&f.tmpfs)),
             "write_tmpfs_changed_just_before_ms": ms_of(median(&f.tmpfs_fresh)),
+            "read_write_floor_tmpfs_ms": ms_of(f.floor),
             "write_disk_ms": ms_of(median(&f.disk)),
             "peak_rss_kb": f.peak.peak_kb,
             "peak_rss_limit_kb": memory_limit_kb(f.bytes),
@@ -447,7 +470,9 @@ pub fn run(
          write the file's modification time is set an hour back, as it is when the daemon \
          refreshes a profile an hour after its last write; in the column after, the file was \
          written just before, so the write also compares the replaced file byte for byte (a \
-         file changed within 3 s of the read is not trusted on its timestamps). tmpfs is \
+         file changed within 3 s of the read is not trusted on its timestamps). The floor \
+         column reads the file and writes the same bytes to a new file renamed over it, \
+         parsing nothing: what any rewrite of the file costs on this machine. tmpfs is \
          /dev/shm, where fsync returns at once, which gives the write without the fsyncs and needs \
          no flag in the product. The disk is {disk_described}; there one fsync of a 4 KiB file \
          plus one of its directory take {} (median of 20): the floor of any durable write. Peak \

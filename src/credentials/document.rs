@@ -849,10 +849,17 @@ impl Document {
                     }
                 }
                 None => {
-                    let mut part = Document::part(String::new(), self.newline, &self.file);
-                    for edit in edits {
-                        part.apply_in_part(edit, true)?;
-                    }
+                    let part = match self.new_section(section, edits) {
+                        Some(part) => part?,
+                        None => {
+                            let mut part = Document::part(String::new(), self.newline, &self.file);
+                            for edit in edits {
+                                part.apply_in_part(edit, true)?;
+                            }
+                            part
+                        }
+                    };
+                    let mut part = part;
                     if !part.text.is_empty() {
                         let at = created.get(section).copied().unwrap_or(usize::MAX);
                         appended.push((at, Zeroizing::new(std::mem::take(&mut part.text))));
@@ -881,6 +888,78 @@ impl Document {
             self.check_sdk_reading(&after, &check_whole, edits)?;
         }
         Ok(Some(edited))
+    }
+
+    /// A new section whose edits all set different keys (a profile the
+    /// daemon writes for the first time): its header and one line per key,
+    /// in order (what the edits one by one give), checked once for all its
+    /// keys. `None` for other edits, which go one by one.
+    fn new_section(
+        &self,
+        section: &str,
+        edits: &[&Edit],
+    ) -> Option<Result<Document, CredentialsError>> {
+        let mut keys: Vec<&str> = Vec::with_capacity(edits.len());
+        for edit in edits {
+            if !matches!(edit, Edit::Set { .. }) || keys.contains(&edit.key()) {
+                return None;
+            }
+            keys.push(edit.key());
+        }
+        let mut text = String::with_capacity(64 + edits.len() * 64);
+        text.push('[');
+        text.push_str(section);
+        text.push(']');
+        text.push_str(self.newline);
+        for edit in edits {
+            if let Edit::Set { key, value, .. } = edit {
+                text.push_str(&Self::canonical_line(key, value.expose_secret()));
+                text.push_str(self.newline);
+            }
+        }
+        let part = Document::part(text, self.newline, &self.file);
+        let expected: Vec<(&str, Option<&str>)> = edits
+            .iter()
+            .map(|edit| match edit {
+                Edit::Set { key, value, .. } => (key.as_str(), Some(value.expose_secret())),
+                Edit::Remove { key, .. } => (key.as_str(), None),
+            })
+            .collect();
+        Some(part.verify_all(section, &expected).map(|()| part))
+    }
+
+    /// [`Document::verify`] of several keys of one section at once, both
+    /// readers parsing the document once.
+    fn verify_all(
+        &self,
+        section: &str,
+        expected: &[(&str, Option<&str>)],
+    ) -> Result<(), CredentialsError> {
+        let disagree = |key: &str, detail| CredentialsError::ReadersDisagree {
+            file: self.file.clone(),
+            section: section.to_string(),
+            key: key.to_string(),
+            detail,
+        };
+        self.check_section(section)?;
+        for &(key, value) in expected {
+            if self.get(section, key)? != value {
+                return Err(disagree(key, "the AWS CLI would not read the new value"));
+            }
+        }
+        let view = sdk::parse(&self.text)
+            .map_err(|_| disagree(expected[0].0, "the AWS SDKs could no longer parse the file"))?;
+        for &(key, value) in expected {
+            let values = view.values(section, key);
+            let agrees = match value {
+                Some(value) => !values.is_empty() && values.iter().all(|v| *v == value),
+                None => values.is_empty(),
+            };
+            if !agrees {
+                return Err(disagree(key, "the AWS SDKs would not read the new value"));
+            }
+        }
+        Ok(())
     }
 
     /// Section `s` as a part to edit on its own.
