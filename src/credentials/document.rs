@@ -877,11 +877,12 @@ impl Document {
             // The byte order mark goes with the first change.
             start: self.bom_len(),
             replaced,
-            tail: Zeroizing::new(String::new()),
+            tail: Vec::new(),
         };
         if !appended.is_empty() {
             let last = edited.last_line();
-            edited.tail = new_sections(last, &appended, self.newline);
+            let sections = appended.into_iter().map(|(_, text)| text).collect();
+            edited.tail = new_sections(last, sections, self.newline);
         }
         if !check_whole.is_empty() {
             let after = edited.to_text();
@@ -1400,8 +1401,9 @@ pub(crate) struct Edited<'d> {
     start: usize,
     /// Byte ranges of the text and what replaces them, in order.
     replaced: Vec<(Range<usize>, Zeroizing<String>)>,
-    /// What comes after the text: new sections.
-    tail: Zeroizing<String>,
+    /// What comes after the text: new sections, and the line breaks before
+    /// and between them.
+    tail: Vec<Zeroizing<String>>,
 }
 
 impl Edited<'_> {
@@ -1415,7 +1417,7 @@ impl Edited<'_> {
             at = range.end;
         }
         pieces.push(&self.text[at..]);
-        pieces.push(self.tail.as_str());
+        pieces.extend(self.tail.iter().map(|piece| piece.as_str()));
         pieces.retain(|p| !p.is_empty());
         pieces
     }
@@ -1473,30 +1475,32 @@ impl Edited<'_> {
 /// `\n` before the new header.
 fn new_sections(
     last: Option<(bool, String)>,
-    sections: &[(usize, Zeroizing<String>)],
+    sections: Vec<Zeroizing<String>>,
     newline: &str,
-) -> Zeroizing<String> {
+) -> Vec<Zeroizing<String>> {
     let (last_blank, terminator) = last.unwrap_or((true, "\n".to_string()));
     let ends_without_newline = terminator.is_empty();
-    let mut out = Zeroizing::new(String::with_capacity(
-        sections.iter().map(|(_, s)| s.len() + 2).sum::<usize>() + 2,
-    ));
+    let line_break = |text: &str| Zeroizing::new(text.to_string());
+    let mut pieces = Vec::with_capacity(2 * sections.len() + 1);
     if ends_without_newline {
-        out.push_str(newline);
+        pieces.push(line_break(newline));
     }
-    for (index, (_, section)) in sections.iter().enumerate() {
+    for (index, section) in sections.into_iter().enumerate() {
         if index == 0 && terminator == "\r" {
-            out.push_str("\r\n");
+            pieces.push(line_break("\r\n"));
         } else if index > 0 || !last_blank {
-            out.push_str(newline);
+            pieces.push(line_break(newline));
         }
-        out.push_str(section);
+        pieces.push(section);
     }
-    if ends_without_newline && out.ends_with(newline) {
-        let len = out.len() - newline.len();
-        out.truncate(len);
+    if ends_without_newline
+        && let Some(last) = pieces.last_mut()
+        && last.ends_with(newline)
+    {
+        let len = last.len() - newline.len();
+        last.truncate(len);
     }
-    out
+    pieces
 }
 
 enum Out<'a> {
