@@ -2,12 +2,14 @@
 //! `aws configure set` (awscli's `ConfigFileWriter`: it reads the file,
 //! then opens the path and appends a new section, or truncates and
 //! rewrites it in place) adds a profile `user{i}` 150 times, while
-//! `aws-session-daemon apply` rewrites its profiles in a loop in the same
-//! file (with backups, the default). No user section may be lost, and the
-//! daemon's profiles must be there and fresh at the end.
+//! `aws-session-daemon apply` rewrites its 200 profiles in a loop in the
+//! same file (with backups, the default): a file of several hundred
+//! profiles at the end. No user section may be lost, and the daemon's
+//! profiles must be there and fresh at the end.
 //!
 //! Environment: `AWS_SESSION_DAEMON_RACE_CALLS` (default 150) sets the
-//! number of `aws configure set` calls, `AWS_SESSION_DAEMON_RACE_DAEMON`
+//! number of `aws configure set` calls, `AWS_SESSION_DAEMON_RACE_PROFILES`
+//! (default 200) the daemon's profiles, `AWS_SESSION_DAEMON_RACE_DAEMON`
 //! another daemon binary to race (to compare with an older build). The AWS
 //! CLI comes from the test environment that `scripts/install-deps.sh` makes
 //! (`$AWS_SESSION_DAEMON_TEST_ENV/bin/aws`, else `target/test-env/bin/aws`).
@@ -75,7 +77,7 @@ fn aws_configure_set_racing_the_daemon_loses_no_section() {
     // Role credentials due as they arrive (30 s left, 60 s margin): every
     // `apply` rewrites every profile.
     let sts = FastSts::start(30);
-    let owned = accounts(4);
+    let owned = accounts(env_number("AWS_SESSION_DAEMON_RACE_PROFILES", 200));
     let config = format!(
         "refresh_margin = 60\nassume_session_duration = 900\n{}",
         daemon::org_config(&sts.url, "mfa_process = \"echo 123456\"", &owned)
@@ -191,10 +193,12 @@ fn aws_configure_set_racing_the_daemon_loses_no_section() {
         .map(|i| format!("user{i}"))
         .collect();
     eprintln!(
-        "{calls} `aws configure set` calls in {took:.1?} against {} ({} applies, {} failed, \
+        "{calls} `aws configure set` calls in {took:.1?} against {} rewriting {} profiles \
+         ({} applies, {} failed, \
          {} writes merged the CLI's write into the replaced file, {} started over at the \
          final check): {} user sections lost",
         daemon_binary.display(),
+        owned.len(),
         applies.runs,
         applies.failed,
         applies.merged,
