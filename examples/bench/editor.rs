@@ -406,7 +406,7 @@ pub fn run(
             "sections",
             "file",
             "parse alone",
-            "parse + check + edits + render (memory)",
+            "in memory: parse, check, apply_all (parses the result again)",
             "locked write, tmpfs (no fsync cost)",
             "read + write, no parsing (tmpfs floor)",
             "same, file changed < 3 s before",
