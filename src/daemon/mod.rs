@@ -496,7 +496,10 @@ impl Daemon {
         {
             return;
         }
-        let problem = document.sdk_problem().map(|p| p.to_string());
+        // A file botocore cannot read is refused as a whole (and logged).
+        let problem = (document.check_readable().is_ok())
+            .then(|| document.sdk_problem().map(|p| p.to_string()))
+            .flatten();
         let before = self.sdk_checked.take().and_then(|(_, p)| p);
         if let Some(problem) = &problem
             && before.as_ref() != Some(problem)
