@@ -11,6 +11,11 @@
 //!   removed by the next writer (under the lock);
 //! - a read takes regular files only, up to a size limit: a FIFO would hang
 //!   the reader and `/dev/zero` would fill its memory;
+//! - a file that programs outside our lock also write (the credentials
+//!   file) can be swapped into place instead of renamed over the old one
+//!   ([`Replacement::swap`]): the old file stays reachable, so that the
+//!   caller can see whether someone wrote into it after it was read, and
+//!   keep it as a backup without copying it;
 //! - a private directory (the runtime directory) must be a real directory
 //!   owned by the effective user; its mode is tightened to 0700 when looser;
 //!   files read from it must be owned by that user and not readable by
@@ -316,10 +321,12 @@ pub(crate) fn read(path: &Path, rules: ReadRules) -> Result<Option<ReadFile>> {
             size: meta.len(),
         });
     }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
-    (&mut file)
-        .take(rules.limit + 1)
-        .read_to_end(&mut bytes)
+    // Straight from the file into the buffer (std reads a `File` into
+    // uninitialised capacity sized from the file: no pass over the buffer
+    // before the read, which a limiting adapter costs on megabytes). A
+    // file that grew past the limit meanwhile is refused below.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
+    file.read_to_end(&mut bytes)
         .map_err(|e| PrivateFileError::io(path, "reading", e))?;
     if bytes.len() as u64 > rules.limit {
         return Err(PrivateFileError::TooLarge {
@@ -366,6 +373,16 @@ impl Replacement {
     /// it to disk. `owner`: give it this owner and group (possible only for
     /// root; the daemon run as root keeps the user's file the user's).
     pub(crate) fn write(target: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> Result<Self> {
+        Replacement::write_pieces(target, &[bytes], owner)
+    }
+
+    /// [`Replacement::write`] of the concatenation of `pieces` (which the
+    /// caller need not put together in memory first).
+    pub(crate) fn write_pieces<P: AsRef<[u8]>>(
+        target: &Path,
+        pieces: &[P],
+        owner: Option<(u32, u32)>,
+    ) -> Result<Self> {
         let dir = parent_dir(target);
         let name = target
             .file_name()
@@ -386,7 +403,9 @@ impl Replacement {
                 let _ = std::os::unix::fs::fchown(temp.as_file(), Some(uid), Some(gid));
             }
         }
-        temp.as_file_mut().write_all(bytes).map_err(io)?;
+        for piece in pieces {
+            temp.as_file_mut().write_all(piece.as_ref()).map_err(io)?;
+        }
         temp.as_file().sync_all().map_err(io)?;
         Ok(Replacement {
             temp,
@@ -406,6 +425,221 @@ impl Replacement {
     pub(crate) fn commit(self) -> Result<()> {
         let target = self.target.clone();
         self.commit_to(&target)
+    }
+
+    /// Puts the new version in place in one step and hands back the file
+    /// it replaced, still reachable: on Linux the two are exchanged
+    /// (`renameat2(RENAME_EXCHANGE)`), so the replaced file, whichever it
+    /// was, moves to the temporary file's name and stays open for the
+    /// caller to check, keep (as a backup, without copying it) or remove.
+    /// Where the file system cannot exchange, it falls back to a rename,
+    /// with the old file as opened just before it. The directory is not
+    /// synced: call [`sync_dir`] when done.
+    ///
+    /// [`Swapped::Raced`]: the target did not exist, and someone created
+    /// it meanwhile; nothing was changed.
+    pub(crate) fn swap(self) -> Result<(Swapped, fs::Metadata)> {
+        let target = self.target;
+        let (file, temp_path) = self.temp.into_parts();
+        let swapped = swap_paths(&temp_path, &target)?;
+        let swapped = match swapped {
+            SwapResult::Exchanged => {
+                let old = open_read_only(&temp_path)
+                    .map_err(|e| PrivateFileError::io(&target, "opening the replaced", e))?;
+                Swapped::Replaced {
+                    old: Some(temp_path),
+                    file: old,
+                }
+            }
+            SwapResult::Created => {
+                // Renamed away: nothing left to remove.
+                let _ = temp_path.keep();
+                Swapped::Created
+            }
+            SwapResult::Exists => {
+                return Ok((
+                    Swapped::Raced,
+                    file.metadata().map_err(|e| {
+                        PrivateFileError::io(&target, "checking the new version of", e)
+                    })?,
+                ));
+            }
+            SwapResult::Unsupported => {
+                // Open the old file first, then rename over it.
+                let old = open_read_only(&target).ok();
+                fs::rename(&temp_path, &target).map_err(|e| {
+                    PrivateFileError::io(&target, "renaming the new file into place", e)
+                })?;
+                let _ = temp_path.keep();
+                match old {
+                    Some(old) => Swapped::Replaced {
+                        old: None,
+                        file: old,
+                    },
+                    None => Swapped::Created,
+                }
+            }
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| PrivateFileError::io(&target, "checking the new version of", e))?;
+        Ok((swapped, meta))
+    }
+}
+
+/// What [`Replacement::swap`] did.
+pub(crate) enum Swapped {
+    /// The new version is in place; `file` is the one it replaced, open for
+    /// reading, and `old` where that file now is (a temporary name, removed
+    /// when dropped unless persisted; `None` after the fallback rename,
+    /// which unlinked it).
+    Replaced {
+        old: Option<tempfile::TempPath>,
+        file: File,
+    },
+    /// There was no file: the new version is in place.
+    Created,
+    /// There was no file, and someone else created one meanwhile: the new
+    /// version was not put in place (and its temporary file is gone).
+    Raced,
+}
+
+enum SwapResult {
+    Exchanged,
+    Created,
+    Exists,
+    Unsupported,
+}
+
+fn open_read_only(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(target_os = "linux")]
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            flags,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Exchanges `temp` and `target`, or moves `temp` to a missing `target`
+/// without replacing one created meanwhile.
+fn swap_paths(temp: &Path, target: &Path) -> Result<SwapResult> {
+    #[cfg(target_os = "linux")]
+    {
+        let unsupported = |e: &io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EPERM)
+            )
+        };
+        match renameat2(temp, target, libc::RENAME_EXCHANGE) {
+            Ok(()) => return Ok(SwapResult::Exchanged),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && temp.exists() => {
+                return match renameat2(temp, target, libc::RENAME_NOREPLACE) {
+                    Ok(()) => Ok(SwapResult::Created),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(SwapResult::Exists),
+                    Err(e) if unsupported(&e) => Ok(SwapResult::Unsupported),
+                    Err(e) => Err(PrivateFileError::io(
+                        target,
+                        "renaming the new file into place",
+                        e,
+                    )),
+                };
+            }
+            Err(e) if unsupported(&e) => {}
+            Err(e) => {
+                return Err(PrivateFileError::io(
+                    target,
+                    "swapping the new file into place",
+                    e,
+                ));
+            }
+        }
+    }
+    let _ = temp;
+    let _ = target;
+    Ok(SwapResult::Unsupported)
+}
+
+/// Whether a file may still change under a reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writers {
+    /// No process has the file open for writing: what it holds now is
+    /// final (unless someone opens it again, by a name).
+    None,
+    /// Someone held it open for writing until the time limit.
+    Busy,
+    /// The system cannot tell (no leases on this file system, or not our
+    /// file).
+    Unknown,
+}
+
+/// `fcntl`'s `F_SETSIG` (the same number on every Linux architecture; the
+/// libc crate does not export it for glibc targets).
+#[cfg(target_os = "linux")]
+const F_SETSIG: libc::c_int = 10;
+
+/// Waits, up to `limit`, until no process has `file` open for writing.
+///
+/// Linux grants a read lease (`F_SETLEASE`, `F_RDLCK`) only while no one
+/// has the file open for writing, so a granted lease, given back at once,
+/// says exactly that. A program that opened the file just before it was
+/// replaced (the AWS CLI's `aws configure set` opens, then writes) may not
+/// have written yet: this waits for it to finish. `file` must be open
+/// read-only. While the lease is held (microseconds), a process opening
+/// the file for writing would make the kernel signal us (`SIGIO`, which
+/// ends a process by default): the signal is made `SIGURG`, which is
+/// ignored by default.
+pub(crate) fn wait_for_writers(file: &File, limit: std::time::Duration) -> Writers {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor we own, with integer arguments.
+        if unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGURG) } != 0 {
+            return Writers::Unknown;
+        }
+        let started = std::time::Instant::now();
+        loop {
+            // SAFETY: as above.
+            if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } == 0 {
+                // SAFETY: as above.
+                unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+                return Writers::None;
+            }
+            if io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
+                return Writers::Unknown;
+            }
+            if started.elapsed() >= limit {
+                return Writers::Busy;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, limit);
+        Writers::Unknown
     }
 }
 

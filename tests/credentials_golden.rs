@@ -5,9 +5,16 @@
 //!   `remove SECTION KEY` or `session SECTION EXPIRY_KEY` (the edits that
 //!   write the fixed session credentials below),
 //! - `expected`: the file after, or `error`: a part of the refusal message
-//!   (and then the file must stay as it was).
+//!   (and then the file must stay as it was),
+//! - `sdk_warning` (when the AWS SDKs cannot parse the input, which
+//!   botocore can): a part of the warning the daemon logs.
 //!
-//! Each case runs through `Document` and through `CredentialsFile::update`.
+//! Each case runs through `Document` (the whole-file check, then the edits
+//! one by one with `apply` and all at once with `apply_all`, which must end
+//! alike) and through `CredentialsFile::update`. The `unreadable_*` cases
+//! are the kinds of file botocore refuses as a whole: `tests/
+//! credentials_unreadable.rs` also runs them through the daemon (no write,
+//! no code, no STS call).
 //! `UPDATE_GOLDEN=1 cargo test --test credentials_golden` rewrites the
 //! `expected` files; review the diff.
 
@@ -37,36 +44,118 @@ enum Outcome {
     Error(String),
 }
 
-/// Turns `edits.txt` into edits, applying them to a document as it goes
-/// (a `session` line depends on what the document holds at that point).
-fn run_document(input: &str, script: &str) -> (Vec<Edit>, Outcome) {
-    let mut doc = Document::parse(input);
-    assert_eq!(doc.render(), input, "round trip");
+/// Turns `edits.txt` into edits (a `session` line's edits depend on what
+/// the input holds).
+fn edits_of(input: &Document, script: &str) -> Vec<Edit> {
     let mut all = Vec::new();
     for line in script
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
     {
         let words: Vec<&str> = line.splitn(4, ' ').collect();
-        let edits = match words.as_slice() {
+        match words.as_slice() {
             ["set", section, key, value] => {
-                vec![Edit::set(*section, *key, SecretString::from(*value))]
+                all.push(Edit::set(*section, *key, SecretString::from(*value)))
             }
-            ["remove", section, key] => vec![Edit::remove(*section, *key)],
-            ["session", section, expiry_key] => doc.session_edits(section, &session(), expiry_key),
+            ["remove", section, key] => all.push(Edit::remove(*section, *key)),
+            ["session", section, expiry_key] => {
+                all.extend(input.session_edits(section, &session(), expiry_key))
+            }
             _ => panic!("bad edits.txt line: {line:?}"),
-        };
-        for edit in edits {
-            let before = doc.render();
-            if let Err(err) = doc.apply(&edit) {
-                assert_eq!(doc.render(), before, "a refused edit changes nothing");
-                all.push(edit);
-                return (all, Outcome::Error(err.to_string()));
-            }
-            all.push(edit);
         }
     }
-    (all, Outcome::Text(doc.render()))
+    all
+}
+
+/// The edits through `Document`, as the file writer makes them: the whole
+/// file checked first (`check_readable`), then the edits one by one with
+/// `apply`, and again all at once with `apply_all`; both must end alike.
+fn run_document(input: &str, script: &str) -> (Vec<Edit>, Outcome) {
+    let doc = Document::parse(input);
+    assert_eq!(doc.render(), input, "round trip");
+    let edits = edits_of(&doc, script);
+    if let Err(err) = doc.check_readable() {
+        return (edits, Outcome::Error(err.to_string()));
+    }
+    let mut one_by_one = Document::parse(input);
+    let mut sequential = Outcome::Text(String::new());
+    for edit in &edits {
+        let before = one_by_one.render();
+        if let Err(err) = one_by_one.apply(edit) {
+            assert_eq!(
+                one_by_one.render(),
+                before,
+                "a refused edit changes nothing"
+            );
+            sequential = Outcome::Error(err.to_string());
+            break;
+        }
+    }
+    if let Outcome::Text(text) = &mut sequential {
+        *text = one_by_one.render();
+    }
+    let mut together = Document::parse(input);
+    let batch = match together.apply_all(&edits) {
+        Ok(()) => Outcome::Text(together.render()),
+        Err(err) => {
+            assert_eq!(together.render(), input, "refused edits change nothing");
+            Outcome::Error(err.to_string())
+        }
+    };
+    // One by one, whether the file ends with a line break can depend on
+    // the order of the edits (a new section appended while the file ends
+    // without one keeps it so; the last line, removed, takes it along).
+    let without_final_newline = |text: &str| {
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        text.strip_suffix('\r').unwrap_or(text).to_string()
+    };
+    match (&sequential, &batch) {
+        (Outcome::Text(a), Outcome::Text(b)) => assert_eq!(
+            without_final_newline(a),
+            without_final_newline(b),
+            "apply vs apply_all"
+        ),
+        (Outcome::Error(a), Outcome::Error(b)) => assert_eq!(a, b, "apply vs apply_all"),
+        _ => panic!(
+            "apply and apply_all disagree: {:?} / {:?}",
+            sequential.describe(),
+            batch.describe()
+        ),
+    }
+    (edits, batch)
+}
+
+impl Outcome {
+    fn describe(&self) -> String {
+        match self {
+            Outcome::Text(text) => format!("text of {} bytes", text.len()),
+            Outcome::Error(message) => message.clone(),
+        }
+    }
+}
+
+/// `sdk_warning`, when present, is a part of the warning the daemon logs
+/// for the input (the AWS SDKs cannot parse it); without it, the SDKs must
+/// read the input (a byte order mark aside, which the first write drops).
+fn check_sdk_warning(case: &Path, input: &str) -> Result<(), String> {
+    let problem = Document::parse(input).sdk_problem().map(|p| p.to_string());
+    let path = case.join("sdk_warning");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        match &problem {
+            Some(problem) => fs::write(&path, format!("{problem}\n")).unwrap(),
+            None => {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+    let expected = fs::read_to_string(&path).ok();
+    match (expected, problem) {
+        (None, None) => Ok(()),
+        (Some(expected), Some(problem)) if problem.contains(expected.trim_end()) => Ok(()),
+        (expected, problem) => Err(format!(
+            "SDK warning {problem:?}, expected {expected:?} (UPDATE_GOLDEN=1 rewrites sdk_warning)"
+        )),
+    }
 }
 
 fn run_case(case: &Path) -> Result<(), String> {
@@ -75,6 +164,7 @@ fn run_case(case: &Path) -> Result<(), String> {
     let script = read("edits.txt").map_err(|e| format!("edits.txt: {e}"))?;
     let expected_error = read("error").ok().map(|e| e.trim_end().to_string());
     let (edits, outcome) = run_document(&input, &script);
+    check_sdk_warning(case, &input)?;
 
     // The same edits through the file writer, in one update.
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,11 @@
 //!   unchanged and in the same order (new sections only add lines at the end);
 //! - the written file reads back each set value (and no removed key) through
 //!   `Document::get` *and* through the AWS SDK for Rust's own parser;
-//! - no edited section ends up duplicated or with a duplicate key.
+//! - no edited section ends up duplicated or with a duplicate key;
+//! - several sections' edits in one write (`apply_all`) end as the same
+//!   edits one by one (`apply`), and are all applied or none;
+//! - the whole-file check of the AWS SDKs' reading (`sdk_problem`) agrees
+//!   with the AWS SDK for Rust's own parser, line included.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -238,6 +242,126 @@ fn run(text: &str, edits: &[TestEdit]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The edits the one-by-one run accepts, given to `apply_all` at once,
+/// must end in the same lines, blank lines aside: one by one, whether a new
+/// section gets a blank line before it, and whether the file ends with a
+/// line break, depend on where in the order the section's last line was
+/// edited (at once, new sections come after all edits of the others). Each
+/// edited key reads its last value. The whole list at once is all or
+/// nothing.
+fn run_batch(text: &str, edits: &[TestEdit]) -> Result<(), TestCaseError> {
+    let mut one_by_one = Document::parse(text);
+    let mut accepted = Vec::new();
+    for edit in edits {
+        if one_by_one.apply(&edit.edit()).is_ok() {
+            accepted.push(edit.clone());
+        }
+    }
+    let batch: Vec<Edit> = accepted.iter().map(TestEdit::edit).collect();
+    let mut together = Document::parse(text);
+    if let Err(err) = together.apply_all(&batch) {
+        return Err(TestCaseError::fail(format!(
+            "the accepted edits, at once: {err}"
+        )));
+    }
+    let not_blank = |text: &str| -> Vec<String> {
+        lines(text)
+            .into_iter()
+            .filter(|(content, _)| !content.trim().is_empty())
+            .map(|(content, _)| content)
+            .collect()
+    };
+    prop_assert_eq!(
+        not_blank(&together.render()),
+        not_blank(&one_by_one.render())
+    );
+    let reread = Document::parse(&together.render());
+    let mut last: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
+    for edit in &accepted {
+        let value = match edit {
+            TestEdit::Set(_, _, v) => Some(v.as_str()),
+            TestEdit::Remove(..) => None,
+        };
+        last.insert(edit.target(), value);
+    }
+    for ((section, key), value) in last {
+        prop_assert_eq!(
+            reread.get(section, key).unwrap(),
+            value,
+            "[{}] {}",
+            section,
+            key
+        );
+    }
+    let all: Vec<Edit> = edits.iter().map(TestEdit::edit).collect();
+    let mut at_once = Document::parse(text);
+    match at_once.apply_all(&all) {
+        Ok(()) => {
+            prop_assert_eq!(
+                accepted.len(),
+                all.len(),
+                "at once accepted what one by one refused"
+            );
+            prop_assert_eq!(at_once.render(), together.render());
+        }
+        Err(_) => prop_assert_eq!(
+            at_once.render(),
+            text,
+            "a refused batch changed the document"
+        ),
+    }
+    Ok(())
+}
+
+/// The SDK's own parser's error for `text` as a credentials file, with the
+/// errors it wraps (the line is in the innermost).
+fn sdk_error(text: &str) -> Option<String> {
+    #![allow(deprecated)] // ProfileFiles / ProfileFileKind: what aws_config::profile::load takes.
+    use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+    use aws_types::os_shim_internal::{Env, Fs};
+    let files = ProfileFiles::builder()
+        .with_contents(ProfileFileKind::Credentials, text)
+        .build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(aws_config::profile::load(
+        &Fs::real(),
+        &Env::from_slice(&[]),
+        &files,
+        None,
+    ));
+    result.err().map(|error| {
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(inner) = source {
+            message.push_str(": ");
+            message.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        message
+    })
+}
+
+/// `Document::sdk_problem` against the SDK's own parser: the same verdict
+/// and the same line. (A byte order mark is left out: the first write drops
+/// it, so the daemon does not warn about it.)
+fn run_sdk_check(text: &str) -> Result<(), TestCaseError> {
+    let doc = Document::parse(text);
+    let ours = doc.sdk_problem().map(|p| p.line());
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let theirs = sdk_error(text).map(|message| {
+        let after = message
+            .split("on line ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no line in the SDK's error: {message}"));
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<usize>().unwrap()
+    });
+    prop_assert_eq!(ours, theirs, "{:?}", text);
+    Ok(())
+}
+
 proptest! {
     // Failures are kept as unit tests in src/credentials/document/tests.rs,
     // not in a regressions file.
@@ -250,6 +374,26 @@ proptest! {
     #[test]
     fn edits_change_only_their_own_lines(text in document(), edits in prop::collection::vec(edit(), 1..6)) {
         run(&text, &edits)?;
+    }
+
+    #[test]
+    fn a_batch_of_edits_ends_like_the_edits_one_by_one(
+        text in document(),
+        edits in prop::collection::vec(edit(), 1..14),
+    ) {
+        run_batch(&text, &edits)?;
+    }
+
+    #[test]
+    fn the_sdk_check_agrees_with_the_sdk(text in document()) {
+        run_sdk_check(&text)?;
+    }
+
+    #[test]
+    fn the_sdk_check_agrees_with_the_sdk_on_line_soup(
+        text in "[\r\n\t \\[\\]=:#;a\u{feff}]{0,60}"
+    ) {
+        run_sdk_check(&text)?;
     }
 
     #[test]

@@ -3,16 +3,18 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use secrecy::{ExposeSecret, SecretString};
 use time::UtcOffset;
 use time::macros::format_description;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
-use super::error::{CredentialsError, FileName};
+use super::error::{CredentialsError, FileName, SdkProblem};
 use super::parse::{self, Kind, Parsed, is_py_space, py_strip};
 use super::sdk;
+use super::wipe::{SecretText, wipe};
 use crate::session::SessionCredentials;
 
 /// The section botocore (Python's configparser) merges into every other
@@ -117,7 +119,51 @@ fn validate_key(key: &str) -> Result<(), CredentialsError> {
 
 /// The reasons never quote the value: it is usually a secret.
 fn validate_value(section: &str, key: &str, value: &str) -> Result<(), CredentialsError> {
-    let reason = if value.contains(['\n', '\r']) {
+    let reason = if value.is_ascii() {
+        ascii_value_problem(value.as_bytes())
+    } else {
+        value_problem(value)
+    };
+    match reason {
+        Some(reason) => Err(CredentialsError::InvalidValue {
+            section: section.to_string(),
+            key: key.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// [`value_problem`] for an ASCII value (session tokens: hundreds of
+/// bytes, thousands of them in a cold start's write), in one pass over
+/// its bytes.
+fn ascii_value_problem(value: &[u8]) -> Option<&'static str> {
+    let (mut line_break, mut control, mut comment) = (false, false, false);
+    let mut previous = b'x';
+    for &b in value {
+        line_break |= b == b'\n' || b == b'\r';
+        control |= b < 0x20 || b == 0x7f;
+        comment |= (b == b'#' || b == b';') && previous.is_ascii_whitespace();
+        previous = b;
+    }
+    let space = |b: Option<&u8>| b.is_some_and(|&b| is_py_space(b as char));
+    if line_break {
+        Some("contains a line break")
+    } else if control {
+        Some("contains a control character")
+    } else if space(value.first()) || space(value.last()) {
+        Some("starts or ends with whitespace")
+    } else if value.first().is_some_and(|&b| b == b'#' || b == b';') {
+        Some("starts with a comment character")
+    } else if comment {
+        Some("contains whitespace followed by `#` or `;`, which the AWS SDKs cut off as a comment")
+    } else {
+        None
+    }
+}
+
+fn value_problem(value: &str) -> Option<&'static str> {
+    if value.contains(['\n', '\r']) {
         Some("contains a line break")
     } else if value.chars().any(char::is_control) {
         Some("contains a control character")
@@ -133,14 +179,6 @@ fn validate_value(section: &str, key: &str, value: &str) -> Result<(), Credentia
         Some("contains whitespace followed by `#` or `;`, which the AWS SDKs cut off as a comment")
     } else {
         None
-    };
-    match reason {
-        Some(reason) => Err(CredentialsError::InvalidValue {
-            section: section.to_string(),
-            key: key.to_string(),
-            reason,
-        }),
-        None => Ok(()),
     }
 }
 
@@ -149,6 +187,14 @@ fn validate_value(section: &str, key: &str, value: &str) -> Result<(), Credentia
 /// exactly what `parse` got, and an edit changes only the lines of the keys
 /// it touches. The text (which holds secrets) is zeroed on drop, and `Debug`
 /// shows only section names.
+///
+/// Edits cost what they touch, not what the file holds: a batch of edits
+/// ([`Document::apply_all`]) is grouped by section, each section is cut
+/// out (with the line after it, which decides whether a new key may go at
+/// its end) and edited and checked as a small document of its own, new
+/// sections are built on their own, and the file is put together once. The
+/// whole file is parsed once (here) and checked once
+/// ([`Document::check_readable`], cached).
 pub struct Document {
     text: String,
     newline: &'static str,
@@ -160,49 +206,220 @@ pub struct Document {
     /// section, and a scan of all sections per question made a pass
     /// quadratic in the number of sections.
     index: OnceLock<SectionIndex>,
+    /// The first line that makes botocore refuse the whole file, found on
+    /// the first [`Document::check_readable`] (the planner asks once per
+    /// section).
+    unreadable: OnceLock<Option<Unreadable>>,
 }
 
-/// Section lookups by name, for [`Document`].
+/// Section lookups by name, for [`Document`]: an open-addressing table of
+/// section numbers hashed by name, the names compared in the text itself,
+/// so that building it allocates nothing per section (a file can hold
+/// thousands).
 struct SectionIndex {
-    /// Raw header name (as botocore reads it) → its sections, in file order.
-    by_name: HashMap<String, Vec<usize>>,
+    /// `s + 1` for section `s`, the first with its name; 0 for an empty slot.
+    slots: Vec<usize>,
+    /// Per section, `t + 1` for the next section `t` with the same name.
+    next: Vec<usize>,
+    /// Per section, whether an earlier section has its name.
+    repeat: Vec<bool>,
     /// Sections whose header the AWS SDKs read as another profile name
     /// (`[ prod ]` is profile `prod`), with that name, in file order.
     renamed: Vec<(usize, String)>,
 }
 
+/// FNV-1a: short keys, no allocation, good enough spread.
+fn hash_name(name: &str) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name.as_bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash ^ (hash >> 29)) as usize
+}
+
 impl SectionIndex {
     fn build(doc: &Document) -> SectionIndex {
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut renamed = Vec::new();
-        for s in 0..doc.parsed.sections.len() {
-            let raw = doc.section_name(s);
-            by_name.entry(raw.to_string()).or_default().push(s);
-            if let Some(profile) = sdk::profile_name(raw)
-                && profile != raw
+        let count = doc.parsed.sections.len();
+        let mask = (count * 2).next_power_of_two().max(8) - 1;
+        let mut index = SectionIndex {
+            slots: vec![0; mask + 1],
+            next: vec![0; count],
+            repeat: vec![false; count],
+            renamed: Vec::new(),
+        };
+        // The last section with each first section's name.
+        let mut last = vec![0usize; count];
+        for s in 0..count {
+            let name = doc.section_name(s);
+            let mut slot = hash_name(name) & mask;
+            loop {
+                match index.slots[slot] {
+                    0 => {
+                        index.slots[slot] = s + 1;
+                        last[s] = s;
+                        break;
+                    }
+                    taken if doc.section_name(taken - 1) == name => {
+                        let first = taken - 1;
+                        index.next[last[first]] = s + 1;
+                        last[first] = s;
+                        index.repeat[s] = true;
+                        break;
+                    }
+                    _ => slot = (slot + 1) & mask,
+                }
+            }
+            if let Some(profile) = sdk::profile_name(name)
+                && profile != name
             {
-                renamed.push((s, profile.to_string()));
+                index.renamed.push((s, profile.to_string()));
             }
         }
-        SectionIndex { by_name, renamed }
+        index
     }
+
+    /// The first section named `name`.
+    fn first(&self, doc: &Document, name: &str) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash_name(name) & mask;
+        loop {
+            match self.slots[slot] {
+                0 => return None,
+                taken if doc.section_name(taken - 1) == name => return Some(taken - 1),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// `first` and the sections after it with its name, in file order.
+    fn chain(&self, first: Option<usize>) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors(first, |&s| self.next[s].checked_sub(1))
+    }
+}
+
+/// Why botocore refuses the whole file, found once per document.
+#[derive(Clone, Debug)]
+enum Unreadable {
+    Line {
+        line: usize,
+        what: &'static str,
+    },
+    DuplicateSection {
+        section: String,
+        line: usize,
+        first_line: usize,
+    },
+    DuplicateKey {
+        section: String,
+        key: String,
+        line: usize,
+        first_line: usize,
+    },
+    Nested {
+        section: String,
+        key: String,
+        line: usize,
+    },
+}
+
+impl Unreadable {
+    fn line(&self) -> usize {
+        match self {
+            Unreadable::Line { line, .. }
+            | Unreadable::DuplicateSection { line, .. }
+            | Unreadable::DuplicateKey { line, .. }
+            | Unreadable::Nested { line, .. } => *line,
+        }
+    }
+
+    fn error(&self, file: &FileName) -> CredentialsError {
+        let file = file.clone();
+        match self.clone() {
+            Unreadable::Line { line, what } => {
+                CredentialsError::UnreadableLine { file, line, what }
+            }
+            Unreadable::DuplicateSection {
+                section,
+                line,
+                first_line,
+            } => CredentialsError::DuplicateSection {
+                file,
+                section,
+                line,
+                first_line,
+            },
+            Unreadable::DuplicateKey {
+                section,
+                key,
+                line,
+                first_line,
+            } => CredentialsError::DuplicateKey {
+                file,
+                section,
+                key,
+                line,
+                first_line,
+            },
+            Unreadable::Nested { section, key, line } => CredentialsError::NestedValue {
+                file,
+                section,
+                key,
+                line,
+            },
+        }
+    }
+}
+
+/// A part of the document cut out to be edited on its own: one section's
+/// lines, from its header to the next header.
+struct Chunk {
+    /// The section's bytes (after the byte order mark, which goes with the
+    /// first change).
+    bytes: Range<usize>,
+    /// One past the end of the line after the section (the next header),
+    /// which the edits read but never change: whether a new key may go at
+    /// the end of the section depends on whether it is indented.
+    context_end: usize,
+    /// The section's first line, for the line numbers of errors.
+    first_line: usize,
+    /// Whether the AWS SDKs read the section's lines as they read them in
+    /// the whole file: its header and the next one start at the start of a
+    /// line for the SDK too (after `\n`, not after a bare CR) and are not
+    /// indented. Otherwise the SDK's reading is checked on the whole file.
+    sdk_alone: bool,
 }
 
 impl Document {
     /// Never fails: lines a reader would reject are kept as they are.
     pub fn parse(text: &str) -> Document {
-        let parsed = parse::parse(text);
+        Document::from_string(text.to_string())
+    }
+
+    /// [`Document::parse`] without copying the text.
+    pub(crate) fn from_string(text: String) -> Document {
+        let parsed = parse::parse(&text);
         let newline = match parsed.lines.first() {
-            Some(line) if line.terminator(text) == "\r\n" => "\r\n",
+            Some(line) if line.terminator(&text) == "\r\n" => "\r\n",
             _ => "\n",
         };
         Document {
-            text: text.to_string(),
+            text,
             newline,
             parsed,
             file: FileName::default(),
             index: OnceLock::new(),
+            unreadable: OnceLock::new(),
         }
+    }
+
+    /// A part of a document, edited on its own: new lines get the whole
+    /// file's line ending, not the part's.
+    fn part(text: String, newline: &'static str, file: &FileName) -> Document {
+        let mut doc = Document::from_string(text);
+        doc.newline = newline;
+        doc.file = file.clone();
+        doc
     }
 
     /// The same document, naming `file` in the errors its methods return.
@@ -211,29 +428,182 @@ impl Document {
         self
     }
 
-    /// Err when botocore refuses the whole file: a line before the first
-    /// header (`MissingSectionHeaderError`) or a line that is neither a
-    /// header, a key, a comment nor a continuation (`ParsingError`). The
-    /// AWS CLI already fails on such a file ("Unable to parse config
-    /// file"); credentials written into it could not be read, so the
-    /// daemon refuses to write (the editor itself can edit around them).
+    /// The text, as [`Document::render`] gives it, without a copy.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Err when botocore (the AWS CLI, boto3) refuses the whole file, at
+    /// its first such line: a line before the first header
+    /// (`MissingSectionHeaderError`), a line that is neither a header, a
+    /// key, a comment nor a continuation (`ParsingError`), a section that
+    /// appears twice (`DuplicateSectionError`, `[DEFAULT]` excepted), a key
+    /// that appears twice in a section (`DuplicateOptionError`), or an
+    /// indented block under an empty value with a line without `=` (the
+    /// AWS CLI reads such a block as nested settings). Anywhere in the
+    /// file, not only in the sections the daemon owns: every profile in
+    /// such a file is unusable ("Unable to parse config file"), so the
+    /// daemon refuses to write into it, spends no code on it, and shows the
+    /// line to fix (the editor itself can edit around them).
+    ///
+    /// A byte order mark, which botocore refuses too, is not reported: the
+    /// first write drops it.
     pub fn check_readable(&self) -> Result<(), CredentialsError> {
-        for (index, line) in self.parsed.lines.iter().enumerate() {
-            let what = match line.kind {
-                Kind::Orphan => "a line before the first [section] header",
-                Kind::Invalid => {
-                    "a line that is neither a [section] header, a `key = value`, a comment nor \
-                     an indented continuation"
-                }
-                _ => continue,
+        match self.unreadable.get_or_init(|| self.first_unreadable()) {
+            None => Ok(()),
+            Some(problem) => Err(problem.error(&self.file)),
+        }
+    }
+
+    /// The first line (in file order, as botocore reads the file) of each
+    /// kind of problem, then the first of those.
+    fn first_unreadable(&self) -> Option<Unreadable> {
+        let mut found: Vec<Unreadable> = Vec::new();
+        if let Some((index, line)) = self
+            .parsed
+            .lines
+            .iter()
+            .enumerate()
+            .find(|(_, l)| matches!(l.kind, Kind::Orphan | Kind::Invalid))
+        {
+            let what = if line.kind == Kind::Orphan {
+                "a line before the first [section] header"
+            } else {
+                "a line that is neither a [section] header, a `key = value`, a comment nor \
+                 an indented continuation"
             };
-            return Err(CredentialsError::UnreadableLine {
-                file: self.file.clone(),
+            found.push(Unreadable::Line {
                 line: index + 1,
                 what,
             });
         }
-        Ok(())
+        let index = self.index();
+        if let Some(again) = (0..self.parsed.sections.len())
+            .find(|&s| index.repeat[s] && self.section_name(s) != DEFAULT_SECTION)
+        {
+            let name = self.section_name(again);
+            let first = index
+                .first(self, name)
+                .expect("a repeated name has a first");
+            found.push(Unreadable::DuplicateSection {
+                section: name.to_string(),
+                line: self.parsed.sections[again].header_line + 1,
+                first_line: self.parsed.sections[first].header_line + 1,
+            });
+        }
+        // Keys repeat within one header's lines, except in [DEFAULT],
+        // whose headers all add to one section.
+        let defaults: Vec<usize> = self.sections_named(DEFAULT_SECTION).collect();
+        let mut first_duplicate: Option<Unreadable> = None;
+        let mut consider = |found: Option<(usize, usize)>| {
+            let Some((first, again)) = found else { return };
+            let entry = &self.parsed.entries[again];
+            if first_duplicate
+                .as_ref()
+                .is_none_or(|d| entry.line + 1 < d.line())
+            {
+                first_duplicate = Some(Unreadable::DuplicateKey {
+                    section: self.section_name(entry.section).to_string(),
+                    key: entry.key(&self.text).to_string(),
+                    line: entry.line + 1,
+                    first_line: self.parsed.entries[first].line + 1,
+                });
+            }
+        };
+        let defaults_entries: Vec<usize> =
+            defaults.iter().flat_map(|&s| self.entries_of(s)).collect();
+        consider(self.first_duplicate_key(&defaults_entries));
+        for s in 0..self.parsed.sections.len() {
+            if !defaults.contains(&s) {
+                let entries = self.parsed.sections[s].entries.clone();
+                consider(self.first_duplicate_key_in(entries));
+            }
+        }
+        found.extend(first_duplicate);
+        if let Some(nested) = self.first_bad_nested_line() {
+            found.push(nested);
+        }
+        found.into_iter().min_by_key(Unreadable::line)
+    }
+
+    /// The first key that repeats among `entries` (as configparser sees
+    /// it: at the repetition), with its first occurrence.
+    fn first_duplicate_key(&self, entries: &[usize]) -> Option<(usize, usize)> {
+        let key = |e: usize| self.parsed.entries[e].key(&self.text);
+        let same = |a: usize, b: usize| {
+            self.parsed.entries[a].key_hash == self.parsed.entries[b].key_hash && key(a) == key(b)
+        };
+        if entries.len() <= 16 {
+            // A few keys per section: comparing pairs (their hashes first)
+            // is cheaper than a hash set.
+            for (i, &again) in entries.iter().enumerate() {
+                if let Some(&first) = entries[..i].iter().find(|&&e| same(e, again)) {
+                    return Some((first, again));
+                }
+            }
+            return None;
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+        for &e in entries {
+            if let Some(&first) = seen.get(key(e)) {
+                return Some((first, e));
+            }
+            seen.insert(key(e), e);
+        }
+        None
+    }
+
+    /// [`Document::first_duplicate_key`] for one section's entries.
+    fn first_duplicate_key_in(&self, entries: Range<usize>) -> Option<(usize, usize)> {
+        if entries.len() <= 16 {
+            let all = &self.parsed.entries;
+            for again in entries.clone() {
+                let hash = all[again].key_hash;
+                if let Some(first) = (entries.start..again).find(|&e| {
+                    all[e].key_hash == hash && all[e].key(&self.text) == all[again].key(&self.text)
+                }) {
+                    return Some((first, again));
+                }
+            }
+            return None;
+        }
+        self.first_duplicate_key(&entries.collect::<Vec<_>>())
+    }
+
+    /// botocore's `_parse_nested`: a value that starts with a line break
+    /// (`key =` followed by indented lines) is read as `name = value`
+    /// lines, and a line without `=` makes the whole file unreadable for
+    /// the AWS CLI (`ConfigParseError`). [DEFAULT]'s values count too: every
+    /// section inherits them, the profiles the daemon writes included.
+    fn first_bad_nested_line(&self) -> Option<Unreadable> {
+        self.parsed.entries.iter().find_map(|entry| {
+            if entry.continuations.is_empty() || !entry.value(&self.text).starts_with('\n') {
+                return None;
+            }
+            let bad = entry.continuations.iter().copied().find(|&line| {
+                parse::py_splitlines(py_strip(self.line_text(line)))
+                    .map(py_strip)
+                    .any(|part| !part.is_empty() && !part.contains('='))
+            })?;
+            Some(Unreadable::Nested {
+                section: self.section_name(entry.section).to_string(),
+                key: entry.key(&self.text).to_string(),
+                line: bad + 1,
+            })
+        })
+    }
+
+    /// Where the AWS SDKs that follow the shared profile-file format (the
+    /// AWS SDK for Rust's parser is the reference) refuse this file, which
+    /// botocore may well read (`key : value`, an indented first header):
+    /// the daemon still writes such a file, and warns once. The byte order
+    /// mark is not counted (the first write drops it).
+    pub fn sdk_problem(&self) -> Option<SdkProblem> {
+        let bom = self.bom_len();
+        sdk::first_error(&self.text[bom..]).map(|error| {
+            let (what, fix) = error.kind.describe();
+            SdkProblem::new(self.file.clone(), error.line, what, fix)
+        })
     }
 
     pub fn render(&self) -> String {
@@ -247,6 +617,10 @@ impl Document {
     /// drops it.
     pub fn has_byte_order_mark(&self) -> bool {
         self.text.starts_with('\u{feff}')
+    }
+
+    fn bom_len(&self) -> usize {
+        if self.has_byte_order_mark() { 3 } else { 0 }
     }
 
     fn section_name(&self, section: usize) -> &str {
@@ -269,19 +643,19 @@ impl Document {
     }
 
     fn sections_named(&self, name: &str) -> impl Iterator<Item = usize> + '_ {
-        self.index()
-            .by_name
-            .get(name)
-            .into_iter()
-            .flatten()
-            .copied()
+        let index = self.index();
+        index.chain(index.first(self, name))
+    }
+
+    fn entries_of(&self, section: usize) -> impl Iterator<Item = usize> + use<> {
+        self.parsed.sections[section].entries.clone()
     }
 
     /// The keys of `section` in file order (lowercased, duplicates included).
     pub fn keys(&self, section: &str) -> Vec<&str> {
         self.sections_named(section)
-            .flat_map(|s| &self.parsed.sections[s].entries)
-            .map(|&e| self.parsed.entries[e].key.as_str())
+            .flat_map(|s| self.entries_of(s))
+            .map(|e| self.parsed.entries[e].key(&self.text))
             .collect()
     }
 
@@ -306,11 +680,16 @@ impl Document {
     /// The entries for `key` in `section` (in all its headers: [DEFAULT]
     /// may repeat).
     fn entries_for(&self, section: &str, key: &str) -> Vec<usize> {
-        let key = key.to_lowercase();
+        let lower;
+        let key = if key.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            lower = key.to_lowercase();
+            lower.as_str()
+        } else {
+            key
+        };
         self.sections_named(section)
-            .flat_map(|s| &self.parsed.sections[s].entries)
-            .copied()
-            .filter(|&e| self.parsed.entries[e].key == key)
+            .flat_map(|s| self.entries_of(s))
+            .filter(|&e| self.parsed.entries[e].key(&self.text) == key)
             .collect()
     }
 
@@ -318,7 +697,7 @@ impl Document {
         CredentialsError::DuplicateKey {
             file: self.file.clone(),
             section: section.to_string(),
-            key: self.parsed.entries[entries[0]].key.clone(),
+            key: self.parsed.entries[entries[0]].key(&self.text).to_string(),
             line: self.parsed.entries[entries[1]].line + 1,
             first_line: self.parsed.entries[entries[0]].line + 1,
         }
@@ -335,7 +714,7 @@ impl Document {
         let entries = self.entries_for(section, key);
         match entries.as_slice() {
             [] => Ok(None),
-            [entry] => Ok(Some(self.parsed.entries[*entry].value.as_str())),
+            [entry] => Ok(Some(self.parsed.entries[*entry].value(&self.text))),
             _ => Err(self.duplicate_key(section, &entries)),
         }
     }
@@ -363,8 +742,8 @@ impl Document {
         self.duplicate_section(section)?;
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for s in self.sections_named(section) {
-            for &e in &self.parsed.sections[s].entries {
-                let key = self.parsed.entries[e].key.as_str();
+            for e in self.entries_of(s) {
+                let key = self.parsed.entries[e].key(&self.text);
                 if let Some(&first) = seen.get(key) {
                     return Err(self.duplicate_key(section, &[first, e]));
                 }
@@ -392,7 +771,279 @@ impl Document {
     /// written (or nothing, for a removal); a file in which they would not
     /// is refused rather than written.
     pub fn apply(&mut self, edit: &Edit) -> Result<(), CredentialsError> {
-        edit.validate()?;
+        self.apply_all(std::slice::from_ref(edit))
+    }
+
+    /// Applies `edits` as one change: all of them, or (on error) none.
+    /// The same checks as [`Document::apply`] for each edit, at the cost of
+    /// the sections edited, and one parse of the result.
+    pub fn apply_all(&mut self, edits: &[Edit]) -> Result<(), CredentialsError> {
+        let text = match self.edited(edits)? {
+            Some(edited) => edited.to_text(),
+            None => return Ok(()),
+        };
+        let file = std::mem::take(&mut self.file);
+        *self = Document::from_string(text.into_inner()).in_file(file);
+        Ok(())
+    }
+
+    /// The text after `edits`, or `None` when they change nothing. The
+    /// document itself stays as it is.
+    pub(crate) fn edited(&self, edits: &[Edit]) -> Result<Option<Edited<'_>>, CredentialsError> {
+        for edit in edits {
+            edit.validate()?;
+        }
+        // The edits by section, sections in the order they are first named.
+        let mut order: Vec<&str> = Vec::new();
+        let mut by_section: HashMap<&str, Vec<&Edit>> = HashMap::new();
+        // A new section is appended when the first edit that sets a key in
+        // it comes: new sections go in that order.
+        let mut created: HashMap<&str, usize> = HashMap::new();
+        for (index, edit) in edits.iter().enumerate() {
+            by_section
+                .entry(edit.section())
+                .or_insert_with(|| {
+                    order.push(edit.section());
+                    Vec::new()
+                })
+                .push(edit);
+            if matches!(edit, Edit::Set { .. }) {
+                created.entry(edit.section()).or_insert(index);
+            }
+        }
+        for section in &order {
+            self.check_section(section)?;
+        }
+        let mut replaced: Vec<(Range<usize>, Zeroizing<String>)> = Vec::new();
+        let mut appended: Vec<(usize, Zeroizing<String>)> = Vec::new();
+        // Sections whose SDK reading is checked on the whole result.
+        let mut check_whole: Vec<&str> = Vec::new();
+        for section in &order {
+            let edits = &by_section[section];
+            match self.sections_named(section).next() {
+                Some(s) => {
+                    let chunk = self.chunk(s);
+                    let mut part = Document::part(
+                        self.text[chunk.bytes.start..chunk.context_end].to_string(),
+                        self.newline,
+                        &self.file,
+                    );
+                    for edit in edits {
+                        part.apply_in_part(edit, chunk.sdk_alone)
+                            .map_err(|e| e.shifted(chunk.first_line))?;
+                    }
+                    let context = chunk.context_end - chunk.bytes.end;
+                    let mut text = std::mem::take(&mut part.text);
+                    debug_assert!(
+                        text.ends_with(&self.text[chunk.bytes.end..chunk.context_end]),
+                        "an edit changed the line after its section"
+                    );
+                    let len = text.len() - context;
+                    text.truncate(len);
+                    let text = Zeroizing::new(text);
+                    if *text != self.text[chunk.bytes.clone()] {
+                        replaced.push((chunk.bytes, text));
+                    }
+                    if !chunk.sdk_alone {
+                        check_whole.push(section);
+                    }
+                }
+                None => {
+                    let part = match self.new_section(section, edits) {
+                        Some(part) => part?,
+                        None => {
+                            let mut part = Document::part(String::new(), self.newline, &self.file);
+                            for edit in edits {
+                                part.apply_in_part(edit, true)?;
+                            }
+                            part
+                        }
+                    };
+                    let mut part = part;
+                    if !part.text.is_empty() {
+                        let at = created.get(section).copied().unwrap_or(usize::MAX);
+                        appended.push((at, Zeroizing::new(std::mem::take(&mut part.text))));
+                    }
+                }
+            }
+        }
+        if replaced.is_empty() && appended.is_empty() {
+            return Ok(None);
+        }
+        replaced.sort_by_key(|(range, _)| range.start);
+        appended.sort_by_key(|(at, _)| *at);
+        let mut edited = Edited {
+            text: &self.text,
+            // The byte order mark goes with the first change.
+            start: self.bom_len(),
+            replaced,
+            tail: Vec::new(),
+        };
+        if !appended.is_empty() {
+            let last = edited.last_line();
+            let sections = appended.into_iter().map(|(_, text)| text).collect();
+            edited.tail = new_sections(last, sections, self.newline);
+        }
+        if !check_whole.is_empty() {
+            let after = edited.to_text();
+            self.check_sdk_reading(&after, &check_whole, edits)?;
+        }
+        Ok(Some(edited))
+    }
+
+    /// A new section whose edits all set different keys (a profile the
+    /// daemon writes for the first time): its header and one line per key,
+    /// in order (what the edits one by one give), checked once for all its
+    /// keys. `None` for other edits, which go one by one.
+    fn new_section(
+        &self,
+        section: &str,
+        edits: &[&Edit],
+    ) -> Option<Result<Document, CredentialsError>> {
+        let mut keys: Vec<&str> = Vec::with_capacity(edits.len());
+        for edit in edits {
+            if !matches!(edit, Edit::Set { .. }) || keys.contains(&edit.key()) {
+                return None;
+            }
+            keys.push(edit.key());
+        }
+        let mut text = String::with_capacity(64 + edits.len() * 64);
+        text.push('[');
+        text.push_str(section);
+        text.push(']');
+        text.push_str(self.newline);
+        for edit in edits {
+            if let Edit::Set { key, value, .. } = edit {
+                text.push_str(&Self::canonical_line(key, value.expose_secret()));
+                text.push_str(self.newline);
+            }
+        }
+        let part = Document::part(text, self.newline, &self.file);
+        let expected: Vec<(&str, Option<&str>)> = edits
+            .iter()
+            .map(|edit| match edit {
+                Edit::Set { key, value, .. } => (key.as_str(), Some(value.expose_secret())),
+                Edit::Remove { key, .. } => (key.as_str(), None),
+            })
+            .collect();
+        Some(part.verify_all(section, &expected).map(|()| part))
+    }
+
+    /// [`Document::verify`] of several keys of one section at once, both
+    /// readers parsing the document once.
+    fn verify_all(
+        &self,
+        section: &str,
+        expected: &[(&str, Option<&str>)],
+    ) -> Result<(), CredentialsError> {
+        let disagree = |key: &str, detail| CredentialsError::ReadersDisagree {
+            file: self.file.clone(),
+            section: section.to_string(),
+            key: key.to_string(),
+            detail,
+        };
+        self.check_section(section)?;
+        for &(key, value) in expected {
+            if self.get(section, key)? != value {
+                return Err(disagree(key, "the AWS CLI would not read the new value"));
+            }
+        }
+        let view = sdk::parse(&self.text)
+            .map_err(|_| disagree(expected[0].0, "the AWS SDKs could no longer parse the file"))?;
+        for &(key, value) in expected {
+            let values = view.values(section, key);
+            let agrees = match value {
+                Some(value) => !values.is_empty() && values.iter().all(|v| *v == value),
+                None => values.is_empty(),
+            };
+            if !agrees {
+                return Err(disagree(key, "the AWS SDKs would not read the new value"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Section `s` as a part to edit on its own.
+    fn chunk(&self, s: usize) -> Chunk {
+        let info = &self.parsed.sections[s];
+        let lines = &self.parsed.lines;
+        let header = &lines[info.header_line];
+        let start = header.content_start;
+        let end = lines
+            .get(info.end_line)
+            .map_or(self.text.len(), |l| l.raw.start);
+        let context_end = lines.get(info.end_line).map_or(end, |l| l.raw.end);
+        let bytes = self.text.as_bytes();
+        let starts_a_line = |at: usize| at <= self.bom_len() || bytes[at - 1] == b'\n';
+        let sdk_header = |at: usize| starts_a_line(at) && self.text[at..].starts_with('[');
+        Chunk {
+            bytes: start..end,
+            context_end,
+            first_line: info.header_line,
+            sdk_alone: sdk_header(start) && (end == self.text.len() || sdk_header(end)),
+        }
+    }
+
+    /// The whole-file check of the SDK's reading, for sections whose lines
+    /// the SDK joins with their neighbours' (bare CR line endings, an
+    /// indented header): when the SDK could read the file before, it must
+    /// read it after, with each edited key's final value.
+    fn check_sdk_reading(
+        &self,
+        after: &str,
+        sections: &[&str],
+        edits: &[Edit],
+    ) -> Result<(), CredentialsError> {
+        if sdk::parse(&self.text).is_err() {
+            // Already unreadable for the SDK: not made worse.
+            return Ok(());
+        }
+        let disagree = |section: &str, key: &str, detail| CredentialsError::ReadersDisagree {
+            file: self.file.clone(),
+            section: section.to_string(),
+            key: key.to_string(),
+            detail,
+        };
+        let Ok(view) = sdk::parse(after) else {
+            let edit = edits
+                .iter()
+                .find(|e| sections.contains(&e.section()))
+                .expect("a section to check has edits");
+            return Err(disagree(
+                edit.section(),
+                edit.key(),
+                "the AWS SDKs could no longer parse the file",
+            ));
+        };
+        let mut last: HashMap<(&str, &str), Option<&str>> = HashMap::new();
+        for edit in edits.iter().filter(|e| sections.contains(&e.section())) {
+            let value = match edit {
+                Edit::Set { value, .. } => Some(value.expose_secret()),
+                Edit::Remove { .. } => None,
+            };
+            last.insert((edit.section(), edit.key()), value);
+        }
+        for ((section, key), expected) in last {
+            let values = view.values(section, key);
+            let agrees = match expected {
+                Some(expected) => !values.is_empty() && values.iter().all(|v| *v == expected),
+                None => values.is_empty(),
+            };
+            if !agrees {
+                return Err(disagree(
+                    section,
+                    key,
+                    "the AWS SDKs would not read the new value",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One edit of a part (see [`Document::edited`]), checked at once on
+    /// the part: botocore's reading, and the SDK's when `check_sdk` (the
+    /// part reads alone as in the file).
+    fn apply_in_part(&mut self, edit: &Edit, check_sdk: bool) -> Result<(), CredentialsError> {
         let section = edit.section();
         let key = edit.key();
         self.check_section(section)?;
@@ -400,15 +1051,15 @@ impl Document {
             Edit::Set { value, .. } => self.with_set(section, key, value.expose_secret())?,
             Edit::Remove { .. } => self.with_removal(section, key)?,
         };
-        let Some(text) = changed else {
+        let Some(mut text) = changed else {
             return Ok(());
         };
-        let edited = Document::parse(&text);
+        let edited = Document::part(std::mem::take(&mut *text), self.newline, &self.file);
         let expected = match edit {
             Edit::Set { value, .. } => Some(value.expose_secret()),
             Edit::Remove { .. } => None,
         };
-        edited.verify(self, section, key, expected)?;
+        edited.verify(self, section, key, expected, check_sdk)?;
         *self = edited;
         Ok(())
     }
@@ -545,7 +1196,7 @@ impl Document {
             let drop = self.value_lines(section, key, entry)?;
             let key_line = self.parsed.entries[entry].line;
             let unchanged = drop.is_empty()
-                && self.parsed.entries[entry].value == value
+                && self.parsed.entries[entry].value(&self.text) == value
                 && !self.line_text(key_line).starts_with(is_py_space)
                 && sdk::property_line(self.line_text(key_line))
                     .is_some_and(|(k, v)| k == key && v == value);
@@ -646,8 +1297,10 @@ impl Document {
     /// `insert` placed after line `after` (`None`: at the start). Kept and
     /// replaced lines keep their own line endings; new lines get the file's.
     /// New lines at the end of a file without a final newline leave it
-    /// without one (the old last line gets the newline before them). The
-    /// byte order mark is dropped (see [`Document::has_byte_order_mark`]).
+    /// without one (the old last line gets the newline before them). A new
+    /// blank line right after a bare CR ends with CRLF (see
+    /// [`append_sections`]). The byte order mark
+    /// is dropped (see [`Document::has_byte_order_mark`]).
     fn rebuild<'n>(
         &self,
         each: impl Fn(usize) -> Out<'n>,
@@ -678,28 +1331,34 @@ impl Document {
             .is_some_and(|l| l.terminator(&self.text).is_empty());
         let count = out.len();
         let mut text = Zeroizing::new(String::with_capacity(self.text.len() + 256));
+        let mut previous: Option<&str> = None;
         for (index, (content, terminator)) in out.into_iter().enumerate() {
             let last = index + 1 == count;
             text.push_str(content);
-            text.push_str(match terminator {
+            let ending = match terminator {
                 Some("") if last => "",
                 Some("") => self.newline,
                 Some(own) => own,
                 None if last && ends_without_newline => "",
+                None if content.is_empty() && previous == Some("\r") => "\r\n",
                 None => self.newline,
-            });
+            };
+            text.push_str(ending);
+            previous = Some(ending);
         }
         text
     }
 
     /// The check after an edit: `key` in `section` reads as `expected` for
-    /// botocore and for the SDK, and the section is still well formed.
+    /// botocore and (when `check_sdk`) for the SDK, and the section is
+    /// still well formed.
     fn verify(
         &self,
         before: &Document,
         section: &str,
         key: &str,
         expected: Option<&str>,
+        check_sdk: bool,
     ) -> Result<(), CredentialsError> {
         let disagree = |detail| CredentialsError::ReadersDisagree {
             file: self.file.clone(),
@@ -710,6 +1369,9 @@ impl Document {
         self.check_section(section)?;
         if self.get(section, key)? != expected {
             return Err(disagree("the AWS CLI would not read the new value"));
+        }
+        if !check_sdk {
+            return Ok(());
         }
         match sdk::parse(&self.text) {
             Ok(view) => {
@@ -730,6 +1392,117 @@ impl Document {
     }
 }
 
+/// What [`Document::edited`] makes of a document, without a copy of it:
+/// its text, with some sections' bytes replaced and new sections appended.
+/// The file writer writes the pieces as they are.
+pub(crate) struct Edited<'d> {
+    text: &'d str,
+    /// Where the new text starts: after a byte order mark, which goes.
+    start: usize,
+    /// Byte ranges of the text and what replaces them, in order.
+    replaced: Vec<(Range<usize>, Zeroizing<String>)>,
+    /// What comes after the text: new sections, and the line breaks before
+    /// and between them.
+    tail: Vec<Zeroizing<String>>,
+}
+
+impl Edited<'_> {
+    /// The new text, in pieces.
+    pub(crate) fn pieces(&self) -> Vec<&str> {
+        let mut pieces = Vec::with_capacity(2 * self.replaced.len() + 2);
+        let mut at = self.start;
+        for (range, text) in &self.replaced {
+            pieces.push(&self.text[at..range.start]);
+            pieces.push(text.as_str());
+            at = range.end;
+        }
+        pieces.push(&self.text[at..]);
+        pieces.extend(self.tail.iter().map(|piece| piece.as_str()));
+        pieces.retain(|p| !p.is_empty());
+        pieces
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.pieces().iter().map(|p| p.len()).sum()
+    }
+
+    /// The new text in one piece.
+    pub(crate) fn to_text(&self) -> SecretText {
+        let pieces = self.pieces();
+        let mut text = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+        for piece in pieces {
+            text.push_str(piece);
+        }
+        SecretText::new(text)
+    }
+
+    /// Whether the new text is `other`.
+    pub(crate) fn is(&self, other: &str) -> bool {
+        let mut rest = other;
+        for piece in self.pieces() {
+            match rest.strip_prefix(piece) {
+                Some(after) => rest = after,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+
+    /// The new text's last line, before the new sections: (whether it is
+    /// blank, its line ending); `None` when there is no text. The text
+    /// after the last replaced section starts a line (the next header), and
+    /// a replaced section starts a line too: the last line lies in the last
+    /// non-empty piece.
+    fn last_line(&self) -> Option<(bool, String)> {
+        // (Called before the tail is added.)
+        let pieces = self.pieces();
+        let last = pieces.last()?;
+        parse::split_last_line(last)
+            .map(|(content, terminator)| (py_strip(content).is_empty(), terminator.to_string()))
+    }
+}
+
+/// New sections (each its header and keys, ending with a line break), as
+/// [`Document::apply`] appends one: after a blank line unless the text
+/// ends with one (`last`: the text's last line, see
+/// [`Edited::last_line`]), each after the previous with a blank line
+/// between; a file without a final newline still ends without one.
+///
+/// A last line that ends with a bare CR keeps it. The blank line after it
+/// then ends with CRLF: a `\n` right after the CR would turn it into a
+/// CRLF (botocore would see the blank line vanish and the last line's
+/// ending change), and the SDKs, for which a bare CR ends no line, need a
+/// `\n` before the new header.
+fn new_sections(
+    last: Option<(bool, String)>,
+    sections: Vec<Zeroizing<String>>,
+    newline: &str,
+) -> Vec<Zeroizing<String>> {
+    let (last_blank, terminator) = last.unwrap_or((true, "\n".to_string()));
+    let ends_without_newline = terminator.is_empty();
+    let line_break = |text: &str| Zeroizing::new(text.to_string());
+    let mut pieces = Vec::with_capacity(2 * sections.len() + 1);
+    if ends_without_newline {
+        pieces.push(line_break(newline));
+    }
+    for (index, section) in sections.into_iter().enumerate() {
+        if index == 0 && terminator == "\r" {
+            pieces.push(line_break("\r\n"));
+        } else if index > 0 || !last_blank {
+            pieces.push(line_break(newline));
+        }
+        pieces.push(section);
+    }
+    if ends_without_newline
+        && let Some(last) = pieces.last_mut()
+        && last.ends_with(newline)
+    {
+        let len = last.len() - newline.len();
+        last.truncate(len);
+    }
+    pieces
+}
+
 enum Out<'a> {
     Keep,
     Replace(&'a str),
@@ -748,9 +1521,9 @@ pub fn format_expiry(at: time::OffsetDateTime) -> String {
 
 impl Drop for Document {
     fn drop(&mut self) {
-        self.text.zeroize();
+        wipe(&mut self.text);
         for entry in &mut self.parsed.entries {
-            entry.value.zeroize();
+            entry.zeroize();
         }
     }
 }

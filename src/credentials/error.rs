@@ -159,6 +159,22 @@ pub enum CredentialsError {
         what: &'static str,
     },
 
+    /// botocore's `_parse_nested`: the indented lines under `key =` are
+    /// nested settings, each `name = value`.
+    #[error(
+        "{file} line {line}: an indented line under `{key} =` in section [{section}] has no `=`; \
+         the AWS CLI reads the indented lines under an empty value as nested `name = value` \
+         settings and cannot parse a file with such a line (\"Unable to parse config file\"). \
+         Write it as `name = value`, or give `{key}` a value on its own line and remove the \
+         indentation."
+    )]
+    NestedValue {
+        file: FileName,
+        section: String,
+        key: String,
+        line: usize,
+    },
+
     #[error(
         "{file} line {line}: the file is not valid UTF-8, and the AWS CLI reads it as UTF-8. \
          Re-save it as UTF-8 (for example with `iconv -f latin1 -t utf-8`)."
@@ -235,6 +251,7 @@ impl CredentialsError {
             | AmbiguousSection { file, .. }
             | IndentedLine { file, .. }
             | UnreadableLine { file, .. }
+            | NestedValue { file, .. }
             | ReadersDisagree { file, .. }
             | NotUtf8 { file, .. }
             | TooLarge { file, .. }
@@ -278,9 +295,34 @@ impl CredentialsError {
             | AmbiguousSection { line, .. }
             | IndentedLine { line, .. }
             | UnreadableLine { line, .. }
+            | NestedValue { line, .. }
             | NotUtf8 { line, .. } => Some(*line),
             _ => None,
         }
+    }
+
+    /// The same error about a part of a file that starts `by` lines into
+    /// it: its line numbers moved to the file's.
+    pub(crate) fn shifted(mut self, by: usize) -> Self {
+        use CredentialsError::*;
+        match &mut self {
+            DuplicateSection {
+                line, first_line, ..
+            }
+            | DuplicateKey {
+                line, first_line, ..
+            } => {
+                *line += by;
+                *first_line += by;
+            }
+            AmbiguousSection { line, .. }
+            | IndentedLine { line, .. }
+            | UnreadableLine { line, .. }
+            | NestedValue { line, .. }
+            | NotUtf8 { line, .. } => *line += by,
+            _ => {}
+        }
+        self
     }
 
     /// Sorts an I/O error: permission problems and read-only file systems
@@ -303,6 +345,44 @@ impl CredentialsError {
                 source,
             },
         }
+    }
+}
+
+/// A file botocore reads but the AWS SDKs that follow the shared
+/// profile-file format refuse: the daemon writes into it and warns once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdkProblem {
+    file: FileName,
+    line: usize,
+    what: &'static str,
+    fix: &'static str,
+}
+
+impl SdkProblem {
+    pub(crate) fn new(file: FileName, line: usize, what: &'static str, fix: &'static str) -> Self {
+        SdkProblem {
+            file,
+            line,
+            what,
+            fix,
+        }
+    }
+
+    /// The 1-based line the SDKs stop at.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+}
+
+impl fmt::Display for SdkProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} line {}: {}; the AWS SDKs that follow the shared profile-file format (such as the \
+             AWS SDK for Rust) stop at this line and read no profile from the file, although the \
+             AWS CLI and boto3 read it. {}",
+            self.file, self.line, self.what, self.fix
+        )
     }
 }
 

@@ -1,26 +1,52 @@
 //! Reading the credentials file, and the locked, atomic update with backups.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fs::{self, Metadata};
+use std::fs::{self, File, Metadata};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
-use super::document::{Document, Edit};
+use super::document::{Document, Edit, Edited};
 use super::error::{CredentialsError, FileName};
 use super::parse::split_lines;
-use crate::private_file::{self, PrivateFileError, ReadRules, Replacement, parent_dir, sibling};
+use super::wipe::SecretText;
+use crate::private_file::{
+    self, PrivateFileError, ReadRules, Replacement, Swapped, Writers, parent_dir, sibling,
+};
 
 /// A credentials file is a few kilobytes; anything this large is the wrong
 /// file.
 pub const MAX_SIZE: u64 = 16 * 1024 * 1024;
 
 /// How many times [`CredentialsFile::update`] starts over when another
-/// program (one that does not take the lock, like an editor) replaces the
-/// file while the update is under way.
-const ATTEMPTS: usize = 3;
+/// program (one that does not take the lock, like an editor or `aws
+/// configure set`) changes the file while the update is under way, before
+/// it gives up and lets the caller retry later.
+const ATTEMPTS: usize = 8;
+
+/// A file that is empty, or shorter than this process last saw it, may be
+/// one that a writer has truncated and not yet written again (`aws
+/// configure set` writes in place: `O_TRUNC`, then the new text). It is
+/// read again after this pause, until three reads in a row agree...
+const SETTLE_PAUSE: Duration = Duration::from_millis(5);
+/// ... at most this many times.
+const SETTLE_READS: usize = 10;
+
+/// How long the update waits for a program that still has the replaced
+/// file open for writing (one that opened it just before the swap).
+const WRITER_WAIT: Duration = Duration::from_millis(500);
+
+/// A file last modified longer than this before it was read cannot have
+/// been written since without its modification time changing: a write
+/// sets it from the kernel's clock, which lags the real time by a clock
+/// tick at most, and file systems keep it to the nanosecond (2 s on FAT).
+/// Such a file is not compared byte for byte after the swap.
+const MTIME_MARGIN: Duration = Duration::from_secs(3);
 
 /// Symlink hops followed before giving up (Linux's own limit).
 const MAX_SYMLINKS: usize = 40;
@@ -153,20 +179,46 @@ impl CredentialsFile {
         }
     }
 
-    /// The current document. A missing file is an empty document.
+    /// The current document. A missing file is an empty document. A file
+    /// that looks cut short (empty, or shorter than this process last saw
+    /// it) is read again after a few milliseconds, until it stops changing:
+    /// a writer that rewrites it in place may be half-way.
     pub fn read(&self) -> Result<Document, CredentialsError> {
         let target = self.target()?;
         let name = FileName::new(&self.path, &target);
-        Ok(load(&name, &target)?.doc)
+        Ok(load_settled(&name, &target)?.into_document(&name))
     }
 
-    /// Applies `edits` under the lock: lock → remove temporary files left by
-    /// a killed writer → re-read → check that botocore can read the file at
-    /// all, and each touched section → apply → if nothing changed, stop (no
-    /// write, no backup) → rotate backups → temp file (0600) in the same
-    /// directory → write, fsync → rename over the target → fsync the
-    /// directory. Creates the directory (0700) and the file when missing. On
-    /// any error the file is as it was.
+    /// Applies `edits` under the lock, and keeps what programs that do not
+    /// take the lock write meanwhile:
+    ///
+    /// 1. lock, remove temporary files left by a killed writer, read the
+    ///    file (again after a pause if it looks cut short);
+    /// 2. check that botocore can read the whole file, apply the edits
+    ///    (checked section by section); if nothing changed, stop (no write,
+    ///    no backup);
+    /// 3. the slow part: the new version to a temporary file (0600) in the
+    ///    same directory, fsync;
+    /// 4. the final check, right before the swap: the file is still the
+    ///    one read (inode, size, modification and change times to the
+    ///    nanosecond); if not, read it again and start over from 2;
+    /// 5. swap the new version into place (an exchange: the replaced file
+    ///    stays reachable); wait until no program has the replaced file
+    ///    open for writing, and compare it with what was read (byte for
+    ///    byte, unless its modification time, unchanged and older than the
+    ///    read by [`MTIME_MARGIN`], proves it untouched): a program that
+    ///    opened it before the swap (`aws configure set` opens, then
+    ///    writes) may have written into it. If it did,
+    ///    that version becomes the base: start over from 2, and the next
+    ///    swap replaces our own version;
+    /// 6. the replaced file becomes the backup `credentials.1` (older ones
+    ///    move up, those beyond `backups` are removed); fsync the directory.
+    ///
+    /// Creates the directory (0700) and the file when missing. At most
+    /// [`ATTEMPTS`] rounds, then [`CredentialsError::ChangedDuringUpdate`]
+    /// (retried later). On an error before a swap the file is as it was; a
+    /// version another program wrote into the replaced file is put back
+    /// even when the edits cannot be applied to it.
     pub fn update(&self, edits: &[Edit]) -> Result<WriteOutcome, CredentialsError> {
         for edit in edits {
             edit.validate()?;
@@ -179,43 +231,421 @@ impl CredentialsFile {
         let lock = lock_path(&target);
         let _lock = private_file::lock(&lock).map_err(|e| file_error(&name, "locking", e))?;
         private_file::remove_orphans(&target);
-        for _ in 0..ATTEMPTS {
-            let loaded = load(&name, &target)?;
-            let before = Zeroizing::new(loaded.doc.render());
-            let mut doc = loaded.doc;
-            doc.check_readable()?;
-            for edit in edits {
-                doc.check_section(edit.section())
-                    .map_err(|e| e.in_file(&name))?;
+        let mut update = Update {
+            name: &name,
+            target: &target,
+            seen: load_settled(&name, &target)?,
+            base: None,
+            backup: None,
+        };
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                // Out of step with a program that rewrites the file often.
+                std::thread::sleep(Duration::from_micros(
+                    fastrand::u64(500..2_000) * attempt as u64,
+                ));
             }
-            for edit in edits {
-                doc.apply(edit).map_err(|e| e.in_file(&name))?;
+            match update.attempt(edits)? {
+                Round::Done(outcome) => {
+                    update.finish(self.backups)?;
+                    return outcome;
+                }
+                Round::Unchanged => return Ok(WriteOutcome::Unchanged),
+                Round::Again => {}
             }
-            let after = Zeroizing::new(doc.render());
-            if *after == *before {
-                return Ok(WriteOutcome::Unchanged);
-            }
-            let owner = loaded.meta.as_ref().map(|m| (m.uid(), m.gid()));
-            let temp = Replacement::write(&target, after.as_bytes(), owner)
-                .map_err(|e| file_error(&name, "writing a temporary file", e))?;
-            // Someone who does not take the lock (an editor) replaced the
-            // file since it was read: start over from their version.
-            if current_stamp(&name, &target)? != loaded.meta.as_ref().map(Stamp::of) {
-                drop(temp);
-                continue;
-            }
-            if loaded.meta.is_some() {
-                rotate_backups(&name, &target, self.backups, before.as_bytes(), owner)?;
-            }
-            temp.commit()
-                .map_err(|e| file_error(&name, "renaming the new file into place", e))?;
-            return Ok(WriteOutcome::Written);
+        }
+        if update.base.is_some() {
+            tracing::warn!(
+                "{name}: another program kept writing into the file while it was replaced; its \
+                 last version could not be merged{}",
+                if self.backups > 0 {
+                    " and is kept in the backup (.1)"
+                } else {
+                    ""
+                }
+            );
+            update.finish(self.backups)?;
         }
         Err(CredentialsError::ChangedDuringUpdate {
             file: name,
             lock: lock.display().to_string(),
         })
     }
+}
+
+/// What an attempt writes: the edited document, or a text as it is.
+enum Desired<'d> {
+    Edited(Edited<'d>),
+    Text(&'d str),
+}
+
+impl Desired<'_> {
+    fn pieces(&self) -> Vec<&str> {
+        match self {
+            Desired::Edited(edited) => edited.pieces(),
+            Desired::Text(text) => vec![text],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Desired::Edited(edited) => edited.len(),
+            Desired::Text(text) => text.len(),
+        }
+    }
+
+    fn is(&self, other: &str) -> bool {
+        match self {
+            Desired::Edited(edited) => edited.is(other),
+            Desired::Text(text) => *text == other,
+        }
+    }
+
+    fn to_text(&self) -> SecretText {
+        match self {
+            Desired::Edited(edited) => edited.to_text(),
+            Desired::Text(text) => SecretText::new(text.to_string()),
+        }
+    }
+}
+
+/// The state of one [`CredentialsFile::update`] between its rounds.
+struct Update<'a> {
+    name: &'a FileName,
+    target: &'a Path,
+    /// What the path holds, as far as this update knows: as read, or the
+    /// version this update put there.
+    seen: Seen,
+    /// Set when a swap found that another program had written into the
+    /// replaced file: its version, which the edits now apply to (and which
+    /// is not at the path).
+    base: Option<Document>,
+    /// The file the first swap replaced, for the backup.
+    backup: Option<Replaced>,
+}
+
+/// The file a swap replaced: open, and (unless the fallback rename
+/// unlinked it) at a temporary name.
+struct Replaced {
+    path: Option<tempfile::TempPath>,
+    file: File,
+}
+
+enum Round {
+    /// The new version is in place; the outcome to report once the backups
+    /// are done (an error when the edits could not be applied to another
+    /// program's version, which was put back).
+    Done(Result<WriteOutcome, CredentialsError>),
+    Unchanged,
+    Again,
+}
+
+impl Update<'_> {
+    /// Steps 2 to 5 of [`CredentialsFile::update`].
+    fn attempt(&mut self, edits: &[Edit]) -> Result<Round, CredentialsError> {
+        let other;
+        let doc = match (&self.base, &self.seen) {
+            (Some(doc), _) => doc,
+            (None, Seen::File { doc, .. }) => &**doc,
+            (None, seen) => {
+                other = Document::from_string(seen.text().unwrap_or_default().to_string())
+                    .in_file(self.name.clone());
+                &other
+            }
+        };
+        let edited = doc
+            .check_readable()
+            .and_then(|()| doc.edited(edits))
+            .map_err(|e| e.in_file(self.name));
+        let (desired, failure) = match edited {
+            Ok(Some(edited)) => (Desired::Edited(edited), None),
+            Ok(None) if self.base.is_none() => return Ok(Round::Unchanged),
+            Ok(None) => (Desired::Text(doc.text()), None),
+            // The edits cannot be applied to what another program wrote
+            // into the replaced file: put its version back as it is.
+            Err(e) if self.base.is_some() => (Desired::Text(doc.text()), Some(e)),
+            Err(e) => return Err(e),
+        };
+        let done = |failure: Option<CredentialsError>| {
+            Ok(Round::Done(match failure {
+                None => Ok(WriteOutcome::Written),
+                Some(e) => Err(e),
+            }))
+        };
+        if self.base.is_some() && self.seen.text().is_some_and(|text| desired.is(text)) {
+            self.base = None;
+            return done(failure);
+        }
+        let owner = self.seen.owner();
+        let temp = Replacement::write_pieces(self.target, &desired.pieces(), owner)
+            .map_err(|e| file_error(self.name, "writing a temporary file", e))?;
+        // The final check, right before the swap.
+        if current_stamp(self.name, self.target)? != self.seen.stamp() {
+            drop(temp);
+            self.reread()?;
+            return Ok(Round::Again);
+        }
+        let (swapped, meta) = temp
+            .swap()
+            .map_err(|e| file_error(self.name, "putting the new version in place", e))?;
+        let replaced = match swapped {
+            Swapped::Raced => {
+                self.reread()?;
+                return Ok(Round::Again);
+            }
+            Swapped::Created => {
+                remember_length(self.target, desired.len() as u64);
+                return done(failure);
+            }
+            Swapped::Replaced { old, file } => Replaced { path: old, file },
+        };
+        // Did a program that opened the replaced file before the swap
+        // write into it after our read?
+        let writers = private_file::wait_for_writers(&replaced.file, WRITER_WAIT);
+        let expected = self.seen.text().unwrap_or_default().as_bytes();
+        let checking = |e| CredentialsError::io(self.name, "checking the replaced file", e);
+        // Where no writer can hold it any more, its metadata may prove it
+        // untouched; otherwise it is compared byte for byte.
+        let same = (writers == Writers::None
+            && self
+                .seen
+                .untouched_since_read(&replaced.file)
+                .map_err(checking)?)
+            || same_content(&replaced.file, expected).map_err(checking)?;
+        let written_to = if same {
+            None
+        } else {
+            let theirs = read_settled(&replaced.file, writers, expected.len())
+                .map_err(|e| CredentialsError::io(self.name, "reading the replaced file", e))?;
+            Some((theirs, desired.to_text()))
+        };
+        remember_length(self.target, desired.len() as u64);
+        drop(desired);
+        if self.backup.is_none() {
+            self.backup = Some(replaced);
+        }
+        let Some((theirs, ours)) = written_to else {
+            self.base = None;
+            return done(failure);
+        };
+        tracing::info!(
+            "{}: another program wrote into the file while it was being replaced; adding the \
+             edits to its version",
+            self.name
+        );
+        self.seen = Seen::Written {
+            text: ours,
+            stamp: Stamp::of(&meta),
+            owner,
+        };
+        let text = utf8(self.name, theirs)?;
+        self.base = Some(Document::from_string(text).in_file(self.name.clone()));
+        Ok(Round::Again)
+    }
+
+    /// Someone changed the path before the swap: read it again. A version
+    /// another program wrote into a replaced file, not merged yet, cannot
+    /// be merged now (there is no common base): it stays in the backup.
+    fn reread(&mut self) -> Result<(), CredentialsError> {
+        tracing::debug!(
+            "{}: the file changed before the new version was swapped in; reading it again",
+            self.name
+        );
+        if self.base.take().is_some() {
+            tracing::warn!(
+                "{}: two programs changed the file while it was being replaced; the version \
+                 written into the replaced file is kept in the backup only",
+                self.name
+            );
+        }
+        self.seen = load_settled(self.name, self.target)?;
+        Ok(())
+    }
+
+    /// Step 6: the replaced file becomes `.1`, older backups move up, and
+    /// those beyond `backups` go; then the directory is synced.
+    fn finish(&mut self, backups: usize) -> Result<(), CredentialsError> {
+        let io = |e| CredentialsError::io(self.name, "rotating the backups", e);
+        if let Some(replaced) = self.backup.take()
+            && backups > 0
+        {
+            {
+                for n in (1..backups).rev() {
+                    let from = sibling(self.target, &format!(".{n}"));
+                    match fs::rename(&from, sibling(self.target, &format!(".{}", n + 1))) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(e)),
+                    }
+                }
+                for n in 2..=backups {
+                    let path = sibling(self.target, &format!(".{n}"));
+                    let loose = fs::symlink_metadata(&path)
+                        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o077 != 0);
+                    if loose {
+                        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                            .map_err(io)?;
+                    }
+                }
+                keep_as_backup(self.name, self.target, replaced)?;
+            }
+        }
+        remove_extra_backups(self.target, backups);
+        private_file::sync_dir(parent_dir(self.target))
+            .map_err(|e| file_error(self.name, "syncing the directory", e))
+    }
+}
+
+/// The replaced file becomes `credentials.1`, mode 0600: renamed, or (when
+/// it is not ours to chmod, or the fallback rename unlinked it) copied.
+fn keep_as_backup(
+    name: &FileName,
+    target: &Path,
+    replaced: Replaced,
+) -> Result<(), CredentialsError> {
+    let first = sibling(target, ".1");
+    let private = replaced
+        .file
+        .set_permissions(fs::Permissions::from_mode(0o600))
+        .is_ok();
+    if let (Some(path), true) = (replaced.path, private) {
+        return path
+            .persist(&first)
+            .map_err(|e| CredentialsError::io(name, "rotating the backups", e.error));
+    }
+    let meta = replaced
+        .file
+        .metadata()
+        .map_err(|e| CredentialsError::io(name, "rotating the backups", e))?;
+    let bytes = read_all(&replaced.file)
+        .map_err(|e| CredentialsError::io(name, "rotating the backups", e))?;
+    Replacement::write(target, &bytes, Some((meta.uid(), meta.gid())))
+        .and_then(|temp| temp.commit_to(&first))
+        .map_err(|e| file_error(name, "rotating the backups", e))
+}
+
+/// Removes `credentials.N` for every N beyond `backups` (an older setting,
+/// or the original daemon, may have kept more). Regular files only.
+fn remove_extra_backups(target: &Path, backups: usize) {
+    let Some(name) = target.file_name().and_then(OsStr::to_str) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(parent_dir(target)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let extra = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(name))
+            .and_then(|n| n.strip_prefix('.'))
+            .filter(|n| {
+                !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0')
+            })
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|n| n > backups);
+        if extra && entry.file_type().is_ok_and(|t| t.is_file()) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => tracing::debug!(
+                    "removed {}, beyond backups = {backups}",
+                    entry.path().display()
+                ),
+                Err(e) => tracing::warn!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
+/// Whether `file` holds exactly `expected` (compared in blocks, without a
+/// second copy of the file in memory).
+fn same_content(file: &File, expected: &[u8]) -> io::Result<bool> {
+    if file.metadata()?.len() != expected.len() as u64 {
+        return Ok(false);
+    }
+    let mut buffer = Zeroizing::new(vec![0u8; 64 * 1024]);
+    let mut at = 0usize;
+    loop {
+        let read = file.read_at(&mut buffer, at as u64)?;
+        if read == 0 {
+            return Ok(at == expected.len());
+        }
+        if at + read > expected.len() || buffer[..read] != expected[at..at + read] {
+            return Ok(false);
+        }
+        at += read;
+    }
+}
+
+fn read_all(file: &File) -> io::Result<Zeroizing<Vec<u8>>> {
+    let len = file.metadata()?.len();
+    if len > MAX_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the replaced file grew to {len} bytes"),
+        ));
+    }
+    let mut bytes = Zeroizing::new(vec![0u8; len as usize]);
+    let mut at = 0usize;
+    loop {
+        if at == bytes.len() {
+            // Grown since the size was taken: read the rest too.
+            let more = bytes.len().max(4096);
+            if bytes.len() + more > MAX_SIZE as usize + 1 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the replaced file grew too large",
+                ));
+            }
+            let mut longer = Zeroizing::new(vec![0u8; bytes.len() + more]);
+            longer[..bytes.len()].copy_from_slice(&bytes);
+            bytes = longer;
+        }
+        let read = file.read_at(&mut bytes[at..], at as u64)?;
+        if read == 0 {
+            bytes.truncate(at);
+            return Ok(bytes);
+        }
+        at += read;
+    }
+}
+
+/// The content of the replaced file once it is complete: when no writer
+/// holds it any more, as it is; otherwise (the system cannot tell) read
+/// until two reads a pause apart agree, and a read that is empty or shorter
+/// than `expected_len` is not taken before that.
+fn read_settled(
+    file: &File,
+    writers: Writers,
+    expected_len: usize,
+) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = read_all(file)?;
+    if writers == Writers::None {
+        return Ok(bytes);
+    }
+    for _ in 0..SETTLE_READS {
+        std::thread::sleep(SETTLE_PAUSE);
+        let again = read_all(file)?;
+        let settled = *again == *bytes && !(again.is_empty() || again.len() < expected_len);
+        bytes = again;
+        if settled {
+            break;
+        }
+    }
+    Ok(bytes)
+}
+
+/// The lengths this process last saw of each credentials file, to tell a
+/// file cut short by a writer that rewrites it in place.
+static LAST_LENGTHS: Mutex<BTreeMap<PathBuf, u64>> = Mutex::new(BTreeMap::new());
+
+fn remember_length(target: &Path, len: u64) {
+    if let Ok(mut lengths) = LAST_LENGTHS.lock() {
+        lengths.insert(target.to_path_buf(), len);
+    }
+}
+
+fn last_length(target: &Path) -> Option<u64> {
+    LAST_LENGTHS.lock().ok()?.get(target).copied()
 }
 
 /// A private-file error as the credentials editor reports it: with the
@@ -262,14 +692,84 @@ fn lock_path(target: &Path) -> PathBuf {
     sibling(target, ".lock")
 }
 
-struct Loaded {
-    doc: Document,
-    /// `None` when the file does not exist.
-    meta: Option<Metadata>,
+/// What the path holds, as far as an update knows.
+enum Seen {
+    Missing,
+    /// As read from the file.
+    File {
+        doc: Box<Document>,
+        stamp: Stamp,
+        owner: (u32, u32),
+        /// The clock just before the file was opened.
+        read_at: SystemTime,
+    },
+    /// As this update wrote it.
+    Written {
+        text: SecretText,
+        stamp: Stamp,
+        owner: Option<(u32, u32)>,
+    },
+}
+
+impl Seen {
+    fn stamp(&self) -> Option<Stamp> {
+        match self {
+            Seen::Missing => None,
+            Seen::File { stamp, .. } | Seen::Written { stamp, .. } => Some(*stamp),
+        }
+    }
+
+    fn into_document(self, name: &FileName) -> Document {
+        match self {
+            Seen::File { doc, .. } => *doc,
+            Seen::Missing => Document::default().in_file(name.clone()),
+            Seen::Written { text, .. } => Document::parse(&text).in_file(name.clone()),
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            Seen::Missing => None,
+            Seen::File { doc, .. } => Some(doc.text()),
+            Seen::Written { text, .. } => Some(text),
+        }
+    }
+
+    /// Whether `file` (the file the swap replaced) is provably the version
+    /// read, from its metadata alone: the same inode and size, the same
+    /// modification time, and that time [`MTIME_MARGIN`] older than the
+    /// read (so that a write since would have changed it).
+    fn untouched_since_read(&self, file: &File) -> io::Result<bool> {
+        let Seen::File { stamp, read_at, .. } = self else {
+            return Ok(false);
+        };
+        let meta = file.metadata()?;
+        let now = Stamp::of(&meta);
+        let modified = SystemTime::UNIX_EPOCH
+            + Duration::new(
+                stamp.mtime.0.max(0) as u64,
+                stamp.mtime.1.clamp(0, 999_999_999) as u32,
+            );
+        let old_enough = read_at
+            .checked_sub(MTIME_MARGIN)
+            .is_some_and(|limit| stamp.mtime.0 >= 0 && modified < limit);
+        Ok(old_enough
+            && (now.dev, now.ino, now.len, now.mtime)
+                == (stamp.dev, stamp.ino, stamp.len, stamp.mtime))
+    }
+
+    /// The owner to give a new version (only root can).
+    fn owner(&self) -> Option<(u32, u32)> {
+        match self {
+            Seen::Missing => None,
+            Seen::File { owner, .. } => Some(*owner),
+            Seen::Written { owner, .. } => *owner,
+        }
+    }
 }
 
 /// What tells one version of the file from another without reading it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     dev: u64,
     ino: u64,
@@ -298,31 +798,73 @@ fn current_stamp(name: &FileName, target: &Path) -> Result<Option<Stamp>, Creden
     }
 }
 
-fn load(name: &FileName, target: &Path) -> Result<Loaded, CredentialsError> {
-    let Some(file) =
-        private_file::read(target, READ_RULES).map_err(|e| file_error(name, "reading", e))?
-    else {
-        return Ok(Loaded {
-            doc: Document::default(),
-            meta: None,
-        });
+/// Reads the file; one that looks cut short (empty, or shorter than this
+/// process last saw it: a writer that truncates and rewrites in place may
+/// be half-way) is read again after a pause, until three reads in a row
+/// agree (or it is whole again).
+fn load_settled(name: &FileName, target: &Path) -> Result<Seen, CredentialsError> {
+    let last = last_length(target);
+    let read = || {
+        let at = SystemTime::now();
+        private_file::read(target, READ_RULES)
+            .map(|file| (file, at))
+            .map_err(|e| file_error(name, "reading", e))
     };
-    let bytes = &file.bytes;
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
-        let ended = split_lines(valid)
-            .iter()
-            .filter(|l| l.end > l.content_end)
-            .count();
-        CredentialsError::NotUtf8 {
-            file: name.clone(),
-            line: ended + 1,
+    let (mut current, mut read_at) = read()?;
+    let mut previous: Option<(Stamp, Zeroizing<Vec<u8>>)> = None;
+    let mut agreeing = 0;
+    for _ in 0..SETTLE_READS {
+        let Some(file) = &current else { break };
+        let len = file.bytes.len() as u64;
+        if len > 0 && last.is_none_or(|last| len >= last) {
+            break;
         }
-    })?;
-    Ok(Loaded {
-        doc: Document::parse(text).in_file(name.clone()),
-        meta: Some(file.meta),
+        let stamp = Stamp::of(&file.meta);
+        let agrees = previous
+            .as_ref()
+            .is_some_and(|(s, bytes)| *s == stamp && **bytes == *file.bytes);
+        agreeing = if agrees { agreeing + 1 } else { 0 };
+        if agreeing >= 2 {
+            break;
+        }
+        let file = current.take().expect("checked above");
+        previous = Some((stamp, file.bytes));
+        std::thread::sleep(SETTLE_PAUSE);
+        (current, read_at) = read()?;
+    }
+    let Some(mut file) = current else {
+        return Ok(Seen::Missing);
+    };
+    remember_length(target, file.bytes.len() as u64);
+    let stamp = Stamp::of(&file.meta);
+    let owner = (file.meta.uid(), file.meta.gid());
+    let text = utf8(name, std::mem::take(&mut file.bytes))?;
+    Ok(Seen::File {
+        doc: Box::new(Document::from_string(text).in_file(name.clone())),
+        stamp,
+        owner,
+        read_at,
     })
+}
+
+/// The bytes as text, without a copy; not UTF-8: the error names the line.
+fn utf8(name: &FileName, mut bytes: Zeroizing<Vec<u8>>) -> Result<String, CredentialsError> {
+    match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(text) => Ok(text),
+        Err(e) => {
+            let valid_up_to = e.utf8_error().valid_up_to();
+            let bytes = Zeroizing::new(e.into_bytes());
+            let valid = std::str::from_utf8(&bytes[..valid_up_to]).unwrap_or_default();
+            let ended = split_lines(valid)
+                .iter()
+                .filter(|l| l.end > l.content_end)
+                .count();
+            Err(CredentialsError::NotUtf8 {
+                file: name.clone(),
+                line: ended + 1,
+            })
+        }
+    }
 }
 
 fn too_large(name: &FileName, size: u64) -> CredentialsError {
@@ -370,40 +912,6 @@ fn create_dir(name: &FileName, dir: &Path) -> Result<(), CredentialsError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| CredentialsError::io(name, "creating the file's directory", e))
-}
-
-/// `credentials.1` … `.N-1` become `.2` … `.N` (the oldest falls off), then
-/// the version being replaced becomes `.1`. All mode 0600.
-fn rotate_backups(
-    name: &FileName,
-    target: &Path,
-    backups: usize,
-    old: &[u8],
-    owner: Option<(u32, u32)>,
-) -> Result<(), CredentialsError> {
-    if backups == 0 {
-        return Ok(());
-    }
-    let io = |e| CredentialsError::io(name, "rotating the backups", e);
-    for n in (1..backups).rev() {
-        let from = sibling(target, &format!(".{n}"));
-        match fs::rename(&from, sibling(target, &format!(".{}", n + 1))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(e)),
-        }
-    }
-    for n in 2..=backups {
-        let path = sibling(target, &format!(".{n}"));
-        let loose = fs::symlink_metadata(&path)
-            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o077 != 0);
-        if loose {
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
-        }
-    }
-    Replacement::write(target, old, owner)
-        .and_then(|temp| temp.commit_to(&sibling(target, ".1")))
-        .map_err(|e| file_error(name, "rotating the backups", e))
 }
 
 #[cfg(test)]
@@ -564,6 +1072,121 @@ mod tests {
             let reason = crate::plan::CredentialsView::check(&doc, "prod").unwrap_err();
             assert!(reason.contains(&path.display().to_string()), "{reason}");
         }
+    }
+
+    /// `aws configure set` opens the path, then writes: when the daemon
+    /// swaps its new version in between, the CLI's write goes into the
+    /// replaced file. The update must find it there and write again on top
+    /// of it.
+    #[test]
+    fn a_write_into_the_replaced_file_is_merged() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        fs::write(&path, "[default]\nk = v\n").unwrap();
+        // Last modified an hour ago: after the swap, only the change of its
+        // modification time tells that it was written to.
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        // The other writer has the file open, as the CLI does between its
+        // open and its write.
+        let mut other = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let file = CredentialsFile::new(path.clone(), 2);
+        let update = std::thread::spawn(move || {
+            file.update(&[Edit::set("prod", "k", "new".to_string().into())])
+        });
+        // The update swaps its version in, then waits for this writer.
+        std::thread::sleep(Duration::from_millis(200));
+        other.write_all(b"\n[user]\nk = mine\n").unwrap();
+        drop(other);
+        assert_eq!(update.join().unwrap().unwrap(), WriteOutcome::Written);
+        let text = fs::read_to_string(&path).unwrap();
+        let doc = Document::parse(&text);
+        assert_eq!(doc.get("user", "k").unwrap(), Some("mine"), "{text}");
+        assert_eq!(doc.get("prod", "k").unwrap(), Some("new"), "{text}");
+        assert_eq!(doc.get("default", "k").unwrap(), Some("v"), "{text}");
+        // The replaced file, with the other writer's change, is the backup.
+        let backup = fs::read_to_string(dir.path().join("credentials.1")).unwrap();
+        assert!(backup.contains("[user]"), "{backup}");
+        assert!(private_file::orphans(&path).is_empty());
+    }
+
+    /// A writer that truncates the file and writes it again (in place) may
+    /// be caught half-way: an empty file, or one shorter than a moment ago,
+    /// is read again before it is used.
+    #[test]
+    fn a_file_cut_short_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        let full = "[default]\nk = v\n\n[user]\nk = mine\n";
+        fs::write(&path, full).unwrap();
+        let file = CredentialsFile::new(path.clone(), 0);
+        file.read().unwrap();
+        // Truncated, and written again 3 ms later.
+        fs::File::create(&path).unwrap();
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2));
+                fs::write(&path, full).unwrap();
+            })
+        };
+        file.update(&[Edit::set("prod", "k", "new".to_string().into())])
+            .unwrap();
+        writer.join().unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(full), "{text}");
+        assert!(text.contains("[prod]"), "{text}");
+    }
+
+    #[test]
+    fn backups_beyond_the_setting_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        fs::write(&path, "[p]\nn = 0\n").unwrap();
+        for name in ["credentials.3", "credentials.6", "credentials.12"] {
+            fs::write(dir.path().join(name), "[p]\nn = old\n").unwrap();
+        }
+        let others = [
+            "credentials.lock",
+            "credentials.06",
+            "credentials.x",
+            "other.9",
+        ];
+        for name in others {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        fs::create_dir(dir.path().join("credentials.7")).unwrap();
+        let file = CredentialsFile::new(path.clone(), 5);
+        file.update(&[Edit::set("p", "n", "1".to_string().into())])
+            .unwrap();
+        assert!(dir.path().join("credentials.1").exists());
+        assert!(dir.path().join("credentials.4").exists(), "3 moved to 4");
+        for gone in ["credentials.6", "credentials.12"] {
+            assert!(!dir.path().join(gone).exists(), "{gone} kept");
+        }
+        for kept in others {
+            assert!(dir.path().join(kept).exists(), "{kept} removed");
+        }
+        assert!(
+            dir.path().join("credentials.7").is_dir(),
+            "not a file: left"
+        );
+        // Fewer backups now: the older ones go.
+        CredentialsFile::new(path.clone(), 1)
+            .update(&[Edit::set("p", "n", "2".to_string().into())])
+            .unwrap();
+        assert!(dir.path().join("credentials.1").exists());
+        assert!(!dir.path().join("credentials.2").exists());
+        assert!(!dir.path().join("credentials.5").exists());
+        assert_eq!(
+            fs::read_to_string(dir.path().join("credentials.1")).unwrap(),
+            "[p]\nn = 1\n"
+        );
     }
 
     #[test]

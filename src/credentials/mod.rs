@@ -30,7 +30,8 @@ mod error;
 mod file;
 mod parse;
 mod sdk;
+mod wipe;
 
 pub use document::{DEFAULT_SECTION, Document, Edit, format_expiry};
-pub use error::{CredentialsError, FileName};
+pub use error::{CredentialsError, FileName, SdkProblem};
 pub use file::{CredentialsFile, MAX_SIZE, WriteOutcome};

@@ -17,7 +17,18 @@ pub(crate) fn is_py_space(c: char) -> bool {
 }
 
 pub(crate) fn py_strip(s: &str) -> &str {
-    s.trim_matches(is_py_space)
+    // Nearly every line starts and ends with a visible ASCII character:
+    // nothing to strip, and no character to decode.
+    let bytes = s.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) if is_ascii_visible(first) && is_ascii_visible(last) => s,
+        _ => s.trim_matches(is_py_space),
+    }
+}
+
+/// An ASCII byte that is not whitespace (for Python) nor a control byte.
+fn is_ascii_visible(b: u8) -> bool {
+    b.is_ascii_graphic()
 }
 
 /// One physical line: `text[start..content_end]` is its content,
@@ -30,49 +41,102 @@ pub(crate) struct RawLine {
     pub end: usize,
 }
 
-/// Splits like Python's universal-newline mode, which `open()` uses for
-/// text files: `\r\n`, `\n` and a bare `\r` all end a line.
-pub(crate) fn split_lines(text: &str) -> Vec<RawLine> {
-    let bytes = text.as_bytes();
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\n' => {
-                lines.push(RawLine {
-                    start,
-                    content_end: i,
-                    end: i + 1,
-                });
-                i += 1;
-                start = i;
-            }
-            b'\r' => {
-                let end = if bytes.get(i + 1) == Some(&b'\n') {
-                    i + 2
-                } else {
-                    i + 1
-                };
-                lines.push(RawLine {
-                    start,
-                    content_end: i,
-                    end,
-                });
-                i = end;
-                start = i;
-            }
-            _ => i += 1,
+/// The physical lines of a text, split like Python's universal-newline
+/// mode, which `open()` uses for text files: `\r\n`, `\n` and a bare `\r`
+/// all end a line.
+///
+/// Line ends are found with `str::find`, which searches a byte a word at a
+/// time: the editor splits multi-megabyte files on every write, and a
+/// byte-by-byte loop was a good part of the cost.
+pub(crate) struct Lines<'t> {
+    text: &'t str,
+    at: usize,
+    /// Where the next `\n` is (`text.len()` if none), or `None` when not
+    /// searched yet.
+    next_lf: Option<usize>,
+    /// Whether the text has any `\r` at all; most files do not, and then
+    /// no line is searched for one.
+    has_cr: bool,
+}
+
+impl<'t> Lines<'t> {
+    pub(crate) fn new(text: &'t str) -> Lines<'t> {
+        Lines {
+            text,
+            at: 0,
+            next_lf: None,
+            has_cr: text.contains('\r'),
         }
     }
-    if start < bytes.len() {
-        lines.push(RawLine {
-            start,
-            content_end: bytes.len(),
-            end: bytes.len(),
-        });
+}
+
+impl Iterator for Lines<'_> {
+    type Item = RawLine;
+
+    fn next(&mut self) -> Option<RawLine> {
+        let (text, start) = (self.text, self.at);
+        if start >= text.len() {
+            return None;
+        }
+        let lf = match self.next_lf {
+            Some(lf) if lf >= start => lf,
+            _ => text[start..].find('\n').map_or(text.len(), |i| start + i),
+        };
+        self.next_lf = Some(lf);
+        let cr = if self.has_cr {
+            text[start..lf].find('\r').map(|i| start + i)
+        } else {
+            None
+        };
+        let line = match cr {
+            // `\r\n`
+            Some(cr) if cr + 1 == lf && lf < text.len() => RawLine {
+                start,
+                content_end: cr,
+                end: lf + 1,
+            },
+            // A bare `\r`.
+            Some(cr) => RawLine {
+                start,
+                content_end: cr,
+                end: cr + 1,
+            },
+            None if lf < text.len() => RawLine {
+                start,
+                content_end: lf,
+                end: lf + 1,
+            },
+            None => RawLine {
+                start,
+                content_end: text.len(),
+                end: text.len(),
+            },
+        };
+        self.at = line.end;
+        Some(line)
     }
-    lines
+}
+
+pub(crate) fn split_lines(text: &str) -> Vec<RawLine> {
+    Lines::new(text).collect()
+}
+
+/// The last line of `text` as (content, terminator), split as
+/// [`split_lines`] would; `None` for an empty text.
+pub(crate) fn split_last_line(text: &str) -> Option<(&str, &str)> {
+    if text.is_empty() {
+        return None;
+    }
+    let terminator = if text.ends_with("\r\n") {
+        "\r\n"
+    } else if text.ends_with(['\n', '\r']) {
+        &text[text.len() - 1..]
+    } else {
+        ""
+    };
+    let body = &text[..text.len() - terminator.len()];
+    let start = body.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+    Some((&body[start..], terminator))
 }
 
 /// What botocore makes of a line.
@@ -121,20 +185,48 @@ pub(crate) struct Section {
     pub header_line: usize,
     /// One past the last line before the next header (or the end).
     pub end_line: usize,
-    pub entries: Vec<usize>,
+    /// Its entries: entries are numbered in file order, so a section's
+    /// are consecutive.
+    pub entries: Range<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub section: usize,
-    /// The key as botocore compares it: lowercased.
-    pub key: String,
     pub line: usize,
     pub continuations: Vec<usize>,
-    /// The value botocore reads: first line and continuation lines, each
-    /// stripped, joined with `\n`, blank lines inside kept, trailing ones
-    /// dropped.
-    pub value: String,
+    /// The key as written (stripped), byte range into the text.
+    key: Range<usize>,
+    /// The key as botocore compares it, when lowercasing changes it.
+    lowercase: Option<Box<str>>,
+    /// A hash of the key as botocore compares it: keys are compared by it
+    /// first, without reading the text again.
+    pub key_hash: u32,
+    /// The value on the key's own line (stripped), byte range into the text.
+    first: Range<usize>,
+    /// The whole value when continuation lines add to it (rare): the
+    /// first part and the continuation lines, each stripped, joined with
+    /// `\n`, blank lines inside kept, trailing ones dropped.
+    joined: Option<Box<str>>,
+}
+
+impl Entry {
+    /// The key as botocore compares it: lowercased.
+    pub fn key<'t>(&'t self, text: &'t str) -> &'t str {
+        self.lowercase.as_deref().unwrap_or(&text[self.key.clone()])
+    }
+
+    /// The value botocore reads.
+    pub fn value<'t>(&'t self, text: &'t str) -> &'t str {
+        self.joined.as_deref().unwrap_or(&text[self.first.clone()])
+    }
+
+    /// Zeroes the copy of a value held outside the text.
+    pub fn zeroize(&mut self) {
+        if let Some(joined) = &mut self.joined {
+            zeroize::Zeroize::zeroize(&mut **joined);
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -157,21 +249,91 @@ pub(crate) fn header_name(stripped: &str) -> Option<Range<usize>> {
 /// `OPTCRE = (?P<option>.*?)\s*(?P<vi>=|:)\s*(?P<value>.*)$` on the
 /// stripped line: the key ends at the first `=` or `:`.
 pub(crate) fn option(stripped: &str) -> Option<(&str, &str)> {
-    let at = stripped.find(['=', ':'])?;
+    // `=` and `:` are ASCII: a byte search finds exactly their places.
+    let at = stripped.bytes().position(|b| b == b'=' || b == b':')?;
     let key = stripped[..at].trim_end_matches(is_py_space);
     let value = py_strip(&stripped[at + 1..]);
     Some((key, value))
 }
 
+/// Python's `str.lower()` where it changes the key; `None` when the key is
+/// already lowercase (nearly always: no allocation then).
+fn lowercase(key: &str) -> Option<Box<str>> {
+    if key.is_ascii() {
+        key.bytes()
+            .any(|b| b.is_ascii_uppercase())
+            .then(|| key.to_ascii_lowercase().into_boxed_str())
+    } else {
+        let lower = key.to_lowercase();
+        (lower != key).then(|| lower.into_boxed_str())
+    }
+}
+
+/// FNV-1a of a key, folded to 32 bits.
+pub(crate) fn key_hash(key: &str) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key.as_bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash ^ (hash >> 32)) as u32
+}
+
+/// The byte range of `part` (a slice of `text`) in `text`.
+fn range_in(text: &str, part: &str) -> Range<usize> {
+    let start = part.as_ptr() as usize - text.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// The number of leading Python-whitespace characters (configparser
+/// measures indentation in characters).
+fn indent_of(content: &str) -> usize {
+    match content.as_bytes().first() {
+        Some(&b) if b.is_ascii() && !is_py_space(b as char) => 0,
+        _ => content.chars().take_while(|&c| is_py_space(c)).count(),
+    }
+}
+
+/// Continuation parts of the entry being read: lines are added to the
+/// current entry only, so one buffer serves all entries.
+struct OpenValue<'t> {
+    entry: usize,
+    parts: Vec<&'t str>,
+}
+
+impl<'t> OpenValue<'t> {
+    fn close(&mut self, text: &str, entries: &mut [Entry]) {
+        if self.parts.iter().any(|p| !p.is_empty()) {
+            let entry = &mut entries[self.entry];
+            let mut joined = String::from(&text[entry.first.clone()]);
+            for part in &self.parts {
+                joined.push('\n');
+                joined.push_str(part);
+            }
+            let len = joined.trim_end_matches(is_py_space).len();
+            joined.truncate(len);
+            entry.joined = Some(joined.into_boxed_str());
+        }
+        self.parts.clear();
+    }
+}
+
 pub(crate) fn parse(text: &str) -> Parsed {
     let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
-    let mut parsed = Parsed::default();
-    let mut parts: Vec<Vec<&str>> = Vec::new();
+    // Room for a file of the usual shape (a line every 40 bytes or so,
+    // two keys in three lines), so that the vectors are not copied as they
+    // grow: the editor parses multi-megabyte files on every write.
+    let mut parsed = Parsed {
+        lines: Vec::with_capacity(text.len() / 40 + 4),
+        sections: Vec::new(),
+        entries: Vec::with_capacity(text.len() / 60 + 4),
+    };
     let mut current_section: Option<usize> = None;
-    let mut current_entry: Option<usize> = None;
+    let mut open: Option<OpenValue> = None;
+    let mut spare_parts: Vec<&str> = Vec::new();
     let mut indent_level = 0usize;
 
-    for (index, raw) in split_lines(text).into_iter().enumerate() {
+    for (index, raw) in Lines::new(text).enumerate() {
         let content_start = raw.start.max(bom);
         let content = &text[content_start..raw.content_end];
         let stripped = py_strip(content);
@@ -179,55 +341,72 @@ pub(crate) fn parse(text: &str) -> Parsed {
             Kind::Comment
         } else if stripped.is_empty() {
             // A blank line inside a value becomes an empty line of it.
-            if let Some(entry) = current_entry {
-                parts[entry].push("");
+            if let Some(open) = &mut open {
+                open.parts.push("");
             }
             Kind::Blank
         } else {
-            let indent = content.chars().take_while(|&c| is_py_space(c)).count();
-            match current_entry {
-                Some(entry) if indent > indent_level => {
-                    parts[entry].push(stripped);
-                    parsed.entries[entry].continuations.push(index);
-                    Kind::Continuation(entry)
+            let indent = indent_of(content);
+            match &mut open {
+                Some(value) if indent > indent_level => {
+                    value.parts.push(stripped);
+                    parsed.entries[value.entry].continuations.push(index);
+                    Kind::Continuation(value.entry)
                 }
                 _ => {
                     indent_level = indent;
-                    let offset = stripped.as_ptr() as usize - text.as_ptr() as usize;
                     if let Some(name) = header_name(stripped) {
+                        if let Some(mut value) = open.take() {
+                            value.close(text, &mut parsed.entries);
+                            spare_parts = value.parts;
+                        }
                         let section = parsed.sections.len();
                         if let Some(previous) = current_section {
                             parsed.sections[previous].end_line = index;
                         }
+                        let offset = range_in(text, stripped).start;
+                        let entries = parsed.entries.len();
                         parsed.sections.push(Section {
                             name: offset + name.start..offset + name.end,
                             header_line: index,
                             end_line: index + 1,
-                            entries: Vec::new(),
+                            entries: entries..entries,
                         });
                         current_section = Some(section);
-                        current_entry = None;
                         Kind::Header(section)
                     } else if let Some(section) = current_section {
                         match option(stripped) {
                             Some((key, value)) if !key.is_empty() => {
+                                if let Some(mut value) = open.take() {
+                                    value.close(text, &mut parsed.entries);
+                                    spare_parts = value.parts;
+                                }
                                 let entry = parsed.entries.len();
+                                let lowercase = lowercase(key);
                                 parsed.entries.push(Entry {
                                     section,
-                                    key: key.to_lowercase(),
                                     line: index,
                                     continuations: Vec::new(),
-                                    value: String::new(),
+                                    key: range_in(text, key),
+                                    lowercase: lowercase.clone(),
+                                    key_hash: key_hash(lowercase.as_deref().unwrap_or(key)),
+                                    first: range_in(text, value),
+                                    joined: None,
                                 });
-                                parts.push(vec![value]);
-                                parsed.sections[section].entries.push(entry);
-                                current_entry = Some(entry);
+                                parsed.sections[section].entries.end = entry + 1;
+                                open = Some(OpenValue {
+                                    entry,
+                                    parts: std::mem::take(&mut spare_parts),
+                                });
                                 Kind::Key(entry)
                             }
                             // An empty key name is falsy in Python: no value
                             // continues after it.
                             Some(_) => {
-                                current_entry = None;
+                                if let Some(mut value) = open.take() {
+                                    value.close(text, &mut parsed.entries);
+                                    spare_parts = value.parts;
+                                }
                                 Kind::Invalid
                             }
                             None => Kind::Invalid,
@@ -244,13 +423,33 @@ pub(crate) fn parse(text: &str) -> Parsed {
             kind,
         });
     }
+    if let Some(mut value) = open.take() {
+        value.close(text, &mut parsed.entries);
+    }
     if let Some(last) = current_section {
         parsed.sections[last].end_line = parsed.lines.len();
     }
-    for (entry, parts) in parsed.entries.iter_mut().zip(parts) {
-        entry.value = parts.join("\n").trim_end_matches(is_py_space).to_string();
-    }
     parsed
+}
+
+/// Python's `str.splitlines()`: the line boundaries it knows besides
+/// `\n` and `\r` (which a value read from a file no longer holds, except as
+/// the `\n` that joins continuation lines).
+pub(crate) fn py_splitlines(value: &str) -> impl Iterator<Item = &str> {
+    value.split(|c: char| {
+        matches!(
+            c,
+            '\n' | '\r'
+                | '\u{b}'
+                | '\u{c}'
+                | '\u{1c}'
+                | '\u{1d}'
+                | '\u{1e}'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+    })
 }
 
 #[cfg(test)]
@@ -266,7 +465,7 @@ mod tests {
         parsed
             .entries
             .iter()
-            .map(|e| (e.key.clone(), e.value.clone()))
+            .map(|e| (e.key(text).to_string(), e.value(text).to_string()))
             .collect()
     }
 
@@ -289,14 +488,49 @@ mod tests {
 
     #[test]
     fn splits_lines_like_universal_newlines() {
-        let text = "a\nb\r\nc\rd";
-        let lines: Vec<(&str, &str)> = split_lines(text)
-            .iter()
-            .map(|l| (&text[l.start..l.content_end], &text[l.content_end..l.end]))
-            .collect();
-        assert_eq!(lines, [("a", "\n"), ("b", "\r\n"), ("c", "\r"), ("d", "")]);
+        let split = |text: &str| -> Vec<(String, String)> {
+            split_lines(text)
+                .iter()
+                .map(|l| {
+                    (
+                        text[l.start..l.content_end].to_string(),
+                        text[l.content_end..l.end].to_string(),
+                    )
+                })
+                .collect()
+        };
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            split("a\nb\r\nc\rd"),
+            pairs(&[("a", "\n"), ("b", "\r\n"), ("c", "\r"), ("d", "")])
+        );
+        assert_eq!(
+            split("\r\r\n\n\rx\r"),
+            pairs(&[
+                ("", "\r"),
+                ("", "\r\n"),
+                ("", "\n"),
+                ("", "\r"),
+                ("x", "\r")
+            ])
+        );
+        assert_eq!(
+            split("a\rb\rc\nd\r\n"),
+            pairs(&[("a", "\r"), ("b", "\r"), ("c", "\n"), ("d", "\r\n")])
+        );
         assert!(split_lines("").is_empty());
         assert_eq!(split_lines("\n").len(), 1);
+        for text in [
+            "", "a", "a\n", "a\r\n", "a\r", "x\ny", "x\r\ny\r", "x\r\r\n", "\n\n",
+        ] {
+            let expected = split(text).last().map(|(c, t)| (c.clone(), t.clone()));
+            let got = split_last_line(text).map(|(c, t)| (c.to_string(), t.to_string()));
+            assert_eq!(got, expected, "{text:?}");
+        }
     }
 
     #[test]

@@ -15,21 +15,80 @@
 
 use std::collections::HashMap;
 
+use zeroize::Zeroizing;
+
 const WHITESPACE: &[char] = &[' ', '\t'];
 const COMMENT: &[char] = &['#', ';'];
 
 /// The sections of one file by their raw header names (before
 /// normalization), each with its properties; a repeated raw name is merged
-/// into its first occurrence as the SDK does.
+/// into its first occurrence as the SDK does. The values (secrets, for the
+/// profiles the daemon writes) are zeroed when the view is dropped, and a
+/// value that grows by a continuation line is copied into a new buffer and
+/// the old one zeroed, so that no copy is left behind in freed memory.
 #[derive(Debug, Default)]
 pub(crate) struct SdkView {
-    sections: Vec<(String, HashMap<String, String>)>,
+    sections: Vec<(String, HashMap<String, Zeroizing<String>>)>,
 }
 
-/// The SDK refuses the whole file; the 1-based line it stopped at.
+/// Why the SDK refuses a file, in the words of `aws-runtime`'s parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SdkErrorKind {
+    /// "Expected a profile definition": a line before the first header,
+    /// or an indented first header.
+    BeforeFirstProfile,
+    /// "Expected a property definition, found continuation": an indented
+    /// line right after a header.
+    ContinuationAfterHeader,
+    /// "Expected an '=' sign defining a property": `key : value`, or a line
+    /// without separator.
+    NoEquals,
+    /// "Property did not have a name": `= value`.
+    NoName,
+    /// "Expected an '=' sign defining a sub-property": an indented line
+    /// without `=` under `key =`.
+    SubProperty,
+    /// "Profile definition must end with ']'": text after the `]` that is
+    /// not a comment, or a bare CR (which ends no line for the SDK) inside.
+    HeaderEnd,
+}
+
+impl SdkErrorKind {
+    /// What is wrong with the line, and how to fix it.
+    pub(crate) fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            SdkErrorKind::BeforeFirstProfile => (
+                "a line before the first [profile] header, or an indented header",
+                "Start the file with a [section] header at the beginning of its line.",
+            ),
+            SdkErrorKind::ContinuationAfterHeader => (
+                "an indented line right after a [section] header",
+                "Remove the indentation.",
+            ),
+            SdkErrorKind::NoEquals => (
+                "a `key : value` line (or a line without `=`)",
+                "Write it as `key = value`.",
+            ),
+            SdkErrorKind::NoName => ("a `= value` line without a key", "Remove it."),
+            SdkErrorKind::SubProperty => (
+                "an indented line without `=` under a `key =` line",
+                "Write the nested settings as `name = value` lines.",
+            ),
+            SdkErrorKind::HeaderEnd => (
+                "a [section] header followed by something other than a comment (or a bare CR \
+                 line ending)",
+                "Leave only the [section] header (and a comment after whitespace) on that line, \
+                 with LF or CRLF line endings.",
+            ),
+        }
+    }
+}
+
+/// The SDK refuses the whole file: the 1-based line it stopped at, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SdkParseError {
     pub line: usize,
+    pub kind: SdkErrorKind,
 }
 
 fn is_empty_line(line: &str) -> bool {
@@ -62,13 +121,17 @@ fn prepare_line(line: &str, comments_need_whitespace: bool) -> &str {
 
 /// A property line as the SDK reads it: key (ASCII-lowercased) and value.
 pub(crate) fn property_line(line: &str) -> Option<(String, &str)> {
+    split_property(line).ok()
+}
+
+fn split_property(line: &str) -> Result<(String, &str), SdkErrorKind> {
     let line = prepare_line(line, true);
-    let (key, value) = line.split_once('=')?;
+    let (key, value) = line.split_once('=').ok_or(SdkErrorKind::NoEquals)?;
     let key = key.trim_matches(WHITESPACE);
     if key.is_empty() {
-        return None;
+        return Err(SdkErrorKind::NoName);
     }
-    Some((key.to_ascii_lowercase(), value.trim_matches(WHITESPACE)))
+    Ok((key.to_ascii_lowercase(), value.trim_matches(WHITESPACE)))
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -88,20 +151,36 @@ pub(crate) fn profile_name(raw: &str) -> Option<&str> {
     is_identifier(name).then_some(name)
 }
 
-struct Current {
-    section: usize,
-    property: Option<String>,
-    is_subproperty: bool,
+/// What the reader does with each line it accepts; the parse stops at the
+/// first line it refuses.
+trait Visit<'t> {
+    fn header(&mut self, name: &'t str);
+    fn property(&mut self, key: String, value: &'t str);
+    fn continuation(&mut self, line: &'t str);
 }
 
-pub(crate) fn parse(text: &str) -> Result<SdkView, SdkParseError> {
-    let mut view = SdkView::default();
-    // Raw header name -> its index in `view.sections`: a file of thousands
-    // of sections must not cost a scan of all earlier ones per header.
-    let mut index_of: HashMap<&str, usize> = HashMap::new();
-    let mut current: Option<Current> = None;
+/// Only whether the file parses, and where it stops.
+struct Check;
+
+impl<'t> Visit<'t> for Check {
+    fn header(&mut self, _: &'t str) {}
+    fn property(&mut self, _: String, _: &'t str) {}
+    fn continuation(&mut self, _: &'t str) {}
+}
+
+/// The parser's states (`aws-runtime`'s `State`), without the data.
+enum State {
+    Starting,
+    Profile { property: bool, subproperty: bool },
+}
+
+fn scan<'t>(text: &'t str, visit: &mut impl Visit<'t>) -> Result<(), SdkParseError> {
+    let mut state = State::Starting;
     for (index, line) in text.lines().enumerate() {
-        let error = SdkParseError { line: index + 1 };
+        let error = |kind| SdkParseError {
+            line: index + 1,
+            kind,
+        };
         if is_empty_line(line) || line.starts_with(COMMENT) {
             continue;
         }
@@ -109,50 +188,97 @@ pub(crate) fn parse(text: &str) -> Result<SdkView, SdkParseError> {
             let name = prepare_line(line, false)
                 .strip_prefix('[')
                 .and_then(|l| l.strip_suffix(']'))
-                .ok_or(error)?;
-            let section = *index_of.entry(name).or_insert_with(|| {
-                view.sections.push((name.to_string(), HashMap::new()));
-                view.sections.len() - 1
-            });
-            current = Some(Current {
-                section,
-                property: None,
-                is_subproperty: false,
-            });
+                .ok_or(error(SdkErrorKind::HeaderEnd))?;
+            visit.header(name);
+            state = State::Profile {
+                property: false,
+                subproperty: false,
+            };
         } else if line.starts_with(WHITESPACE) {
-            let Some(Current {
-                section,
-                property: Some(property),
-                is_subproperty,
-            }) = &current
-            else {
-                return Err(error);
-            };
-            if *is_subproperty && !is_empty_line(line) && property_line(line).is_none() {
-                return Err(error);
+            match state {
+                State::Starting => return Err(error(SdkErrorKind::BeforeFirstProfile)),
+                State::Profile {
+                    property: false, ..
+                } => return Err(error(SdkErrorKind::ContinuationAfterHeader)),
+                State::Profile { subproperty, .. } => {
+                    if subproperty && !is_empty_line(line) && split_property(line).is_err() {
+                        return Err(error(SdkErrorKind::SubProperty));
+                    }
+                    visit.continuation(line.trim_matches(WHITESPACE));
+                }
             }
-            let value = view.sections[*section]
-                .1
-                .get_mut(property)
-                .expect("the current property exists");
-            value.push('\n');
-            value.push_str(line.trim_matches(WHITESPACE));
         } else {
-            let Some(Current { section, .. }) = current else {
-                return Err(error);
+            if matches!(state, State::Starting) {
+                return Err(error(SdkErrorKind::BeforeFirstProfile));
+            }
+            let (key, value) = split_property(line).map_err(error)?;
+            state = State::Profile {
+                property: true,
+                subproperty: value.is_empty(),
             };
-            let (key, value) = property_line(line).ok_or(error)?;
-            view.sections[section]
-                .1
-                .insert(key.clone(), value.to_string());
-            current = Some(Current {
-                section,
-                property: Some(key),
-                is_subproperty: value.is_empty(),
-            });
+            visit.property(key, value);
         }
     }
-    Ok(view)
+    Ok(())
+}
+
+/// Builds the [`SdkView`].
+struct Build<'t> {
+    view: SdkView,
+    /// Raw header name -> its index in `view.sections`: a file of
+    /// thousands of sections must not cost a scan of all earlier ones per
+    /// header.
+    index_of: HashMap<&'t str, usize>,
+    section: usize,
+    property: Option<String>,
+}
+
+impl<'t> Visit<'t> for Build<'t> {
+    fn header(&mut self, name: &'t str) {
+        let sections = &mut self.view.sections;
+        self.section = *self.index_of.entry(name).or_insert_with(|| {
+            sections.push((name.to_string(), HashMap::new()));
+            sections.len() - 1
+        });
+        self.property = None;
+    }
+
+    fn property(&mut self, key: String, value: &'t str) {
+        self.view.sections[self.section]
+            .1
+            .insert(key.clone(), Zeroizing::new(value.to_string()));
+        self.property = Some(key);
+    }
+
+    fn continuation(&mut self, line: &'t str) {
+        let property = self.property.as_ref().expect("scan checked the property");
+        let value = self.view.sections[self.section]
+            .1
+            .get_mut(property)
+            .expect("the current property exists");
+        let mut longer = Zeroizing::new(String::with_capacity(value.len() + 1 + line.len()));
+        longer.push_str(value);
+        longer.push('\n');
+        longer.push_str(line);
+        // The old value is zeroed as it is dropped.
+        *value = longer;
+    }
+}
+
+pub(crate) fn parse(text: &str) -> Result<SdkView, SdkParseError> {
+    let mut build = Build {
+        view: SdkView::default(),
+        index_of: HashMap::new(),
+        section: 0,
+        property: None,
+    };
+    scan(text, &mut build)?;
+    Ok(build.view)
+}
+
+/// Where the SDK refuses `text`, if it does; nothing is kept of the values.
+pub(crate) fn first_error(text: &str) -> Option<SdkParseError> {
+    scan(text, &mut Check).err()
 }
 
 impl SdkView {
@@ -166,19 +292,8 @@ impl SdkView {
         self.sections
             .iter()
             .filter(|(raw, _)| profile_name(raw) == Some(profile))
-            .filter_map(|(_, properties)| properties.get(key).map(String::as_str))
+            .filter_map(|(_, properties)| properties.get(key).map(|v| v.as_str()))
             .collect()
-    }
-}
-
-impl Drop for SdkView {
-    fn drop(&mut self) {
-        use zeroize::Zeroize;
-        for (_, properties) in &mut self.sections {
-            for value in properties.values_mut() {
-                value.zeroize();
-            }
-        }
     }
 }
 
@@ -223,13 +338,23 @@ mod tests {
 
     #[test]
     fn rejects_what_the_sdk_rejects() {
-        assert_eq!(parse("a = 1\n").unwrap_err().line, 1);
-        assert_eq!(parse("[p]\na: 1\n").unwrap_err().line, 2);
-        assert_eq!(parse("[p]\n  a = 1\n").unwrap_err().line, 2);
-        assert_eq!(parse("[p] x\n").unwrap_err().line, 1);
-        assert_eq!(parse("\u{feff}[p]\n").unwrap_err().line, 1);
-        assert_eq!(parse("[p]\na =\n  junk\n").unwrap_err().line, 3);
+        use SdkErrorKind::*;
+        let error = |text: &str| {
+            let error = parse(text).unwrap_err();
+            assert_eq!(first_error(text), Some(error), "{text:?}");
+            (error.line, error.kind)
+        };
+        assert_eq!(error("a = 1\n"), (1, BeforeFirstProfile));
+        assert_eq!(error("  [p]\na = 1\n"), (1, BeforeFirstProfile));
+        assert_eq!(error("[p]\na: 1\n"), (2, NoEquals));
+        assert_eq!(error("[p]\n= 1\n"), (2, NoName));
+        assert_eq!(error("[p]\n  a = 1\n"), (2, ContinuationAfterHeader));
+        assert_eq!(error("[p] x\n"), (1, HeaderEnd));
+        assert_eq!(error("[p]\rx = 1\n"), (1, HeaderEnd));
+        assert_eq!(error("\u{feff}[p]\n"), (1, BeforeFirstProfile));
+        assert_eq!(error("[p]\na =\n  junk\n"), (3, SubProperty));
         assert!(parse("[p]\na =\n  b = c\n").is_ok());
+        assert_eq!(first_error("[p]\na =\n  b = c\n"), None);
     }
 
     /// Each header used to be compared with every earlier one: a

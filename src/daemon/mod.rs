@@ -195,6 +195,8 @@ pub struct Daemon {
     last_seen: Option<u64>,
     runtime_dir: Option<PathBuf>,
     logged_invalid: BTreeMap<String, Vec<String>>,
+    /// The file hash last checked for the SDK warning, and the warning.
+    sdk_checked: Option<(u64, Option<String>)>,
     start_key_watch: Option<StartKeyWatch>,
     key_watch: Option<Box<dyn KeyWatch>>,
     start_unlock_watch: Option<ports::StartUnlockWatch>,
@@ -237,6 +239,7 @@ impl Daemon {
             last_seen: None,
             runtime_dir,
             logged_invalid: BTreeMap::new(),
+            sdk_checked: None,
             start_key_watch: None,
             key_watch: None,
             start_unlock_watch: None,
@@ -439,6 +442,7 @@ impl Daemon {
     ) -> anyhow::Result<PassSummary> {
         let file = self.credentials_file(config);
         let (document, seen) = self.read_document(&file)?;
+        self.warn_sdk_problem(&document, seen);
         if self.last_seen.is_some_and(|last| last != seen) {
             // Someone else changed the file: parked sections may be fixed.
             self.scheduler.user_changed(now);
@@ -575,13 +579,16 @@ impl Daemon {
         any
     }
 
+    /// Logs each new reason once, naming every section it skips (a
+    /// credentials file the AWS CLI cannot parse makes them all invalid).
     fn log_invalid(&mut self, plan: &Plan) {
+        let mut new: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for section in &plan.sections {
             match &section.state {
                 ProfileState::Invalid { reasons } => {
                     if self.logged_invalid.get(&section.section) != Some(reasons) {
                         for reason in reasons {
-                            tracing::error!("section [{}] is skipped: {reason}", section.section);
+                            new.entry(reason).or_default().push(&section.section);
                         }
                         self.logged_invalid
                             .insert(section.section.clone(), reasons.clone());
@@ -592,6 +599,36 @@ impl Daemon {
                 }
             }
         }
+        for (reason, sections) in new {
+            match sections.as_slice() {
+                [one] => tracing::error!("section [{one}] is skipped: {reason}"),
+                many => tracing::error!("sections [{}] are skipped: {reason}", many.join("], [")),
+            }
+        }
+    }
+
+    /// Warns once per file content when the AWS SDKs that follow the shared
+    /// profile format cannot parse the credentials file (botocore can; the
+    /// daemon writes into it).
+    fn warn_sdk_problem(&mut self, document: &Document, seen: u64) {
+        if self
+            .sdk_checked
+            .as_ref()
+            .is_some_and(|(hash, _)| *hash == seen)
+        {
+            return;
+        }
+        // A file botocore cannot read is refused as a whole (and logged).
+        let problem = (document.check_readable().is_ok())
+            .then(|| document.sdk_problem().map(|p| p.to_string()))
+            .flatten();
+        let before = self.sdk_checked.take().and_then(|(_, p)| p);
+        if let Some(problem) = &problem
+            && before.as_ref() != Some(problem)
+        {
+            tracing::warn!("{problem}");
+        }
+        self.sdk_checked = Some((seen, problem));
     }
 
     fn record_status(&self, plan: &Plan, report: &PassReport) {
