@@ -15,10 +15,10 @@ aws=$(test_tool aws)
 
 bin=$root/target/release/aws-session-daemon
 if [ ! -x "$bin" ]; then
-  echo "== building the daemon, the virtual YubiKey and the STS front (release build, about"
-  echo "   300 crates into target/release: about 8 minutes on 2 cores the first time, then seconds)"
+  echo "== building the daemon, the virtual YubiKey and the STS front: a release build of about"
+  echo "   230 crates into target/, 8 to 12 minutes on 2 cores the first time, seconds afterwards"
 else
-  echo "== building the daemon, the virtual YubiKey and the STS front (release; up to date in seconds)"
+  echo "== building the daemon, the virtual YubiKey and the STS front (release; what changed)"
 fi
 cargo build --release --bin aws-session-daemon --example virtual_yubikey --example sts_fault_front
 

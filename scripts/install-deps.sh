@@ -67,6 +67,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   rm -f "$log"
+  echo "   (to remove them again: sudo apt-get remove --autoremove ${missing[*]})"
 fi
 [ "$mode" = runtime ] && exit 0
 
@@ -77,7 +78,7 @@ requirements=scripts/test-env-requirements.txt
 if ! cmp -s "$requirements" "$venv/requirements.txt" ||
   ! "$venv/bin/python3" -c 'import moto, botocore, awscli' 2>/dev/null ||
   [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/aws" ]; then
-  echo "== $venv: a Python virtual environment with $(grep -v '^#' "$requirements" | tr '\n' ' ')from PyPI (about half a minute)"
+  echo "== $venv: a Python virtual environment with $(grep -v '^#' "$requirements" | tr '\n' ' ')from PyPI (about a minute)"
   if ! "$venv/bin/python3" -c '' 2>/dev/null; then
     if [ -e "$venv" ] && [ ! -e "$venv/pyvenv.cfg" ] && [ -n "$(ls -A "$venv")" ]; then
       echo "install-deps: $venv exists and is not a Python virtual environment; move it away" >&2
@@ -87,6 +88,7 @@ if ! cmp -s "$requirements" "$venv/requirements.txt" ||
   fi
   PIP_REQUIRE_VIRTUALENV=1 "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r "$requirements"
   cp "$requirements" "$venv/requirements.txt"
+  echo "   (to remove it again: rm -rf $venv)"
 fi
 [ "$mode" = demo ] && exit 0
 
@@ -94,4 +96,5 @@ user=aws-session-daemon-test
 if ! getent passwd "$user" >/dev/null; then
   echo "== adding the local system user $user (no home, no login shell) for the ownership tests"
   "${as_root[@]}" useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
+  echo "   (to remove it again: sudo userdel $user)"
 fi

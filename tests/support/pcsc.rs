@@ -129,8 +129,8 @@ pub fn try_start_pcscd() -> Result<(), String> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        // Not in the test's process group: a Ctrl-C stops the tests, whose
-        // exit then stops pcscd cleanly.
+        // Not in the tests' process group: a Ctrl-C goes to the tests only,
+        // and their end stops pcscd with SIGTERM.
         .process_group(0);
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
     unsafe {
