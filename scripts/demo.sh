@@ -16,7 +16,7 @@ aws=$(test_tool aws)
 bin=$root/target/release/aws-session-daemon
 if [ ! -x "$bin" ]; then
   echo "== building the daemon, the virtual YubiKey and the STS front: a release build of about"
-  echo "   230 crates into target/, 8 to 12 minutes on 2 cores the first time, seconds afterwards"
+  echo "   230 crates into target/: about 10 minutes on 2 cores the first time, seconds afterwards"
 else
   echo "== building the daemon, the virtual YubiKey and the STS front (release; what changed)"
 fi
