@@ -139,6 +139,10 @@ impl Home {
             .env("HOME", self.path())
             .env("XDG_RUNTIME_DIR", self.path().join("run"))
             .stdin(Stdio::null());
+        // scripts/test.sh's mark: it stops a daemon that outlives its test.
+        if let Some(mark) = std::env::var_os("AWS_SESSION_DAEMON_TEST_RUN") {
+            command.env("AWS_SESSION_DAEMON_TEST_RUN", mark);
+        }
         command
     }
 
