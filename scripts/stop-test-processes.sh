@@ -11,7 +11,7 @@ for environ in /proc/[0-9]*/environ; do
   pid=${environ#/proc/}
   pid=${pid%/environ}
   [ "$pid" = "$$" ] && continue
-  if tr '\0' '\n' <"$environ" 2>/dev/null | grep -qxF "AWS_SESSION_DAEMON_TEST_RUN=$mark"; then
+  if tr '\0' '\n' 2>/dev/null <"$environ" | grep -qxF "AWS_SESSION_DAEMON_TEST_RUN=$mark"; then
     leftovers+=("$pid")
   fi
 done
@@ -20,7 +20,7 @@ as_root=()
 [ "$(id -u)" -ne 0 ] && as_root=(sudo)
 echo "stopping what the tests left running:"
 for pid in "${leftovers[@]}"; do
-  echo "  $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+  echo "  $pid $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"
   "${as_root[@]}" kill -TERM "$pid" 2>/dev/null || true
 done
 for _ in $(seq 50); do
