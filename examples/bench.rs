@@ -21,18 +21,33 @@
 mod cold;
 #[path = "bench/editor.rs"]
 mod editor;
-#[path = "bench/home.rs"]
-mod home;
 #[path = "bench/idle.rs"]
 mod idle;
+#[path = "bench/measure.rs"]
+mod measure;
 #[path = "bench/reaction.rs"]
 mod reaction;
 #[path = "bench/report.rs"]
 mod report;
 #[path = "bench/rig.rs"]
 mod rig;
-#[path = "bench/services.rs"]
-mod services;
+
+// The tests' helpers for the outside systems (pcscd and the virtual
+// YubiKey, moto, the STS front, a temporary HOME), shared, not copied.
+#[path = "../tests/support/daemon.rs"]
+mod daemon;
+#[path = "../tests/support/example_bin.rs"]
+mod example_bin;
+#[path = "../tests/support/moto.rs"]
+mod moto;
+#[path = "../tests/support/pcsc.rs"]
+mod pcsc;
+#[path = "../tests/support/sts_front.rs"]
+mod sts_front;
+#[path = "../tests/support/tools.rs"]
+mod tools;
+#[path = "../tests/support/vcard.rs"]
+mod vcard;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -152,7 +167,7 @@ fn run(args: &Args) -> Result<(), String> {
     figures.insert("profile".into(), profile.into());
 
     if wants("cold") || wants("reaction") || wants("idle") {
-        let binaries = services::Binaries::locate(args.build, args.daemon.clone())?;
+        let binaries = rig::Binaries::locate(args.build, args.daemon.clone())?;
         let rig = rig::Rig::start(binaries)?;
         if wants("cold") {
             let (sizes, repeats): (&[usize], usize) = if args.quick {

@@ -7,10 +7,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-scripts/install-deps.sh
-echo "== building (release)"
-cargo build --release --quiet --bin aws-session-daemon --example virtual_yubikey --example sts_fault_front
+scripts/install-deps.sh --demo
+. scripts/test-env.sh
+python=$(test_tool python3)
+moto_server=$(test_tool moto_server)
+aws=$(test_tool aws)
+
 bin=$root/target/release/aws-session-daemon
+if [ ! -x "$bin" ]; then
+  echo "== building the daemon, the virtual YubiKey and the STS front: a release build of about"
+  echo "   230 crates into target/: about 10 minutes on 2 cores the first time, seconds afterwards"
+else
+  echo "== building the daemon, the virtual YubiKey and the STS front (release; what changed)"
+fi
+cargo build --release --bin aws-session-daemon --example virtual_yubikey --example sts_fault_front
 
 demo=$(mktemp -d /tmp/aws-session-daemon-demo.XXXXXX)
 pids=()
@@ -24,9 +34,9 @@ trap cleanup EXIT
 started=$(scripts/start-pcscd.sh)
 if [ -n "$started" ]; then pids+=("$started"); fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 moto_port=$(free_port)
-moto_server -H 127.0.0.1 -p "$moto_port" >"$demo/moto.log" 2>&1 & pids+=($!)
+"$moto_server" -H 127.0.0.1 -p "$moto_port" >"$demo/moto.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null && break; sleep 0.1; done
 
 # The virtual YubiKey holds the AWS credential; the STS front knows the same
@@ -86,13 +96,13 @@ echo
 echo "== the AWS CLI uses the written profiles"
 for account in 111111111111 333333333333; do
   AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" \
-    aws sts get-caller-identity --profile "$account" --query Arn --output text
+    "$aws" sts get-caller-identity --profile "$account" --query Arn --output text
 done
 echo
 echo "== run: the daemon restores a profile deleted by hand"
 "$bin" run >"$demo/daemon.log" 2>&1 & daemon=$!; pids+=($daemon)
 sleep 1
-python3 - "$HOME/.aws/credentials" <<'PY'
+"$python" - "$HOME/.aws/credentials" <<'PY'
 import re, sys, time
 path = sys.argv[1]
 text = open(path).read()

@@ -1,11 +1,38 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what the tests need, starts pcscd (the tests
-# drive the real PC/SC stack through the vpcd virtual reader), runs every test.
-# Tests start their own moto_server and virtual YubiKey on 127.0.0.1.
+# The whole test suite: installs what the tests need (scripts/install-deps.sh:
+# Debian packages, the Python tools in target/test-env), then runs every test.
+# The tests start what they drive on this machine: pcscd (when running as
+# root; otherwise this script starts it with sudo), moto_server, the virtual
+# YubiKey, the STS front and the daemon, all on 127.0.0.1.
+#
+# Whatever the run starts, it stops: the tests stop their own processes, and
+# at the end this script stops any process still running that the run
+# started (marked by AWS_SESSION_DAEMON_TEST_RUN in its environment), and
+# the pcscd it started. A pcscd that was running before is left alone (but
+# the pcscd restart tests stop it: the script then says how to start it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-started=$(scripts/start-pcscd.sh)
-cleanup() { if [ -n "$started" ]; then kill "$started" 2>/dev/null || true; fi; }
+. scripts/test-env.sh
+
+AWS_SESSION_DAEMON_TEST_RUN=$$-$(date +%s%N)
+export AWS_SESSION_DAEMON_TEST_RUN
+pcscd_before=$(pgrep -x pcscd || true)
+started=
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+  # The tests cannot start pcscd without root.
+  as_root=(sudo)
+  started=$(scripts/start-pcscd.sh)
+fi
+
+cleanup() {
+  if [ -n "$started" ]; then "${as_root[@]}" kill "$started" 2>/dev/null || true; fi
+  scripts/stop-test-processes.sh "$AWS_SESSION_DAEMON_TEST_RUN" || true
+  if [ -n "$pcscd_before" ] && ! pgrep -x pcscd >/dev/null; then
+    echo "the pcscd restart tests stopped the pcscd that ran before the tests; start it again with"
+    echo "  sudo systemctl restart pcscd.socket   (or: sudo pcscd)"
+  fi
+}
 trap cleanup EXIT
 cargo test --locked --all-targets "$@"

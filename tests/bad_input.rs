@@ -16,8 +16,12 @@
 mod daemon;
 #[path = "support/example_bin.rs"]
 mod example_bin;
+#[path = "support/fast_sts.rs"]
+mod fast_sts;
 #[path = "support/sts_front.rs"]
 mod sts_front;
+#[path = "support/tools.rs"]
+mod tools;
 #[path = "support/users.rs"]
 mod users;
 
@@ -26,7 +30,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use daemon::{FastSts, binary, botocore_sections};
+use daemon::{binary, botocore_sections};
+use fast_sts::FastSts;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
 

@@ -22,6 +22,8 @@ mod example_bin;
 mod moto;
 #[path = "support/sts_front.rs"]
 mod sts_front;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -24,6 +24,10 @@
 
 #[path = "support/daemon.rs"]
 mod daemon;
+#[path = "support/fast_sts.rs"]
+mod fast_sts;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -223,7 +227,7 @@ fn kill_9_at_random_moments_never_breaks_the_credentials_file() {
 
     // Role credentials that are due for refresh as they arrive (30 s left,
     // 60 s margin): every new process rewrites every profile.
-    let sts = daemon::FastSts::start(30);
+    let sts = fast_sts::FastSts::start(30);
     let owned = accounts(profiles);
     let config = format!(
         "refresh_margin = 60\nassume_session_duration = 900\nbackups = 2\n{}",

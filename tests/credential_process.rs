@@ -8,19 +8,24 @@
 mod daemon;
 #[path = "support/example_bin.rs"]
 mod example_bin;
+#[path = "support/fast_sts.rs"]
+mod fast_sts;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/pcsc.rs"]
 mod pcsc;
 #[path = "support/sts_front.rs"]
 mod sts_front;
+#[path = "support/tools.rs"]
+mod tools;
 #[path = "support/vcard.rs"]
 mod vcard;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use daemon::{FastSts, Home, Running, SERIAL, USER_TEXT, accounts, stderr, wait_until};
+use daemon::{Home, Running, SERIAL, USER_TEXT, accounts, stderr, wait_until};
+use fast_sts::FastSts;
 
 /// `org_config` with every section's session kept for credential_process.
 fn process_config(endpoint: &str, code_source: &str, accounts: &[String]) -> String {
@@ -269,7 +274,7 @@ fn twenty_cli_invocations_at_once_cost_one_yubikey_code() {
 /// The AWS CLI in the test HOME, with the runtime directory the
 /// credential_process children share.
 fn aws(home: &Home, endpoint: &str) -> Command {
-    let mut command = Command::new("aws");
+    let mut command = Command::new(tools::aws());
     command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())

@@ -9,8 +9,8 @@
 //! and both must read what `Document` reads. A file a reader could parse
 //! before the edit must stay parseable after it.
 //!
-//! botocore must be installed (`pip install botocore`); the test fails, never
-//! skips, without it.
+//! botocore must be installed (in the project's Python environment:
+//! `scripts/install-deps.sh`); the test fails, never skips, without it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -30,6 +30,8 @@ use time::macros::datetime;
 mod generate;
 #[path = "support/credentials_sdk.rs"]
 mod sdk;
+#[path = "support/tools.rs"]
+mod tools;
 
 const EXPIRY_KEY: &str = "x_security_token_expires";
 const GENERATED: usize = 150;
@@ -199,14 +201,17 @@ struct BotocoreCredentials {
 }
 
 fn require_botocore() {
-    let found = Command::new("python3")
+    let python = tools::python3();
+    let found = Command::new(&python)
         .args(["-c", "import botocore"])
         .status()
         .is_ok_and(|s| s.success());
     assert!(
         found,
-        "botocore is not available to python3; install it with `pip install botocore` \
-         (this test checks the written file with the AWS CLI's own parser and must not be skipped)"
+        "botocore is not available to {}: {} (this test checks the written file with the \
+         AWS CLI's own parser and must not be skipped)",
+        python.display(),
+        tools::INSTALL
     );
 }
 
@@ -217,7 +222,7 @@ fn botocore_read(requests: &[(PathBuf, Vec<String>)]) -> BotocoreOutput {
         .iter()
         .map(|(path, profiles)| serde_json::json!({ "path": path, "profiles": profiles }))
         .collect();
-    let mut child = Command::new("python3")
+    let mut child = Command::new(tools::python3())
         .arg(&script)
         .env_remove("AWS_PROFILE")
         .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
@@ -225,7 +230,7 @@ fn botocore_read(requests: &[(PathBuf, Vec<String>)]) -> BotocoreOutput {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 runs");
+        .expect("the project's python3 runs");
     child
         .stdin
         .take()
@@ -235,7 +240,7 @@ fn botocore_read(requests: &[(PathBuf, Vec<String>)]) -> BotocoreOutput {
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
-        "{} failed (pip install botocore?): {}",
+        "{} failed: {}",
         script.display(),
         String::from_utf8_lossy(&output.stderr)
     );

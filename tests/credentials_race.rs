@@ -16,6 +16,10 @@
 
 #[path = "support/daemon.rs"]
 mod daemon;
+#[path = "support/fast_sts.rs"]
+mod fast_sts;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,26 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use aws_session_daemon::credentials::Document;
-use daemon::{FastSts, Home, USER_TEXT, accounts, botocore_sections, duplicate_sections};
-
-/// The AWS CLI of the test environment.
-fn aws_cli() -> PathBuf {
-    let from_env = std::env::var_os("AWS_SESSION_DAEMON_TEST_ENV")
-        .filter(|v| !v.is_empty())
-        .map(|dir| PathBuf::from(dir).join("bin/aws"));
-    let in_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-env/bin/aws");
-    from_env
-        .into_iter()
-        .chain([in_target])
-        .find(|path| path.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "the AWS CLI of the test environment is missing (looked in \
-                 $AWS_SESSION_DAEMON_TEST_ENV/bin and target/test-env/bin): run \
-                 scripts/install-deps.sh, or set AWS_SESSION_DAEMON_TEST_ENV to its directory"
-            )
-        })
-}
+use daemon::{Home, USER_TEXT, accounts, botocore_sections, duplicate_sections};
+use fast_sts::FastSts;
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -72,7 +58,7 @@ fn aws_configure_set_racing_the_daemon_loses_no_section() {
     let daemon_binary = std::env::var_os("AWS_SESSION_DAEMON_RACE_DAEMON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(daemon::binary()));
-    let aws = aws_cli();
+    let aws = tools::aws();
 
     // Role credentials due as they arrive (30 s left, 60 s margin): every
     // `apply` rewrites every profile.

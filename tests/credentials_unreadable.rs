@@ -9,11 +9,16 @@
 
 #[path = "support/daemon.rs"]
 mod daemon;
+#[path = "support/fast_sts.rs"]
+mod fast_sts;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use daemon::{FastSts, Home, Running};
+use daemon::{Home, Running};
+use fast_sts::FastSts;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/credentials")

@@ -15,12 +15,16 @@
 mod daemon;
 #[path = "support/example_bin.rs"]
 mod example_bin;
+#[path = "support/fast_sts.rs"]
+mod fast_sts;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/pcsc.rs"]
 mod pcsc;
 #[path = "support/sts_front.rs"]
 mod sts_front;
+#[path = "support/tools.rs"]
+mod tools;
 #[path = "support/vcard.rs"]
 mod vcard;
 
@@ -229,7 +233,7 @@ fn a_wall_clock_jump_of_eight_hours_is_caught_within_a_minute() {
     // A suspend: the wall clock jumps 8 hours, the monotonic clock does not
     // (tokio's timers run on it). The daemon runs under libfaketime reading
     // its offset from a file; the fast STS's clock (AWS's) jumps along.
-    let sts = daemon::FastSts::start(900);
+    let sts = fast_sts::FastSts::start(900);
     let profiles = accounts(3);
     let config = format!(
         "{SHORT}{}",

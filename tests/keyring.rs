@@ -9,6 +9,8 @@
 
 #[path = "support/secret_service.rs"]
 mod secret_service;
+#[path = "support/tools.rs"]
+mod tools;
 
 #[path = "support/moto.rs"]
 mod moto;

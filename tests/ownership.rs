@@ -6,6 +6,10 @@
 
 #[path = "support/daemon.rs"]
 mod daemon;
+#[path = "support/fast_sts.rs"]
+mod fast_sts;
+#[path = "support/tools.rs"]
+mod tools;
 #[path = "support/users.rs"]
 mod users;
 
@@ -13,7 +17,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-use daemon::{FastSts, Home, accounts, org_config, stderr};
+use daemon::{Home, accounts, org_config, stderr};
+use fast_sts::FastSts;
 
 fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().mode() & 0o7777

@@ -14,6 +14,8 @@ mod moto;
 mod pcsc;
 #[path = "support/sts_front.rs"]
 mod sts_front;
+#[path = "support/tools.rs"]
+mod tools;
 #[path = "support/vcard.rs"]
 mod vcard;
 

@@ -10,11 +10,16 @@
 
 #[path = "support/daemon.rs"]
 mod daemon;
+#[path = "support/fast_sts.rs"]
+mod fast_sts;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 
-use daemon::{FastSts, Home, LONG_TERM_SECRET, Running, accounts, org_config, wait_until};
+use daemon::{Home, LONG_TERM_SECRET, Running, accounts, org_config, wait_until};
+use fast_sts::FastSts;
 
 /// How often each needle occurs in the process's readable memory.
 fn count_in_memory(pid: i32, needles: &[&str]) -> Vec<usize> {

@@ -13,6 +13,8 @@ mod front_mfa;
 mod moto;
 #[path = "support/sts_front.rs"]
 mod sts_front;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -9,6 +9,8 @@ mod example_bin;
 mod moto;
 #[path = "support/sts_front.rs"]
 mod sts_front;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

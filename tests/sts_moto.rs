@@ -4,6 +4,8 @@
 
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::sync::Arc;
 use std::time::Instant;

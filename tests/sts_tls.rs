@@ -5,11 +5,16 @@
 
 #[path = "support/daemon.rs"]
 mod daemon;
+#[path = "support/fast_sts.rs"]
+mod fast_sts;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use daemon::{FastSts, Home, accounts, org_config, stderr};
+use daemon::{Home, accounts, org_config, stderr};
+use fast_sts::FastSts;
 
 struct TlsFront {
     child: std::process::Child,
@@ -91,7 +96,7 @@ fn tls_front(dir: &std::path::Path, upstream: &str) -> (TlsFront, std::path::Pat
         cert.as_os_str(),
     ]);
     let port = upstream.rsplit(':').next().unwrap();
-    let python = std::env::var("AWS_SESSION_DAEMON_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = tools::python3();
     let mut child = Command::new(python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::home::{Home, accounts, org_config};
+use crate::daemon::accounts_from;
+use crate::measure;
 use crate::report::{Table, Verdict, median, ms, verdict};
 use crate::rig::Rig;
 
@@ -22,23 +23,15 @@ pub struct Run {
 }
 
 fn once(rig: &Rig, n: usize) -> Result<Run, String> {
-    let profiles = accounts(300_000_000_000, n);
-    let home = Home::new(
-        &rig.binaries.daemon,
-        &org_config(
-            &rig.new_device(),
-            crate::rig::SLOT,
-            &rig.front.url,
-            &profiles,
-        ),
-    );
+    let profiles = accounts_from(300_000_000_000, n);
+    let home = rig.home(&rig.config(&rig.new_device(), &profiles));
     rig.front.reset_stats();
     let codes_before = rig.card.calculations();
-    let (status, wall, cpu, log) = home.apply();
+    let (status, wall, cpu, log) = measure::apply(&home);
     if !status.success() {
         return Err(format!("apply with {n} sections failed ({status}):\n{log}"));
     }
-    let (get_session_token, assume_role) = rig.front.counts();
+    let (get_session_token, assume_role) = rig.counts();
     Ok(Run {
         n,
         wall,

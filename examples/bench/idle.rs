@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::home::{Home, ProcSample, accounts, org_config, sample, ticks_per_second, wait_until};
+use crate::daemon::{Running, accounts_from};
+use crate::measure::{ProcSample, sample, ticks_per_second, wait_until};
 use crate::report::{Table, Verdict, ms, verdict};
 use crate::rig::Rig;
 
@@ -47,7 +48,7 @@ fn record(seen: &mut Seen, s: &ProcSample, baseline: bool) {
 }
 
 /// `perf stat` on the process for `window`: (context switches, task-clock ms).
-fn perf_stat(pid: u32, window: Duration) -> Option<std::process::Child> {
+fn perf_stat(pid: i32, window: Duration) -> Option<std::process::Child> {
     Command::new("perf")
         .args([
             "stat",
@@ -88,17 +89,9 @@ pub fn run(
     settle: Duration,
     window: Duration,
 ) -> Result<(Table, serde_json::Value), String> {
-    let profiles = accounts(330_000_000_000, sections);
-    let home = Home::new(
-        &rig.binaries.daemon,
-        &org_config(
-            &rig.new_device(),
-            crate::rig::SLOT,
-            &rig.front.url,
-            &profiles,
-        ),
-    );
-    let mut daemon = home.start();
+    let profiles = accounts_from(330_000_000_000, sections);
+    let home = rig.home(&rig.config(&rig.new_device(), &profiles));
+    let mut daemon = Running::start(&home, &["run"]);
     let pid = daemon.pid();
     if wait_until(Duration::from_secs(120), || {
         home.written(&profiles) == profiles.len()
@@ -149,7 +142,7 @@ pub fn run(
         return Err(format!("the daemon died:\n{}", daemon.log()));
     }
     let log_during = daemon.log()[log_before..].to_string();
-    drop(daemon);
+    daemon.terminate(Duration::from_secs(2));
 
     let minutes = window.as_secs_f64() / 60.0;
     let cpu = Duration::from_millis((last.cpu_ticks - start.cpu_ticks) * 1000 / ticks_per_second());

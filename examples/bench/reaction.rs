@@ -11,7 +11,8 @@ use aws_session_daemon::config::RoleSettings;
 use aws_session_daemon::sts::{Endpoint, SigningKeys, StsClients};
 use serde_json::json;
 
-use crate::home::{Home, accounts, org_config, wait_until};
+use crate::daemon::{Running, accounts_from};
+use crate::measure::wait_until;
 use crate::report::{Table, Verdict, median, ms, percentile, verdict};
 use crate::rig::Rig;
 
@@ -65,12 +66,11 @@ fn remove_section(text: &str, profile: &str) -> String {
 }
 
 pub fn run(rig: &Rig, trials: usize) -> Result<(Table, serde_json::Value), String> {
-    let mut profiles = accounts(310_000_000_000, 3);
+    let mut profiles = accounts_from(310_000_000_000, 3);
     let serial = rig.new_device();
-    let config =
-        |profiles: &[String]| org_config(&serial, crate::rig::SLOT, &rig.front.url, profiles);
-    let home = Home::new(&rig.binaries.daemon, &config(&profiles));
-    let mut daemon = home.start();
+    let config = |profiles: &[String]| rig.config(&serial, profiles);
+    let home = rig.home(&config(&profiles));
+    let mut daemon = Running::start(&home, &["run"]);
     let timeout = Duration::from_secs(30);
     if wait_until(timeout, || home.written(&profiles) == profiles.len()).is_none() {
         return Err(format!(
@@ -115,7 +115,7 @@ pub fn run(rig: &Rig, trials: usize) -> Result<(Table, serde_json::Value), Strin
     if !daemon.alive() {
         return Err(format!("the daemon died:\n{}", daemon.log()));
     }
-    drop(daemon);
+    daemon.terminate(Duration::from_secs(2));
 
     let round_trips = sts_round_trip(rig, trials.max(20))?;
     let rtt = median(&round_trips);

@@ -1,17 +1,49 @@
 //! Everything the daemon benchmarks share: the programs, the virtual
-//! YubiKey, moto and the STS front, and a fresh MFA device per daemon.
+//! YubiKey on pcscd + vpcd, moto and the STS front, and a fresh MFA device
+//! per daemon. The outside systems are started by the tests' own helpers
+//! (`tests/support/`), and every process started here is stopped when its
+//! guard drops.
 
 use std::cell::Cell;
+use std::path::PathBuf;
 
-use crate::services::{self, Binaries, Moto, ReaderLock, StsFront, VirtualCard};
+use crate::daemon::{Home, LONG_TERM_ID, LONG_TERM_SECRET, org_config_for};
+use crate::moto::Moto;
+use crate::pcsc::{self, CardConfig, ReaderLock, VirtualCard};
+use crate::sts_front::StsFront;
+use crate::{example_bin, vcard};
 
 pub const SLOT: &str = "Amazon Web Services:bench@123457890123";
-/// RFC 6238's SHA-1 test secret.
-const SECRET_HEX: &str = "3132333435363738393031323334353637383930";
 /// MFA devices known to the front: each daemon gets its own, so that the
 /// front's "code already used" check (per device, like AWS) never makes a
 /// later daemon wait for the next TOTP step because of an earlier one.
 const DEVICES: usize = 64;
+
+/// Where the programs the benchmarks start live: the profile directory of
+/// this benchmark's own build (`target/release` for `cargo run --release`).
+pub struct Binaries {
+    pub daemon: PathBuf,
+    pub sts_front: PathBuf,
+    pub virtual_yubikey: PathBuf,
+}
+
+impl Binaries {
+    /// Builds the daemon and the two helper programs for this profile
+    /// (`cargo build`, a no-op when they are fresh) unless `build` is false;
+    /// `daemon` stands for the daemon when given.
+    pub fn locate(build: bool, daemon: Option<PathBuf>) -> Result<Binaries, String> {
+        let daemon = match daemon {
+            Some(path) if path.exists() => path,
+            Some(path) => return Err(format!("{} is missing", path.display())),
+            None => example_bin::try_daemon(build)?,
+        };
+        Ok(Binaries {
+            daemon,
+            sts_front: example_bin::try_example("sts_fault_front", build)?,
+            virtual_yubikey: example_bin::try_example("virtual_yubikey", build)?,
+        })
+    }
+}
 
 pub struct Rig {
     pub binaries: Binaries,
@@ -29,16 +61,23 @@ fn serial(n: usize) -> String {
 
 impl Rig {
     pub fn start(binaries: Binaries) -> Result<Rig, String> {
-        services::ensure_pcscd()?;
-        let readers = services::lock_readers();
-        let card = VirtualCard::start(&binaries.virtual_yubikey, SLOT, SECRET_HEX)?;
-        let moto = Moto::start()?;
+        pcsc::try_ensure_pcscd()?;
+        let readers = pcsc::lock_readers();
+        // RFC 6238's SHA-1 test secret, on the key and at the front.
+        let secret = vcard::SHA1_SECRET;
+        let card = VirtualCard::try_start(
+            CardConfig::new(&vcard::credential(SLOT, "sha1", 6, secret, false))
+                .binary(&binaries.virtual_yubikey),
+        )?;
+        let moto = Moto::try_start()?;
+        let secret_hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
         let mut args = Vec::new();
         for n in 0..DEVICES {
             args.push("--totp-secret".to_string());
-            args.push(format!("{}=hex:{SECRET_HEX}", serial(n)));
+            args.push(format!("{}=hex:{secret_hex}", serial(n)));
         }
-        let front = StsFront::start(&binaries.sts_front, &moto.url, &args)?;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let front = StsFront::try_start_with(&binaries.sts_front, &moto.url, &args)?;
         Ok(Rig {
             binaries,
             card,
@@ -58,5 +97,33 @@ impl Rig {
         );
         self.next_device.set(n + 1);
         serial(n)
+    }
+
+    /// The config of a group of `accounts` on MFA device `serial`, codes
+    /// from the virtual YubiKey, STS through the front.
+    pub fn config(&self, serial: &str, accounts: &[String]) -> String {
+        org_config_for(
+            serial,
+            &self.front.url,
+            &format!("mfa_oath_slot = {SLOT:?}"),
+            accounts,
+        )
+    }
+
+    /// A temporary HOME with `config` and a credentials file holding only
+    /// the long-term keys, whose commands run the benchmarked daemon.
+    pub fn home(&self, config: &str) -> Home {
+        let credentials = format!(
+            "[default]\naws_access_key_id = {LONG_TERM_ID}\naws_secret_access_key = {LONG_TERM_SECRET}\n"
+        );
+        Home::with_credentials(config, &credentials).with_daemon(&self.binaries.daemon)
+    }
+
+    /// (GetSessionToken, AssumeRole) requests at the front since its last
+    /// `reset_stats`.
+    pub fn counts(&self) -> (u64, u64) {
+        let stats = self.front.stats();
+        let n = |action: &str| stats["actions"][action].as_u64().unwrap_or(0);
+        (n("GetSessionToken"), n("AssumeRole"))
     }
 }

@@ -27,7 +27,7 @@ try:
     import botocore.credentials
     import botocore.exceptions
 except ImportError as e:
-    print(f"botocore is not importable ({e}): pip install botocore", file=sys.stderr)
+    print(f"botocore is not importable ({e}): run bash scripts/install-deps.sh", file=sys.stderr)
     sys.exit(3)
 
 

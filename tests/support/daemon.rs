@@ -1,22 +1,19 @@
 //! Helpers for tests that run the `aws-session-daemon` binary in a temporary
 //! HOME: the HOME itself ([`Home`]), a running daemon killed when the test
-//! ends ([`Running`]), polling ([`wait_until`]), a fast local STS
-//! ([`FastSts`]) for tests that need many STS answers quickly, and checks
-//! that read the credentials file like its consumers do (botocore).
+//! ends ([`Running`]), polling ([`wait_until`]), and checks that read the
+//! credentials file like its consumers do (botocore, the AWS CLI).
 //!
-//! Self-contained (std, tempfile, serde_json, libc, time) so that any test
-//! binary can include it with `#[path = "support/daemon.rs"] mod daemon;`.
+//! A test binary includes it with `#[path = "support/daemon.rs"] mod
+//! daemon;` beside `#[path = "support/tools.rs"] mod tools;` (where the AWS
+//! CLI and botocore are). The benchmark program includes it too, and names
+//! the daemon it runs with [`Home::with_daemon`].
 
 #![allow(dead_code)] // each test binary uses a part
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const SERIAL: &str = "arn:aws:iam::123457890123:mfa/user";
@@ -26,14 +23,20 @@ pub const LONG_TERM_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 /// someone else's profile, which the daemon must keep byte for byte.
 pub const USER_TEXT: &str = "# my long-term keys\n[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n\n; someone else's profile\n[other]\naws_access_key_id=AKIAOTHEROTHEROTHER1\naws_secret_access_key = other-secret\nregion=eu-west-1\n";
 
-/// The daemon binary under test.
+/// The daemon binary under test (cargo tells integration tests where it
+/// is; other programs name it with [`Home::with_daemon`]).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_aws-session-daemon")
+    match option_env!("CARGO_BIN_EXE_aws-session-daemon") {
+        Some(path) => path,
+        None => panic!("only integration tests know the daemon's binary: use Home::with_daemon"),
+    }
 }
 
 /// A temporary HOME with a credentials file, a config and a runtime dir.
 pub struct Home {
     dir: tempfile::TempDir,
+    /// The program [`Home::command`] runs, if not [`binary`].
+    daemon: Option<PathBuf>,
 }
 
 impl Home {
@@ -51,7 +54,7 @@ impl Home {
     pub fn with_credentials_in(parent: &Path, config: &str, credentials: &str) -> Home {
         std::fs::create_dir_all(parent).unwrap();
         let dir = tempfile::tempdir_in(parent).unwrap();
-        let home = Home { dir };
+        let home = Home { dir, daemon: None };
         std::fs::create_dir_all(home.aws_dir()).unwrap();
         std::fs::create_dir_all(home.path().join(".config/aws-session-daemon")).unwrap();
         std::fs::create_dir_all(home.path().join("run")).unwrap();
@@ -60,6 +63,12 @@ impl Home {
             .unwrap();
         home.write_config(config);
         home
+    }
+
+    /// This HOME, running `daemon` instead of the binary under test.
+    pub fn with_daemon(mut self, daemon: &Path) -> Home {
+        self.daemon = Some(daemon.to_path_buf());
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -90,13 +99,39 @@ impl Home {
         std::fs::rename(temp, self.config()).unwrap();
     }
 
+    /// Replaces the credentials file the way an editor saves: write a
+    /// temporary file, then rename it over the original.
+    pub fn write_credentials(&self, text: &str) {
+        let temp = self.credentials().with_extension("swp");
+        std::fs::write(&temp, text).unwrap();
+        std::fs::rename(temp, self.credentials()).unwrap();
+    }
+
     pub fn text(&self) -> String {
         std::fs::read_to_string(self.credentials()).unwrap()
     }
 
+    /// How many of `profiles` hold a session token now.
+    pub fn written(&self, profiles: &[String]) -> usize {
+        let document = aws_session_daemon::credentials::Document::parse(&self.text());
+        profiles
+            .iter()
+            .filter(|p| {
+                document
+                    .get(p, "aws_session_token")
+                    .ok()
+                    .flatten()
+                    .is_some()
+            })
+            .count()
+    }
+
     /// The daemon's command with a clean environment pointing at this HOME.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(binary());
+        let mut command = match &self.daemon {
+            Some(daemon) => Command::new(daemon),
+            None => Command::new(binary()),
+        };
         command
             .args(args)
             .env_clear()
@@ -104,6 +139,10 @@ impl Home {
             .env("HOME", self.path())
             .env("XDG_RUNTIME_DIR", self.path().join("run"))
             .stdin(Stdio::null());
+        // scripts/test.sh's mark: it stops a daemon that outlives its test.
+        if let Some(mark) = std::env::var_os("AWS_SESSION_DAEMON_TEST_RUN") {
+            command.env("AWS_SESSION_DAEMON_TEST_RUN", mark);
+        }
         command
     }
 
@@ -113,7 +152,7 @@ impl Home {
 
     /// `aws sts get-caller-identity --profile P` against `endpoint`.
     pub fn caller_arn(&self, profile: &str, endpoint: &str) -> String {
-        let output = Command::new("aws")
+        let output = Command::new(crate::tools::aws())
             .args([
                 "sts",
                 "get-caller-identity",
@@ -128,7 +167,7 @@ impl Home {
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_ENDPOINT_URL", endpoint)
             .output()
-            .expect("the AWS CLI is missing: pip install awscli");
+            .expect("running the AWS CLI");
         assert!(
             output.status.success(),
             "aws sts get-caller-identity --profile {profile} failed: {}",
@@ -213,8 +252,18 @@ pub fn temp_files_in(dir: &Path) -> Vec<String> {
 /// `Admin` from one MFA session whose codes come from `code_source` (an
 /// `mfa_oath_slot = ...` or `mfa_process = ...` line).
 pub fn org_config(endpoint: &str, code_source: &str, accounts: &[String]) -> String {
+    org_config_for(SERIAL, endpoint, code_source, accounts)
+}
+
+/// [`org_config`] with the MFA device `serial`.
+pub fn org_config_for(
+    serial: &str,
+    endpoint: &str,
+    code_source: &str,
+    accounts: &[String],
+) -> String {
     let mut config = format!(
-        "mfa_serial_number = \"{SERIAL}\"\n{code_source}\nsts_endpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\n[[org]]\nassume_role_arn = \"arn:aws:iam::{{section}}:role/Admin\"\n"
+        "mfa_serial_number = \"{serial}\"\n{code_source}\nsts_endpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\n[[org]]\nassume_role_arn = \"arn:aws:iam::{{section}}:role/Admin\"\n"
     );
     for account in accounts {
         config.push_str(&format!("[[org.{account}]]\n"));
@@ -224,8 +273,13 @@ pub fn org_config(endpoint: &str, code_source: &str, accounts: &[String]) -> Str
 
 /// `n` twelve-digit account numbers.
 pub fn accounts(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("{:012}", 300_000_000_000u64 + i as u64))
+    accounts_from(300_000_000_000, n)
+}
+
+/// `n` twelve-digit account numbers from `first` on.
+pub fn accounts_from(first: u64, n: usize) -> Vec<String> {
+    (0..n as u64)
+        .map(|i| format!("{:012}", first + i))
         .collect()
 }
 
@@ -336,16 +390,28 @@ pub fn cpu_time(pid: i32) -> Duration {
 
 /// Polls `done` every 5 ms; fails the test after `timeout`. Returns how
 /// long it took.
-pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
+pub fn wait_until(what: &str, timeout: Duration, done: impl FnMut() -> bool) -> Duration {
+    poll_until(Duration::from_millis(5), timeout, done)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Polls `done` every `every`: how long it took until it held, or `None`
+/// after `timeout`.
+pub fn poll_until(
+    every: Duration,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Option<Duration> {
     let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
+    loop {
+        if done() {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(every);
     }
-    started.elapsed()
 }
 
 /// `needle` occurs in `text` not as part of a longer run of digits (a
@@ -423,17 +489,17 @@ for path in sys.argv[1:]:
         out.append({"err": "%s: %s" % (type(e).__name__, e)})
 print(json.dumps(out))
 "#;
-    let output = Command::new("python3")
+    let python = crate::tools::python3();
+    let output = Command::new(&python)
         .arg("-c")
         .arg(SCRIPT)
         .args(files)
         .output()
-        .expect(
-            "python3 is missing (botocore checks): apt-get install python3; pip install botocore",
-        );
+        .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
     assert!(
         output.status.success(),
-        "python3 -c raw_config_parse failed (pip install botocore?): {}",
+        "{} -c raw_config_parse failed: {}",
+        python.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     let json: Vec<serde_json::Value> =
@@ -528,169 +594,4 @@ pub fn delete_profiles(credentials: &Path, profiles: &[String]) {
     CredentialsFile::new(credentials.to_path_buf(), 0)
         .update(&edits)
         .expect("deleting profiles");
-}
-
-/// A fast STS for tests that need many answers quickly (moto takes tens of
-/// milliseconds a call): answers `GetSessionToken` and `AssumeRole` at once
-/// with fresh, unique credentials in STS's XML format, and counts calls.
-/// It checks nothing. Role and MFA session lifetimes are settable, so that
-/// a test can make every pass of the daemon rewrite the file.
-pub struct FastSts {
-    pub url: String,
-    shared: Arc<FastShared>,
-}
-
-struct FastShared {
-    stop: AtomicBool,
-    counter: AtomicU64,
-    /// Seconds from now that role credentials expire.
-    role_lifetime: AtomicI64,
-    /// Seconds added to this process's clock: AWS's clock, for a test that
-    /// moves the daemon's clock (a suspend moves both).
-    clock_offset: AtomicI64,
-    session_lifetime: AtomicI64,
-    calls: Mutex<BTreeMap<String, u64>>,
-    /// Every secret key and session token handed out.
-    issued: Mutex<Vec<String>>,
-}
-
-impl FastSts {
-    pub fn start(role_lifetime: i64) -> FastSts {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let shared = Arc::new(FastShared {
-            stop: AtomicBool::new(false),
-            counter: AtomicU64::new(0),
-            role_lifetime: AtomicI64::new(role_lifetime),
-            clock_offset: AtomicI64::new(0),
-            session_lifetime: AtomicI64::new(43200),
-            calls: Mutex::new(BTreeMap::new()),
-            issued: Mutex::new(Vec::new()),
-        });
-        let accept = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if accept.stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(stream) = stream else { continue };
-                let shared = Arc::clone(&accept);
-                std::thread::spawn(move || serve_fast(stream, &shared));
-            }
-        });
-        FastSts { url, shared }
-    }
-
-    pub fn set_role_lifetime(&self, seconds: i64) {
-        self.shared.role_lifetime.store(seconds, Ordering::SeqCst);
-    }
-
-    pub fn set_clock_offset(&self, seconds: i64) {
-        self.shared.clock_offset.store(seconds, Ordering::SeqCst);
-    }
-
-    /// Every secret access key and session token handed out so far.
-    pub fn issued_secrets(&self) -> Vec<String> {
-        self.shared.issued.lock().unwrap().clone()
-    }
-
-    /// Calls per action so far.
-    pub fn calls(&self, action: &str) -> u64 {
-        self.shared
-            .calls
-            .lock()
-            .unwrap()
-            .get(action)
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for FastSts {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
-    }
-}
-
-fn serve_fast(stream: TcpStream, shared: &FastShared) {
-    let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        // Request line, then headers.
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let body = String::from_utf8_lossy(&body);
-        let action = body
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("Action="))
-            .unwrap_or("(none)")
-            .to_string();
-        *shared
-            .calls
-            .lock()
-            .unwrap()
-            .entry(action.clone())
-            .or_default() += 1;
-        let n = shared.counter.fetch_add(1, Ordering::SeqCst);
-        let lifetime = if action == "GetSessionToken" {
-            shared.session_lifetime.load(Ordering::SeqCst)
-        } else {
-            shared.role_lifetime.load(Ordering::SeqCst)
-        };
-        let offset = shared.clock_offset.load(Ordering::SeqCst);
-        let expiration =
-            time::OffsetDateTime::now_utc() + time::Duration::seconds(offset + lifetime);
-        let expiration = expiration
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap();
-        let (secret, token) = (format!("fastsecret{n:030}"), format!("FastToken{n:040}"));
-        shared
-            .issued
-            .lock()
-            .unwrap()
-            .extend([secret.clone(), token.clone()]);
-        let credentials = format!(
-            "<Credentials><AccessKeyId>ASIAFAST{n:012}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{expiration}</Expiration></Credentials>"
-        );
-        let xml = match action.as_str() {
-            "GetSessionToken" => format!(
-                "<GetSessionTokenResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetSessionTokenResult>{credentials}</GetSessionTokenResult><ResponseMetadata><RequestId>r{n}</RequestId></ResponseMetadata></GetSessionTokenResponse>"
-            ),
-            _ => format!(
-                "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>{credentials}<AssumedRoleUser><AssumedRoleId>AROAFAST:s</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/Admin/s</Arn></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>r{n}</RequestId></ResponseMetadata></AssumeRoleResponse>"
-            ),
-        };
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nx-amzn-RequestId: r{n}\r\n\r\n{xml}",
-            xml.len()
-        );
-        if writer.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
 }

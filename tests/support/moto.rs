@@ -1,5 +1,6 @@
-//! Starts a moto_server (PyPI `moto[server]`) on a free 127.0.0.1 port for
-//! one test and kills it when the guard is dropped.
+//! Starts a moto_server (PyPI `moto[server]`, from the project's Python
+//! environment: `tools.rs`) on a free 127.0.0.1 port for one test and kills
+//! it when the guard is dropped.
 //!
 //! A missing moto_server fails the test with the install command: these
 //! tests are never skipped silently.
@@ -30,25 +31,35 @@ pub fn free_port() -> u16 {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Moto::start`], saying what went wrong instead of failing the test.
+    pub fn try_start() -> Result<Moto, String> {
+        let moto_server = crate::tools::try_tool("moto_server")?;
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = free_port();
-            let log = tempfile::NamedTempFile::new().expect("temp file for moto's log");
-            let spawned = Command::new("moto_server")
+            let log = tempfile::NamedTempFile::new()
+                .map_err(|e| format!("temp file for moto's log: {e}"))?;
+            let output = || {
+                log.reopen()
+                    .map(Stdio::from)
+                    .map_err(|e| format!("reopen moto's log: {e}"))
+            };
+            let child = Command::new(&moto_server)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
-                .stdout(Stdio::from(log.reopen().expect("reopen moto log")))
-                .stderr(Stdio::from(log.reopen().expect("reopen moto log")))
-                .spawn();
-            let child = match spawned {
-                Ok(child) => child,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                    "moto_server is not installed (or not on PATH): install it with `pip install 'moto[server]'`; the STS tests need it and are not skipped"
-                ),
-                Err(e) => panic!(
-                    "cannot start moto_server: {e}; install it with `pip install 'moto[server]'`"
-                ),
-            };
+                .stdout(output()?)
+                .stderr(output()?)
+                .spawn()
+                .map_err(|e| {
+                    format!(
+                        "cannot start {}: {e}; {}",
+                        moto_server.display(),
+                        crate::tools::INSTALL
+                    )
+                })?;
             let mut moto = Moto {
                 child,
                 port,
@@ -56,11 +67,11 @@ impl Moto {
                 log,
             };
             match moto.wait_until_listening(Duration::from_secs(30)) {
-                Ok(()) => return moto,
+                Ok(()) => return Ok(moto),
                 Err(e) => last_error = e,
             }
         }
-        panic!("moto_server did not start: {last_error}")
+        Err(format!("moto_server did not start: {last_error}"))
     }
 
     fn wait_until_listening(&mut self, timeout: Duration) -> Result<(), String> {

@@ -14,6 +14,7 @@ use std::os::unix::io::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use pcsc::{Context, ReaderState, Scope, State};
@@ -24,23 +25,42 @@ pub const READER_1: &str = "Virtual PCD 00 01";
 pub const PORT_0: u16 = 35963;
 pub const PORT_1: u16 = 35964;
 
-const INSTALL: &str = "install them with `apt-get install pcscd vsmartcard-vpcd libpcsclite-dev`";
+const INSTALL: &str = "install them with `apt-get install pcscd vsmartcard-vpcd libpcsclite-dev` \
+     (scripts/install-deps.sh does)";
 
 /// Holds the vpcd readers for one test (an `flock` on a file in /tmp,
 /// released when dropped, also when the test panics or the process dies).
 pub struct ReaderLock(File);
 
 pub fn lock_readers() -> ReaderLock {
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("aws-session-daemon-vpcd.lock"))
-        .expect("creating the vpcd lock file");
+    let file = reader_lock_file();
     // SAFETY: flock on a descriptor we own; blocks until the lock is free.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
     assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
     ReaderLock(file)
+}
+
+fn reader_lock_file() -> File {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("aws-session-daemon-vpcd.lock"))
+        .expect("creating the vpcd lock file")
+}
+
+/// [`lock_readers`], giving up after `timeout`.
+fn lock_readers_within(timeout: Duration) -> Option<ReaderLock> {
+    let file = reader_lock_file();
+    let deadline = Instant::now() + timeout;
+    // SAFETY: flock on a descriptor we own, without blocking.
+    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(ReaderLock(file))
 }
 
 fn is_root() -> bool {
@@ -53,51 +73,144 @@ fn is_root() -> bool {
 /// is not running and we are root; otherwise fails saying what to install
 /// or start. Never skips.
 pub fn ensure_pcscd() {
-    if Context::establish(Scope::User).is_err() {
-        assert!(
-            is_root(),
-            "pcscd is not running and this test is not root, so it cannot start it: \
-             start it (`sudo systemctl start pcscd.socket` or `sudo pcscd`), or {INSTALL}"
-        );
-        start_pcscd();
+    try_ensure_pcscd().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`ensure_pcscd`], saying what went wrong instead of failing the test.
+pub fn try_ensure_pcscd() -> Result<(), String> {
+    {
+        // Tests run in parallel threads: one of them starts pcscd.
+        static STARTING: Mutex<()> = Mutex::new(());
+        let _starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+        if Context::establish(Scope::User).is_err() {
+            if !is_root() {
+                return Err(format!(
+                    "pcscd is not running and this process is not root, so it cannot start it: \
+                     start it (`sudo systemctl start pcscd.socket` or `sudo pcscd`), or {INSTALL}"
+                ));
+            }
+            try_start_pcscd()?;
+        }
     }
-    let ctx = Context::establish(Scope::User).expect("PC/SC context");
+    let ctx = Context::establish(Scope::User).map_err(|e| format!("PC/SC context: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let readers = ctx.list_readers_owned().unwrap_or_default();
         if readers.iter().any(|r| r.to_string_lossy() == READER_0) {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "pcscd runs but has no vpcd reader {READER_0:?} (readers: {readers:?}); \
-             vsmartcard-vpcd is missing: {INSTALL}, then restart pcscd"
-        );
+        if Instant::now() > deadline {
+            return Err(format!(
+                "pcscd runs but has no vpcd reader {READER_0:?} (readers: {readers:?}); \
+                 vsmartcard-vpcd is missing: {INSTALL}, then restart pcscd"
+            ));
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-/// Starts `pcscd -f` in its own process group (it outlives the test, like
-/// the one CI starts) and waits until it answers.
+/// The pcscd this process started, stopped when the process exits.
+static STARTED: Mutex<Option<Child>> = Mutex::new(None);
+
+/// Starts `pcscd -f` and waits until it answers. It belongs to this
+/// process: stopped (and awaited, so that the next test binary finds no
+/// pcscd still shutting down) when the process exits, and sent SIGTERM by
+/// the kernel if the process dies without exiting.
 pub fn start_pcscd() {
-    std::fs::create_dir_all("/run/pcscd").expect("creating /run/pcscd");
-    let spawned = Command::new("pcscd")
+    try_start_pcscd().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`start_pcscd`], saying what went wrong instead of failing the test.
+pub fn try_start_pcscd() -> Result<(), String> {
+    std::fs::create_dir_all("/run/pcscd").map_err(|e| format!("creating /run/pcscd: {e}"))?;
+    let mut command = Command::new("pcscd");
+    command
         .arg("-f")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
-        .spawn();
-    if let Err(e) = spawned {
-        panic!("cannot start pcscd ({e}): {INSTALL}");
+        // Not in the tests' process group: a Ctrl-C goes to the tests only,
+        // and their end stops pcscd with SIGTERM.
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
     }
+    let child = spawn_from_lasting_thread(command)
+        .map_err(|e| format!("cannot start pcscd ({e}): {INSTALL}"))?;
+    {
+        let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut previous) = started.replace(child) {
+            let _ = previous.try_wait(); // reap the one stop_pcscd stopped
+        }
+    }
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| {
+        // SAFETY: registers a plain function without arguments.
+        unsafe { libc::atexit(stop_started_pcscd) };
+    });
     let deadline = Instant::now() + Duration::from_secs(10);
     while Context::establish(Scope::User).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "pcscd did not come up within 10 s"
-        );
+        if Instant::now() > deadline {
+            return Err("pcscd did not come up within 10 s".into());
+        }
         std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Spawns `command` from a thread that lives as long as the process: the
+/// parent-death signal fires when the spawning *thread* ends, and each test
+/// runs on a thread of its own.
+fn spawn_from_lasting_thread(command: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: Mutex<Option<mpsc::Sender<Request>>> = Mutex::new(None);
+    let (answer, answered) = mpsc::channel();
+    {
+        let mut spawner = SPAWNER.lock().unwrap_or_else(|e| e.into_inner());
+        let requests = spawner.get_or_insert_with(|| {
+            let (requests, received) = mpsc::channel::<Request>();
+            std::thread::spawn(move || {
+                for (mut command, answer) in received {
+                    let _ = answer.send(command.spawn());
+                }
+            });
+            requests
+        });
+        requests
+            .send((command, answer))
+            .map_err(|_| std::io::Error::other("the spawning thread is gone"))?;
+    }
+    answered
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawning thread is gone"))?
+}
+
+extern "C" fn stop_started_pcscd() {
+    // try_lock: a thread still running at exit may hold it; then the
+    // parent-death signal stops pcscd instead.
+    let Ok(mut started) = STARTED.try_lock() else {
+        return;
+    };
+    if let Some(mut child) = started.take() {
+        // A test in another process (another test binary running at the
+        // same time) may be using this pcscd: wait until no test holds the
+        // readers (up to a minute), and hold them while pcscd stops.
+        let _readers = lock_readers_within(Duration::from_secs(60));
+        // SAFETY: signals our own child by id.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(child.try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -110,7 +223,10 @@ fn pcscd_pid() -> Option<i32> {
 }
 
 /// Stops pcscd (SIGTERM to the pid in its pid file) and waits until it is
-/// gone. Only for the restart test; needs root.
+/// gone. Only for the restart tests; needs root. A pcscd this process did
+/// not start is stopped all the same, and [`start_pcscd`]'s replacement
+/// then belongs to the tests: restart tests do not keep a pcscd that runs
+/// outside the tests running.
 pub fn stop_pcscd() {
     assert!(is_root(), "restarting pcscd needs root");
     let pid = pcscd_pid().expect("pcscd writes /run/pcscd/pcscd.pid");
@@ -142,17 +258,24 @@ fn is_zombie(pid: i32) -> bool {
 /// Waits until `reader` shows a card (`present`) or none; returns how long
 /// it took.
 pub fn wait_for_card(reader: &str, present: bool, timeout: Duration) -> Duration {
+    try_wait_for_card(reader, present, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`wait_for_card`], saying what went wrong instead of failing the test.
+pub fn try_wait_for_card(
+    reader: &str,
+    present: bool,
+    timeout: Duration,
+) -> Result<Duration, String> {
     let start = Instant::now();
-    let ctx = Context::establish(Scope::User).expect("PC/SC context");
-    let mut states = [ReaderState::new(
-        CString::new(reader).unwrap(),
-        State::UNAWARE,
-    )];
+    let ctx = Context::establish(Scope::User).map_err(|e| format!("PC/SC context: {e}"))?;
+    let name = CString::new(reader).map_err(|e| format!("reader name {reader:?}: {e}"))?;
+    let mut states = [ReaderState::new(name, State::UNAWARE)];
     loop {
         let left = timeout.saturating_sub(start.elapsed());
         match ctx.get_status_change(left.min(Duration::from_millis(500)), &mut states) {
             Ok(()) | Err(pcsc::Error::Timeout) => {}
-            Err(e) => panic!("waiting for {reader:?}: {e}"),
+            Err(e) => return Err(format!("waiting for {reader:?}: {e}")),
         }
         let s = states[0].event_state();
         let done = if present {
@@ -161,13 +284,14 @@ pub fn wait_for_card(reader: &str, present: bool, timeout: Duration) -> Duration
             !s.contains(State::PRESENT)
         };
         if done {
-            return start.elapsed();
+            return Ok(start.elapsed());
         }
-        assert!(
-            start.elapsed() < timeout,
-            "reader {reader:?} did not become {} within {timeout:?} (state {s:?})",
-            if present { "present" } else { "empty" }
-        );
+        if start.elapsed() >= timeout {
+            return Err(format!(
+                "reader {reader:?} did not become {} within {timeout:?} (state {s:?})",
+                if present { "present" } else { "empty" }
+            ));
+        }
         states[0].sync_current_state();
     }
 }
@@ -178,6 +302,8 @@ pub struct CardConfig {
     pub port: u16,
     pub credentials_toml: String,
     pub args: Vec<String>,
+    /// The program; `None`: `examples/virtual_yubikey.rs`, built on demand.
+    pub binary: Option<PathBuf>,
 }
 
 impl CardConfig {
@@ -186,7 +312,12 @@ impl CardConfig {
             port: PORT_0,
             credentials_toml: credentials_toml.to_string(),
             args: Vec::new(),
+            binary: None,
         }
+    }
+    pub fn binary(mut self, path: &Path) -> Self {
+        self.binary = Some(path.to_path_buf());
+        self
     }
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -207,23 +338,30 @@ pub struct VirtualCard {
     _dir: tempfile::TempDir,
 }
 
-fn virtual_yubikey_binary() -> PathBuf {
-    crate::example_bin::path("virtual_yubikey")
-}
-
 impl VirtualCard {
     /// Starts the card and waits until pcscd sees it in its reader.
     pub fn start(config: CardConfig) -> VirtualCard {
+        VirtualCard::try_start(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`VirtualCard::start`], saying what went wrong instead of failing
+    /// the test.
+    pub fn try_start(config: CardConfig) -> Result<VirtualCard, String> {
         let reader = match config.port {
             PORT_0 => READER_0,
             PORT_1 => READER_1,
-            p => panic!("no vpcd reader for port {p}"),
+            p => return Err(format!("no vpcd reader for port {p}")),
         };
-        let dir = tempfile::tempdir().unwrap();
+        let binary = match config.binary {
+            Some(path) => path,
+            None => crate::example_bin::try_example("virtual_yubikey", true)?,
+        };
+        let dir = tempfile::tempdir().map_err(|e| format!("temp dir for the card: {e}"))?;
         let credentials = dir.path().join("credentials.toml");
-        std::fs::write(&credentials, &config.credentials_toml).unwrap();
+        std::fs::write(&credentials, &config.credentials_toml)
+            .map_err(|e| format!("{}: {e}", credentials.display()))?;
         let counter_file = dir.path().join("calculations");
-        let child = Command::new(virtual_yubikey_binary())
+        let child = Command::new(&binary)
             .arg("--port")
             .arg(config.port.to_string())
             .arg("--credentials")
@@ -233,15 +371,15 @@ impl VirtualCard {
             .args(&config.args)
             .stdin(Stdio::null())
             .spawn()
-            .expect("starting the virtual YubiKey");
+            .map_err(|e| format!("starting the virtual YubiKey {}: {e}", binary.display()))?;
         let card = VirtualCard {
             child,
             reader,
             counter_file,
             _dir: dir,
         };
-        wait_for_card(reader, true, Duration::from_secs(10));
-        card
+        try_wait_for_card(reader, true, Duration::from_secs(10))?;
+        Ok(card)
     }
 
     fn signal(&self, signal: i32) {
@@ -274,8 +412,11 @@ impl Drop for VirtualCard {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // The next test's card must not find this one still "present".
-        if Context::establish(Scope::User).is_ok() {
-            wait_for_card(self.reader, false, Duration::from_secs(10));
+        if Context::establish(Scope::User).is_ok()
+            && let Err(e) = try_wait_for_card(self.reader, false, Duration::from_secs(10))
+            && !std::thread::panicking()
+        {
+            panic!("{e}");
         }
     }
 }

@@ -4,13 +4,14 @@
 //!
 //! The binary is built once per test process with `cargo build --example
 //! sts_fault_front` (a no-op when it is fresh), so `cargo test --test X` never
-//! runs a stale front. Set `STS_FRONT_VERBOSE=1` to see its request log.
+//! runs a stale front; the benchmark passes the one it built. Set
+//! `STS_FRONT_VERBOSE=1` to see its request log.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
@@ -23,18 +24,26 @@ pub struct StsFront {
     pub url: String,
 }
 
-/// The front's binary, built on demand for this test binary's profile.
-fn binary() -> PathBuf {
-    crate::example_bin::path("sts_fault_front")
-}
-
 impl StsFront {
     /// Starts the front before `upstream` (`http://127.0.0.1:PORT`), with
     /// extra arguments such as `--totp-secret SERIAL=SECRET`, and waits until
-    /// it listens (it prints `listening on ADDRESS` once bound).
+    /// it listens (it prints `listening on ADDRESS` once bound). The front
+    /// is built on demand for this test binary's profile.
     pub fn start(upstream: &str, extra_args: &[&str]) -> StsFront {
+        crate::example_bin::try_example("sts_fault_front", true)
+            .and_then(|binary| StsFront::try_start_with(&binary, upstream, extra_args))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`StsFront::start`] with the front's `binary`, saying what went
+    /// wrong instead of failing the test.
+    pub fn try_start_with(
+        binary: &Path,
+        upstream: &str,
+        extra_args: &[&str],
+    ) -> Result<StsFront, String> {
         let verbose = std::env::var_os("STS_FRONT_VERBOSE").is_some();
-        let mut child = Command::new(binary())
+        let mut child = Command::new(binary)
             .args(["--upstream", upstream, "--port", "0"])
             .args(extra_args)
             .stdin(Stdio::null())
@@ -45,24 +54,28 @@ impl StsFront {
                 Stdio::null()
             })
             .spawn()
-            .expect("start sts_fault_front");
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
         let mut stdout = BufReader::new(child.stdout.take().expect("front stdout"));
         let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .expect("read the front's first line");
-        let Some(address) = line.trim().strip_prefix("listening on ") else {
+        let _ = stdout.read_line(&mut line);
+        let Some(address) = line
+            .trim()
+            .strip_prefix("listening on ")
+            .filter(|a| a.starts_with("127.0.0.1:"))
+        else {
+            let _ = child.kill();
             let status = child.wait().ok();
-            panic!("sts_fault_front did not start (said {line:?}, exit {status:?})");
+            return Err(format!(
+                "sts_fault_front did not start (said {line:?}, exit {status:?})"
+            ));
         };
-        assert!(address.starts_with("127.0.0.1:"), "front bound {address}");
         let address = address.to_string();
-        StsFront {
+        Ok(StsFront {
             child,
             _stdout: stdout,
             url: format!("http://{address}"),
             address,
-        }
+        })
     }
 
     fn exchange(&self, method: &str, path: &str, body: &str) -> (u16, String) {

@@ -8,7 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
-pub const NAME: &str = "asd-second";
+/// The same user `scripts/install-deps.sh` adds (created here when missing).
+pub const NAME: &str = "aws-session-daemon-test";
 
 pub struct TestUser {
     pub name: &'static str,

@@ -1,0 +1,133 @@
+//! What the benchmarks measure of the daemon's processes: an `apply`'s wall
+//! and CPU time (`wait4`), and what `/proc` tells about a running daemon.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::daemon::{Home, poll_until};
+
+/// Runs `apply` in `home`; returns its exit status, wall time, CPU time
+/// and log.
+pub fn apply(home: &Home) -> (ExitStatus, Duration, Duration, String) {
+    let log = home.path().join("apply.log");
+    let started = Instant::now();
+    let child = home
+        .command(&["apply"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("run aws-session-daemon apply");
+    let (status, cpu) = wait_with_cpu(child);
+    let wall = started.elapsed();
+    (
+        status,
+        wall,
+        cpu,
+        std::fs::read_to_string(&log).unwrap_or_default(),
+    )
+}
+
+/// Waits for a child and returns its user + system CPU time (`wait4`).
+fn wait_with_cpu(child: Child) -> (ExitStatus, Duration) {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be overwritten.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; both pointers are valid.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
+    std::mem::forget(child); // reaped here
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        ExitStatus::from_raw(status),
+        time(usage.ru_utime) + time(usage.ru_stime),
+    )
+}
+
+/// Polls `done` every 2 ms; the time it took, or `None` after `timeout`.
+pub fn wait_until(timeout: Duration, done: impl FnMut() -> bool) -> Option<Duration> {
+    poll_until(Duration::from_millis(2), timeout, done)
+}
+
+/// One thread of a process as `/proc` shows it.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadSample {
+    pub name: String,
+    pub voluntary: u64,
+    pub nonvoluntary: u64,
+    /// Time on a CPU, from `schedstat` (nanoseconds).
+    pub cpu_ns: u64,
+}
+
+/// A process as `/proc` shows it at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct ProcSample {
+    /// utime + stime from `/proc/PID/stat`, all threads (also exited ones).
+    pub cpu_ticks: u64,
+    pub vm_hwm_kb: u64,
+    pub vm_rss_kb: u64,
+    pub threads: BTreeMap<u32, ThreadSample>,
+}
+
+fn status_field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn sample(pid: i32) -> Option<ProcSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line (1-based), 12 and 13 here.
+    let cpu_ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mut threads = BTreeMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let dir = entry.path();
+        let Ok(text) = std::fs::read_to_string(dir.join("status")) else {
+            continue;
+        };
+        let cpu_ns = std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+            .unwrap_or(0);
+        threads.insert(
+            tid,
+            ThreadSample {
+                name: text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Name:"))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+                voluntary: status_field(&text, "voluntary_ctxt_switches:"),
+                nonvoluntary: status_field(&text, "nonvoluntary_ctxt_switches:"),
+                cpu_ns,
+            },
+        );
+    }
+    Some(ProcSample {
+        cpu_ticks,
+        vm_hwm_kb: status_field(&status, "VmHWM:"),
+        vm_rss_kb: status_field(&status, "VmRSS:"),
+        threads,
+    })
+}
+
+/// Clock ticks per second, for `cpu_ticks`.
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 { n as u64 } else { 100 }
+}
