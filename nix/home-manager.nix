@@ -17,8 +17,8 @@ let
   # longTermKeys and output become top-level defaults of every section.
   settings =
     cfg.settings
-    // lib.optionalAttrs (cfg.longTermKeys != null) { long_term_keys = cfg.longTermKeys; }
-    // lib.optionalAttrs (cfg.output != null) { output = cfg.output; };
+    // (if cfg.longTermKeys != null then { long_term_keys = cfg.longTermKeys; } else { })
+    // (if cfg.output != null then { output = cfg.output; } else { });
   configFile = tomlFormat.generate "aws-session-daemon-config.toml" settings;
 
   args =

@@ -114,7 +114,11 @@ pub fn aws_config(config: &Config, write: bool, out: &mut dyn Write) -> anyhow::
         .collect::<anyhow::Result<_>>()?;
     if write {
         let path = super::aws_config_path()?;
-        let outcome: crate::credentials::WriteOutcome = todo_write(&path, &entries)?;
+        let outcome = crate::credentials::write_credential_process_entries(
+            &path,
+            &entries,
+            config.backups(),
+        )?;
         writeln!(
             out,
             "{} {} profile(s) in {}",
@@ -177,11 +181,4 @@ fn toml_value(value: &RawValue) -> String {
         RawValue::Secret(_) => "\"********\"".to_string(),
         RawValue::Unsupported(what) => format!("# <{what}>"),
     }
-}
-
-fn todo_write(
-    _path: &std::path::Path,
-    _entries: &[(String, String)],
-) -> anyhow::Result<crate::credentials::WriteOutcome> {
-    bail!("TEMPORARY")
 }

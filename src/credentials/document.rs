@@ -76,6 +76,17 @@ impl Edit {
 }
 
 fn validate_section(section: &str) -> Result<(), CredentialsError> {
+    // The config file's header form; in the credentials file the SDKs
+    // ignore it, which the check after the edit refuses.
+    if let Some(name) = section.strip_prefix("profile ")
+        && !name.is_empty()
+        && name != DEFAULT_SECTION
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-/.%@:+".contains(c))
+    {
+        return Ok(());
+    }
     let reason = if section.is_empty() {
         Some("it is empty")
     } else if section == DEFAULT_SECTION {
@@ -270,7 +281,7 @@ impl SectionIndex {
                     _ => slot = (slot + 1) & mask,
                 }
             }
-            if let Some(profile) = sdk::profile_name(name)
+            if let Some(profile) = sdk::profile_name_in(name, doc.file.kind())
                 && profile != name
             {
                 index.renamed.push((s, profile.to_string()));
@@ -424,8 +435,17 @@ impl Document {
 
     /// The same document, naming `file` in the errors its methods return.
     pub fn in_file(mut self, file: FileName) -> Document {
+        if file.kind() != self.file.kind() {
+            // The SDK's profile names depend on the kind of file.
+            self.index = OnceLock::new();
+        }
         self.file = file;
         self
+    }
+
+    /// The profile the SDKs read for raw section `section` in this file.
+    fn sdk_profile<'s>(&self, section: &'s str) -> &'s str {
+        sdk::profile_name_in(section, self.file.kind()).unwrap_or(section)
     }
 
     /// The text, as [`Document::render`] gives it, without a copy.
@@ -951,7 +971,7 @@ impl Document {
         let view = sdk::parse(&self.text)
             .map_err(|_| disagree(expected[0].0, "the AWS SDKs could no longer parse the file"))?;
         for &(key, value) in expected {
-            let values = view.values(section, key);
+            let values = view.values_in(self.sdk_profile(section), key, self.file.kind());
             let agrees = match value {
                 Some(value) => !values.is_empty() && values.iter().all(|v| *v == value),
                 None => values.is_empty(),
@@ -1024,7 +1044,7 @@ impl Document {
             last.insert((edit.section(), edit.key()), value);
         }
         for ((section, key), expected) in last {
-            let values = view.values(section, key);
+            let values = view.values_in(self.sdk_profile(section), key, self.file.kind());
             let agrees = match expected {
                 Some(expected) => !values.is_empty() && values.iter().all(|v| *v == expected),
                 None => values.is_empty(),
@@ -1375,7 +1395,7 @@ impl Document {
         }
         match sdk::parse(&self.text) {
             Ok(view) => {
-                let values = view.values(section, key);
+                let values = view.values_in(self.sdk_profile(section), key, self.file.kind());
                 let agrees = match expected {
                     Some(expected) => !values.is_empty() && values.iter().all(|v| *v == expected),
                     None => values.is_empty(),

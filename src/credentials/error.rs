@@ -16,35 +16,66 @@ use crate::retry::{Classified, RetryClass};
 /// file" until [`CredentialsError::in_file`] fills it in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileName {
-    path: Option<PathBuf>,
+    /// Boxed: every error carries a file name, and errors travel in
+    /// `Result`s that should stay small.
+    known: Option<Box<KnownFile>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct KnownFile {
+    path: PathBuf,
     target: Option<PathBuf>,
+    /// The credentials file or the config file: how the SDKs read headers.
+    kind: super::sdk::FileKind,
 }
 
 impl FileName {
     pub fn new(path: &Path, target: &Path) -> Self {
         FileName {
-            path: Some(path.to_path_buf()),
-            target: (target != path).then(|| target.to_path_buf()),
+            known: Some(Box::new(KnownFile {
+                path: path.to_path_buf(),
+                target: (target != path).then(|| target.to_path_buf()),
+                kind: super::sdk::FileKind::Credentials,
+            })),
         }
     }
 
+    /// The same file, of `kind`.
+    pub(crate) fn with_kind(mut self, kind: super::sdk::FileKind) -> Self {
+        if let Some(known) = &mut self.known {
+            known.kind = kind;
+        }
+        self
+    }
+
+    pub(crate) fn kind(&self) -> super::sdk::FileKind {
+        self.known.as_ref().map(|k| k.kind).unwrap_or_default()
+    }
+
     pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        self.known.as_ref().map(|k| k.path.as_path())
     }
 
     fn is_unknown(&self) -> bool {
-        self.path.is_none()
+        self.known.is_none()
     }
 }
 
 impl fmt::Display for FileName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.path, &self.target) {
-            (None, _) => f.write_str("the credentials file"),
-            (Some(path), None) => write!(f, "{}", path.display()),
-            (Some(path), Some(target)) => {
-                write!(f, "{} (a link to {})", path.display(), target.display())
-            }
+        match &self.known {
+            None => f.write_str("the credentials file"),
+            Some(known) => match &known.target {
+                None => write!(f, "{}", known.path.display()),
+                Some(target) => {
+                    write!(
+                        f,
+                        "{} (a link to {})",
+                        known.path.display(),
+                        target.display()
+                    )
+                }
+            },
         }
     }
 }

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::document::{Document, Edit, Edited};
 use super::error::{CredentialsError, FileName};
 use super::parse::split_lines;
+use super::sdk::FileKind;
 use super::wipe::SecretText;
 use crate::private_file::{
     self, PrivateFileError, ReadRules, Replacement, Swapped, Writers, parent_dir, sibling,
@@ -73,11 +74,27 @@ pub enum WriteOutcome {
 pub struct CredentialsFile {
     path: PathBuf,
     backups: usize,
+    /// The credentials file, or the config file (`[profile NAME]` headers).
+    kind: FileKind,
 }
 
 impl CredentialsFile {
     pub fn new(path: PathBuf, backups: usize) -> Self {
-        CredentialsFile { path, backups }
+        CredentialsFile {
+            path,
+            backups,
+            kind: FileKind::Credentials,
+        }
+    }
+
+    /// The AWS config file (`~/.aws/config`), edited with the same locked,
+    /// byte-preserving writer; its profiles are `[profile NAME]`.
+    pub fn aws_config(path: PathBuf, backups: usize) -> Self {
+        CredentialsFile {
+            path,
+            backups,
+            kind: FileKind::Config,
+        }
     }
 
     /// `--credentials-file`, else `$AWS_SHARED_CREDENTIALS_FILE` (when set
@@ -138,7 +155,7 @@ impl CredentialsFile {
     /// The file that is really read and written: `path` with its symlink
     /// chain resolved (it need not exist yet). Watch its directory too.
     pub fn target(&self) -> Result<PathBuf, CredentialsError> {
-        let name = FileName::new(&self.path, &self.path);
+        let name = FileName::new(&self.path, &self.path).with_kind(self.kind);
         match resolve_symlinks(&self.path) {
             Ok(target) => Ok(target),
             Err(None) => Err(CredentialsError::NotAFile {
@@ -159,7 +176,10 @@ impl CredentialsFile {
     /// be written. [`CredentialsFile::update`] checks again.
     pub fn check_writable(&self) -> Result<(), CredentialsError> {
         let target = self.target()?;
-        check_writable(&FileName::new(&self.path, &target), &target)
+        check_writable(
+            &FileName::new(&self.path, &target).with_kind(self.kind),
+            &target,
+        )
     }
 
     /// Removes the temporary files that a writer killed in the middle of a
@@ -185,7 +205,7 @@ impl CredentialsFile {
     /// a writer that rewrites it in place may be half-way.
     pub fn read(&self) -> Result<Document, CredentialsError> {
         let target = self.target()?;
-        let name = FileName::new(&self.path, &target);
+        let name = FileName::new(&self.path, &target).with_kind(self.kind);
         Ok(load_settled(&name, &target)?.into_document(&name))
     }
 
@@ -224,7 +244,7 @@ impl CredentialsFile {
             edit.validate()?;
         }
         let target = self.target()?;
-        let name = FileName::new(&self.path, &target);
+        let name = FileName::new(&self.path, &target).with_kind(self.kind);
         check_writable(&name, &target)?;
         let dir = parent_dir(&target);
         create_dir(&name, dir)?;
@@ -917,6 +937,49 @@ fn create_dir(name: &FileName, dir: &Path) -> Result<(), CredentialsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_file_takes_profile_headers_and_the_credentials_file_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        let mine = "[default]\nregion = eu-west-1\n# note\n[profile other]\noutput = json\n";
+        fs::write(&config, mine).unwrap();
+        let edit = Edit::set(
+            "profile work",
+            "credential_process",
+            "/bin/x credential-process --profile work"
+                .to_string()
+                .into(),
+        );
+        let file = CredentialsFile::aws_config(config.clone(), 1);
+        assert_eq!(
+            file.update(std::slice::from_ref(&edit)).unwrap(),
+            WriteOutcome::Written
+        );
+        let text = fs::read_to_string(&config).unwrap();
+        assert!(text.starts_with(mine), "{text}");
+        assert!(
+            text.ends_with(
+                "[profile work]\ncredential_process = /bin/x credential-process --profile work\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            file.update(std::slice::from_ref(&edit)).unwrap(),
+            WriteOutcome::Unchanged
+        );
+        // In the credentials file the SDKs ignore `[profile work]`: refused.
+        let credentials = dir.path().join("credentials");
+        fs::write(&credentials, "[default]\nk = v\n").unwrap();
+        let err = CredentialsFile::new(credentials.clone(), 1)
+            .update(&[edit])
+            .unwrap_err();
+        assert!(err.to_string().contains("AWS SDKs"), "{err}");
+        assert_eq!(
+            fs::read_to_string(&credentials).unwrap(),
+            "[default]\nk = v\n"
+        );
+    }
 
     #[test]
     fn default_path_prefers_flag_then_env_then_home() {

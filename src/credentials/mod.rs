@@ -35,3 +35,25 @@ mod wipe;
 pub use document::{DEFAULT_SECTION, Document, Edit, format_expiry};
 pub use error::{CredentialsError, FileName, SdkProblem};
 pub use file::{CredentialsFile, MAX_SIZE, WriteOutcome};
+
+/// Sets `credential_process = COMMAND` in `[profile PROFILE]` of the AWS
+/// config file at `path`, for each `(PROFILE, COMMAND)`: the same locked,
+/// byte-preserving write as the credentials file's (other profiles, their
+/// keys, comments and order stay as they are).
+pub fn write_credential_process_entries(
+    path: &std::path::Path,
+    entries: &[(String, String)],
+    backups: usize,
+) -> Result<WriteOutcome, CredentialsError> {
+    let edits: Vec<Edit> = entries
+        .iter()
+        .map(|(profile, command)| {
+            Edit::set(
+                format!("profile {profile}"),
+                "credential_process",
+                secrecy::SecretString::from(command.clone()),
+            )
+        })
+        .collect();
+    CredentialsFile::aws_config(path.to_path_buf(), backups).update(&edits)
+}

@@ -139,6 +139,34 @@ fn is_identifier(name: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || "_-/.%@:+".contains(c))
 }
 
+/// Which file a text is: the shared credentials file, or the config file
+/// (`~/.aws/config`), whose profiles are written `[profile NAME]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FileKind {
+    #[default]
+    Credentials,
+    Config,
+}
+
+/// The profile a raw header name stands for in a file of `kind`, or `None`
+/// when the SDK ignores the section. In the config file that is
+/// `[profile NAME]`, and `[default]`.
+pub(crate) fn profile_name_in(raw: &str, kind: FileKind) -> Option<&str> {
+    match kind {
+        FileKind::Credentials => profile_name(raw),
+        FileKind::Config => {
+            let name = raw.trim_matches(WHITESPACE);
+            match name.strip_prefix("profile") {
+                Some(rest) if rest.starts_with(WHITESPACE) => {
+                    let rest = rest.trim_matches(WHITESPACE);
+                    (!rest.contains(WHITESPACE) && is_identifier(rest)).then_some(rest)
+                }
+                _ => (name == "default").then_some(name),
+            }
+        }
+    }
+}
+
 /// The profile a raw credentials-file header name stands for, or `None`
 /// when the SDK ignores the section.
 pub(crate) fn profile_name(raw: &str) -> Option<&str> {
@@ -285,13 +313,13 @@ impl SdkView {
     /// Every value the SDK may pick for `key` in `profile`: one per raw
     /// section that normalizes to `profile`. More than one means the SDK's
     /// choice depends on hash order.
-    pub(crate) fn values(&self, profile: &str, key: &str) -> Vec<&str> {
+    pub(crate) fn values_in(&self, profile: &str, key: &str, kind: FileKind) -> Vec<&str> {
         if !is_identifier(key) {
             return Vec::new();
         }
         self.sections
             .iter()
-            .filter(|(raw, _)| profile_name(raw) == Some(profile))
+            .filter(|(raw, _)| profile_name_in(raw, kind) == Some(profile))
             .filter_map(|(_, properties)| properties.get(key).map(|v| v.as_str()))
             .collect()
     }
@@ -304,7 +332,7 @@ mod tests {
     fn get(text: &str, profile: &str, key: &str) -> Vec<String> {
         parse(text)
             .expect("parses")
-            .values(profile, key)
+            .values_in(profile, key, FileKind::Credentials)
             .into_iter()
             .map(str::to_string)
             .collect()

@@ -426,11 +426,11 @@ impl Executor {
                     job.endpoint.clone(),
                     job.role.clone(),
                 );
-                let generation = window.generation();
+                let started = (window.generation(), tasks.len() + 1);
                 report.sts_calls += 1;
                 tasks.spawn(async move {
                     let result = sts.assume_role(&signer, &endpoint, &role, None).await;
-                    (index, generation, result)
+                    (index, started, result)
                 });
             }
             if tasks.is_empty() && ready.is_empty() {
@@ -441,13 +441,26 @@ impl Executor {
                 joined = tasks.join_next(), if !tasks.is_empty() => joined,
                 () = sleep_until_or_forever(next_ready) => continue,
             };
-            let Some(Ok((index, generation, result))) = joined else {
+            let Some(Ok((index, (generation, in_flight), result))) = joined else {
                 continue;
             };
             match result {
+                // Throttled even one call at a time: not too many at once,
+                // but too many at all (a storm, a limit on the account).
+                // The rest of the pass would be refused the same way; the
+                // sections back off instead (the scheduler's backoff).
+                Err(error) if error.throttled && in_flight == 1 => {
+                    tracing::info!(
+                        "STS throttles AssumeRole even one call at a time; the rest waits for the backoff"
+                    );
+                    for (waiting, _) in ready.drain(..) {
+                        results[waiting] = Some(Err(error.clone()));
+                    }
+                    results[index] = Some(Err(error));
+                }
                 Err(error) if error.throttled && attempts[index] + 1 < THROTTLE_ATTEMPTS => {
                     attempts[index] += 1;
-                    if window.throttled(generation) {
+                    if window.throttled(generation, in_flight) {
                         tracing::info!(
                             "STS is throttling AssumeRole: {} call(s) at once from now on",
                             window.size()
@@ -789,13 +802,15 @@ impl Window {
         self.generation
     }
 
-    /// A call started in `generation` was throttled; true when the window
-    /// shrank.
-    pub(crate) fn throttled(&mut self, generation: u64) -> bool {
+    /// A call started in `generation`, with `in_flight` calls under way,
+    /// was throttled; true when the window shrank: to half of what was
+    /// really in flight (a window of 32 with 3 calls teaches nothing about
+    /// 32).
+    pub(crate) fn throttled(&mut self, generation: u64, in_flight: usize) -> bool {
         if generation < self.generation {
             return false;
         }
-        self.size = (self.size / 2).max(1);
+        self.size = (self.size.min(in_flight) / 2).max(1);
         self.successes = 0;
         self.generation += 1;
         true

@@ -727,18 +727,18 @@ fn the_assume_role_window_halves_on_throttling_and_grows_slowly() {
     let mut w = execute::Window::new(32);
     assert_eq!(w.size(), 32);
     let started_in = w.generation();
-    assert!(w.throttled(started_in));
+    assert!(w.throttled(started_in, 32));
     assert_eq!(w.size(), 16);
     // More throttles of calls that started before the decrease: answered.
     for _ in 0..10 {
-        assert!(!w.throttled(started_in));
+        assert!(!w.throttled(started_in, 32));
     }
     assert_eq!(w.size(), 16);
-    assert!(w.throttled(w.generation()));
-    assert!(w.throttled(w.generation()));
-    assert!(w.throttled(w.generation()));
-    assert!(w.throttled(w.generation()));
-    assert!(w.throttled(w.generation()));
+    // Half of what was in flight, not of the window.
+    assert!(w.throttled(w.generation(), 6));
+    assert_eq!(w.size(), 3);
+    assert!(w.throttled(w.generation(), 3));
+    assert!(w.throttled(w.generation(), 1));
     assert_eq!(w.size(), 1, "never below one");
     // One more call at once after each window's worth of successes.
     assert!(w.succeeded());

@@ -76,6 +76,13 @@ fn nix_secret_key_check_finds_keys_at_any_depth() {
             };
           };
           top = h.secretKeyPaths { secret_access_key = "z"; access_key_id = "AKIA"; };
+          spellings = h.secretKeyPaths {
+            a = { aws_secret_access_key = "x"; };
+            b = { Session-Token = "t"; my_password = "p"; };
+            c = { oath_password_file = "/home/me/pw"; oath_password_command = "pass show x"; };
+          };
+          pathValues = h.findPaths { a = { oath_password_file = ./.; }; b = "/home/me/pw"; c = [ { d = ./.; } ]; };
+          pathMessage = h.pathValueMessage "opt" { a = ./.; };
           message = h.secretKeyMessage "services.aws-session-daemon.settings" { a.secret_access_key = "x"; };
           noMessage = h.secretKeyMessage "x" { a.b = 1; };
           args = h.secretArgs [ "--secret-access-key=x" "--secret-access-key" "--access-key-id=y" "--config-section=s" ];
@@ -98,6 +105,21 @@ fn nix_secret_key_check_finds_keys_at_any_depth() {
         ])
     );
     assert_eq!(result["top"], serde_json::json!([["secret_access_key"]]));
+    assert_eq!(
+        result["spellings"],
+        serde_json::json!([
+            ["a", "aws_secret_access_key"],
+            ["b", "Session-Token"],
+            ["b", "my_password"],
+        ]),
+        "every spelling of a secret; not the keys that name a password's source"
+    );
+    assert_eq!(
+        result["pathValues"],
+        serde_json::json!([["a", "oath_password_file"], ["c", "0", "d"]])
+    );
+    let message = result["pathMessage"].as_str().unwrap();
+    assert!(message.contains("world-readable Nix store"), "{message}");
     let message = result["message"].as_str().unwrap();
     assert!(
         message.contains("a.secret_access_key") && message.contains("credentials_section"),
@@ -328,6 +350,8 @@ fn home_manager_module_matches_the_unit_file() {
           credentialsFile = null;
           logLevel = "info";
           extraArgs = [ ];
+          longTermKeys = null;
+          output = null;
         }"#,
     );
     let options = &result["options"];
@@ -338,6 +362,8 @@ fn home_manager_module_matches_the_unit_file() {
         "credentialsFile",
         "logLevel",
         "extraArgs",
+        "longTermKeys",
+        "output",
     ] {
         assert!(
             options.as_array().unwrap().iter().any(|o| o == option),
@@ -407,12 +433,19 @@ fn home_manager_module_passes_options_and_rejects_secrets() {
           credentialsFile = "%h/work/aws/credentials";
           logLevel = "debug";
           extraArgs = [ "--config-section=111111111111" "--secret-access-key=x" ];
+          longTermKeys = "keyring";
+          output = "process";
         }"#,
     );
     let config = &result["config"]["content"];
-    let assertions = config["assertions"].as_array().unwrap();
+    let assertions: Vec<&serde_json::Value> = config["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["assertion"] == false)
+        .collect();
     assert_eq!(assertions.len(), 2);
-    for assertion in assertions {
+    for assertion in &assertions {
         assert_eq!(assertion["assertion"], false, "{assertion}");
         let message = assertion["message"].as_str().unwrap();
         assert!(message.contains("credentials_section"), "{message}");
@@ -439,7 +472,7 @@ fn home_manager_module_passes_options_and_rejects_secrets() {
 
     // With no settings, a hand-written config.toml is left alone.
     let result = eval_home_manager_module(
-        r#"{ settings = { }; credentialsFile = null; logLevel = "info"; extraArgs = [ ]; }"#,
+        r#"{ settings = { }; credentialsFile = null; logLevel = "info"; extraArgs = [ ]; longTermKeys = null; output = null; }"#,
     );
     let config = &result["config"]["content"];
     assert_eq!(
