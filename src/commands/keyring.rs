@@ -11,8 +11,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use zeroize::Zeroizing;
@@ -20,9 +18,8 @@ use zeroize::Zeroizing;
 use crate::cli::{Cli, KeyringCommand};
 use crate::commands::printable;
 use crate::config::{LoadOptions, process_env};
-use crate::credentials::{CredentialsFile, Document, Edit, MAX_SIZE, WriteOutcome};
+use crate::credentials::{CredentialsFile, Edit, WriteOutcome};
 use crate::keyring::{Keyring, PROMPT_TIMEOUT, check_long_term_key_id};
-use crate::private_file::{self, ReadRules, Replacement};
 use crate::secret::{ExposeSecret, SecretString, mask_access_key_id};
 
 const KEY_ID: &str = "aws_access_key_id";
@@ -178,7 +175,7 @@ fn import(
         Edit::remove(section, KEY_ID),
         Edit::remove(section, SECRET_KEY),
     ])?;
-    let scrubbed = scrub_backups(&file, section, &key_id, &secret)?;
+    let scrubbed = file.remove_from_backups(section, &key_id, &secret)?;
     if outcome == WriteOutcome::Written {
         writeln!(
             out,
@@ -230,108 +227,6 @@ fn backups(cli: &Cli) -> usize {
         overrides: Vec::new(),
     };
     crate::config::load(&options, &process_env).map_or(DEFAULT_BACKUPS, |c| c.backups())
-}
-
-struct Scrubbed {
-    cleaned: Vec<PathBuf>,
-    /// Backups in which the secret is still found.
-    left: Vec<PathBuf>,
-}
-
-/// Removes the imported keys from the credentials file's backups
-/// (`credentials.1` …, including the one this import's write made): the
-/// point of the import is that no plain file holds the keys any more.
-/// Under the credentials lock, so that no writer rotates them meanwhile.
-///
-/// This edits the credentials module's files from outside it; it belongs
-/// in `CredentialsFile` once that offers it.
-fn scrub_backups(
-    file: &CredentialsFile,
-    section: &str,
-    key_id: &str,
-    secret: &SecretString,
-) -> anyhow::Result<Scrubbed> {
-    let target = file.target()?;
-    let _lock = private_file::lock(&file.lock_path()?)?;
-    let mut scrubbed = Scrubbed {
-        cleaned: Vec::new(),
-        left: Vec::new(),
-    };
-    for backup in backup_files(&target)? {
-        let rules = ReadRules {
-            limit: MAX_SIZE,
-            follow: false,
-            owned: false,
-        };
-        let Some(read) = private_file::read(&backup, rules)? else {
-            continue;
-        };
-        let holds_secret = |bytes: &[u8]| {
-            let needle = secret.expose_secret().as_bytes();
-            bytes.windows(needle.len()).any(|w| w == needle)
-        };
-        let Ok(text) = std::str::from_utf8(&read.bytes) else {
-            if holds_secret(&read.bytes) {
-                scrubbed.left.push(backup);
-            }
-            continue;
-        };
-        let mut doc = Document::parse(text);
-        let mut edited = false;
-        if doc.get(section, SECRET_KEY).ok().flatten() == Some(secret.expose_secret())
-            && doc.apply(&Edit::remove(section, SECRET_KEY)).is_ok()
-        {
-            edited = true;
-            if doc.get(section, KEY_ID).ok().flatten() == Some(key_id) {
-                edited |= doc.apply(&Edit::remove(section, KEY_ID)).is_ok();
-            }
-        }
-        let rendered = Zeroizing::new(doc.render());
-        if edited {
-            let owner = Some((read.meta.uid(), read.meta.gid()));
-            Replacement::write(&backup, rendered.as_bytes(), owner)
-                .and_then(Replacement::commit)
-                .with_context(|| format!("removing the keys from {}", backup.display()))?;
-            scrubbed.cleaned.push(backup.clone());
-        }
-        if holds_secret(rendered.as_bytes()) {
-            scrubbed.left.push(backup);
-        }
-    }
-    Ok(scrubbed)
-}
-
-/// `<target>.N` next to the target, in order: the backups the credentials
-/// editor rotates (also those beyond today's `backups` count).
-fn backup_files(target: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
-        return Ok(Vec::new());
-    };
-    let dir = private_file::parent_dir(target);
-    let mut found = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-    };
-    for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        let file_name = entry.file_name();
-        let Some(number) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(name))
-            .and_then(|n| n.strip_prefix('.'))
-        else {
-            continue;
-        };
-        if let Ok(n) = number.parse::<u32>()
-            && !number.starts_with('+')
-        {
-            found.push((n, entry.path()));
-        }
-    }
-    found.sort();
-    Ok(found.into_iter().map(|(_, path)| path).collect())
 }
 
 fn list(keyring: &Keyring, out: &mut impl Write) -> anyhow::Result<()> {
@@ -545,35 +440,5 @@ impl Drop for RawMode {
     fn drop(&mut self) {
         // SAFETY: restores the settings read in `enter` on the same fd.
         unsafe { libc::tcsetattr(self.fd, libc::TCSAFLUSH, &self.saved) };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backups_are_the_numbered_siblings() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("credentials");
-        for name in [
-            "credentials",
-            "credentials.1",
-            "credentials.10",
-            "credentials.2",
-            "credentials.lock",
-            "credentials.+3",
-            "credentials.bak",
-            "credentialsX.1",
-            ".credentials.abc123.tmp",
-        ] {
-            std::fs::write(dir.path().join(name), "").unwrap();
-        }
-        let names: Vec<String> = backup_files(&target)
-            .unwrap()
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, ["credentials.1", "credentials.2", "credentials.10"]);
     }
 }

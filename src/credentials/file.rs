@@ -934,9 +934,135 @@ fn create_dir(name: &FileName, dir: &Path) -> Result<(), CredentialsError> {
         .map_err(|e| CredentialsError::io(name, "creating the file's directory", e))
 }
 
+/// What [`CredentialsFile::remove_from_backups`] did.
+#[derive(Debug, Default)]
+pub struct Scrubbed {
+    /// Backups the keys were removed from.
+    pub cleaned: Vec<PathBuf>,
+    /// Backups in which the secret is still found (in another form or
+    /// section): the user must delete them.
+    pub left: Vec<PathBuf>,
+}
+
+impl CredentialsFile {
+    /// Removes `section`'s long-term keys (`aws_access_key_id` = `key_id`,
+    /// and `aws_secret_access_key` = `secret`) from every backup
+    /// (`credentials.1` ..., also those beyond the `backups` setting): after
+    /// the keys moved to the keyring, no plain file may hold them. Under
+    /// the lock, so that no writer rotates the backups meanwhile; each
+    /// backup is rewritten like the file (temp file, fsync, rename), its
+    /// owner kept.
+    pub fn remove_from_backups(
+        &self,
+        section: &str,
+        key_id: &str,
+        secret: &secrecy::SecretString,
+    ) -> Result<Scrubbed, CredentialsError> {
+        use secrecy::ExposeSecret;
+        const KEY_ID: &str = "aws_access_key_id";
+        const SECRET_KEY: &str = "aws_secret_access_key";
+        let target = self.target()?;
+        let name = FileName::new(&self.path, &target).with_kind(self.kind);
+        let _lock =
+            private_file::lock(&lock_path(&target)).map_err(|e| file_error(&name, "locking", e))?;
+        let mut scrubbed = Scrubbed::default();
+        let needle = secret.expose_secret().as_bytes();
+        let holds_secret = |bytes: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        for backup in backup_files(&target) {
+            let rules = ReadRules {
+                limit: MAX_SIZE,
+                follow: false,
+                owned: false,
+            };
+            let Some(read) = private_file::read(&backup, rules)
+                .map_err(|e| file_error(&name, "reading a backup", e))?
+            else {
+                continue;
+            };
+            let Ok(text) = std::str::from_utf8(&read.bytes) else {
+                if holds_secret(&read.bytes) {
+                    scrubbed.left.push(backup);
+                }
+                continue;
+            };
+            let mut doc = Document::parse(text);
+            let mut edited = false;
+            if doc.get(section, SECRET_KEY).ok().flatten() == Some(secret.expose_secret())
+                && doc.apply(&Edit::remove(section, SECRET_KEY)).is_ok()
+            {
+                edited = true;
+                if doc.get(section, KEY_ID).ok().flatten() == Some(key_id) {
+                    edited |= doc.apply(&Edit::remove(section, KEY_ID)).is_ok();
+                }
+            }
+            let rendered = Zeroizing::new(doc.render());
+            if edited {
+                let owner = Some((read.meta.uid(), read.meta.gid()));
+                Replacement::write(&backup, rendered.as_bytes(), owner)
+                    .and_then(Replacement::commit)
+                    .map_err(|e| file_error(&name, "removing the keys from a backup", e))?;
+                scrubbed.cleaned.push(backup.clone());
+            }
+            if holds_secret(rendered.as_bytes()) {
+                scrubbed.left.push(backup);
+            }
+        }
+        Ok(scrubbed)
+    }
+}
+
+/// `<target>.N` next to the target, in order of N: the backups the writer
+/// rotates (also those beyond today's `backups` count).
+fn backup_files(target: &Path) -> Vec<PathBuf> {
+    let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(parent_dir(target)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u32, PathBuf)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let file_name = entry.file_name();
+            let number = file_name.to_str()?.strip_prefix(name)?.strip_prefix('.')?;
+            let n = number
+                .parse::<u32>()
+                .ok()
+                .filter(|_| !number.starts_with('+'))?;
+            Some((n, entry.path()))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, path)| path).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backups_are_the_numbered_siblings() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("credentials");
+        for name in [
+            "credentials",
+            "credentials.1",
+            "credentials.10",
+            "credentials.2",
+            "credentials.lock",
+            "credentials.+3",
+            "credentials.bak",
+            "credentialsX.1",
+            ".credentials.abc123.tmp",
+        ] {
+            fs::write(dir.path().join(name), "").unwrap();
+        }
+        let names: Vec<String> = backup_files(&target)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["credentials.1", "credentials.2", "credentials.10"]);
+    }
 
     #[test]
     fn the_config_file_takes_profile_headers_and_the_credentials_file_does_not() {

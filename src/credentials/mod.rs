@@ -34,7 +34,7 @@ mod wipe;
 
 pub use document::{DEFAULT_SECTION, Document, Edit, format_expiry};
 pub use error::{CredentialsError, FileName, SdkProblem};
-pub use file::{CredentialsFile, MAX_SIZE, WriteOutcome};
+pub use file::{CredentialsFile, MAX_SIZE, Scrubbed, WriteOutcome};
 
 /// Sets `credential_process = COMMAND` in `[profile PROFILE]` of the AWS
 /// config file at `path`, for each `(PROFILE, COMMAND)`: the same locked,

@@ -238,11 +238,21 @@ impl SecretServiceRig {
         Ok((path.as_str() != "/").then_some(path))
     }
 
+    /// The default collection; a loaded machine may take a moment to show
+    /// it again after a lock or unlock (seen once under a parallel build).
     fn expect_default_collection(&self) -> OwnedObjectPath {
-        match self.try_default_collection() {
-            Ok(Some(path)) => path,
-            Ok(None) => panic!("the Secret Service has no default collection"),
-            Err(e) => panic!("ReadAlias(default): {e}"),
+        let start = Instant::now();
+        loop {
+            match self.try_default_collection() {
+                Ok(Some(path)) => return path,
+                Ok(None) if start.elapsed() < Duration::from_secs(10) => {}
+                Ok(None) => panic!("the Secret Service has no default collection"),
+                Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                    let _ = e;
+                }
+                Err(e) => panic!("ReadAlias(default): {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
