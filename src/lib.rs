@@ -19,6 +19,7 @@ pub(crate) mod private_file;
 pub mod retry;
 pub mod secret;
 pub mod session;
+pub(crate) mod session_bus;
 pub(crate) mod session_cache;
 pub mod sts;
 pub mod timestamp;

@@ -10,6 +10,8 @@ mod daemon;
 mod example_bin;
 #[path = "support/fast_sts.rs"]
 mod fast_sts;
+#[path = "support/key_and_sts.rs"]
+mod key_and_sts;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/pcsc.rs"]
@@ -24,7 +26,7 @@ mod vcard;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use daemon::{Home, Running, SERIAL, USER_TEXT, accounts, stderr, wait_until};
+use daemon::{Home, Running, USER_TEXT, accounts, stderr, wait_until};
 use fast_sts::FastSts;
 
 /// `org_config` with every section's session kept for credential_process.
@@ -218,22 +220,8 @@ fn twenty_cli_invocations_at_once_cost_one_yubikey_code() {
     // one MFA device start together; each runs credential_process, which
     // runs a pass for its own section. Between them: one code, one
     // GetSessionToken.
-    pcsc::ensure_pcscd();
-    let _readers = pcsc::lock_readers();
-    let card = pcsc::VirtualCard::start(pcsc::CardConfig::new(&vcard::credential(
-        vcard::AWS,
-        "sha1",
-        6,
-        vcard::SHA1_SECRET,
-        false,
-    )));
-    let moto = moto::Moto::start();
-    let secret_hex: String = vcard::SHA1_SECRET
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let totp = format!("{SERIAL}={secret_hex}");
-    let front = sts_front::StsFront::start(&moto.url, &["--totp-secret", &totp]);
+    let rig = key_and_sts::KeyAndSts::start();
+    let (card, front, moto) = (&rig.card, &rig.front, &rig.moto);
     let accounts = accounts(20);
     let slot = format!("mfa_oath_slot = \"{}\"", vcard::AWS);
     let home = Home::new(&process_config(&front.url, &slot, &accounts));

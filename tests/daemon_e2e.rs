@@ -7,6 +7,8 @@
 mod daemon;
 #[path = "support/example_bin.rs"]
 mod example_bin;
+#[path = "support/key_and_sts.rs"]
+mod key_and_sts;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/pcsc.rs"]
@@ -22,28 +24,14 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use daemon::{
-    Home, LONG_TERM_ID, LONG_TERM_SECRET, Running, SERIAL, USER_TEXT, accounts,
-    assert_user_text_kept, contains_token, org_config, stderr, wait_until,
+    Home, LONG_TERM_ID, LONG_TERM_SECRET, Running, USER_TEXT, accounts, assert_user_text_kept,
+    contains_token, org_config, stderr, wait_until,
 };
 
 #[test]
 fn twenty_roles_from_one_yubikey_code_work_with_the_aws_cli() {
-    pcsc::ensure_pcscd();
-    let _readers = pcsc::lock_readers();
-    let card = pcsc::VirtualCard::start(pcsc::CardConfig::new(&vcard::credential(
-        vcard::AWS,
-        "sha1",
-        6,
-        vcard::SHA1_SECRET,
-        false,
-    )));
-    let moto = moto::Moto::start();
-    let secret_hex: String = vcard::SHA1_SECRET
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let totp = format!("{SERIAL}={secret_hex}");
-    let front = sts_front::StsFront::start(&moto.url, &["--totp-secret", &totp]);
+    let rig = key_and_sts::KeyAndSts::start();
+    let (card, front, moto) = (&rig.card, &rig.front, &rig.moto);
 
     let accounts = accounts(20);
     let slot = format!("mfa_oath_slot = \"{}\"", vcard::AWS);

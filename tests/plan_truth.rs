@@ -8,6 +8,8 @@
 mod daemon;
 #[path = "support/example_bin.rs"]
 mod example_bin;
+#[path = "support/key_and_sts.rs"]
+mod key_and_sts;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/pcsc.rs"]
@@ -122,18 +124,8 @@ fn expire_cached_sessions(home: &Home) {
 
 #[test]
 fn what_plan_says_is_what_apply_does() {
-    pcsc::ensure_pcscd();
-    let _readers = pcsc::lock_readers();
-    let mut card = Some(pcsc::VirtualCard::start(pcsc::CardConfig::new(
-        &vcard::credential(vcard::AWS, "sha1", 6, vcard::SHA1_SECRET, false),
-    )));
-    let moto = moto::Moto::start();
-    let secret_hex: String = vcard::SHA1_SECRET
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let totp = format!("{SERIAL}={secret_hex}");
-    let front = sts_front::StsFront::start(&moto.url, &["--totp-secret", &totp]);
+    let rig = key_and_sts::KeyAndSts::start();
+    let (card, front) = (&rig.card, &rig.front);
     let slot = format!("mfa_oath_slot = \"{}\"", vcard::AWS);
     let accounts = accounts(20);
     let config = org_config(&front.url, &slot, &accounts);
@@ -183,7 +175,7 @@ fn what_plan_says_is_what_apply_does() {
     for (name, setup, succeeds) in &scenarios {
         setup(&home);
         front.reset_stats();
-        let card_ref = card.as_ref().unwrap();
+        let card_ref = card;
         let before = card_ref.calculations();
         let (plan, json) = planned(&home);
         let output = home.run(&["apply"]);
@@ -193,7 +185,7 @@ fn what_plan_says_is_what_apply_does() {
             "{name}: apply: {}",
             stderr(&output)
         );
-        let did = observed(card_ref, before, &front);
+        let did = observed(card_ref, before, front);
         eprintln!("{name}: planned {plan:?}");
         assert_eq!(
             did, plan,
@@ -231,8 +223,8 @@ fn what_plan_says_is_what_apply_does() {
     delete_profile(&home, &accounts[1]);
     let (plan, _) = planned(&home);
     assert_eq!((plan.codes, plan.get_session_token), (1, 1));
-    let calculations = card.as_ref().unwrap().calculations();
-    card = None; // the virtual key leaves the reader
+    let calculations = card.calculations();
+    card.unplug(); // the virtual key leaves the reader
     pcsc::wait_for_card(pcsc::READER_0, false, std::time::Duration::from_secs(5));
     front.reset_stats();
     let output = home.run(&["apply"]);
@@ -240,28 +232,14 @@ fn what_plan_says_is_what_apply_does() {
     let err = stderr(&output);
     assert!(err.contains("YubiKey"), "{err}");
     assert_eq!(front.stats()["total"], 0, "no STS call without a code");
-    drop(card);
+    assert_eq!(card.calculations(), calculations);
     eprintln!("key absent: {calculations} codes before, none since; apply said: {err}");
 }
 
 #[test]
 fn a_direct_assume_role_section_costs_the_codes_planned() {
-    pcsc::ensure_pcscd();
-    let _readers = pcsc::lock_readers();
-    let card = pcsc::VirtualCard::start(pcsc::CardConfig::new(&vcard::credential(
-        vcard::AWS,
-        "sha1",
-        6,
-        vcard::SHA1_SECRET,
-        false,
-    )));
-    let moto = moto::Moto::start();
-    let secret_hex: String = vcard::SHA1_SECRET
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let totp = format!("{SERIAL}={secret_hex}");
-    let front = sts_front::StsFront::start(&moto.url, &["--totp-secret", &totp]);
+    let rig = key_and_sts::KeyAndSts::start();
+    let (card, front) = (&rig.card, &rig.front);
     let config = format!(
         "mfa_serial_number = \"{SERIAL}\"\nmfa_oath_slot = \"{}\"\nsts_endpoint = \"{}\"\nregion = \"us-east-1\"\n\n[direct]\nmfa_session_duration = 0\nassume_session_duration = 7200\nassume_role_arn = \"{}\"\n",
         vcard::AWS,
@@ -273,7 +251,7 @@ fn a_direct_assume_role_section_costs_the_codes_planned() {
     let (plan, json) = planned(&home);
     let output = home.run(&["apply"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let did = observed(&card, before, &front);
+    let did = observed(card, before, front);
     assert_eq!(did, plan, "{json:#}");
     assert_eq!(
         (plan.codes, plan.get_session_token, plan.roles.len()),

@@ -476,25 +476,20 @@ impl Daemon {
                 .filter(|s| report.outcomes.get(&s.section) == Some(&Outcome::Written))
                 .map(|s| (s.section.clone(), s.fingerprint)),
         );
-        let recorded = self.recorded();
-        let mut after = current_plan(
-            config,
-            &document,
-            &mut self.cache,
-            &keyring,
-            &recorded,
-            ended,
-        );
-        if self.due_on_arrival(&after, &report, ended) {
-            let recorded = self.recorded();
-            after = current_plan(
+        let replan = |daemon: &mut Daemon| {
+            let recorded = daemon.recorded();
+            current_plan(
                 config,
                 &document,
-                &mut self.cache,
+                &mut daemon.cache,
                 &keyring,
                 &recorded,
                 ended,
-            );
+            )
+        };
+        let mut after = replan(self);
+        if self.due_on_arrival(&after, &report, ended) {
+            after = replan(self);
         }
         let (next_wake, next_reason) = if report.rerun {
             (ended, Reason::Retry)

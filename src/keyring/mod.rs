@@ -311,21 +311,7 @@ impl Keyring {
     pub fn request_unlock(&self) -> Result<(), KeyringError> {
         let what = || format!("the keys of {SERVICE}");
         self.run(Transfer::NoSecret, async |client: &Client| {
-            let collection = match client.service.get_default_collection().await {
-                Ok(collection) => collection,
-                Err(secret_service::Error::NoResult) => {
-                    return Err(KeyringError::NoDefaultCollection);
-                }
-                Err(e) => return Err(KeyringError::from_service(e)),
-            };
-            if collection
-                .is_locked()
-                .await
-                .map_err(KeyringError::from_service)?
-            {
-                self.unlock(client, &collection.collection_path, &what)
-                    .await?;
-            }
+            self.unlocked_default(client, &what).await?;
             Ok(())
         })
     }
@@ -375,21 +361,7 @@ impl Keyring {
         secret: &SecretString,
     ) -> Result<(), KeyringError> {
         self.run(Transfer::Secret, async |client: &Client| {
-            let collection = match client.service.get_default_collection().await {
-                Ok(collection) => collection,
-                Err(secret_service::Error::NoResult) => {
-                    return Err(KeyringError::NoDefaultCollection);
-                }
-                Err(e) => return Err(KeyringError::from_service(e)),
-            };
-            if collection
-                .is_locked()
-                .await
-                .map_err(KeyringError::from_service)?
-            {
-                self.unlock(client, &collection.collection_path, what)
-                    .await?;
-            }
+            let collection = self.unlocked_default(client, what).await?;
             let previous = client.search(old).await?;
             let created = collection
                 .create_item(
@@ -464,6 +436,28 @@ impl Keyring {
     /// Unlocks `object` (an item or a collection). The commands show the
     /// prompt and wait; the daemon hands the prompt to a thread of its own
     /// and returns `Locked` unless the service unlocked without one.
+    /// The default collection, unlocked first when it is locked.
+    async fn unlocked_default<'c>(
+        &self,
+        client: &'c Client,
+        what: &dyn Fn() -> String,
+    ) -> Result<secret_service::Collection<'c>, KeyringError> {
+        let collection = match client.service.get_default_collection().await {
+            Ok(collection) => collection,
+            Err(secret_service::Error::NoResult) => return Err(KeyringError::NoDefaultCollection),
+            Err(e) => return Err(KeyringError::from_service(e)),
+        };
+        if collection
+            .is_locked()
+            .await
+            .map_err(KeyringError::from_service)?
+        {
+            self.unlock(client, &collection.collection_path, what)
+                .await?;
+        }
+        Ok(collection)
+    }
+
     async fn unlock(
         &self,
         client: &Client,
@@ -586,26 +580,14 @@ fn one<'a>(
     }
 }
 
-/// Connects to the first address that answers. The D-Bus specification
-/// allows a `;`-separated list, which zbus's address parser does not take.
+/// [`crate::session_bus::connect`], its failure as a keyring error.
 pub(crate) async fn connect(address: &str) -> Result<zbus::Connection, KeyringError> {
-    let mut last = None;
-    for candidate in address.split(';').filter(|a| !a.is_empty()) {
-        let built = match zbus::connection::Builder::address(candidate) {
-            Ok(builder) => builder.build().await,
-            Err(e) => Err(e),
-        };
-        match built {
-            Ok(conn) => return Ok(conn),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(KeyringError::BusUnreachable {
-        address: address.to_string(),
-        source: Box::new(
-            last.unwrap_or_else(|| zbus::Error::Address("no address given".to_string())),
-        ),
-    })
+    crate::session_bus::connect(address)
+        .await
+        .map_err(|e| KeyringError::BusUnreachable {
+            address: address.to_string(),
+            source: Box::new(e),
+        })
 }
 
 /// A path as a D-Bus address value: bytes outside `[-0-9A-Za-z_/.\*]`

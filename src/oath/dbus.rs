@@ -60,7 +60,7 @@ pub(crate) fn notify_within(
 }
 
 async fn send(address: &str, note: &Notification<'_>) -> Result<u32, DbusError> {
-    let conn = connect(address).await?;
+    let conn = crate::session_bus::connect(address).await?;
     let actions: &[&str] = &[];
     let hints: HashMap<&str, Value<'_>> = HashMap::new();
     let expire_timeout = i32::try_from(note.timeout.as_millis()).unwrap_or(i32::MAX);
@@ -83,23 +83,6 @@ async fn send(address: &str, note: &Notification<'_>) -> Result<u32, DbusError> 
         )
         .await?;
     Ok(reply.body().deserialize::<u32>()?)
-}
-
-/// Connects to the first address that answers. The D-Bus specification
-/// allows a `;`-separated list, which zbus's address parser does not take.
-async fn connect(address: &str) -> Result<zbus::Connection, zbus::Error> {
-    let mut last = zbus::Error::Address(format!("{address:?} names no bus"));
-    for candidate in address.split(';').filter(|a| !a.is_empty()) {
-        let built = match zbus::connection::Builder::address(candidate) {
-            Ok(builder) => builder.build().await,
-            Err(e) => Err(e),
-        };
-        match built {
-            Ok(conn) => return Ok(conn),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
 }
 
 #[cfg(test)]
