@@ -7,8 +7,6 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use secrecy::{ExposeSecret, SecretString};
-use time::UtcOffset;
-use time::macros::format_description;
 use zeroize::Zeroizing;
 
 use super::error::{CredentialsError, FileName, SdkProblem};
@@ -1122,7 +1120,7 @@ impl Document {
         edits.push(Edit::set(
             section,
             expiry_key,
-            SecretString::from(format_expiry(creds.expiration)),
+            SecretString::from(crate::timestamp::rfc3339(creds.expiration)),
         ));
         edits
     }
@@ -1527,16 +1525,6 @@ enum Out<'a> {
     Keep,
     Replace(&'a str),
     Drop,
-}
-
-/// RFC 3339 in UTC with whole seconds, as saml2aws and okta-aws-cli write
-/// `x_security_token_expires`: `2026-11-25T16:05:00Z`.
-pub fn format_expiry(at: time::OffsetDateTime) -> String {
-    at.to_offset(UtcOffset::UTC)
-        .format(format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-        ))
-        .expect("a UTC date-time always formats")
 }
 
 impl Drop for Document {

@@ -32,7 +32,7 @@ mod parse;
 mod sdk;
 mod wipe;
 
-pub use document::{DEFAULT_SECTION, Document, Edit, format_expiry};
+pub use document::{DEFAULT_SECTION, Document, Edit};
 pub use error::{CredentialsError, FileName, SdkProblem};
 pub use file::{CredentialsFile, MAX_SIZE, Scrubbed, WriteOutcome};
 

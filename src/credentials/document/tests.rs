@@ -451,11 +451,11 @@ fn debug_never_shows_values() {
 #[test]
 fn format_expiry_is_utc_whole_seconds() {
     assert_eq!(
-        format_expiry(datetime!(2026-11-25 16:05:00.999 UTC)),
+        crate::timestamp::rfc3339(datetime!(2026-11-25 16:05:00.999 UTC)),
         "2026-11-25T16:05:00Z"
     );
     assert_eq!(
-        format_expiry(datetime!(2026-01-01 00:30:00 +02:00)),
+        crate::timestamp::rfc3339(datetime!(2026-01-01 00:30:00 +02:00)),
         "2025-12-31T22:30:00Z"
     );
 }
