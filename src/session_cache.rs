@@ -55,7 +55,7 @@ struct StoredSession {
     session_access_key_id: String,
     session_secret_access_key: String,
     session_token: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp::required")]
     expiration: OffsetDateTime,
 }
 
@@ -75,7 +75,7 @@ struct StoredProfile {
     access_key_id: String,
     secret_access_key: String,
     session_token: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp::required")]
     expiration: OffsetDateTime,
 }
 

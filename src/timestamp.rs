@@ -112,6 +112,23 @@ pub(crate) mod option {
     }
 }
 
+/// `#[serde(with = "crate::timestamp::required")]`: an instant in the
+/// daemon's own files, written with [`rfc3339`], read with [`parse_expiry`].
+pub(crate) mod required {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    pub(crate) fn serialize<S: Serializer>(at: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        super::serialize(at, s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_expiry(&text)
+            .ok_or_else(|| serde::de::Error::custom("not an RFC 3339 instant in range"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

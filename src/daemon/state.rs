@@ -37,7 +37,7 @@ pub struct SectionStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UnitStatus {
     pub unit: Unit,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp::required")]
     pub next_attempt: OffsetDateTime,
     pub pid: u32,
 }

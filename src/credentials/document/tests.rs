@@ -498,7 +498,9 @@ fn looking_up_every_section_is_linear_in_their_number() {
         let text: String = (0..n)
             .map(|i| format!("[p{i}]\naws_session_token = t{i}\n"))
             .collect();
-        (0..3)
+        // The best of five: a loaded machine (tests run in parallel) makes
+        // single runs noisy; a quadratic lookup would be 256x, linear 16x.
+        (0..5)
             .map(|_| {
                 let doc = Document::parse(&text);
                 let started = std::time::Instant::now();
@@ -518,7 +520,7 @@ fn looking_up_every_section_is_linear_in_their_number() {
     };
     let ratio = time(16_000).as_secs_f64() / time(1_000).as_secs_f64().max(1e-6);
     assert!(
-        ratio < 64.0,
+        ratio < 128.0,
         "16,000 sections took {ratio:.0}x as long as 1,000"
     );
 }
