@@ -1,17 +1,23 @@
 //! Benchmarks of aws-session-daemon, in one run, printed as Markdown tables
 //! with their targets:
 //!
-//! 1. cold start to fresh: N sections on one MFA device (`apply`);
+//! 1. cold start to fresh: N sections on one MFA device (`apply`), with
+//!    every STS call answered after 50 ms (`latency`); against moto
+//!    (`cold`); against an STS that throttles (`throttle`); where the time
+//!    of N = 1 goes (`startup`);
 //! 2. reaction: a profile deleted by hand, a section added, with `run` going;
 //! 3. cost at rest: CPU, wake-ups and memory of an idle `run`;
-//! 4. the editor: one section's refresh in a 10,000-section file.
+//! 4. the editor: one section's refresh in a 10,000-section file;
+//! 5. `credential-process` from a fresh cache (`process`);
+//! 6. the size of the daemon binary (`size`);
+//! 7. peak memory under hostile input (`hostile`).
 //!
 //! ```text
-//! cargo run --release --example bench -- [--quick] [--only cold,reaction,idle,editor]
+//! cargo run --release --example bench -- [--quick] [--only latency,startup,...]
 //!     [--json PATH] [--no-build] [--daemon PATH] [--idle-seconds N]
 //! ```
 //!
-//! It starts what it needs on 127.0.0.1 (moto_server, the STS fault front,
+//! It starts what it needs on 127.0.0.1 (moto_server, the STS fault fronts,
 //! pcscd if it is not running, the virtual YubiKey on vpcd port 35963) and
 //! builds the daemon and the helper programs for its own profile first
 //! (`--no-build` skips that). `--quick` uses small N and short windows (CI
@@ -21,16 +27,26 @@
 mod cold;
 #[path = "bench/editor.rs"]
 mod editor;
+#[path = "bench/hostile.rs"]
+mod hostile;
 #[path = "bench/idle.rs"]
 mod idle;
 #[path = "bench/measure.rs"]
 mod measure;
+#[path = "bench/process.rs"]
+mod process;
 #[path = "bench/reaction.rs"]
 mod reaction;
 #[path = "bench/report.rs"]
 mod report;
 #[path = "bench/rig.rs"]
 mod rig;
+#[path = "bench/size.rs"]
+mod size;
+#[path = "bench/startup.rs"]
+mod startup;
+#[path = "bench/throttle.rs"]
+mod throttle;
 
 // The tests' helpers for the outside systems (pcscd and the virtual
 // YubiKey, moto, the STS front, a temporary HOME), shared, not copied.
@@ -38,6 +54,8 @@ mod rig;
 mod daemon;
 #[path = "../tests/support/example_bin.rs"]
 mod example_bin;
+#[path = "../tests/support/fast_sts.rs"]
+mod fast_sts;
 #[path = "../tests/support/moto.rs"]
 mod moto;
 #[path = "../tests/support/pcsc.rs"]
@@ -62,7 +80,14 @@ struct Args {
     idle_seconds: Option<u64>,
 }
 
-const ALL: [&str; 4] = ["cold", "reaction", "idle", "editor"];
+const ALL: [&str; 10] = [
+    "latency", "startup", "throttle", "cold", "reaction", "process", "hostile", "idle", "editor",
+    "size",
+];
+/// The benchmarks that need the rig (pcscd, the virtual YubiKey, the fronts).
+const WITH_RIG: [&str; 8] = [
+    "latency", "startup", "throttle", "cold", "reaction", "process", "hostile", "idle",
+];
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -166,24 +191,54 @@ fn run(args: &Args) -> Result<(), String> {
     figures.insert("quick".into(), args.quick.into());
     figures.insert("profile".into(), profile.into());
 
-    if wants("cold") || wants("reaction") || wants("idle") {
-        let binaries = rig::Binaries::locate(args.build, args.daemon.clone())?;
-        let rig = rig::Rig::start(binaries)?;
+    let mut binaries = None;
+    if WITH_RIG.iter().any(|name| wants(name)) {
+        let rig = rig::Rig::start(rig::Binaries::locate(args.build, args.daemon.clone())?)?;
+        if wants("latency") {
+            let (sizes, repeats): (&[usize], usize) = if args.quick {
+                (&[1, 20], 1)
+            } else {
+                (&[1, 20, 200, 1000], 3)
+            };
+            let (table, json) = cold::run(&rig, cold::Sts::Latency, sizes, repeats)?;
+            table.print();
+            figures.insert("cold".into(), json);
+        }
+        if wants("startup") {
+            let (table, json) = startup::run(&rig, if args.quick { 1 } else { 5 })?;
+            table.print();
+            figures.insert("startup".into(), json);
+        }
+        if wants("throttle") {
+            let (table, json) = throttle::run(&rig, if args.quick { 50 } else { 200 })?;
+            table.print();
+            figures.insert("throttle".into(), json);
+        }
         if wants("cold") {
             let (sizes, repeats): (&[usize], usize) = if args.quick {
                 (&[1, 20], 1)
             } else {
                 (&[1, 20, 200], 3)
             };
-            let (table, json) = cold::run(&rig, sizes, repeats)?;
+            let (table, json) = cold::run(&rig, cold::Sts::Moto, sizes, repeats)?;
             table.print();
-            figures.insert("cold".into(), json);
+            figures.insert("cold_moto".into(), json);
         }
         if wants("reaction") {
             let trials = if args.quick { 10 } else { 50 };
             let (table, json) = reaction::run(&rig, trials)?;
             table.print();
             figures.insert("reaction".into(), json);
+        }
+        if wants("process") {
+            let (table, json) = process::run(&rig, if args.quick { 20 } else { 50 })?;
+            table.print();
+            figures.insert("process".into(), json);
+        }
+        if wants("hostile") {
+            let (table, json) = hostile::run(&rig, !args.quick)?;
+            table.print();
+            figures.insert("hostile".into(), json);
         }
         if wants("idle") {
             let (settle, mut window) = if args.quick {
@@ -198,6 +253,7 @@ fn run(args: &Args) -> Result<(), String> {
             table.print();
             figures.insert("idle".into(), json);
         }
+        binaries = Some(rig.binaries.daemon.clone());
     }
     if wants("editor") {
         let (sizes, cold_sizes, repeats): (&[usize], &[usize], usize) = if args.quick {
@@ -208,6 +264,18 @@ fn run(args: &Args) -> Result<(), String> {
         let (table, json) = editor::run(sizes, cold_sizes, repeats)?;
         table.print();
         figures.insert("editor".into(), json);
+    }
+    if wants("size") {
+        let daemon = match binaries {
+            Some(daemon) => daemon,
+            None => match &args.daemon {
+                Some(path) => path.clone(),
+                None => example_bin::try_daemon(args.build)?,
+            },
+        };
+        let (table, json) = size::run(&daemon)?;
+        table.print();
+        figures.insert("size".into(), json);
     }
     println!(
         "\n(benchmarks took {:.0} s)",

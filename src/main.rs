@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }
+    tracing::debug!("starting: aws-session-daemon {}", env!("CARGO_PKG_VERSION"));
     if let Err(e) = hardened {
         tracing::warn!("cannot disable core dumps ({e}); secrets could end up in a core file");
     }

@@ -3,7 +3,9 @@
 //! that are counts or ratios, never wall time (CI machines are shared and
 //! build with debug assertions): one YubiKey code and one GetSessionToken
 //! whatever the number of sections, one AssumeRole per section, every
-//! profile written and restored, an idle daemon that does not poll.
+//! profile written and restored, a throttled pass that narrows its window
+//! and completes, `credential-process` without an STS call, hostile inputs
+//! without a panic or a stall, an idle daemon that does not poll.
 
 #[path = "support/example_bin.rs"]
 mod example_bin;
@@ -35,18 +37,61 @@ fn the_quick_benchmark_runs_and_meets_its_count_targets() {
     let figures: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
 
-    let cold = figures["cold"].as_array().expect("cold-start figures");
-    assert!(cold.len() >= 2, "{figures}");
-    for run in cold {
-        let n = run["n"].as_u64().unwrap();
-        assert_eq!(
-            run["codes"], 1,
-            "{n} sections must cost one YubiKey code: {run}"
-        );
-        assert_eq!(run["get_session_token"], 1, "{run}");
-        assert_eq!(run["assume_role"], n, "{run}");
-        assert_eq!(run["written"], n, "{run}");
+    for key in ["cold", "cold_moto"] {
+        let cold = figures[key].as_array().expect("cold-start figures");
+        assert!(cold.len() >= 2, "{figures}");
+        for run in cold {
+            let n = run["n"].as_u64().unwrap();
+            assert_eq!(
+                run["codes"], 1,
+                "{n} sections must cost one YubiKey code: {run}"
+            );
+            assert_eq!(run["get_session_token"], 1, "{run}");
+            assert_eq!(run["assume_role"], n, "{run}");
+            assert_eq!(run["written"], n, "{run}");
+        }
     }
+
+    let startup = figures["startup"]["stages"]
+        .as_array()
+        .expect("start-up stages");
+    assert_eq!(startup.len(), 8, "{figures}");
+
+    let throttle = &figures["throttle"];
+    let n = throttle["n"].as_u64().unwrap();
+    assert_eq!(
+        throttle["exit"], 0,
+        "the throttled pass must complete: {throttle}"
+    );
+    assert_eq!(throttle["written"], n, "{throttle}");
+    assert_eq!(throttle["codes"], 1, "{throttle}");
+    assert_eq!(throttle["assume_role"], n, "{throttle}");
+    assert!(
+        throttle["throttled"].as_u64().unwrap() > 0
+            && !throttle["window_decreases"].as_array().unwrap().is_empty(),
+        "the front must throttle and the window fall: {throttle}"
+    );
+    assert!(
+        throttle["requests"].as_u64().unwrap() <= 1 + 6 * n,
+        "at most 6 tries per section: {throttle}"
+    );
+
+    let process = &figures["process"];
+    assert_eq!(process["runs"], 20, "{process}");
+    assert_eq!(
+        process["sts_calls"], 0,
+        "a fresh cache needs no STS call: {process}"
+    );
+
+    let hostile = figures["hostile"]["cases"]
+        .as_array()
+        .expect("hostile inputs");
+    assert!(hostile.len() >= 10, "{figures}");
+    for case in hostile {
+        assert!(case["problem"].is_null(), "{case}");
+    }
+
+    assert!(figures["size"]["bytes"].as_u64().unwrap() > 0, "{figures}");
 
     for change in ["deleted", "added"] {
         assert_eq!(figures["reaction"][change]["trials"], 10, "{figures}");

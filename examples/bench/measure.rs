@@ -11,26 +11,41 @@ use crate::daemon::{Home, poll_until};
 /// Runs `apply` in `home`; returns its exit status, wall time, CPU time
 /// and log.
 pub fn apply(home: &Home) -> (ExitStatus, Duration, Duration, String) {
+    apply_with(home, &["apply"])
+}
+
+/// Runs the daemon with `args` (`apply` and flags) in `home`, its log in
+/// `apply.log`; returns its exit status, wall time, CPU time and log.
+pub fn apply_with(home: &Home, args: &[&str]) -> (ExitStatus, Duration, Duration, String) {
     let log = home.path().join("apply.log");
     let started = Instant::now();
     let child = home
-        .command(&["apply"])
+        .command(args)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("run aws-session-daemon apply");
-    let (status, cpu) = wait_with_cpu(child);
+    let usage = wait_with_usage(child);
     let wall = started.elapsed();
     (
-        status,
+        usage.status,
         wall,
-        cpu,
+        usage.cpu,
         std::fs::read_to_string(&log).unwrap_or_default(),
     )
 }
 
-/// Waits for a child and returns its user + system CPU time (`wait4`).
-fn wait_with_cpu(child: Child) -> (ExitStatus, Duration) {
+/// What `wait4` says of a child that ended.
+pub struct Usage {
+    pub status: ExitStatus,
+    /// User + system CPU time.
+    pub cpu: Duration,
+    /// Peak resident set size (`ru_maxrss`), in KiB.
+    pub max_rss_kb: u64,
+}
+
+/// Waits for a child (`wait4`): its exit status, CPU time and peak RSS.
+pub fn wait_with_usage(child: Child) -> Usage {
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value to be overwritten.
@@ -40,10 +55,11 @@ fn wait_with_cpu(child: Child) -> (ExitStatus, Duration) {
     assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
     std::mem::forget(child); // reaped here
     let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (
-        ExitStatus::from_raw(status),
-        time(usage.ru_utime) + time(usage.ru_stime),
-    )
+    Usage {
+        status: ExitStatus::from_raw(status),
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        max_rss_kb: usage.ru_maxrss.max(0) as u64,
+    }
 }
 
 /// Polls `done` every 2 ms; the time it took, or `None` after `timeout`.
@@ -130,4 +146,46 @@ pub fn ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if n > 0 { n as u64 } else { 100 }
+}
+
+/// A child run with a time limit.
+pub struct Bounded {
+    pub usage: Usage,
+    /// It was still running at the limit and was killed.
+    pub timed_out: bool,
+}
+
+/// Spawns `command` and waits for it (`wait4`, polled every 2 ms) at most
+/// `limit`, then kills it.
+pub fn run_bounded(mut command: std::process::Command, limit: Duration) -> Bounded {
+    let child = command.spawn().expect("spawn the daemon");
+    let pid = child.id() as libc::pid_t;
+    std::mem::forget(child); // reaped below
+    let started = Instant::now();
+    let mut timed_out = false;
+    loop {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value to be overwritten.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: our own child; both pointers are valid.
+        let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if rc == pid {
+            let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+            return Bounded {
+                usage: Usage {
+                    status: ExitStatus::from_raw(status),
+                    cpu: time(usage.ru_utime) + time(usage.ru_stime),
+                    max_rss_kb: usage.ru_maxrss.max(0) as u64,
+                },
+                timed_out,
+            };
+        }
+        assert!(rc == 0, "wait4: {}", std::io::Error::last_os_error());
+        if !timed_out && started.elapsed() > limit {
+            timed_out = true;
+            // SAFETY: signals our own child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }

@@ -1,6 +1,7 @@
 //! Everything the daemon benchmarks share: the programs, the virtual
-//! YubiKey on pcscd + vpcd, moto and the STS front, and a fresh MFA device
-//! per daemon. The outside systems are started by the tests' own helpers
+//! YubiKey on pcscd + vpcd, moto behind the STS front, a second front that
+//! answers STS itself after a fixed latency (what a laptop sees of AWS), and
+//! a fresh MFA device per daemon. The outside systems are started by the tests' own helpers
 //! (`tests/support/`), and every process started here is stopped when its
 //! guard drops.
 
@@ -17,7 +18,11 @@ pub const SLOT: &str = "Amazon Web Services:bench@123457890123";
 /// MFA devices known to the front: each daemon gets its own, so that the
 /// front's "code already used" check (per device, like AWS) never makes a
 /// later daemon wait for the next TOTP step because of an earlier one.
-const DEVICES: usize = 64;
+const DEVICES: usize = 128;
+
+/// The round trip to STS from a laptop is 50-80 ms; the latency front
+/// answers every call after this long, all calls concurrently.
+pub const LATENCY_MS: u64 = 50;
 
 /// Where the programs the benchmarks start live: the profile directory of
 /// this benchmark's own build (`target/release` for `cargo run --release`).
@@ -48,7 +53,11 @@ impl Binaries {
 pub struct Rig {
     pub binaries: Binaries,
     pub card: VirtualCard,
+    /// The front before moto.
     pub front: StsFront,
+    /// A front that answers STS itself after [`LATENCY_MS`] (`--upstream
+    /// local --latency-ms`), concurrently, checking the TOTP codes.
+    pub latency_front: StsFront,
     /// Kept alive for the front (its upstream).
     _moto: Moto,
     next_device: Cell<usize>,
@@ -70,18 +79,14 @@ impl Rig {
                 .binary(&binaries.virtual_yubikey),
         )?;
         let moto = Moto::try_start()?;
-        let secret_hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        let mut args = Vec::new();
-        for n in 0..DEVICES {
-            args.push("--totp-secret".to_string());
-            args.push(format!("{}=hex:{secret_hex}", serial(n)));
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let front = StsFront::try_start_with(&binaries.sts_front, &moto.url, &args)?;
+        let front = StsFront::try_start_with(&binaries.sts_front, &moto.url, &totp_args())?;
+        let latency = LATENCY_MS.to_string();
+        let latency_front = start_local_front(&binaries, &["--latency-ms", &latency])?;
         Ok(Rig {
             binaries,
             card,
             front,
+            latency_front,
             _moto: moto,
             next_device: Cell::new(0),
             _readers: readers,
@@ -100,14 +105,26 @@ impl Rig {
     }
 
     /// The config of a group of `accounts` on MFA device `serial`, codes
-    /// from the virtual YubiKey, STS through the front.
+    /// from the virtual YubiKey, STS through the front (moto).
     pub fn config(&self, serial: &str, accounts: &[String]) -> String {
+        self.config_at(&self.front.url, serial, accounts)
+    }
+
+    /// [`Rig::config`] with STS at `endpoint`.
+    pub fn config_at(&self, endpoint: &str, serial: &str, accounts: &[String]) -> String {
         org_config_for(
             serial,
-            &self.front.url,
+            endpoint,
             &format!("mfa_oath_slot = {SLOT:?}"),
             accounts,
         )
+    }
+
+    /// Another front that answers STS itself, knowing the MFA devices'
+    /// secrets, with `extra` arguments (`--latency-ms`, `--max-in-flight`,
+    /// `--inject`).
+    pub fn local_front(&self, extra: &[&str]) -> Result<StsFront, String> {
+        start_local_front(&self.binaries, extra)
     }
 
     /// A temporary HOME with `config` and a credentials file holding only
@@ -122,8 +139,40 @@ impl Rig {
     /// (GetSessionToken, AssumeRole) requests at the front since its last
     /// `reset_stats`.
     pub fn counts(&self) -> (u64, u64) {
-        let stats = self.front.stats();
-        let n = |action: &str| stats["actions"][action].as_u64().unwrap_or(0);
-        (n("GetSessionToken"), n("AssumeRole"))
+        counts(&self.front)
     }
+}
+
+/// (GetSessionToken, AssumeRole) requests answered by `front` (not those
+/// refused over its `--max-in-flight`) since its last `reset_stats`.
+pub fn counts(front: &StsFront) -> (u64, u64) {
+    let stats = front.stats();
+    let n = |action: &str| stats["actions"][action].as_u64().unwrap_or(0);
+    (n("GetSessionToken"), n("AssumeRole"))
+}
+
+/// `--totp-secret SERIAL=hex:...` for every MFA device of the benchmarks.
+fn totp_args() -> Vec<&'static str> {
+    static ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let args = ARGS.get_or_init(|| {
+        let hex: String = vcard::SHA1_SECRET
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        (0..DEVICES)
+            .flat_map(|n| {
+                [
+                    "--totp-secret".to_string(),
+                    format!("{}=hex:{hex}", serial(n)),
+                ]
+            })
+            .collect()
+    });
+    args.iter().map(String::as_str).collect()
+}
+
+fn start_local_front(binaries: &Binaries, extra: &[&str]) -> Result<StsFront, String> {
+    let mut args = totp_args();
+    args.extend_from_slice(extra);
+    StsFront::try_start_with(&binaries.sts_front, "local", &args)
 }

@@ -651,6 +651,7 @@ impl Executor {
                 continue;
             }
             let code = self.read_code(auth).await.map_err(CodeCallError::Code)?;
+            tracing::debug!("MFA device {serial}: code read");
             let now = self.clock.now();
             let check = cache
                 .contents()

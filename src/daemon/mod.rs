@@ -324,6 +324,7 @@ impl Daemon {
                     Unit::Device(serial) => serials.contains(serial),
                 });
                 self.executor.concurrency = config.sts_concurrency();
+                tracing::debug!("config loaded: {} section(s)", config.sections.len());
                 self.config = Some(config);
                 self.update_key_watch();
                 Ok(())
