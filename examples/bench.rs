@@ -158,6 +158,10 @@ fn machine() -> String {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == measure::SMALL_PARENT) {
+        return measure::small_parent_main(&argv[2..]);
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::fast_sts::FastSts;
-use crate::measure::{Bounded, run_bounded};
+use crate::measure::{Bounded, run_bounded, small_parent};
 use crate::report::{Table, Verdict, ms, verdict};
 use crate::rig::Rig;
 use crate::sts_front::StsFront;
@@ -65,7 +65,7 @@ impl Case {
 
     fn run(&self, daemon: &Path, args: &[&str]) -> Bounded {
         let log = std::fs::File::create(self.home.path().join("output.log")).unwrap();
-        let mut command = std::process::Command::new(daemon);
+        let mut command = small_parent(daemon);
         command
             .args(args)
             .arg("--config")

@@ -135,12 +135,6 @@ impl Rig {
         );
         Home::with_credentials(config, &credentials).with_daemon(&self.binaries.daemon)
     }
-
-    /// (GetSessionToken, AssumeRole) requests at the front since its last
-    /// `reset_stats`.
-    pub fn counts(&self) -> (u64, u64) {
-        counts(&self.front)
-    }
 }
 
 /// (GetSessionToken, AssumeRole) requests answered by `front` (not those

@@ -5,8 +5,6 @@
 //! must fall to what STS allows and the pass still write every profile,
 //! with a bounded number of requests.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::daemon::accounts_from;

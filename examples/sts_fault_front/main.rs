@@ -254,11 +254,14 @@ impl Front {
             ("POST", "/__control") => Reply::Answer(self.control(&request.body)),
             _ => {
                 use std::sync::atomic::Ordering;
+                // A call is in flight for the whole latency, as it is at
+                // STS: counted first, so that `--max-in-flight` throttles
+                // what arrives while others are still being answered.
+                let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                self.state().stats.in_flight(now);
                 if !self.latency.is_zero() {
                     tokio::time::sleep(self.latency).await;
                 }
-                let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                self.state().stats.in_flight(now);
                 let reply = match self.max_in_flight {
                     Some(max) if now > max => {
                         let mut state = self.state();

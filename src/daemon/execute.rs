@@ -436,7 +436,14 @@ impl Executor {
             if tasks.is_empty() && ready.is_empty() {
                 break;
             }
-            let next_ready = ready.iter().map(|(_, at)| *at).min();
+            // A job's pause matters only while the window has room for it:
+            // with the window full, a pause already over would wake this
+            // loop at once, again and again, until a call returns.
+            let next_ready = if tasks.len() < window.size() {
+                ready.iter().map(|(_, at)| *at).min()
+            } else {
+                None
+            };
             let joined = tokio::select! {
                 joined = tasks.join_next(), if !tasks.is_empty() => joined,
                 () = sleep_until_or_forever(next_ready) => continue,
