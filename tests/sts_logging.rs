@@ -14,6 +14,7 @@ mod tools;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use tracing_subscriber::prelude::*;
 
 use aws_session_daemon::config::RoleSettings;
 use aws_session_daemon::secret::{ExposeSecret, SecretString};
@@ -51,13 +52,16 @@ const SERIAL: &str = "arn:aws:iam::123456789012:mfa/alice";
 async fn trace_logs_name_the_calls_and_hold_no_secret() {
     let buffer = Buffer::default();
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "warn,aws_session_daemon=trace",
-        ))
+        .with_max_level(tracing::Level::TRACE)
         .with_writer(buffer.clone())
         .with_ansi(false)
         .without_time()
-        .finish();
+        .finish()
+        .with(
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing::Level::WARN)
+                .with_target("aws_session_daemon", tracing::Level::TRACE),
+        );
     tracing::subscriber::set_global_default(subscriber).expect("one subscriber per test binary");
 
     let moto = Moto::start();

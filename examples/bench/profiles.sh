@@ -75,7 +75,7 @@ for name in "${names[@]}"; do
 		strip -o "$target/stripped" "$binary"
 		stripped=$(stat -c %s "$target/stripped")
 	fi
-	seconds=$(echo "$end - $start" | bc)
+	seconds=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
 	printf '%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\n' "$name" "${OPTIONS[$name]:-}" "$seconds" \
 		"$load_before" "$load_after" "$bytes" "$stripped" "$(git rev-parse --short HEAD)" >>"$results"
 	echo "   ${seconds%.*} s, $bytes B, stripped $stripped B (load $load_before -> $load_after)"
