@@ -31,8 +31,11 @@ declare -A OPTIONS=(
 	[s]="opt-level=\"s\""
 	[z]="opt-level=\"z\""
 	[s-thin-strip]="opt-level=\"s\" lto=\"thin\" strip=true"
+	[s-fat-cgu1-strip]="opt-level=\"s\" lto=\"fat\" codegen-units=1 strip=true"
+	[z-thin-strip]="opt-level=\"z\" lto=\"thin\" strip=true"
+	[z-fat-cgu1-strip]="opt-level=\"z\" lto=\"fat\" codegen-units=1 strip=true"
 )
-ORDER=(default strip thin thin-strip fat cgu1 thin-cgu1 fat-cgu1-strip s z s-thin-strip)
+ORDER=(default strip thin thin-strip fat cgu1 thin-cgu1 fat-cgu1-strip s z s-thin-strip s-fat-cgu1-strip z-thin-strip z-fat-cgu1-strip)
 
 run=false
 names=()
