@@ -26,6 +26,8 @@ use proptest::test_runner::TestRunner;
 use serde::Deserialize;
 use time::macros::datetime;
 
+#[path = "support/botocore.rs"]
+mod botocore;
 #[path = "support/credentials_gen.rs"]
 mod generate;
 #[path = "support/credentials_sdk.rs"]
@@ -179,76 +181,6 @@ fn write_cases(dir: &Path) -> (Vec<Case>, usize) {
     (cases, refused)
 }
 
-#[derive(Deserialize, Debug)]
-struct BotocoreOutput {
-    botocore_version: String,
-    files: Vec<BotocoreFile>,
-}
-
-#[derive(Deserialize, Debug)]
-struct BotocoreFile {
-    sections: Option<BTreeMap<String, BTreeMap<String, String>>>,
-    error: Option<String>,
-    cli_error: Option<String>,
-    credentials: BTreeMap<String, Option<BotocoreCredentials>>,
-}
-
-#[derive(Deserialize, Debug, PartialEq)]
-struct BotocoreCredentials {
-    access_key: String,
-    secret_key: String,
-    token: Option<String>,
-}
-
-fn require_botocore() {
-    let python = tools::python3();
-    let found = Command::new(&python)
-        .args(["-c", "import botocore"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "botocore is not available to {}: {} (this test checks the written file with the \
-         AWS CLI's own parser and must not be skipped)",
-        python.display(),
-        tools::INSTALL
-    );
-}
-
-fn botocore_read(requests: &[(PathBuf, Vec<String>)]) -> BotocoreOutput {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/credentials_botocore.py");
-    let payload: Vec<_> = requests
-        .iter()
-        .map(|(path, profiles)| serde_json::json!({ "path": path, "profiles": profiles }))
-        .collect();
-    let mut child = Command::new(tools::python3())
-        .arg(&script)
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the project's python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&payload).unwrap().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let parsed: BotocoreOutput = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(parsed.files.len(), requests.len());
-    parsed
-}
-
 /// botocore's sections (with [DEFAULT] merged in) against the document's.
 fn compare_with_botocore(
     case: &Case,
@@ -285,7 +217,7 @@ fn compare_with_botocore(
 
 #[test]
 fn botocore_reads_what_the_editor_wrote() {
-    require_botocore();
+    botocore::require();
     let dir = tempfile::tempdir().unwrap();
     let (cases, refused) = write_cases(dir.path());
     let mut requests = Vec::new();
@@ -293,7 +225,7 @@ fn botocore_reads_what_the_editor_wrote() {
         requests.push((case.original.clone(), Vec::new()));
         requests.push((case.written.clone(), case.profiles.clone()));
     }
-    let output = botocore_read(&requests);
+    let output = botocore::read(&requests);
     let (mut compared, mut already_broken) = (0, 0);
     for (case, pair) in cases.iter().zip(output.files.chunks(2)) {
         let (before, after) = (&pair[0], &pair[1]);
@@ -323,7 +255,7 @@ fn botocore_reads_what_the_editor_wrote() {
             let creds = &case.creds[profile];
             assert_eq!(
                 after.credentials[profile],
-                Some(BotocoreCredentials {
+                Some(botocore::Credentials {
                     access_key: creds.access_key_id.clone(),
                     secret_key: creds.secret_access_key.expose_secret().to_string(),
                     token: Some(creds.session_token.expose_secret().to_string()),

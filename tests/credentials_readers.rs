@@ -25,8 +25,12 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use serde::Deserialize;
 
+#[path = "support/botocore.rs"]
+mod botocore;
 #[path = "support/credentials_gen.rs"]
 mod generate;
+#[path = "support/tools.rs"]
+mod tools;
 
 const GENERATED: usize = 1500;
 /// Random files both readers accept (before any of these checks).
@@ -152,51 +156,11 @@ fn inputs(dir: &Path) -> Vec<Input> {
         .collect()
 }
 
-#[derive(Deserialize, Debug)]
-struct BotocoreOutput {
-    botocore_version: String,
-    files: Vec<BotocoreFile>,
-}
-
-#[derive(Deserialize, Debug)]
-struct BotocoreFile {
-    error: Option<String>,
-    cli_error: Option<String>,
-}
-
-/// Runs `tests/support/credentials_botocore.py` on `paths`.
-fn botocore(paths: &[PathBuf]) -> BotocoreOutput {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/credentials_botocore.py");
-    let payload: Vec<_> = paths
-        .iter()
-        .map(|path| serde_json::json!({ "path": path, "profiles": [] }))
-        .collect();
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&payload).unwrap().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{} failed (botocore is required: pip install botocore): {}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let parsed: BotocoreOutput = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(parsed.files.len(), paths.len());
-    parsed
+/// botocore's reading of `paths` (no credentials asked).
+fn botocore(paths: &[PathBuf]) -> botocore::Output {
+    botocore::require();
+    let requests: Vec<_> = paths.iter().map(|p| (p.clone(), Vec::new())).collect();
+    botocore::read(&requests)
 }
 
 #[test]

@@ -134,6 +134,23 @@ fn wait_unlocked(
     runtime.block_on(async { tokio::time::timeout(limit, events.unlocked()).await })
 }
 
+/// Unlocks the collection 200 ms from now, from another thread, and
+/// asserts that the watcher sees it.
+fn unlock_later_is_seen(
+    rig: &SecretServiceRig,
+    runtime: &tokio::runtime::Runtime,
+    events: &mut UnlockEvents,
+) {
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            rig.unlock();
+        });
+        let fired = wait_unlocked(runtime, events, Duration::from_secs(10));
+        assert!(matches!(fired, Ok(Ok(()))), "{fired:?}");
+    });
+}
+
 #[test]
 fn set_list_read_replace_delete() {
     let rig = SecretServiceRig::start();
@@ -429,14 +446,7 @@ fn a_locked_collection_answers_at_once_and_its_unlock_is_seen() {
     let mut events = runtime.block_on(keyring.watch_unlock()).unwrap();
     let early = wait_unlocked(&runtime, &mut events, Duration::from_millis(500));
     assert!(early.is_err(), "the watcher fired while locked: {early:?}");
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            std::thread::sleep(Duration::from_millis(200));
-            rig.unlock();
-        });
-        let fired = wait_unlocked(&runtime, &mut events, Duration::from_secs(10));
-        assert!(matches!(fired, Ok(Ok(()))), "{fired:?}");
-    });
+    unlock_later_is_seen(&rig, &runtime, &mut events);
     assert!(!rig.collection_locked());
     assert_eq!(
         keyring.long_term_secret("prod").unwrap().expose_secret(),
@@ -473,14 +483,7 @@ fn a_watcher_kept_between_waits_does_not_stall() {
     rig.lock();
     let early = wait_unlocked(&runtime, &mut events, Duration::from_millis(300));
     assert!(early.is_err(), "{early:?}");
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            std::thread::sleep(Duration::from_millis(200));
-            rig.unlock();
-        });
-        let fired = wait_unlocked(&runtime, &mut events, Duration::from_secs(10));
-        assert!(matches!(fired, Ok(Ok(()))), "{fired:?}");
-    });
+    unlock_later_is_seen(&rig, &runtime, &mut events);
 }
 
 #[test]
@@ -521,14 +524,7 @@ fn after_a_restart_the_key_id_waits_for_the_unlock() {
         .build()
         .unwrap();
     let mut events = runtime.block_on(keyring.watch_unlock()).unwrap();
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            std::thread::sleep(Duration::from_millis(200));
-            rig.unlock();
-        });
-        let fired = wait_unlocked(&runtime, &mut events, Duration::from_secs(10));
-        assert!(matches!(fired, Ok(Ok(()))), "{fired:?}");
-    });
+    unlock_later_is_seen(&rig, &runtime, &mut events);
     assert_eq!(keyring.key_id("prod").unwrap().as_deref(), Some(KEY_ID));
     drop(events);
 
