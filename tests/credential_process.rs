@@ -4,6 +4,8 @@
 //! in ~/.aws/config.
 #![allow(deprecated)] // ProfileFiles / ProfileFileKind: the names aws_config::profile takes
 
+#[path = "support/credentials_sdk.rs"]
+mod credentials_sdk;
 #[path = "support/daemon.rs"]
 mod daemon;
 #[path = "support/example_bin.rs"]
@@ -203,6 +205,7 @@ fn the_aws_cli_and_the_rust_sdk_use_the_profile() {
             .with_file(ProfileFileKind::Config, &sdk_config)
             .build();
         aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .configure(&credentials_sdk::provider_config())
             .profile_files(files)
             .profile_name(&accounts[0])
             .build()

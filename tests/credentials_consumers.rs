@@ -14,16 +14,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use aws_session_daemon::credentials::{CredentialsFile, Document, Edit};
 use aws_session_daemon::secret::{ExposeSecret, SecretString};
 use aws_session_daemon::session::SessionCredentials;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use serde::Deserialize;
 use time::macros::datetime;
 
 #[path = "support/botocore.rs"]

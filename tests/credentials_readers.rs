@@ -16,14 +16,11 @@
 //! skips, without it.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use aws_session_daemon::credentials::{CredentialsFile, Document};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use serde::Deserialize;
 
 #[path = "support/botocore.rs"]
 mod botocore;

@@ -67,7 +67,7 @@ for name in "${names[@]}"; do
 	# keep their meaning whatever Cargo.toml chooses).
 	configs=()
 	if [[ $name != default ]]; then
-		declare -A set=([opt-level]=3 [lto]=false [codegen-units]=16 [strip]='"none"')
+		declare -A set=([opt-level]=3 [lto]=false [codegen-units]=16 [strip]='"debuginfo"')
 		for option in ${OPTIONS[$name]}; do
 			set[${option%%=*}]=${option#*=}
 		done

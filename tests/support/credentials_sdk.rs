@@ -1,4 +1,4 @@
-#![allow(deprecated)] // ProfileFiles / ProfileFileKind: the names aws_config::profile::load takes.
+#![allow(deprecated, dead_code)] // ProfileFiles / ProfileFileKind: the names aws_config::profile::load takes.
 //! The AWS SDK for Rust's own profile-file parser (`aws_config::profile::load`),
 //! used by the credentials tests to check what the editor writes.
 
@@ -59,6 +59,7 @@ pub fn profile_credentials(
 ) -> Result<(String, String, Option<String>), String> {
     use aws_credential_types::provider::ProvideCredentials;
     let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .configure(&provider_config())
         .profile_files(
             ProfileFiles::builder()
                 .with_file(ProfileFileKind::Credentials, path)
@@ -77,4 +78,17 @@ pub fn profile_credentials(
             })
             .map_err(|e| format!("{e:?}"))
     })
+}
+
+/// The SDK providers' set-up, with an HTTP client: the profile provider
+/// builds its instance-metadata client up front and panics without one.
+/// The daemon's client (rustls with ring): the SDK's default (aws-lc) is
+/// kept out of the tests' build.
+pub fn provider_config() -> aws_config::provider_config::ProviderConfig {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::provider_config::ProviderConfig::default().with_http_client(http_client)
 }
