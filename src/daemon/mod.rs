@@ -7,6 +7,7 @@
 //! is never more than a minute away (wall-clock deadlines survive suspend).
 
 pub mod adapters;
+mod alarm;
 pub mod execute;
 pub mod ports;
 pub mod schedule;
@@ -754,7 +755,7 @@ impl Daemon {
                     tracing::info!("the keyring was unlocked");
                     Reason::KeyringUnlocked
                 }
-                _ = tokio::time::sleep(sleep) => next_reason,
+                () = alarm::sleep(sleep) => next_reason,
             };
         }
     }
