@@ -511,7 +511,9 @@ fn after_a_restart_the_key_id_waits_for_the_unlock() {
         "{error:?}"
     );
     assert!(keyring.long_term_secret("prod").unwrap_err().is_locked());
-    // The daemon asks for the unlock itself when the key id is locked.
+    // An unlock request answers at once, without waiting on the prompt.
+    // (The daemon's pass does not make it yet when only the key ids are
+    // locked away: it finds them again at its next pass after the unlock.)
     let start = Instant::now();
     let asked = keyring.request_unlock().unwrap_err();
     assert!(asked.is_locked(), "{asked}");

@@ -305,9 +305,9 @@ impl Keyring {
     }
 
     /// Asks the service to unlock the default collection, as
-    /// [`Keyring::long_term_secret`] does for its item: for the daemon when
-    /// [`Keyring::key_id`] answered `Locked` (it never asks itself). `Ok`
-    /// when the collection is unlocked now.
+    /// [`Keyring::long_term_secret`] does for its item, without waiting on
+    /// the prompt: for when [`Keyring::key_id`] answered `Locked` (which
+    /// never asks itself). `Ok` when the collection is unlocked now.
     pub fn request_unlock(&self) -> Result<(), KeyringError> {
         let what = || format!("the keys of {SERVICE}");
         self.run(Transfer::NoSecret, async |client: &Client| {
@@ -433,31 +433,26 @@ impl Keyring {
         client.search(attributes).await
     }
 
-    /// Unlocks `object` (an item or a collection). The commands show the
-    /// prompt and wait; the daemon hands the prompt to a thread of its own
-    /// and returns `Locked` unless the service unlocked without one.
     /// The default collection, unlocked first when it is locked.
     async fn unlocked_default<'c>(
         &self,
         client: &'c Client,
         what: &dyn Fn() -> String,
     ) -> Result<secret_service::Collection<'c>, KeyringError> {
-        let collection = match client.service.get_default_collection().await {
-            Ok(collection) => collection,
-            Err(secret_service::Error::NoResult) => return Err(KeyringError::NoDefaultCollection),
-            Err(e) => return Err(KeyringError::from_service(e)),
-        };
-        if collection
-            .is_locked()
-            .await
-            .map_err(KeyringError::from_service)?
-        {
+        let (collection, locked) = client
+            .default_collection()
+            .await?
+            .ok_or(KeyringError::NoDefaultCollection)?;
+        if locked {
             self.unlock(client, &collection.collection_path, what)
                 .await?;
         }
         Ok(collection)
     }
 
+    /// Unlocks `object` (an item or a collection). The commands show the
+    /// prompt and wait; the daemon hands the prompt to a thread of its own
+    /// and returns `Locked` unless the service unlocked without one.
     async fn unlock(
         &self,
         client: &Client,
@@ -534,8 +529,11 @@ impl Client {
         Ok(Client { conn, service })
     }
 
-    /// The default collection's path when it is locked.
-    async fn locked_default(&self) -> Result<Option<OwnedObjectPath>, KeyringError> {
+    /// The default collection and whether it is locked; `None` when the
+    /// service has no default collection.
+    async fn default_collection(
+        &self,
+    ) -> Result<Option<(secret_service::Collection<'_>, bool)>, KeyringError> {
         let collection = match self.service.get_default_collection().await {
             Ok(collection) => collection,
             Err(secret_service::Error::NoResult) => return Ok(None),
@@ -545,7 +543,16 @@ impl Client {
             .is_locked()
             .await
             .map_err(KeyringError::from_service)?;
-        Ok(locked.then(|| collection.collection_path.clone()))
+        Ok(Some((collection, locked)))
+    }
+
+    /// The default collection's path when it is locked.
+    async fn locked_default(&self) -> Result<Option<OwnedObjectPath>, KeyringError> {
+        Ok(self
+            .default_collection()
+            .await?
+            .filter(|(_, locked)| *locked)
+            .map(|(collection, _)| collection.collection_path.clone()))
     }
 
     /// The items matching `attributes` in every collection, each with
