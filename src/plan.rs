@@ -21,6 +21,7 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use crate::config::{CodeSource, LongTermKeys, Output, RoleSettings, Section, Settings};
+use crate::credentials::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};
 use crate::secret::mask_access_key_id;
 
 /// What the planner needs to know about the credentials file.
@@ -419,11 +420,6 @@ impl Plan {
             .min_by_key(|(at, _)| *at)
     }
 }
-
-/// The keys of a profile the daemon owns.
-pub const ACCESS_KEY_ID: &str = "aws_access_key_id";
-pub const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
-pub const SESSION_TOKEN: &str = "aws_session_token";
 
 /// Several daemons (one per section under the systemd template) that share
 /// an MFA device must not all wake in the same second; sections that share

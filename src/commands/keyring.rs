@@ -17,17 +17,10 @@ use zeroize::Zeroizing;
 
 use crate::cli::{Cli, KeyringCommand};
 use crate::commands::printable;
-use crate::config::{LoadOptions, process_env};
-use crate::credentials::{CredentialsFile, Edit, WriteOutcome};
+use crate::config::{DEFAULT_BACKUPS, LoadOptions, process_env};
+use crate::credentials::{ACCESS_KEY_ID, CredentialsFile, Edit, SECRET_ACCESS_KEY, WriteOutcome};
 use crate::keyring::{Keyring, PROMPT_TIMEOUT, check_long_term_key_id};
 use crate::secret::{ExposeSecret, SecretString, mask_access_key_id};
-
-const KEY_ID: &str = "aws_access_key_id";
-const SECRET_KEY: &str = "aws_secret_access_key";
-
-/// The config's default for `backups`, used when no config can be read
-/// (`keyring import` needs no config otherwise).
-const DEFAULT_BACKUPS: usize = 5;
 
 /// What standard input may hold: two short lines.
 const MAX_INPUT: u64 = 8 * 1024;
@@ -172,14 +165,14 @@ fn import(
         );
     }
     let outcome = file.update(&[
-        Edit::remove(section, KEY_ID),
-        Edit::remove(section, SECRET_KEY),
+        Edit::remove(section, ACCESS_KEY_ID),
+        Edit::remove(section, SECRET_ACCESS_KEY),
     ])?;
     let scrubbed = file.remove_from_backups(section, &key_id, &secret)?;
     if outcome == WriteOutcome::Written {
         writeln!(
             out,
-            "Removed {KEY_ID} and {SECRET_KEY} from [{}] in {} (the section's header and its other keys stay).",
+            "Removed {ACCESS_KEY_ID} and {SECRET_ACCESS_KEY} from [{}] in {} (the section's header and its other keys stay).",
             printable(section),
             path.display()
         )?;
@@ -212,10 +205,12 @@ fn keys_in_file(file: &CredentialsFile, section: &str) -> anyhow::Result<(String
             file.path().display()
         )
     };
-    let key_id = doc.get(section, KEY_ID)?.ok_or_else(|| missing(KEY_ID))?;
+    let key_id = doc
+        .get(section, ACCESS_KEY_ID)?
+        .ok_or_else(|| missing(ACCESS_KEY_ID))?;
     let secret = doc
-        .get(section, SECRET_KEY)?
-        .ok_or_else(|| missing(SECRET_KEY))?;
+        .get(section, SECRET_ACCESS_KEY)?
+        .ok_or_else(|| missing(SECRET_ACCESS_KEY))?;
     Ok((key_id.to_string(), SecretString::from(secret)))
 }
 

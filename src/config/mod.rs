@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
 pub use expand::RawSection;
-pub use keys::{KEYS, KeyKind, KeySpec, holds_secret};
+pub use keys::{DEFAULT_BACKUPS, KEYS, KeyKind, KeySpec, holds_secret};
 pub use settings::{CodeSource, LongTermKeys, Output, PasswordSpec, RoleSettings, Settings};
 
 /// Config files larger than this are refused before parsing: a real config

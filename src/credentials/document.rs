@@ -19,6 +19,12 @@ use crate::session::SessionCredentials;
 /// section; the editor never writes into it.
 pub const DEFAULT_SECTION: &str = "DEFAULT";
 
+/// The keys of a profile: the long-term pair, and the session token of
+/// temporary credentials.
+pub const ACCESS_KEY_ID: &str = "aws_access_key_id";
+pub const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
+pub const SESSION_TOKEN: &str = "aws_session_token";
+
 /// One change to the file. `Debug` shows section and key but never the value.
 #[derive(Clone, Debug)]
 pub enum Edit {
@@ -1097,15 +1103,11 @@ impl Document {
         let mut edits = vec![
             Edit::set(
                 section,
-                "aws_access_key_id",
+                ACCESS_KEY_ID,
                 SecretString::from(creds.access_key_id.clone()),
             ),
-            Edit::set(
-                section,
-                "aws_secret_access_key",
-                creds.secret_access_key.clone(),
-            ),
-            Edit::set(section, "aws_session_token", creds.session_token.clone()),
+            Edit::set(section, SECRET_ACCESS_KEY, creds.secret_access_key.clone()),
+            Edit::set(section, SESSION_TOKEN, creds.session_token.clone()),
         ];
         let has_security_token = [section, DEFAULT_SECTION]
             .iter()

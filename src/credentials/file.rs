@@ -959,8 +959,6 @@ impl CredentialsFile {
         secret: &secrecy::SecretString,
     ) -> Result<Scrubbed, CredentialsError> {
         use secrecy::ExposeSecret;
-        const KEY_ID: &str = "aws_access_key_id";
-        const SECRET_KEY: &str = "aws_secret_access_key";
         let target = self.target()?;
         let name = FileName::new(&self.path, &target).with_kind(self.kind);
         let _lock =
@@ -987,12 +985,17 @@ impl CredentialsFile {
             };
             let mut doc = Document::parse(text);
             let mut edited = false;
-            if doc.get(section, SECRET_KEY).ok().flatten() == Some(secret.expose_secret())
-                && doc.apply(&Edit::remove(section, SECRET_KEY)).is_ok()
+            if doc.get(section, super::SECRET_ACCESS_KEY).ok().flatten()
+                == Some(secret.expose_secret())
+                && doc
+                    .apply(&Edit::remove(section, super::SECRET_ACCESS_KEY))
+                    .is_ok()
             {
                 edited = true;
-                if doc.get(section, KEY_ID).ok().flatten() == Some(key_id) {
-                    edited |= doc.apply(&Edit::remove(section, KEY_ID)).is_ok();
+                if doc.get(section, super::ACCESS_KEY_ID).ok().flatten() == Some(key_id) {
+                    edited |= doc
+                        .apply(&Edit::remove(section, super::ACCESS_KEY_ID))
+                        .is_ok();
                 }
             }
             let rendered = Zeroizing::new(doc.render());

@@ -32,7 +32,9 @@ mod parse;
 mod sdk;
 mod wipe;
 
-pub use document::{DEFAULT_SECTION, Document, Edit};
+pub use document::{
+    ACCESS_KEY_ID, DEFAULT_SECTION, Document, Edit, SECRET_ACCESS_KEY, SESSION_TOKEN,
+};
 pub use error::{CredentialsError, FileName, SdkProblem};
 pub use file::{CredentialsFile, MAX_SIZE, Scrubbed, WriteOutcome};
 
