@@ -152,10 +152,16 @@ impl CredentialsFile {
         self.backups
     }
 
+    /// How messages name the file: the path as given, the `target` it
+    /// resolves to, and the kind of file.
+    fn name(&self, target: &Path) -> FileName {
+        FileName::new(&self.path, target).with_kind(self.kind)
+    }
+
     /// The file that is really read and written: `path` with its symlink
     /// chain resolved (it need not exist yet). Watch its directory too.
     pub fn target(&self) -> Result<PathBuf, CredentialsError> {
-        let name = FileName::new(&self.path, &self.path).with_kind(self.kind);
+        let name = self.name(&self.path);
         match resolve_symlinks(&self.path) {
             Ok(target) => Ok(target),
             Err(None) => Err(CredentialsError::NotAFile {
@@ -176,10 +182,7 @@ impl CredentialsFile {
     /// be written. [`CredentialsFile::update`] checks again.
     pub fn check_writable(&self) -> Result<(), CredentialsError> {
         let target = self.target()?;
-        check_writable(
-            &FileName::new(&self.path, &target).with_kind(self.kind),
-            &target,
-        )
+        check_writable(&self.name(&target), &target)
     }
 
     /// Removes the temporary files that a writer killed in the middle of a
@@ -205,7 +208,7 @@ impl CredentialsFile {
     /// a writer that rewrites it in place may be half-way.
     pub fn read(&self) -> Result<Document, CredentialsError> {
         let target = self.target()?;
-        let name = FileName::new(&self.path, &target).with_kind(self.kind);
+        let name = self.name(&target);
         Ok(load_settled(&name, &target)?.into_document(&name))
     }
 
@@ -244,7 +247,7 @@ impl CredentialsFile {
             edit.validate()?;
         }
         let target = self.target()?;
-        let name = FileName::new(&self.path, &target).with_kind(self.kind);
+        let name = self.name(&target);
         check_writable(&name, &target)?;
         let dir = parent_dir(&target);
         create_dir(&name, dir)?;
@@ -489,26 +492,23 @@ impl Update<'_> {
         if let Some(replaced) = self.backup.take()
             && backups > 0
         {
-            {
-                for n in (1..backups).rev() {
-                    let from = sibling(self.target, &format!(".{n}"));
-                    match fs::rename(&from, sibling(self.target, &format!(".{}", n + 1))) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io(e)),
-                    }
+            for n in (1..backups).rev() {
+                let from = sibling(self.target, &format!(".{n}"));
+                match fs::rename(&from, sibling(self.target, &format!(".{}", n + 1))) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(e)),
                 }
-                for n in 2..=backups {
-                    let path = sibling(self.target, &format!(".{n}"));
-                    let loose = fs::symlink_metadata(&path)
-                        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o077 != 0);
-                    if loose {
-                        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
-                            .map_err(io)?;
-                    }
-                }
-                keep_as_backup(self.name, self.target, replaced)?;
             }
+            for n in 2..=backups {
+                let path = sibling(self.target, &format!(".{n}"));
+                let loose = fs::symlink_metadata(&path)
+                    .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o077 != 0);
+                if loose {
+                    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+                }
+            }
+            keep_as_backup(self.name, self.target, replaced)?;
         }
         remove_extra_backups(self.target, backups);
         private_file::sync_dir(parent_dir(self.target))
@@ -523,22 +523,17 @@ fn keep_as_backup(
     target: &Path,
     replaced: Replaced,
 ) -> Result<(), CredentialsError> {
+    let io = |e| CredentialsError::io(name, "rotating the backups", e);
     let first = sibling(target, ".1");
     let private = replaced
         .file
         .set_permissions(fs::Permissions::from_mode(0o600))
         .is_ok();
     if let (Some(path), true) = (replaced.path, private) {
-        return path
-            .persist(&first)
-            .map_err(|e| CredentialsError::io(name, "rotating the backups", e.error));
+        return path.persist(&first).map_err(|e| io(e.error));
     }
-    let meta = replaced
-        .file
-        .metadata()
-        .map_err(|e| CredentialsError::io(name, "rotating the backups", e))?;
-    let bytes = read_all(&replaced.file)
-        .map_err(|e| CredentialsError::io(name, "rotating the backups", e))?;
+    let meta = replaced.file.metadata().map_err(io)?;
+    let bytes = read_all(&replaced.file).map_err(io)?;
     Replacement::write(target, &bytes, Some((meta.uid(), meta.gid())))
         .and_then(|temp| temp.commit_to(&first))
         .map_err(|e| file_error(name, "rotating the backups", e))
@@ -960,7 +955,7 @@ impl CredentialsFile {
     ) -> Result<Scrubbed, CredentialsError> {
         use secrecy::ExposeSecret;
         let target = self.target()?;
-        let name = FileName::new(&self.path, &target).with_kind(self.kind);
+        let name = self.name(&target);
         let _lock =
             private_file::lock(&lock_path(&target)).map_err(|e| file_error(&name, "locking", e))?;
         let mut scrubbed = Scrubbed::default();
