@@ -554,14 +554,11 @@ impl Document {
     /// it: at the repetition), with its first occurrence.
     fn first_duplicate_key(&self, entries: &[usize]) -> Option<(usize, usize)> {
         let key = |e: usize| self.parsed.entries[e].key(&self.text);
-        let same = |a: usize, b: usize| {
-            self.parsed.entries[a].key_hash == self.parsed.entries[b].key_hash && key(a) == key(b)
-        };
         if entries.len() <= 16 {
             // A few keys per section: comparing pairs (their hashes first)
             // is cheaper than a hash set.
             for (i, &again) in entries.iter().enumerate() {
-                if let Some(&first) = entries[..i].iter().find(|&&e| same(e, again)) {
+                if let Some(&first) = entries[..i].iter().find(|&&e| self.same_key(e, again)) {
                     return Some((first, again));
                 }
             }
@@ -578,20 +575,24 @@ impl Document {
     }
 
     /// [`Document::first_duplicate_key`] for one section's entries.
+    /// (Without collecting the range: it runs for every section.)
     fn first_duplicate_key_in(&self, entries: Range<usize>) -> Option<(usize, usize)> {
         if entries.len() <= 16 {
-            let all = &self.parsed.entries;
             for again in entries.clone() {
-                let hash = all[again].key_hash;
-                if let Some(first) = (entries.start..again).find(|&e| {
-                    all[e].key_hash == hash && all[e].key(&self.text) == all[again].key(&self.text)
-                }) {
+                if let Some(first) = (entries.start..again).find(|&e| self.same_key(e, again)) {
                     return Some((first, again));
                 }
             }
             return None;
         }
         self.first_duplicate_key(&entries.collect::<Vec<_>>())
+    }
+
+    /// Whether entries `a` and `b` have the same key (hashes compared first).
+    fn same_key(&self, a: usize, b: usize) -> bool {
+        let entries = &self.parsed.entries;
+        entries[a].key_hash == entries[b].key_hash
+            && entries[a].key(&self.text) == entries[b].key(&self.text)
     }
 
     /// botocore's `_parse_nested`: a value that starts with a line break
