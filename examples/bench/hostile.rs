@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::fast_sts::FastSts;
 use crate::measure::{Bounded, run_bounded, small_parent};
-use crate::report::{Table, Verdict, ms, verdict};
+use crate::report::{Table, Verdict, kib_as_mb, ms, verdict};
 use crate::rig::Rig;
 use crate::sts_front::StsFront;
 
@@ -247,10 +247,6 @@ fn measure(daemon: &Path, case: &Case) -> Measured {
     Measured { runs, problem }
 }
 
-fn mb(kb: u64) -> String {
-    format!("{:.1} MB", kb as f64 / 1024.0)
-}
-
 pub fn run(rig: &Rig, whole_corpus: bool) -> Result<(Table, serde_json::Value), String> {
     let daemon = &rig.binaries.daemon;
     let sts = FastSts::start(3600);
@@ -272,7 +268,7 @@ pub fn run(rig: &Rig, whole_corpus: bool) -> Result<(Table, serde_json::Value), 
         let ok = m.peak_kb() < LIMIT_KB && m.problem.is_none();
         all_ok &= ok;
         let mut cells = vec![what];
-        cells.extend(m.runs.iter().map(|r| mb(r.0)));
+        cells.extend(m.runs.iter().map(|r| kib_as_mb(r.0)));
         cells.push(ms(m.slowest()));
         cells.push(match &m.problem {
             Some(problem) => problem.clone(),

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::daemon::{Running, accounts_from};
 use crate::measure::{ProcSample, sample, ticks_per_second, wait_until};
-use crate::report::{Table, Verdict, ms, verdict};
+use crate::report::{Table, Verdict, kib_as_mb, ms, verdict};
 use crate::rig::Rig;
 
 /// Per thread: (name, switches at first sight, switches at last sight,
@@ -218,9 +218,9 @@ pub fn run(
     table.row(vec![
         "resident memory: peak (VmHWM) / steady (VmRSS)".into(),
         format!(
-            "{:.1} MB / {:.1} MB",
-            last.vm_hwm_kb as f64 / 1024.0,
-            last.vm_rss_kb as f64 / 1024.0
+            "{} / {}",
+            kib_as_mb(last.vm_hwm_kb),
+            kib_as_mb(last.vm_rss_kb)
         ),
         "< 25 MB".into(),
         verdict(Verdict::of(

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::daemon::accounts_from;
 use crate::measure::{self, wait_with_usage};
-use crate::report::{Table, Verdict, median, ms, percentile, verdict};
+use crate::report::{Table, Verdict, kib_as_mb, median, ms, percentile, verdict};
 use crate::rig::Rig;
 
 const TARGET: Duration = Duration::from_millis(20);
@@ -83,7 +83,7 @@ pub fn run(rig: &Rig, runs: usize) -> Result<(Table, serde_json::Value), String>
         ms(p95),
         ms(*walls.iter().max().unwrap()),
         ms(median(&cpus)),
-        format!("{:.1} MB", peak_kb as f64 / 1024.0),
+        kib_as_mb(peak_kb),
         sts_calls.to_string(),
         format!("median < {}", ms(TARGET)),
         verdict(Verdict::of(m < TARGET && sts_calls == 0)),

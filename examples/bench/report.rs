@@ -87,6 +87,11 @@ pub fn ms(d: Duration) -> String {
     }
 }
 
+/// A size the kernel gives in KiB (`ru_maxrss`, `VmHWM`), in MB of 1024 KiB.
+pub fn kib_as_mb(kib: u64) -> String {
+    format!("{:.1} MB", kib as f64 / 1024.0)
+}
+
 pub fn median(samples: &[Duration]) -> Duration {
     percentile(samples, 50.0)
 }
