@@ -7,6 +7,8 @@
 //! the test's HOME or runtime directory may hold it: GNOME Keyring's own
 //! file is encrypted.
 
+#[path = "support/daemon.rs"]
+mod daemon;
 #[path = "support/secret_service.rs"]
 mod secret_service;
 #[path = "support/tools.rs"]
@@ -802,44 +804,41 @@ fn apply_and_run_take_the_long_term_keys_from_the_keyring() {
     command.args(["run", "--log-level", "debug"]);
     rig.env(&mut command);
     let log = rig.home().join("daemon.log");
-    let mut daemon = command
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let waited = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("wait for the keyring to be unlocked")
-    {
-        assert!(
-            waited.elapsed() < Duration::from_secs(20),
-            "{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let waiting = daemon::poll_until(Duration::from_millis(100), Duration::from_secs(20), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("wait for the keyring to be unlocked")
+    });
+    assert!(
+        waiting.is_some(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
     assert!(
         !std::fs::read_to_string(aws.join("credentials"))
             .unwrap()
             .contains("[prod]")
     );
     rig.unlock();
-    let unlocked = Instant::now();
-    while !std::fs::read_to_string(aws.join("credentials"))
-        .unwrap()
-        .contains("[prod]")
-    {
-        assert!(
-            unlocked.elapsed() < Duration::from_secs(10),
+    let refreshed = daemon::poll_until(Duration::from_millis(50), Duration::from_secs(10), || {
+        std::fs::read_to_string(aws.join("credentials"))
+            .unwrap()
+            .contains("[prod]")
+    });
+    let Some(refreshed) = refreshed else {
+        panic!(
             "not refreshed after the unlock: {}",
             std::fs::read_to_string(&log).unwrap()
         );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("refreshed {:?} after the unlock", unlocked.elapsed());
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    };
+    eprintln!("refreshed {refreshed:?} after the unlock");
+    let _ = child.kill();
+    let _ = child.wait();
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("the keyring was unlocked"), "{log}");
     assert!(!log.contains(secret));
