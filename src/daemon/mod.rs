@@ -559,7 +559,13 @@ impl Daemon {
     fn due_on_arrival(&mut self, after: &Plan, report: &PassReport, now: OffsetDateTime) -> bool {
         let mut any = false;
         for section in after.pending() {
-            if report.outcomes.get(&section.section) != Some(&Outcome::Written) {
+            // Only credentials that are on disk and due: a profile that is
+            // missing or changed now was edited by another program right
+            // after the write (its file event brings the next pass), which
+            // says nothing about what STS handed out.
+            if report.outcomes.get(&section.section) != Some(&Outcome::Written)
+                || !matches!(section.state, ProfileState::Refresh { .. })
+            {
                 continue;
             }
             let unit = Unit::Section(section.section.clone());
