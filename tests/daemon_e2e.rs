@@ -89,8 +89,14 @@ fn the_daemon_restores_deleted_profiles_and_creates_new_sections_within_a_second
     let temp = home.credentials().with_extension("swp");
     std::fs::write(&temp, &without).unwrap();
     std::fs::rename(&temp, home.credentials()).unwrap();
-    let restored = wait_until("the profile to come back", Duration::from_secs(1), || {
+    let restored = daemon::poll_until(Duration::from_millis(2), Duration::from_secs(1), || {
         home.text().contains(&profile)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the profile did not come back within 1 s; the daemon's log:\n{}",
+            daemon.log()
+        )
     });
     eprintln!("deleted profile restored in {restored:?}");
 
