@@ -92,9 +92,22 @@ pub fn try_ensure_pcscd() -> Result<(), String> {
             try_start_pcscd()?;
         }
     }
-    let ctx = Context::establish(Scope::User).map_err(|e| format!("PC/SC context: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
+        // The pcscd found above may be one that the previous test binary
+        // started and is stopping at its exit: when it is gone, start ours.
+        let ctx = match Context::establish(Scope::User) {
+            Ok(ctx) => ctx,
+            Err(_) if is_root() => {
+                static RESTARTING: Mutex<()> = Mutex::new(());
+                let _restarting = RESTARTING.lock().unwrap_or_else(|e| e.into_inner());
+                if Context::establish(Scope::User).is_err() {
+                    try_start_pcscd()?;
+                }
+                Context::establish(Scope::User).map_err(|e| format!("PC/SC context: {e}"))?
+            }
+            Err(e) => return Err(format!("PC/SC context: {e}")),
+        };
         let readers = ctx.list_readers_owned().unwrap_or_default();
         if readers.iter().any(|r| r.to_string_lossy() == READER_0) {
             return Ok(());
