@@ -222,10 +222,14 @@ pub fn run(
             kib_as_mb(last.vm_hwm_kb),
             kib_as_mb(last.vm_rss_kb)
         ),
-        "< 25 MB".into(),
-        verdict(Verdict::of(
-            last.vm_hwm_kb < rss_limit_kb && last.vm_rss_kb < rss_limit_kb,
-        )),
+        "< 25 MB (release build)".into(),
+        // A debug build carries more code and no optimisation: its memory
+        // is shown, not judged (the bench runs in the daemon's profile).
+        verdict(if cfg!(debug_assertions) {
+            Verdict::Info
+        } else {
+            Verdict::of(last.vm_hwm_kb < rss_limit_kb && last.vm_rss_kb < rss_limit_kb)
+        }),
     ]);
     table.note(format!("Context switches per thread: {breakdown}."));
     table.note(

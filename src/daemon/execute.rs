@@ -410,6 +410,9 @@ impl Executor {
             .map(|i| (i, tokio::time::Instant::now()))
             .collect();
         let mut tasks = tokio::task::JoinSet::new();
+        // Calls started so far: a call overlapped with every call started
+        // while it ran, not only with those under way when it started.
+        let mut launched: usize = 0;
         loop {
             let now = tokio::time::Instant::now();
             while tasks.len() < window.size() {
@@ -426,7 +429,8 @@ impl Executor {
                     job.endpoint.clone(),
                     job.role.clone(),
                 );
-                let started = (window.generation(), tasks.len() + 1);
+                let started = (window.generation(), tasks.len() + 1, launched);
+                launched += 1;
                 report.sts_calls += 1;
                 tasks.spawn(async move {
                     let result = sts.assume_role(&signer, &endpoint, &role, None).await;
@@ -448,9 +452,14 @@ impl Executor {
                 joined = tasks.join_next(), if !tasks.is_empty() => joined,
                 () = sleep_until_or_forever(next_ready) => continue,
             };
-            let Some(Ok((index, (generation, in_flight), result))) = joined else {
+            let Some(Ok((index, (generation, running, launched_before), result))) = joined else {
                 continue;
             };
+            // The calls under way at some time during this one: those running
+            // when it started and those started since (the first call of a
+            // batch of 32 is not alone, though it started first; STS may see
+            // it arrive last).
+            let in_flight = running + (launched - launched_before - 1);
             match result {
                 // Throttled even one call at a time: not too many at once,
                 // but too many at all (a storm, a limit on the account).

@@ -82,6 +82,9 @@ struct FakeSts {
     role_lifetime: Mutex<Option<i64>>,
     /// AssumeRole calls beyond this many at once are throttled.
     throttle_above: Mutex<Option<usize>>,
+    /// AssumeRole calls (numbered from 0 in arrival order) answered
+    /// `Throttling` whatever else is in flight.
+    throttle_calls: Mutex<Vec<usize>>,
     throttled: AtomicUsize,
 }
 
@@ -162,7 +165,9 @@ impl StsApi for FakeSts {
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            if (*self.throttle_above.lock().unwrap()).is_some_and(|limit| now > limit) {
+            if (*self.throttle_above.lock().unwrap()).is_some_and(|limit| now > limit)
+                || self.throttle_calls.lock().unwrap().contains(&n)
+            {
                 self.throttled.fetch_add(1, Ordering::SeqCst);
                 let mut error = UnitError::new(RetryClass::Soon, "Rate exceeded");
                 error.throttled = true;
@@ -768,6 +773,35 @@ async fn throttled_calls_lower_the_concurrency_and_the_pass_still_completes() {
     assert!(
         calls <= 100,
         "{calls} calls: the window fell instead of hammering"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_first_call_of_a_batch_is_not_taken_for_a_call_alone() {
+    // The first call started sees no other under way, but 19 more start
+    // right after it; STS may see it arrive last and throttle it. That says
+    // "too many at once", not "too many at all": the pass goes on.
+    let mut f = Fixture::new(&org(20), &[]);
+    *f.sts.throttle_calls.lock().unwrap() = vec![0];
+    let report = f.pass().await;
+    assert_eq!(f.sts.throttled.load(Ordering::SeqCst), 1);
+    assert_eq!(report.written(), 20, "{report:?}");
+    assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 21);
+}
+
+#[tokio::test]
+async fn throttled_one_call_at_a_time_the_rest_of_the_pass_backs_off() {
+    // STS refuses every call: once the window is down to one call and that
+    // one is throttled too, the pass stops asking; the sections back off.
+    let mut f = Fixture::new(&org(10), &[]);
+    f.sts.throttle_above(0);
+    let report = f.pass().await;
+    assert_eq!(report.written(), 0, "{report:?}");
+    assert_eq!(failed(&report), 10, "{report:?}");
+    let calls = f.sts.assume_role.load(Ordering::SeqCst);
+    assert!(
+        calls < 10 * execute::THROTTLE_ATTEMPTS as usize,
+        "{calls} calls: every section tried to the end"
     );
 }
 
