@@ -513,9 +513,9 @@ fn after_a_restart_the_key_id_waits_for_the_unlock() {
         "{error:?}"
     );
     assert!(keyring.long_term_secret("prod").unwrap_err().is_locked());
-    // An unlock request answers at once, without waiting on the prompt.
-    // (The daemon's pass does not make it yet when only the key ids are
-    // locked away: it finds them again at its next pass after the unlock.)
+    // An unlock request answers at once, without waiting on the prompt
+    // (the daemon makes it when the key ids are locked away: see
+    // `after_a_restart_run_asks_for_the_unlock_and_refreshes_when_unlocked`).
     let start = Instant::now();
     let asked = keyring.request_unlock().unwrap_err();
     assert!(asked.is_locked(), "{asked}");
@@ -749,16 +749,14 @@ fn at_a_terminal_the_secret_is_not_echoed() {
 /// against moto writes working role sessions, and the long-term secret is
 /// in no file under HOME or the runtime directory. Locked, `run` waits for
 /// the unlock (no code, no call) and refreshes when it comes.
-#[test]
-fn apply_and_run_take_the_long_term_keys_from_the_keyring() {
-    let rig = SecretServiceRig::start();
-    let moto = Moto::start();
-    // moto accepts any key; the keyring's key id is what signs.
-    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYKeyringApply";
+/// The keyring holds `secret` for [work]; the config's one section [prod]
+/// takes its keys from there, its code from `mfa_process`, and calls moto.
+/// Returns the credentials file, which holds no long-term key.
+fn keyring_home(rig: &SecretServiceRig, moto: &Moto, secret: &str) -> std::path::PathBuf {
     let output = run(
-        &rig,
+        rig,
         &["keyring", "set", "--credentials-section", "work"],
-        &format!("AKIAIOSFODNN7EXAMPLE\n{secret}\n"),
+        &format!("{KEY_ID}\n{secret}\n"),
     );
     assert_success(&output);
     let aws = rig.home().join(".aws");
@@ -774,6 +772,40 @@ fn apply_and_run_take_the_long_term_keys_from_the_keyring() {
         ),
     )
     .unwrap();
+    aws.join("credentials")
+}
+
+/// `run --log-level debug` in the rig's session, its log in a file.
+fn spawn_run(rig: &SecretServiceRig) -> (Child, std::path::PathBuf) {
+    let mut command = Command::new(BIN);
+    command.args(["run", "--log-level", "debug"]);
+    rig.env(&mut command);
+    let log = rig.home().join("daemon.log");
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    (child, log)
+}
+
+/// Waits (at most `limit`) until the file at `path` holds `needle`.
+fn wait_for_text(path: &std::path::Path, needle: &str, limit: Duration) -> Option<Duration> {
+    daemon::poll_until(Duration::from_millis(50), limit, || {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .contains(needle)
+    })
+}
+
+#[test]
+fn apply_and_run_take_the_long_term_keys_from_the_keyring() {
+    let rig = SecretServiceRig::start();
+    let moto = Moto::start();
+    // moto accepts any key; the keyring's key id is what signs.
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYKeyringApply";
+    let credentials_path = keyring_home(&rig, &moto, secret);
+    let aws = credentials_path.parent().unwrap().to_path_buf();
     let plan = run(&rig, &["plan"], "");
     assert_success(&plan);
     assert!(
@@ -800,20 +832,12 @@ fn apply_and_run_take_the_long_term_keys_from_the_keyring() {
             .join("aws-session-daemon/mfa-sessions.json"),
     )
     .unwrap();
-    let mut command = Command::new(BIN);
-    command.args(["run", "--log-level", "debug"]);
-    rig.env(&mut command);
-    let log = rig.home().join("daemon.log");
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let waiting = daemon::poll_until(Duration::from_millis(100), Duration::from_secs(20), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("wait for the keyring to be unlocked")
-    });
+    let (mut child, log) = spawn_run(&rig);
+    let waiting = wait_for_text(
+        &log,
+        "wait for the keyring to be unlocked",
+        Duration::from_secs(20),
+    );
     assert!(
         waiting.is_some(),
         "{}",
@@ -825,11 +849,7 @@ fn apply_and_run_take_the_long_term_keys_from_the_keyring() {
             .contains("[prod]")
     );
     rig.unlock();
-    let refreshed = daemon::poll_until(Duration::from_millis(50), Duration::from_secs(10), || {
-        std::fs::read_to_string(aws.join("credentials"))
-            .unwrap()
-            .contains("[prod]")
-    });
+    let refreshed = wait_for_text(&credentials_path, "[prod]", Duration::from_secs(10));
     let Some(refreshed) = refreshed else {
         panic!(
             "not refreshed after the unlock: {}",
@@ -841,6 +861,50 @@ fn apply_and_run_take_the_long_term_keys_from_the_keyring() {
     let _ = child.wait();
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("the keyring was unlocked"), "{log}");
+    assert!(!log.contains(secret));
+    assert_in_no_file(&rig, secret);
+}
+
+#[test]
+fn after_a_restart_run_asks_for_the_unlock_and_refreshes_when_unlocked() {
+    let mut rig = SecretServiceRig::start();
+    let moto = Moto::start();
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYKeyringBoot";
+    let credentials_path = keyring_home(&rig, &moto, secret);
+    // After boot, before the login: only hashed attributes, so not even the
+    // key id of [work] can be read, and no section can be planned.
+    rig.restart_locked();
+    let (mut child, log) = spawn_run(&rig);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    // The daemon asks the service for the unlock (the desktop's prompt;
+    // here no prompter exists, so the service dismisses it) and says so.
+    let asked = wait_for_text(
+        &log,
+        "refreshing as soon as it is unlocked",
+        Duration::from_secs(20),
+    );
+    assert!(asked.is_some(), "{}", read_log());
+    assert!(read_log().contains("is locked"), "{}", read_log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !std::fs::read_to_string(&credentials_path)
+            .unwrap()
+            .contains("[prod]")
+    );
+    rig.unlock();
+    // Far sooner than the once-a-minute pass: the daemon watched the
+    // collection's `Locked` property.
+    let refreshed = wait_for_text(&credentials_path, "[prod]", Duration::from_secs(15));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = read_log();
+    assert!(refreshed.is_some(), "not refreshed after the unlock: {log}");
+    assert!(log.contains("the keyring was unlocked"), "{log}");
+    assert_eq!(
+        log.matches("refreshing as soon as it is unlocked").count(),
+        1,
+        "asked once per locked spell: {log}"
+    );
     assert!(!log.contains(secret));
     assert_in_no_file(&rig, secret);
 }

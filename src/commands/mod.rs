@@ -73,7 +73,7 @@ pub fn dry_run_plan(cli: &Cli, config: &Config) -> anyhow::Result<crate::plan::P
     let recorded = crate::daemon::Recorded::from_state_file(runtime_dir.as_deref());
     let mut cache = crate::session_cache::SessionCache::new(runtime_dir);
     let keyring =
-        crate::daemon::keyring_keys(config, &crate::daemon::adapters::RealKeyring::default());
+        crate::daemon::keyring_keys(config, &crate::daemon::adapters::RealKeyring::dry_run());
     Ok(crate::daemon::current_plan(
         config,
         &document,

@@ -34,14 +34,53 @@ pub fn password_source(spec: &PasswordSpec) -> PasswordSource {
 /// The desktop keyring through the Secret Service on the session bus.
 #[derive(Default)]
 pub struct RealKeyring {
-    /// A locked keyring was announced on the desktop; cleared when a read
-    /// succeeds, so that each locked spell is announced once.
+    /// Reads only, never asks for the unlock prompt (`plan`, `status`: a
+    /// dry run shows nothing on the desktop).
+    dry_run: bool,
+    /// A locked keyring was announced on the desktop for a secret; cleared
+    /// when a secret read succeeds, so that each locked spell is announced
+    /// once.
     announced: std::sync::atomic::AtomicBool,
+    /// The same for the key ids (hidden while locked after a restart);
+    /// cleared when they read again.
+    announced_ids: std::sync::atomic::AtomicBool,
 }
 
 impl RealKeyring {
+    /// For `plan` and `status`: attributes are read, nothing is asked.
+    pub fn dry_run() -> RealKeyring {
+        RealKeyring {
+            dry_run: true,
+            ..RealKeyring::default()
+        }
+    }
+
     fn keyring() -> Result<Keyring, UnitError> {
         Keyring::from_env(&crate::config::process_env).map_err(|e| keyring_error(&e))
+    }
+
+    /// The key ids are locked away (GNOME Keyring after a restart shows
+    /// only hashed attributes): once per locked spell, ask the service to
+    /// unlock (the desktop shows its prompt; nothing waits on it) and say
+    /// so on the desktop and in the log. `Ok` when the service unlocked
+    /// without a prompt.
+    fn ask_unlock_for_ids(&self, keyring: &Keyring) -> Result<(), ()> {
+        use std::sync::atomic::Ordering;
+        if self.dry_run || self.announced_ids.swap(true, Ordering::SeqCst) {
+            return Err(());
+        }
+        match keyring.request_unlock() {
+            Ok(()) => {
+                self.announced_ids.store(false, Ordering::SeqCst);
+                return Ok(());
+            }
+            Err(e) => tracing::warn!("{e}; refreshing as soon as it is unlocked"),
+        }
+        oath::notify_desktop(
+            "Unlock your keyring",
+            "aws-session-daemon needs to know which long-term AWS keys the keyring holds to refresh your sessions; it continues as soon as the keyring is unlocked.".to_string(),
+        );
+        Err(())
     }
 }
 
@@ -55,7 +94,17 @@ fn keyring_error(error: &crate::keyring::KeyringError) -> UnitError {
 
 impl super::ports::SecretStore for RealKeyring {
     fn key_ids(&self) -> Result<std::collections::BTreeMap<String, String>, UnitError> {
-        let listing = Self::keyring()?.list().map_err(|e| keyring_error(&e))?;
+        use std::sync::atomic::Ordering;
+        let keyring = Self::keyring()?;
+        let listing = match keyring.list() {
+            Err(e) if e.is_locked() => match self.ask_unlock_for_ids(&keyring) {
+                Ok(()) => keyring.list(),
+                Err(()) => Err(e),
+            },
+            listed => listed,
+        };
+        let listing = listing.map_err(|e| keyring_error(&e))?;
+        self.announced_ids.store(false, Ordering::SeqCst);
         Ok(listing
             .keys
             .into_iter()

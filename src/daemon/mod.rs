@@ -118,7 +118,7 @@ impl Recorded {
 /// theirs from it (`long_term_keys = "keyring"`); nothing is asked of the
 /// keyring when none does. Blocking.
 pub fn keyring_keys(config: &Config, secrets: &dyn ports::SecretStore) -> KeyringKeys {
-    keys_of(keyring_sections(config), secrets)
+    keys_of(keyring_sections(config), secrets).0
 }
 
 /// The credentials sections whose keys are in the keyring.
@@ -132,22 +132,30 @@ fn keyring_sections(config: &Config) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// The key ids, and whether the keyring hid them because it is locked
+/// (then the daemon waits for the unlock like a unit that needs a secret).
 fn keys_of(
     sections: std::collections::BTreeSet<String>,
     secrets: &dyn ports::SecretStore,
-) -> KeyringKeys {
+) -> (KeyringKeys, bool) {
     if sections.is_empty() {
-        return KeyringKeys::new();
+        return (KeyringKeys::new(), false);
     }
     match secrets.key_ids() {
-        Ok(ids) => sections
-            .into_iter()
-            .filter_map(|s| ids.get(&s).map(|id| (s.clone(), Ok(id.clone()))))
-            .collect(),
-        Err(e) => sections
-            .into_iter()
-            .map(|s| (s, Err(e.message.clone())))
-            .collect(),
+        Ok(ids) => (
+            sections
+                .into_iter()
+                .filter_map(|s| ids.get(&s).map(|id| (s.clone(), Ok(id.clone()))))
+                .collect(),
+            false,
+        ),
+        Err(e) => (
+            sections
+                .into_iter()
+                .map(|s| (s, Err(e.message.clone())))
+                .collect(),
+            e.class == crate::retry::RetryClass::WaitForUnlock,
+        ),
     }
 }
 
@@ -202,6 +210,9 @@ pub struct Daemon {
     key_watch: Option<Box<dyn KeyWatch>>,
     start_unlock_watch: Option<ports::StartUnlockWatch>,
     unlock_watch: Option<Box<dyn ports::UnlockWatch>>,
+    /// The last pass found the keyring's key ids locked away: no unit
+    /// waits (no section could even be planned), but the unlock is awaited.
+    keyring_ids_locked: bool,
     /// Per section, the settings its profile was written with: from the
     /// state file at start (a restart keeps them), then from each write.
     applied: Applied,
@@ -245,6 +256,7 @@ impl Daemon {
             key_watch: None,
             start_unlock_watch: None,
             unlock_watch: None,
+            keyring_ids_locked: false,
             applied,
         }
     }
@@ -380,16 +392,27 @@ impl Daemon {
         self.key_watch.is_some()
     }
 
-    /// [`keyring_keys`] off the async tasks.
-    async fn keyring_keys(&self, config: &Config) -> KeyringKeys {
+    /// [`keyring_keys`] off the async tasks; notes whether they were
+    /// locked away.
+    async fn keyring_keys(&mut self, config: &Config) -> KeyringKeys {
         let sections = keyring_sections(config);
         if sections.is_empty() {
+            self.keyring_ids_locked = false;
             return KeyringKeys::new();
         }
         let secrets = std::sync::Arc::clone(&self.executor.secrets);
-        tokio::task::spawn_blocking(move || keys_of(sections, secrets.as_ref()))
-            .await
-            .unwrap_or_default()
+        let (keys, locked) =
+            tokio::task::spawn_blocking(move || keys_of(sections, secrets.as_ref()))
+                .await
+                .unwrap_or_default();
+        self.keyring_ids_locked = locked;
+        keys
+    }
+
+    /// Whether the loop waits for the keyring to be unlocked: a unit needs
+    /// a secret from it, or the key ids are locked away.
+    pub fn waits_for_unlock(&self) -> bool {
+        self.scheduler.waits_for_unlock() || self.keyring_ids_locked
     }
 
     /// The planner's view of this process's backoff and written settings.
@@ -738,10 +761,11 @@ impl Daemon {
             let now = self.executor.clock.now();
             let sleep = (next_wake - now).clamp(time::Duration::ZERO, schedule::MAX_SLEEP);
             let sleep = std::time::Duration::try_from(sleep).unwrap_or_default();
+            let waits_for_unlock = self.waits_for_unlock();
             let key_watch = &mut self.key_watch;
             // Only while something waits for it: the watch resolves at once
             // when the keyring is unlocked already.
-            let unlock_watch = match self.scheduler.waits_for_unlock() {
+            let unlock_watch = match waits_for_unlock {
                 true => &mut self.unlock_watch,
                 false => &mut None,
             };

@@ -192,11 +192,20 @@ use secrecy::ExposeSecret;
 #[derive(Default)]
 struct FakeKeyring {
     locked: std::sync::atomic::AtomicBool,
+    /// While locked, the key ids are hidden too (GNOME Keyring after a
+    /// restart shows only hashed attributes).
+    hides_ids: std::sync::atomic::AtomicBool,
     reads: AtomicUsize,
 }
 
 impl crate::daemon::ports::SecretStore for FakeKeyring {
     fn key_ids(&self) -> Result<std::collections::BTreeMap<String, String>, UnitError> {
+        if self.locked.load(Ordering::SeqCst) && self.hides_ids.load(Ordering::SeqCst) {
+            return Err(UnitError::new(
+                RetryClass::WaitForUnlock,
+                "the keyring holding the key ids is locked",
+            ));
+        }
         Ok(std::collections::BTreeMap::from([(
             "work".to_string(),
             "AKIAKEYRINGKEYRING00".to_string(),
@@ -803,6 +812,34 @@ async fn throttled_one_call_at_a_time_the_rest_of_the_pass_backs_off() {
         calls < 10 * execute::THROTTLE_ATTEMPTS as usize,
         "{calls} calls: every section tried to the end"
     );
+}
+
+#[tokio::test]
+async fn key_ids_locked_away_are_awaited_like_a_locked_secret() {
+    let config = org(2).replace(
+        "[org]\n",
+        "[org]\nlong_term_keys = \"keyring\"\ncredentials_section = \"work\"\n",
+    );
+    let mut f = Fixture::new(&config, &[]);
+    let keyring = Arc::new(FakeKeyring::default());
+    keyring.locked.store(true, Ordering::SeqCst);
+    keyring.hides_ids.store(true, Ordering::SeqCst);
+    f.daemon.executor.secrets = keyring.clone();
+    let report = f.pass().await;
+    assert_eq!(report.written(), 0, "{report:?}");
+    assert_eq!(f.calls(), (0, 0, 0), "nothing spent without the key ids");
+    assert!(
+        !f.daemon.scheduler.waits_for_unlock(),
+        "no unit was planned"
+    );
+    assert!(
+        f.daemon.waits_for_unlock(),
+        "but the loop awaits the unlock"
+    );
+    keyring.locked.store(false, Ordering::SeqCst);
+    let report = f.daemon.pass(Reason::KeyringUnlocked).await.unwrap().report;
+    assert_eq!(report.written(), 2, "{report:?}");
+    assert!(!f.daemon.waits_for_unlock());
 }
 
 #[tokio::test]
