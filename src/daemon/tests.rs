@@ -814,8 +814,8 @@ async fn throttled_one_call_at_a_time_the_rest_of_the_pass_backs_off() {
     );
 }
 
-#[tokio::test]
-async fn key_ids_locked_away_are_awaited_like_a_locked_secret() {
+/// Two sections taking their long-term keys from a locked keyring.
+fn locked_keyring_fixture() -> (Fixture, Arc<FakeKeyring>) {
     let config = org(2).replace(
         "[org]\n",
         "[org]\nlong_term_keys = \"keyring\"\ncredentials_section = \"work\"\n",
@@ -823,8 +823,14 @@ async fn key_ids_locked_away_are_awaited_like_a_locked_secret() {
     let mut f = Fixture::new(&config, &[]);
     let keyring = Arc::new(FakeKeyring::default());
     keyring.locked.store(true, Ordering::SeqCst);
-    keyring.hides_ids.store(true, Ordering::SeqCst);
     f.daemon.executor.secrets = keyring.clone();
+    (f, keyring)
+}
+
+#[tokio::test]
+async fn key_ids_locked_away_are_awaited_like_a_locked_secret() {
+    let (mut f, keyring) = locked_keyring_fixture();
+    keyring.hides_ids.store(true, Ordering::SeqCst);
     let report = f.pass().await;
     assert_eq!(report.written(), 0, "{report:?}");
     assert_eq!(f.calls(), (0, 0, 0), "nothing spent without the key ids");
@@ -844,14 +850,7 @@ async fn key_ids_locked_away_are_awaited_like_a_locked_secret() {
 
 #[tokio::test]
 async fn a_locked_keyring_waits_for_the_unlock_not_for_a_timer() {
-    let config = org(2).replace(
-        "[org]\n",
-        "[org]\nlong_term_keys = \"keyring\"\ncredentials_section = \"work\"\n",
-    );
-    let mut f = Fixture::new(&config, &[]);
-    let keyring = Arc::new(FakeKeyring::default());
-    keyring.locked.store(true, Ordering::SeqCst);
-    f.daemon.executor.secrets = keyring.clone();
+    let (mut f, keyring) = locked_keyring_fixture();
     let report = f.pass().await;
     assert_eq!(failed(&report), 2);
     assert_eq!(f.calls(), (0, 0, 0), "no code spent without the secret");

@@ -7,46 +7,31 @@
 
 use super::*;
 use crate::oath::touch::{TouchPrompt, show_notification};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use zbus::zvariant::OwnedValue;
 
+#[path = "../../tests/support/dbus_daemon.rs"]
+mod dbus_daemon;
+
 struct Bus {
-    child: Child,
+    _daemon: dbus_daemon::DbusDaemon,
     address: String,
     dir: tempfile::TempDir,
 }
 
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_bus() -> Bus {
     let dir = tempfile::tempdir().unwrap();
-    let address = format!("unix:path={}/bus", dir.path().display());
-    let mut child = Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--print-address=1"])
-        .arg(format!("--address={address}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run dbus-daemon ({e}); install it: apt-get install dbus-daemon")
-        });
-    // It prints its address once it listens.
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("unix:"), "dbus-daemon said {line:?}");
+    let daemon = dbus_daemon::start(
+        &[
+            "--session".to_string(),
+            format!("--address=unix:path={}/bus", dir.path().display()),
+        ],
+        |_| {},
+    );
     Bus {
-        child,
-        address,
+        address: daemon.address.clone(),
+        _daemon: daemon,
         dir,
     }
 }

@@ -14,7 +14,10 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "dbus_daemon.rs"]
+mod dbus_daemon;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +33,7 @@ const SERVICE: &str = "org.freedesktop.Secret.Service";
 
 pub struct SecretServiceRig {
     dir: tempfile::TempDir,
-    bus: Child,
+    bus: dbus_daemon::DbusDaemon,
     keyring: Option<Child>,
     /// The private bus's address (DBUS_SESSION_BUS_ADDRESS).
     pub address: String,
@@ -38,9 +41,8 @@ pub struct SecretServiceRig {
 
 impl Drop for SecretServiceRig {
     fn drop(&mut self) {
+        // The bus goes after (its guard is dropped with the rig).
         self.stop_keyring();
-        let _ = self.bus.kill();
-        let _ = self.bus.wait();
     }
 }
 
@@ -85,29 +87,15 @@ impl SecretServiceRig {
             ),
         )
         .unwrap();
-        let mut bus = Command::new("dbus-daemon");
-        die_with_the_test(&mut bus);
-        let mut bus = bus
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run dbus-daemon ({e}); install it: apt-get install dbus-daemon")
-            });
-        // It prints its address once it listens.
-        let mut line = String::new();
-        BufReader::new(bus.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("unix:"), "dbus-daemon said {line:?}");
+        let bus = dbus_daemon::start(
+            &[format!("--config-file={}", config.display())],
+            die_with_the_test,
+        );
         SecretServiceRig {
             dir,
+            address: bus.address.clone(),
             bus,
             keyring: None,
-            address: line.trim().to_string(),
         }
     }
 
