@@ -12,6 +12,8 @@
 //! left). Inputs marked `accepted` are odd but valid: `apply` must succeed
 //! and botocore must read what it wrote.
 
+#[path = "support/confined.rs"]
+mod confined;
 #[path = "support/daemon.rs"]
 mod daemon;
 #[path = "support/example_bin.rs"]
@@ -159,17 +161,12 @@ impl Case {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
-        command
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--credentials-file")
-            .arg(&self.credentials)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("XDG_RUNTIME_DIR", self.home.path().join("run"))
-            .stdin(Stdio::null());
+        confined::confine(
+            command.args(args),
+            self.home.path(),
+            &self.config,
+            &self.credentials,
+        );
         command
     }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::confined;
 use crate::fast_sts::FastSts;
 use crate::measure::{Bounded, run_bounded, small_parent};
 use crate::report::{Table, Verdict, kib_as_mb, ms, verdict};
@@ -66,19 +67,14 @@ impl Case {
     fn run(&self, daemon: &Path, args: &[&str]) -> Bounded {
         let log = std::fs::File::create(self.home.path().join("output.log")).unwrap();
         let mut command = small_parent(daemon);
-        command
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--credentials-file")
-            .arg(&self.credentials)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("XDG_RUNTIME_DIR", self.home.path().join("run"))
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
+        confined::confine(
+            command.args(args),
+            self.home.path(),
+            &self.config,
+            &self.credentials,
+        )
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
         run_bounded(command, STALL)
     }
 
