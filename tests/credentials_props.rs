@@ -50,6 +50,21 @@ impl TestEdit {
     }
 }
 
+/// What each key edited by `edits` ends as: the last edit's value, or
+/// `None` when that was a removal.
+fn final_values(edits: &[TestEdit]) -> BTreeMap<(&'static str, &'static str), Option<&str>> {
+    edits
+        .iter()
+        .map(|edit| {
+            let value = match edit {
+                TestEdit::Set(_, _, v) => Some(v.as_str()),
+                TestEdit::Remove(..) => None,
+            };
+            (edit.target(), value)
+        })
+        .collect()
+}
+
 fn edit() -> impl Strategy<Value = TestEdit> {
     // Biased towards the sections and keys the documents use most.
     let section = select(vec!["a", "prod", "a", "prod", "b", "new", "p-1", "A"]);
@@ -144,14 +159,7 @@ fn run(text: &str, edits: &[TestEdit]) -> Result<(), TestCaseError> {
     let written = doc.render();
 
     // Each edited key ends as its last successful edit left it.
-    let mut expected: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
-    for edit in &applied {
-        let value = match edit {
-            TestEdit::Set(_, _, v) => Some(v.as_str()),
-            TestEdit::Remove(..) => None,
-        };
-        expected.insert(edit.target(), value);
-    }
+    let expected = final_values(&applied);
     let reread = Document::parse(&written);
     let sdk_before = sdk::parse_credentials(text);
     let sdk_after = sdk::parse_credentials(&written);
@@ -276,14 +284,7 @@ fn run_batch(text: &str, edits: &[TestEdit]) -> Result<(), TestCaseError> {
         not_blank(&one_by_one.render())
     );
     let reread = Document::parse(&together.render());
-    let mut last: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
-    for edit in &accepted {
-        let value = match edit {
-            TestEdit::Set(_, _, v) => Some(v.as_str()),
-            TestEdit::Remove(..) => None,
-        };
-        last.insert(edit.target(), value);
-    }
+    let last = final_values(&accepted);
     for ((section, key), value) in last {
         prop_assert_eq!(
             reread.get(section, key).unwrap(),
