@@ -26,7 +26,22 @@ if [ "$(id -u)" -ne 0 ]; then
   started=$(scripts/start-pcscd.sh)
 fi
 
+# vpcd's ports (35963, 35964) lie in the kernel's range of ephemeral ports:
+# a client socket of the tests given one of them as its local port keeps
+# vpcd from listening when a test starts pcscd. Reserved for the run (root
+# only), then as before.
+reserved=/proc/sys/net/ipv4/ip_local_reserved_ports
+reserved_before=
+reserved_set=
+if [ "$(id -u)" -eq 0 ] && [ -w "$reserved" ]; then
+  reserved_before=$(cat "$reserved")
+  if echo "35963-35964${reserved_before:+,$reserved_before}" >"$reserved" 2>/dev/null; then
+    reserved_set=1
+  fi
+fi
+
 cleanup() {
+  if [ -n "$reserved_set" ]; then echo "$reserved_before" >"$reserved" 2>/dev/null || true; fi
   if [ -n "$started" ]; then "${as_root[@]}" kill "$started" 2>/dev/null || true; fi
   scripts/stop-test-processes.sh "$AWS_SESSION_DAEMON_TEST_RUN" || true
   if [ -n "$pcscd_before" ] && ! pgrep -x pcscd >/dev/null; then
