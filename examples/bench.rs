@@ -50,6 +50,8 @@ mod throttle;
 
 // The tests' helpers for the outside systems (pcscd and the virtual
 // YubiKey, moto, the STS front, a temporary HOME), shared, not copied.
+#[path = "../tests/support/bad_inputs.rs"]
+mod bad_inputs;
 #[path = "../tests/support/confined.rs"]
 mod confined;
 #[path = "../tests/support/daemon.rs"]

@@ -12,6 +12,8 @@
 //! left). Inputs marked `accepted` are odd but valid: `apply` must succeed
 //! and botocore must read what it wrote.
 
+#[path = "support/bad_inputs.rs"]
+mod bad_inputs;
 #[path = "support/confined.rs"]
 mod confined;
 #[path = "support/daemon.rs"]
@@ -32,22 +34,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use bad_inputs::{
+    CORPUS, GOOD_CREDENTIALS, LONG_TERM_SECRET, corpus_files, expanding_config, good_config,
+    huge_config, huge_credentials, mkfifo,
+};
 use daemon::{binary, botocore_sections};
 use fast_sts::FastSts;
-
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
-
-/// The long-term keys that the config cases run against.
-const GOOD_CREDENTIALS: &str = "# my long-term keys\n[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";
-const LONG_TERM_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-
-/// The config that the credentials cases run against: profile `a` gets the
-/// MFA session, `b` a role assumed from it.
-fn good_config(endpoint: &str) -> String {
-    format!(
-        "mfa_serial_number = \"arn:aws:iam::123456789012:mfa/me\"\nmfa_process = \"echo 123456\"\nsts_endpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\n[a]\n\n[b]\nassume_role_arn = \"arn:aws:iam::111111111111:role/Admin\"\n"
-    )
-}
 
 /// One entry of `expectations.toml`.
 #[derive(Debug, Default)]
@@ -306,22 +298,6 @@ fn check(case: &Case, expected: &Expectation, config_case: bool) -> Vec<String> 
     failures
 }
 
-/// The corpus files of `kind`, with `{endpoint}` filled in.
-fn corpus_files(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(Path::new(CORPUS).join(kind))
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 fn fill_endpoint(bytes: &[u8], endpoint: &str) -> Vec<u8> {
     match std::str::from_utf8(bytes) {
         Ok(text) => text.replace("{endpoint}", endpoint).into_bytes(),
@@ -444,12 +420,6 @@ fn runtime_dir(case: &Case) -> PathBuf {
     dir
 }
 
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo on a path we own.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-}
-
 /// The TOTP step of the wall clock now.
 fn step_now() -> u64 {
     std::time::SystemTime::now()
@@ -466,21 +436,9 @@ fn generate(name: &str, case: &mut Case, endpoint: &str) {
     };
     std::fs::write(&case.config, good_config(endpoint)).unwrap();
     match name {
-        "huge_credentials" => {
-            let mut text = GOOD_CREDENTIALS.as_bytes().to_vec();
-            let filler = format!("# {}\n", "x".repeat(97));
-            while text.len() <= 20_000_000 {
-                text.extend_from_slice(filler.as_bytes());
-            }
-            write_credentials(case, &text, 0o600);
-        }
+        "huge_credentials" => write_credentials(case, &huge_credentials(), 0o600),
         "huge_config" => {
-            let mut text = good_config(endpoint);
-            let filler = format!("# {}\n", "x".repeat(97));
-            while text.len() <= 6_000_000 {
-                text.push_str(&filler);
-            }
-            std::fs::write(&case.config, text).unwrap();
+            std::fs::write(&case.config, huge_config(endpoint)).unwrap();
             case.subject = case.config.clone();
             write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
         }
@@ -556,16 +514,7 @@ fn generate(name: &str, case: &mut Case, endpoint: &str) {
             write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
         }
         "config_expansion_huge" => {
-            // 378 KB asking for 20,000 sections of 20,000 inherited keys.
-            let mut config =
-                String::from("mfa_serial_number = \"arn:aws:iam::123456789012:mfa/me\"\n");
-            for i in 0..10_000 {
-                config.push_str(&format!("k{i} = 1\n"));
-            }
-            for i in 0..10_000 {
-                config.push_str(&format!("[s{i}]\n"));
-            }
-            std::fs::write(&case.config, config).unwrap();
+            std::fs::write(&case.config, expanding_config()).unwrap();
             case.subject = case.config.clone();
             write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
         }

@@ -1,10 +1,11 @@
 //! Benchmark: memory under hostile input (issue #11: "peak RSS stays under
 //! 64 MB for every hostile input in the corpus"). `plan`, `apply` and
 //! `config show` on every file of `tests/corpus/` and on the inputs
-//! `tests/bad_input.rs` makes at test time (re-created here: huge files, a
-//! FIFO and `/dev/zero` where a file belongs, a config expanding to 100
-//! million values, an STS answer that never ends), each command's peak RSS
-//! taken from `wait4` (`ru_maxrss`).
+//! `tests/bad_input.rs` makes at test time (huge files, a FIFO and
+//! `/dev/zero` where a file belongs, a config expanding to 100 million
+//! values, an STS answer that never ends; the generators are shared in
+//! tests/support/bad_inputs.rs), each command's peak RSS taken from `wait4`
+//! (`ru_maxrss`).
 //!
 //! Whether each command says the right thing is `tests/bad_input.rs`'s
 //! job; here only the exit (no panic, no stall) and the memory count.
@@ -15,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::bad_inputs::{
+    GOOD_CREDENTIALS, corpus_files, expanding_config, good_config, huge_config, huge_credentials,
+    mkfifo,
+};
 use crate::confined;
 use crate::fast_sts::FastSts;
 use crate::measure::{Bounded, run_bounded, small_parent};
@@ -22,20 +27,11 @@ use crate::report::{Table, Verdict, kib_as_mb, ms, verdict};
 use crate::rig::Rig;
 use crate::sts_front::StsFront;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
 const LIMIT_KB: u64 = 64 * 1024;
 /// The longest a command may take (`mfa_process_hangs` waits 1 s, an
 /// endless answer is cut at 1 MiB); a stall shows as a failure.
 const STALL: Duration = Duration::from_secs(30);
 const COMMANDS: [&[&str]; 3] = [&["plan"], &["apply"], &["config", "show"]];
-
-const GOOD_CREDENTIALS: &str = "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";
-
-fn good_config(endpoint: &str) -> String {
-    format!(
-        "mfa_serial_number = \"arn:aws:iam::123456789012:mfa/me\"\nmfa_process = \"echo 123456\"\nsts_endpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\n[a]\n\n[b]\nassume_role_arn = \"arn:aws:iam::111111111111:role/Admin\"\n"
-    )
-}
 
 /// One input, in its own HOME.
 struct Case {
@@ -90,35 +86,18 @@ impl Case {
     }
 }
 
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo on a path we own.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-}
-
 /// The inputs made at run time: (name, what it is, the case).
 fn generated(rig: &Rig, endpoint: &str) -> Result<Vec<(&'static str, &'static str, Case)>, String> {
-    let filler = format!("# {}\n", "x".repeat(97));
     let mut cases = Vec::new();
-
-    let mut text = good_config(endpoint);
-    while text.len() <= 6_000_000 {
-        text.push_str(&filler);
-    }
     cases.push((
         "huge_config",
         "a 6 MB config.toml",
-        Case::new(&text, GOOD_CREDENTIALS.as_bytes()),
+        Case::new(&huge_config(endpoint), GOOD_CREDENTIALS.as_bytes()),
     ));
-
-    let mut text = GOOD_CREDENTIALS.as_bytes().to_vec();
-    while text.len() <= 20_000_000 {
-        text.extend_from_slice(filler.as_bytes());
-    }
     cases.push((
         "huge_credentials",
         "a 20 MB credentials file",
-        Case::new(&good_config(endpoint), &text),
+        Case::new(&good_config(endpoint), &huge_credentials()),
     ));
 
     let mut case = Case::new("", GOOD_CREDENTIALS.as_bytes());
@@ -130,17 +109,10 @@ fn generated(rig: &Rig, endpoint: &str) -> Result<Vec<(&'static str, &'static st
     case.config = PathBuf::from("/dev/zero");
     cases.push(("config_dev_zero", "`--config /dev/zero`", case));
 
-    let mut text = String::from("mfa_serial_number = \"arn:aws:iam::123456789012:mfa/me\"\n");
-    for i in 0..10_000 {
-        text.push_str(&format!("k{i} = 1\n"));
-    }
-    for i in 0..10_000 {
-        text.push_str(&format!("[s{i}]\n"));
-    }
     cases.push((
         "config_expansion_huge",
         "a 378 KB config expanding to 10,000 sections × 10,000 keys (100 million values)",
-        Case::new(&text, GOOD_CREDENTIALS.as_bytes()),
+        Case::new(&expanding_config(), GOOD_CREDENTIALS.as_bytes()),
     ));
 
     case = Case::new("", GOOD_CREDENTIALS.as_bytes());
@@ -184,25 +156,6 @@ fn generated(rig: &Rig, endpoint: &str) -> Result<Vec<(&'static str, &'static st
         cases.push((name, what, case));
     }
     Ok(cases)
-}
-
-/// The corpus files of `kind` (`config`, `credentials`), sorted.
-fn corpus(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(Path::new(CORPUS).join(kind))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| {
-                    (
-                        e.file_name().to_string_lossy().into_owned(),
-                        std::fs::read(e.path()).unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
 }
 
 /// What the three commands did on one input.
@@ -303,7 +256,7 @@ pub fn run(rig: &Rig, whole_corpus: bool) -> Result<(Table, serde_json::Value), 
     let mut corpus_rows: Vec<(String, usize, Measured, String)> = Vec::new();
     for kind in ["config", "credentials"] {
         let mut rest: Option<(usize, Measured, String)> = None;
-        for (file, bytes) in corpus(kind) {
+        for (file, bytes) in corpus_files(kind) {
             let named_as = named.iter().find(|(n, _)| kind == "config" && *n == file);
             if named_as.is_none() && !whole_corpus {
                 continue;
