@@ -62,17 +62,17 @@ impl RealKeyring {
     /// The key ids are locked away (GNOME Keyring after a restart shows
     /// only hashed attributes): once per locked spell, ask the service to
     /// unlock (the desktop shows its prompt; nothing waits on it) and say
-    /// so on the desktop and in the log. `Ok` when the service unlocked
-    /// without a prompt.
-    fn ask_unlock_for_ids(&self, keyring: &Keyring) -> Result<(), ()> {
+    /// so on the desktop and in the log. True when the service unlocked
+    /// without a prompt (the ids can be read again at once).
+    fn unlocked_on_request(&self, keyring: &Keyring) -> bool {
         use std::sync::atomic::Ordering;
         if self.dry_run || self.announced_ids.swap(true, Ordering::SeqCst) {
-            return Err(());
+            return false;
         }
         match keyring.request_unlock() {
             Ok(()) => {
                 self.announced_ids.store(false, Ordering::SeqCst);
-                return Ok(());
+                return true;
             }
             Err(e) => tracing::warn!("{e}; refreshing as soon as it is unlocked"),
         }
@@ -80,7 +80,7 @@ impl RealKeyring {
             "Unlock your keyring",
             "aws-session-daemon needs to know which long-term AWS keys the keyring holds to refresh your sessions; it continues as soon as the keyring is unlocked.".to_string(),
         );
-        Err(())
+        false
     }
 }
 
@@ -97,10 +97,7 @@ impl super::ports::SecretStore for RealKeyring {
         use std::sync::atomic::Ordering;
         let keyring = Self::keyring()?;
         let listing = match keyring.list() {
-            Err(e) if e.is_locked() => match self.ask_unlock_for_ids(&keyring) {
-                Ok(()) => keyring.list(),
-                Err(()) => Err(e),
-            },
+            Err(e) if e.is_locked() && self.unlocked_on_request(&keyring) => keyring.list(),
             listed => listed,
         };
         let listing = listing.map_err(|e| keyring_error(&e))?;
