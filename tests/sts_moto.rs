@@ -54,14 +54,9 @@ fn assert_expires_in(credentials: &SessionCredentials, seconds: i64) {
 async fn caller_arn(endpoint: &Endpoint, credentials: &SessionCredentials) -> String {
     // The HTTP client the daemon uses (rustls with ring): the SDK's default
     // one would bring aws-lc into every build of the tests.
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
     let config = aws_sdk_sts::Config::builder()
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(aws_session_daemon::sts::https_client())
         .region(aws_sdk_sts::config::Region::new(endpoint.region.clone()))
         .endpoint_url(endpoint.url.clone().expect("tests always set the endpoint"))
         .credentials_provider(aws_sdk_sts::config::Credentials::new(

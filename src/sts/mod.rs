@@ -339,6 +339,18 @@ impl aws_sdk_sts::config::Intercept for ResponseLimit {
     }
 }
 
+/// A new HTTPS client with its own connection pool: rustls with ring, the
+/// one TLS stack the daemon builds (the SDK's default would add aws-lc).
+/// Public for the tests' own SDK clients, which must not bring aws-lc into
+/// builds of the daemon either.
+pub fn https_client() -> aws_sdk_sts::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// Builds one SDK client: explicit region, endpoint, timeouts; no retries;
 /// no credentials of its own (each call brings its keys, and a client built
 /// from `Config::builder()` never consults the default provider chain or the
@@ -349,14 +361,9 @@ fn build_client(endpoint: &Endpoint, timeouts: Timeouts) -> Result<aws_sdk_sts::
     }
     // Its own HTTP client (and connection pool), dropped with the SDK client
     // after the pass (see `StsClients::close_connections`).
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
     let mut builder = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(https_client())
         .region(Region::new(endpoint.region.clone()))
         .retry_config(RetryConfig::disabled())
         .interceptor(ResponseLimit)

@@ -85,10 +85,6 @@ pub fn profile_credentials(
 /// The daemon's client (rustls with ring): the SDK's default (aws-lc) is
 /// kept out of the tests' build.
 pub fn provider_config() -> aws_config::provider_config::ProviderConfig {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    aws_config::provider_config::ProviderConfig::default().with_http_client(http_client)
+    aws_config::provider_config::ProviderConfig::default()
+        .with_http_client(aws_session_daemon::sts::https_client())
 }
