@@ -14,7 +14,6 @@ pub mod hardening;
 pub mod keyring;
 pub mod logging;
 pub mod oath;
-pub(crate) mod plan;
 pub(crate) mod private_file;
 pub mod retry;
 pub mod secret;

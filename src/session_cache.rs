@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::plan::{KnownMfaSessions, MfaSessionKey};
 use crate::private_file::{self, PrivateFileError, ReadRules};
+use crate::session::MfaSessionKey;
 use crate::session::SessionCredentials;
 
 const CACHE_FILE: &str = "mfa-sessions.json";
@@ -120,7 +120,7 @@ impl std::fmt::Debug for CacheContents {
 
 impl CacheContents {
     /// Expiries of the sessions still valid at `now`, for the planner.
-    pub fn known(&self, now: OffsetDateTime) -> KnownMfaSessions {
+    pub fn known(&self, now: OffsetDateTime) -> BTreeMap<MfaSessionKey, OffsetDateTime> {
         self.sessions
             .iter()
             .filter(|(_, c)| c.expiration > now)
@@ -129,7 +129,7 @@ impl CacheContents {
     }
 
     /// Expiries of the `output = "process"` profiles still valid at `now`.
-    pub fn process_profiles(&self, now: OffsetDateTime) -> crate::plan::ProcessProfiles {
+    pub fn process_profiles(&self, now: OffsetDateTime) -> BTreeMap<String, OffsetDateTime> {
         self.profiles
             .iter()
             .filter(|(_, c)| c.expiration > now)

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::cli::Cli;
 use crate::config::{Output, process_env};
-use crate::plan::ProfileState;
+use crate::daemon::decide::{Action, ProfileState};
 use crate::session::SessionCredentials;
 use crate::session_cache::{SessionCache, runtime_dir};
 
@@ -32,7 +32,16 @@ struct ProcessCredentials<'a> {
 }
 
 pub fn run(cli: &Cli, profile: &str, out: &mut dyn Write) -> anyhow::Result<i32> {
-    let config = super::load_config(cli)?;
+    let runtime_dir = runtime_dir(&process_env);
+    let mut cache = SessionCache::new(runtime_dir.clone());
+    let observation = crate::daemon::observe::once(
+        super::load_options(cli),
+        super::credentials_path(cli)?,
+        std::sync::Arc::new(crate::daemon::adapters::RealKeyring::dry_run()),
+        &mut cache,
+        runtime_dir.as_deref(),
+    )?;
+    let config = &observation.config;
     let section = config
         .valid_sections()
         .find(|(_, s)| s.profile_name == profile)
@@ -54,47 +63,38 @@ pub fn run(cli: &Cli, profile: &str, out: &mut dyn Write) -> anyhow::Result<i32>
             "profile {profile:?} is written to the credentials file (section [{section}] has output = \"file\"); use it directly, or set output = \"process\" in section [{section}]"
         );
     }
-    if let Some(creds) = fresh_session(cli, &config, &section, profile)? {
-        return print(&creds, out);
+    // Fresh by the plan's rule: straight from the runtime cache.
+    let plan = observation.plan();
+    let fresh = plan
+        .section(&section)
+        .is_some_and(|s| matches!(s.state, ProfileState::Fresh { .. }));
+    if fresh && let Some(creds) = cache.contents().profiles.get(profile) {
+        return print(creds, out);
     }
-    // Not fresh: one pass for this section alone, as the daemon would do it.
+    // Not fresh: one pass for this section alone, as the daemon would do
+    // it; what it got is served from this process's memory.
     let mut options = super::load_options(cli);
     options.selected = vec![section.clone()];
     let summary = super::daemon::one_pass(cli, options)?;
-    let outcome = summary.report.outcomes.get(&section).cloned();
-    if let Some(creds) = fresh_session(cli, &config, &section, profile)? {
-        return print(&creds, out);
+    if let Some(creds) = summary.report.sessions.get(&section) {
+        return print(creds, out);
     }
+    let outcome = summary.report.outcomes.get(&section).cloned();
     let plan = summary.plan.section(&section);
-    match (outcome, plan.map(|p| &p.state)) {
-        (_, Some(ProfileState::Invalid { reasons })) => {
+    match (outcome, plan.map(|p| (&p.state, &p.action))) {
+        (_, Some((ProfileState::Invalid { reasons }, _))) => {
             bail!("section [{section}] is invalid: {}", reasons.join("; "))
         }
-        (Some(crate::daemon::execute::Outcome::Failed { error, .. }), _) => {
+        (_, Some((_, Action::Blocked { reason }))) => {
+            bail!("section [{section}]: {reason}")
+        }
+        (Some(crate::daemon::act::Outcome::Failed { error, .. }), _) => {
             bail!("section [{section}]: {error}")
         }
         _ => bail!(
             "section [{section}]: no fresh session (a unit it needs is backing off; `aws-session-daemon status` says why)"
         ),
     }
-}
-
-/// The profile's session from the runtime cache, if the plan calls it fresh.
-fn fresh_session(
-    cli: &Cli,
-    config: &crate::config::Config,
-    section: &str,
-    profile: &str,
-) -> anyhow::Result<Option<SessionCredentials>> {
-    let plan = super::dry_run_plan(cli, config)?;
-    let fresh = plan
-        .section(section)
-        .is_some_and(|s| matches!(s.state, ProfileState::Fresh { .. }));
-    if !fresh {
-        return Ok(None);
-    }
-    let mut cache = SessionCache::new(runtime_dir(&process_env));
-    Ok(cache.peek().profiles.get(profile).cloned())
 }
 
 fn print(creds: &SessionCredentials, out: &mut dyn Write) -> anyhow::Result<i32> {

@@ -8,13 +8,14 @@ use tokio::sync::mpsc;
 
 use crate::cli::Cli;
 use crate::config::process_env;
+use crate::daemon::act::{Executor, Outcome};
 use crate::daemon::adapters::{
     RealCodes, RealKeyring, RealSts, start_key_watch, start_unlock_watch,
 };
-use crate::daemon::execute::{Executor, Outcome};
+use crate::daemon::decide::ProfileState;
 use crate::daemon::ports::SystemClock;
 use crate::daemon::{Daemon, Event, Reason, watch};
-use crate::plan::ProfileState;
+use crate::retry::RetryClass;
 use crate::session_cache::runtime_dir;
 
 /// AssumeRole calls in flight at once until the config says (`sts_concurrency`).
@@ -107,8 +108,9 @@ fn spawn_signal_handlers(tx: mpsc::UnboundedSender<Event>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// One pass (two when an MFA session had to be replaced) over the sections
-/// `options` select, as the daemon makes it.
+/// One pass over the sections `options` select, as the daemon makes it,
+/// and a second one when the first found an MFA session that STS no
+/// longer accepts (its outcome says to re-authenticate at once).
 pub(crate) fn one_pass(
     cli: &Cli,
     options: crate::config::LoadOptions,
@@ -117,7 +119,10 @@ pub(crate) fn one_pass(
     let runtime = runtime()?;
     let summary = runtime.block_on(async {
         let mut summary = daemon.pass(Reason::Start).await?;
-        if summary.report.rerun {
+        let reauthenticate = summary.report.outcomes.values().any(|outcome| {
+            matches!(outcome, Outcome::Failed { error, .. } if error.class == RetryClass::Reauthenticate)
+        });
+        if reauthenticate {
             summary = daemon.pass(Reason::Retry).await?;
         }
         anyhow::Ok(summary)

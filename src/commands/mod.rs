@@ -13,8 +13,6 @@ pub mod status;
 use std::borrow::Cow;
 use std::path::PathBuf;
 
-use time::OffsetDateTime;
-
 use crate::cli::Cli;
 use crate::config::{Config, LoadOptions, process_env};
 use crate::credentials::CredentialsFile;
@@ -64,24 +62,21 @@ pub fn credentials_file(cli: &Cli, config: &Config) -> anyhow::Result<Credential
     ))
 }
 
-/// The plan as the running daemon sees it: the credentials file, the MFA
-/// sessions in the runtime cache, and the backoff the daemon recorded.
-/// Reads only; touches neither the YubiKey nor the network.
-pub fn dry_run_plan(cli: &Cli, config: &Config) -> anyhow::Result<crate::plan::Plan> {
-    let document = credentials_file(cli, config)?.read()?;
+/// One observation of the world as the running daemon makes it (the
+/// config, the credentials file, the MFA sessions in the runtime cache, the
+/// backoff the daemon recorded), for the commands that plan from it. Reads
+/// only; touches neither the YubiKey nor the network, and asks the keyring
+/// for no unlock.
+pub(crate) fn observe(cli: &Cli) -> anyhow::Result<crate::daemon::observe::Observation> {
     let runtime_dir = crate::session_cache::runtime_dir(&process_env);
-    let recorded = crate::daemon::Recorded::from_state_file(runtime_dir.as_deref());
-    let mut cache = crate::session_cache::SessionCache::new(runtime_dir);
-    let keyring =
-        crate::daemon::keyring_keys(config, &crate::daemon::adapters::RealKeyring::dry_run());
-    Ok(crate::daemon::current_plan(
-        config,
-        &document,
+    let mut cache = crate::session_cache::SessionCache::new(runtime_dir.clone());
+    crate::daemon::observe::once(
+        load_options(cli),
+        credentials_path(cli)?,
+        std::sync::Arc::new(crate::daemon::adapters::RealKeyring::dry_run()),
         &mut cache,
-        &keyring,
-        &recorded,
-        OffsetDateTime::now_utc(),
-    ))
+        runtime_dir.as_deref(),
+    )
 }
 
 /// Text from files (section names, errors quoting them, the state file)

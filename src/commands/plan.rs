@@ -6,7 +6,7 @@ use std::io::Write;
 use time::OffsetDateTime;
 
 use super::printable;
-use crate::plan::{Action, Plan, ProfileState};
+use crate::daemon::decide::{Action, Plan, ProfileState};
 use crate::timestamp::{rfc3339, with_relative};
 
 /// Exit codes of `plan --detailed-exitcode`.
@@ -141,6 +141,7 @@ fn expiry_column(state: &ProfileState, now: OffsetDateTime) -> String {
 fn action_column(action: &Action, now: OffsetDateTime) -> String {
     match action {
         Action::None => "-".to_string(),
+        Action::Blocked { reason } => format!("blocked: {}", printable(reason)),
         Action::Wait { unit, until } => format!(
             "wait: {} backs off until {}",
             printable(&unit.to_string()),
@@ -156,8 +157,7 @@ fn action_column(action: &Action, now: OffsetDateTime) -> String {
 
 /// `plan`: read the config and the credentials file, print the plan.
 pub fn run(cli: &crate::cli::Cli, args: &crate::cli::PlanArgs) -> anyhow::Result<i32> {
-    let config = super::load_config(cli)?;
-    let plan = super::dry_run_plan(cli, &config)?;
+    let plan = super::observe(cli)?.plan();
     let mut out = std::io::stdout().lock();
     if args.json {
         print_json(&plan, &mut out)?;

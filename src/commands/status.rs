@@ -31,8 +31,7 @@ struct Row {
 }
 
 pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
-    let config = super::load_config(cli)?;
-    let plan = super::dry_run_plan(cli, &config)?;
+    let plan = super::observe(cli)?.plan();
     let now = plan.now;
     let daemon_state = match runtime_dir(&process_env).map(|dir| state::read_checked(&dir)) {
         Some(Ok(state)) => state,

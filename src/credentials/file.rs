@@ -1256,7 +1256,7 @@ mod tests {
             assert_eq!(fs::read_to_string(&path).unwrap(), text, "unchanged");
             // The planner's view names the file too.
             let doc = CredentialsFile::new(path.clone(), 2).read().unwrap();
-            let reason = crate::plan::CredentialsView::check(&doc, "prod").unwrap_err();
+            let reason = crate::daemon::decide::CredentialsView::check(&doc, "prod").unwrap_err();
             assert!(reason.contains(&path.display().to_string()), "{reason}");
         }
     }

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::config::{CodeSource, RoleSettings};
 use crate::retry::{Classified, RetryClass};
+pub use crate::session::Code;
 use crate::session::SessionCredentials;
 pub use crate::sts::{Endpoint, MfaCode, SigningKeys};
 
@@ -48,14 +49,6 @@ impl std::fmt::Display for UnitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
-}
-
-/// A TOTP code and the time step it belongs to.
-pub struct Code {
-    pub value: SecretString,
-    /// `unix_time / period`: AWS accepts each step's code once per device.
-    pub step: u64,
-    pub period: u64,
 }
 
 /// Codes from the YubiKey or `mfa_process`. Blocking: called on a blocking thread.

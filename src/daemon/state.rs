@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::plan::{Applied, Backoff, Unit};
+use super::decide::Applied;
 use crate::private_file::{self, PrivateFileError};
+use crate::session::{Backoff, Unit};
 use crate::session_cache::RUNTIME_FILE_RULES;
 
 const STATE_FILE: &str = "state.json";

@@ -4,11 +4,17 @@
 
 use super::*;
 use crate::config::RoleSettings;
+use crate::daemon::act::Outcome;
+use crate::daemon::decide::Action;
+use crate::daemon::decide::Wake;
+use crate::daemon::ports::KeyWatch;
 use crate::daemon::ports::{
     BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
 };
-use crate::plan::Action;
+use crate::daemon::tell::status_line;
+use crate::retry::RetryClass;
 use crate::session::SessionCredentials;
+use crate::session::Unit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use time::Duration;
@@ -238,6 +244,10 @@ struct Fixture {
 
 impl Fixture {
     fn new(config: &str, steps: &[u64]) -> Self {
+        Self::with_keyring(config, steps, Arc::new(FakeKeyring::default()))
+    }
+
+    fn with_keyring(config: &str, steps: &[u64], keyring: Arc<FakeKeyring>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -249,7 +259,7 @@ impl Fixture {
         let executor = Executor {
             codes: codes.clone(),
             sts: sts.clone(),
-            secrets: Arc::new(FakeKeyring::default()),
+            secrets: keyring,
             clock: clock.clone(),
             concurrency: 8,
         };
@@ -262,7 +272,7 @@ impl Fixture {
             executor,
             Some(dir.path().join("runtime")),
         );
-        daemon.scheduler = Scheduler::with_seed(1);
+        daemon.settler = settle::Settler::with_seed(1);
         Fixture {
             dir,
             daemon,
@@ -365,26 +375,16 @@ async fn the_plan_after_a_pass_knows_the_cached_mfa_session() {
     let mut f = Fixture::new(&org(2), &[]);
     f.pass().await;
     std::fs::write(&f.credentials, f.text().replace("[100000000001]", "[gone]")).unwrap();
-    let config = crate::config::load(
-        &LoadOptions {
+    let mut observer = observe::Observer::new(
+        LoadOptions {
             path: Some(f.dir.path().join("config.toml")),
             ..Default::default()
         },
-        &|_| None,
-    )
-    .unwrap();
-    let document = crate::credentials::CredentialsFile::new(f.credentials.clone(), 2)
-        .read()
-        .unwrap();
-    let mut cache = SessionCache::new(Some(f.dir.path().join("runtime")));
-    let plan = current_plan(
-        &config,
-        &document,
-        &mut cache,
-        &KeyringKeys::new(),
-        &Recorded::default(),
-        NOW,
+        f.credentials.clone(),
+        Arc::new(FakeKeyring::default()),
     );
+    let mut cache = SessionCache::new(Some(f.dir.path().join("runtime")));
+    let plan = observer.observe(&mut cache, NOW).await.unwrap().plan();
     assert_eq!(plan.work.total_codes(), 0, "{:?}", plan.work);
     assert_eq!(plan.work.get_session_token_calls, 0);
     assert_eq!(plan.work.assume_role_calls, 1);
@@ -462,7 +462,12 @@ async fn an_error_that_needs_the_user_parks_the_device_without_hammering() {
     assert_eq!(failed(&report), 3);
     let device = Unit::Device("arn:aws:iam::123457890123:mfa/me".into());
     assert_eq!(
-        f.daemon.scheduler.state(&device).unwrap().failures,
+        f.daemon
+            .settler
+            .scheduler()
+            .state(&device)
+            .unwrap()
+            .failures,
         1,
         "one failure per pass, not per section"
     );
@@ -493,7 +498,11 @@ async fn an_expired_mfa_session_is_dropped_and_replaced() {
     std::fs::write(&f.credentials, f.text().replace("[100000000000]", "[x]")).unwrap();
     f.sts.fail_next("AssumeRole", RetryClass::Reauthenticate);
     let summary = f.summary().await;
-    assert!(summary.report.rerun);
+    assert!(
+        summary.report.outcomes.values().all(|o| matches!(o, Outcome::Failed { error, .. } if error.class == RetryClass::Reauthenticate)),
+        "re-authenticate now: {:?}",
+        summary.report.outcomes
+    );
     assert!(!summary.report.wrote);
     assert_eq!(summary.next_reason, Reason::Retry);
     assert_eq!(summary.next_wake, f.clock.now(), "at once");
@@ -541,7 +550,13 @@ async fn backoff_counts_from_the_end_of_a_slow_attempt() {
     let unit = Unit::Section("100000000000".into());
     let ended = f.clock.now();
     assert_eq!(ended, NOW + Duration::seconds(20));
-    let next = f.daemon.scheduler.state(&unit).unwrap().next_attempt;
+    let next = f
+        .daemon
+        .settler
+        .scheduler()
+        .state(&unit)
+        .unwrap()
+        .next_attempt;
     assert!(next > ended, "next attempt {next} is not after {ended}");
     assert_eq!(
         (summary.next_wake, summary.next_reason),
@@ -564,7 +579,12 @@ async fn credentials_due_on_arrival_are_written_once_then_the_section_backs_off(
     assert!(summary.next_wake > f.clock.now(), "not again at once");
     assert_eq!(f.sts.assume_role.load(Ordering::SeqCst), 1);
     let unit = Unit::Section("100000000000".into());
-    let state = f.daemon.scheduler.state(&unit).expect("backing off");
+    let state = f
+        .daemon
+        .settler
+        .scheduler()
+        .state(&unit)
+        .expect("backing off");
     assert_eq!(state.class, RetryClass::Soon);
     assert!(state.message.contains("system clock"), "{}", state.message);
     for _ in 0..3 {
@@ -583,16 +603,39 @@ async fn a_read_only_credentials_file_costs_no_code() {
     use std::os::unix::fs::PermissionsExt;
     let mut f = Fixture::new(&org(2), &[]);
     std::fs::set_permissions(&f.credentials, std::fs::Permissions::from_mode(0o400)).unwrap();
-    let report = f.pass().await;
-    assert!(!report.wrote);
+    let summary = f.summary().await;
+    assert!(!summary.report.wrote);
     assert_eq!(f.calls(), (0, 0, 0), "no code spent, no call");
-    for outcome in report.outcomes.values() {
+    // The plan blocks both sections with the reason (a read-only file is an
+    // input of the plan, not a failure of the executor); they wait for the
+    // user, not for a timer.
+    let blocked: Vec<_> = summary
+        .plan
+        .sections
+        .iter()
+        .filter(|s| matches!(&s.action, Action::Blocked { reason } if reason.contains("read-only")))
+        .collect();
+    assert_eq!(blocked.len(), 2, "{:?}", summary.plan.sections);
+    assert!(
+        blocked
+            .iter()
+            .all(|s| summary.plan.next_pass_of(s).is_none())
+    );
+    assert_eq!(summary.next_reason, Reason::Periodic);
+    let recorded = state::read(&f.dir.path().join("runtime"));
+    assert_eq!(recorded.sections.len(), 2);
+    for status in recorded.sections.values() {
         assert!(
-            matches!(outcome, Outcome::Failed { error, .. } if error.message.contains("read-only") && error.class == RetryClass::NeedsUser),
-            "{outcome:?}"
+            status
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("read-only")),
+            "{status:?}"
         );
     }
-    assert_eq!(report.outcomes.len(), 2);
+    // Writable again: written at the next pass.
+    std::fs::set_permissions(&f.credentials, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(f.pass().await.written(), 2);
 }
 
 #[tokio::test]
@@ -674,12 +717,15 @@ async fn the_key_watcher_follows_the_config() {
             Box::pin(std::future::pending())
         }
     }
-    f.daemon.start_key_watch = Some(Box::new(move || {
+    f.daemon.watches.start_key_watch = Some(Box::new(move || {
         counter.fetch_add(1, Ordering::SeqCst);
         Box::new(Never)
     }));
     f.pass().await;
-    assert!(!f.daemon.watches_keys(), "mfa_process only: no watcher");
+    assert!(
+        !f.daemon.watches.watches_keys(),
+        "mfa_process only: no watcher"
+    );
     // A YubiKey section added later starts it without a restart.
     let config = f.dir.path().join("config.toml");
     let with_key = org(1).replace(
@@ -688,14 +734,14 @@ async fn the_key_watcher_follows_the_config() {
     ) + "[key]\nmfa_oath_slot = \"Amazon Web Services:me@123457890123\"\n";
     std::fs::write(&config, &with_key).unwrap();
     f.daemon.pass(Reason::ConfigChanged).await.unwrap();
-    assert!(f.daemon.watches_keys());
+    assert!(f.daemon.watches.watches_keys());
     assert_eq!(started.load(Ordering::SeqCst), 1);
     f.daemon.pass(Reason::ConfigChanged).await.unwrap();
     assert_eq!(started.load(Ordering::SeqCst), 1, "one watcher");
     std::fs::write(&config, org(1)).unwrap();
     f.daemon.pass(Reason::ConfigChanged).await.unwrap();
     assert!(
-        !f.daemon.watches_keys(),
+        !f.daemon.watches.watches_keys(),
         "stopped when no section uses a key"
     );
 }
@@ -704,41 +750,38 @@ async fn the_key_watcher_follows_the_config() {
 fn a_step_check_waits_at_most_one_period() {
     let mut cache = crate::session_cache::CacheContents::default();
     let now = OffsetDateTime::from_unix_timestamp(100 * 30 + 10).unwrap();
-    assert_eq!(
-        cache.check_step("d", 100, 30, now),
-        execute::StepCheck::Fresh
-    );
+    assert_eq!(cache.check_step("d", 100, 30, now), act::StepCheck::Fresh);
     cache.last_steps.insert("d".into(), 100);
     assert_eq!(
         cache.check_step("d", 100, 30, now),
-        execute::StepCheck::Wait(std::time::Duration::from_millis(20_200))
+        act::StepCheck::Wait(std::time::Duration::from_millis(20_200))
     );
     cache.last_steps.insert("d".into(), 101);
     assert_eq!(
         cache.check_step("d", 100, 30, now),
-        execute::StepCheck::Wait(std::time::Duration::from_millis(30_200)),
+        act::StepCheck::Wait(std::time::Duration::from_millis(30_200)),
         "capped at one period"
     );
     cache.last_steps.insert("d".into(), 102);
     assert_eq!(
         cache.check_step("d", 100, 30, now),
-        execute::StepCheck::Stale(102)
+        act::StepCheck::Stale(102)
     );
     cache.last_steps.insert("d".into(), u64::MAX);
     assert_eq!(
         cache.check_step("d", u64::MAX, 30, now),
-        execute::StepCheck::Wait(std::time::Duration::from_millis(30_200)),
+        act::StepCheck::Wait(std::time::Duration::from_millis(30_200)),
         "no overflow"
     );
     assert_eq!(
         cache.check_step("d", 100, 0, now),
-        execute::StepCheck::Stale(u64::MAX)
+        act::StepCheck::Stale(u64::MAX)
     );
 }
 
 #[test]
 fn the_assume_role_window_halves_on_throttling_and_grows_slowly() {
-    let mut w = execute::Window::new(32);
+    let mut w = act::Window::new(32);
     assert_eq!(w.size(), 32);
     let started_in = w.generation();
     assert!(w.throttled(started_in, 32));
@@ -809,7 +852,7 @@ async fn throttled_one_call_at_a_time_the_rest_of_the_pass_backs_off() {
     assert_eq!(failed(&report), 10, "{report:?}");
     let calls = f.sts.assume_role.load(Ordering::SeqCst);
     assert!(
-        calls < 10 * execute::THROTTLE_ATTEMPTS as usize,
+        calls < 10 * act::THROTTLE_ATTEMPTS as usize,
         "{calls} calls: every section tried to the end"
     );
 }
@@ -820,10 +863,9 @@ fn locked_keyring_fixture() -> (Fixture, Arc<FakeKeyring>) {
         "[org]\n",
         "[org]\nlong_term_keys = \"keyring\"\ncredentials_section = \"work\"\n",
     );
-    let mut f = Fixture::new(&config, &[]);
     let keyring = Arc::new(FakeKeyring::default());
     keyring.locked.store(true, Ordering::SeqCst);
-    f.daemon.executor.secrets = keyring.clone();
+    let f = Fixture::with_keyring(&config, &[], keyring.clone());
     (f, keyring)
 }
 
@@ -835,7 +877,7 @@ async fn key_ids_locked_away_are_awaited_like_a_locked_secret() {
     assert_eq!(report.written(), 0, "{report:?}");
     assert_eq!(f.calls(), (0, 0, 0), "nothing spent without the key ids");
     assert!(
-        !f.daemon.scheduler.waits_for_unlock(),
+        !f.daemon.settler.scheduler().waits_for_unlock(),
         "no unit was planned"
     );
     assert!(
@@ -854,7 +896,7 @@ async fn a_locked_keyring_waits_for_the_unlock_not_for_a_timer() {
     let report = f.pass().await;
     assert_eq!(failed(&report), 2);
     assert_eq!(f.calls(), (0, 0, 0), "no code spent without the secret");
-    assert!(f.daemon.scheduler.waits_for_unlock());
+    assert!(f.daemon.settler.scheduler().waits_for_unlock());
     // Nothing happens until the unlock (or the 5-minute safety retry).
     let report = f.pass().await;
     assert!(report.outcomes.is_empty());
@@ -863,5 +905,5 @@ async fn a_locked_keyring_waits_for_the_unlock_not_for_a_timer() {
     let report = f.daemon.pass(Reason::KeyringUnlocked).await.unwrap().report;
     assert_eq!(report.written(), 2, "{report:?}");
     assert_eq!(f.calls(), (1, 1, 2));
-    assert!(!f.daemon.scheduler.waits_for_unlock());
+    assert!(!f.daemon.settler.scheduler().waits_for_unlock());
 }

@@ -1,4 +1,5 @@
-//! File watching: the config and the credentials file.
+//! The loop's event sources besides signals: the config and credentials
+//! files, YubiKeys coming and going, the keyring being unlocked.
 //!
 //! Editors and our own writer replace files by rename, which makes a watch
 //! on the file's inode go stale, so the parent directories are watched
@@ -12,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
+
+use super::ports::{KeyWatch, StartKeyWatch, StartUnlockWatch, UnlockWatch};
+use crate::config::{CodeSource, Config, LongTermKeys, PasswordSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileEvent {
@@ -108,6 +112,97 @@ pub fn watch(
         }
     }
     Ok(watcher)
+}
+
+/// The key and keyring watchers, each running only while the config in
+/// force needs it.
+#[derive(Default)]
+pub struct Watches {
+    pub(crate) start_key_watch: Option<StartKeyWatch>,
+    key_watch: Option<Box<dyn KeyWatch>>,
+    start_unlock_watch: Option<StartUnlockWatch>,
+    unlock_watch: Option<Box<dyn UnlockWatch>>,
+}
+
+impl Watches {
+    pub fn with_key_watch(mut self, start: StartKeyWatch) -> Self {
+        self.start_key_watch = Some(start);
+        self
+    }
+
+    pub fn with_unlock_watch(mut self, start: StartUnlockWatch) -> Self {
+        self.start_unlock_watch = Some(start);
+        self
+    }
+
+    /// Starts the key watcher when `config` uses a YubiKey and stops it
+    /// when it no longer does; likewise the keyring's unlock watcher for
+    /// keys or a password from the keyring.
+    pub async fn follow(&mut self, config: &Config) {
+        if let Some(start) = &self.start_key_watch {
+            let uses_key = config
+                .valid_sections()
+                .any(|(_, s)| matches!(s.code_source, CodeSource::Oath { .. }));
+            match (uses_key, self.key_watch.is_some()) {
+                (true, false) => {
+                    tracing::debug!("watching for YubiKeys");
+                    self.key_watch = Some(start());
+                }
+                (false, true) => {
+                    tracing::debug!("no section uses a YubiKey: not watching for one");
+                    self.key_watch = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = &self.start_unlock_watch {
+            let uses_keyring = config.valid_sections().any(|(_, s)| {
+                matches!(s.long_term, LongTermKeys::Keyring(_))
+                    || matches!(
+                        &s.code_source,
+                        CodeSource::Oath {
+                            password: Some(PasswordSpec::Keyring),
+                            ..
+                        }
+                    )
+            });
+            match (uses_keyring, self.unlock_watch.is_some()) {
+                (true, false) => self.unlock_watch = start().await,
+                (false, true) => self.unlock_watch = None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether a key watcher runs (for tests of the reload rule).
+    #[cfg(test)]
+    pub fn watches_keys(&self) -> bool {
+        self.key_watch.is_some()
+    }
+
+    /// Two futures for the loop to wait on together: the next key event,
+    /// and the keyring's unlock if `waiting` for it (the watch resolves at
+    /// once when it is unlocked already). Each never resolves without its
+    /// watcher.
+    pub fn events(
+        &mut self,
+        waiting: bool,
+    ) -> (impl Future<Output = ()> + '_, impl Future<Output = ()> + '_) {
+        let (key_watch, unlock_watch) = (&mut self.key_watch, &mut self.unlock_watch);
+        let key = async move {
+            match key_watch {
+                Some(watch) => watch.changed().await,
+                None => std::future::pending().await,
+            }
+        };
+        let unlock = async move {
+            match unlock_watch {
+                Some(watch) if waiting => watch.unlocked().await,
+                _ => std::future::pending().await,
+            }
+        };
+        (key, unlock)
+    }
 }
 
 #[cfg(test)]

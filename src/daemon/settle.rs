@@ -1,4 +1,6 @@
-//! Per-unit backoff and the next wake-up: the daemon's error policy.
+//! Settle: a pass's outcomes → the error policy → the plan as the pass left
+//! it, and the next wake-up with its reason (kube-runtime's `error_policy`
+//! plus requeue).
 //!
 //! A *unit* is what fails independently: an MFA device (a code or a
 //! GetSessionToken failed) or a section (its AssumeRole failed). Each failure
@@ -12,9 +14,13 @@ use std::time::Duration as StdDuration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use time::{Duration, OffsetDateTime};
 
-use crate::plan::Backoff;
-pub use crate::plan::Unit;
+use super::Reason;
+use super::act::{Outcome, PassReport};
+use super::decide::{Applied, Plan, Wake};
+use super::observe::Recorded;
+use crate::config::Config;
 use crate::retry::RetryClass;
+use crate::session::{Backoff, Unit};
 
 /// Backoff starts at one second and grows to five minutes.
 const MIN_DELAY: StdDuration = StdDuration::from_secs(1);
@@ -226,6 +232,204 @@ impl Scheduler {
 impl Default for Scheduler {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The error policy's memory (the scheduler) and the settings each profile
+/// was written with; turns each pass's outcomes into the next wake-up.
+#[derive(Debug)]
+pub struct Settler {
+    scheduler: Scheduler,
+    /// Per section, the settings its profile was written with: from the
+    /// state file at start (a restart keeps them), then from each write.
+    applied: Applied,
+}
+
+/// The plan as a pass left it, and when the loop runs again and why
+/// (never more than [`MAX_SLEEP`] away).
+pub struct Settled {
+    pub plan: Plan,
+    pub next_wake: OffsetDateTime,
+    pub next_reason: Reason,
+}
+
+impl Settler {
+    pub fn new(applied: Applied) -> Settler {
+        Settler {
+            scheduler: Scheduler::new(),
+            applied,
+        }
+    }
+
+    /// A settler with deterministic jitter, for tests.
+    #[cfg(test)]
+    pub fn with_seed(seed: u64) -> Settler {
+        Settler {
+            scheduler: Scheduler::with_seed(seed),
+            applied: Applied::new(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// What the planner needs of the daemon's memory.
+    pub fn recorded(&self) -> Recorded {
+        Recorded {
+            backoff: self.scheduler.backoff(),
+            applied: self.applied.clone(),
+        }
+    }
+
+    pub fn applied(&self) -> &Applied {
+        &self.applied
+    }
+
+    pub fn backoff(&self) -> Backoff {
+        self.scheduler.backoff()
+    }
+
+    /// Whether some unit waits for the keyring to be unlocked.
+    pub fn waits_for_unlock(&self) -> bool {
+        self.scheduler.waits_for_unlock()
+    }
+
+    /// A pass runs for `reason`: the units waiting for what happened are
+    /// due now.
+    pub fn woken(&mut self, reason: Reason, now: OffsetDateTime) {
+        match reason {
+            Reason::ConfigChanged | Reason::Reload => self.scheduler.user_changed(now),
+            Reason::KeyChanged => self.scheduler.key_changed(now),
+            Reason::KeyringUnlocked => self.scheduler.unlocked(now),
+            _ => {}
+        }
+    }
+
+    /// Another program changed the credentials file: parked units may be
+    /// fixed.
+    pub fn user_changed(&mut self, now: OffsetDateTime) {
+        self.scheduler.user_changed(now);
+    }
+
+    /// Forgets the units of sections and devices `config` no longer has.
+    pub fn keep_units_of(&mut self, config: &Config) {
+        let names: Vec<&str> = config.sections.iter().map(|s| s.name.as_str()).collect();
+        let serials: Vec<&str> = config
+            .valid_sections()
+            .map(|(_, s)| s.mfa_serial_number.as_str())
+            .collect();
+        self.scheduler.retain(|unit| match unit {
+            Unit::Section(name) => names.contains(&name.as_str()),
+            Unit::Device(serial) => serials.contains(&serial.as_str()),
+        });
+    }
+
+    /// Feeds the pass's outcomes to the error policy and returns the plan
+    /// as the pass left it with the next wake-up. Backoff counts from when
+    /// the attempt `ended`, not from when the pass began: a pass that
+    /// waited for a TOTP step or a slow STS would otherwise find its
+    /// backoff already over and try again at once.
+    pub fn settle(&mut self, plan: &Plan, report: &PassReport, ended: OffsetDateTime) -> Settled {
+        self.record_outcomes(report, ended);
+        self.applied.extend(
+            plan.sections
+                .iter()
+                .filter(|s| report.outcomes.get(&s.section) == Some(&Outcome::Written))
+                .map(|s| (s.section.clone(), s.fingerprint)),
+        );
+        self.due_on_arrival(plan, report, ended);
+        let results = report
+            .outcomes
+            .iter()
+            .filter_map(|(section, outcome)| {
+                let result = match outcome {
+                    Outcome::Written => Ok(report.sessions.get(section)?.expiration),
+                    Outcome::Failed { unit, .. } => Err(unit.clone()),
+                };
+                Some((section.clone(), result))
+            })
+            .collect();
+        let after = plan.after(&results, &self.scheduler.backoff(), ended);
+        let (next_wake, next_reason) = next_wake(&after, ended);
+        Settled {
+            plan: after,
+            next_wake,
+            next_reason,
+        }
+    }
+
+    /// A success resets its unit; each failing unit counts one failure per
+    /// pass, however many sections it affects, and is logged once while the
+    /// error repeats.
+    fn record_outcomes(&mut self, report: &PassReport, ended: OffsetDateTime) {
+        for unit in &report.succeeded_units {
+            self.scheduler.record_success(unit);
+        }
+        let mut failed: BTreeMap<&Unit, &super::ports::UnitError> = BTreeMap::new();
+        for (section, outcome) in &report.outcomes {
+            match outcome {
+                Outcome::Written => self
+                    .scheduler
+                    .record_success(&Unit::Section(section.clone())),
+                Outcome::Failed { unit, error } => {
+                    failed.entry(unit).or_insert(error);
+                }
+            }
+        }
+        for (unit, error) in failed {
+            if self
+                .scheduler
+                .record_failure(unit, error.class, &error.message, ended)
+                == Report::New
+            {
+                tracing::warn!("{unit}: {error} ({})", error.class);
+            } else {
+                tracing::debug!("{unit}: still failing: {error}");
+            }
+        }
+    }
+
+    /// Credentials that STS hands out already inside their refresh margin
+    /// (a system clock ahead of AWS's, or a session shorter than asked for:
+    /// AWS caps the root user's GetSessionToken at one hour) would be asked
+    /// for again at once, in every pass, forever. They were written (they
+    /// are valid); the section backs off like after a passing error.
+    fn due_on_arrival(&mut self, plan: &Plan, report: &PassReport, now: OffsetDateTime) {
+        for (name, creds) in &report.sessions {
+            let Some(section) = plan.section(name) else {
+                continue;
+            };
+            if section.due_for(creds.expiration) > now {
+                continue;
+            }
+            let unit = Unit::Section(name.clone());
+            let message = "STS returned credentials that are already due for refresh (they expire within refresh_margin of now); check that the system clock is right, or lower refresh_margin";
+            if self
+                .scheduler
+                .record_failure(&unit, RetryClass::Soon, message, now)
+                == Report::New
+            {
+                tracing::warn!("{unit}: {message}");
+            }
+        }
+    }
+}
+
+/// The next wake-up: the plan's next pass, but never more than
+/// [`MAX_SLEEP`] away.
+pub fn next_wake(plan: &Plan, now: OffsetDateTime) -> (OffsetDateTime, Reason) {
+    let periodic = now + MAX_SLEEP;
+    match plan.next_wake() {
+        Some((at, wake)) if at < periodic => (
+            at.max(now),
+            match wake {
+                Wake::Due => Reason::Deadline,
+                Wake::Retry => Reason::Retry,
+            },
+        ),
+        _ => (periodic, Reason::Periodic),
     }
 }
 

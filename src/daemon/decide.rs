@@ -23,6 +23,7 @@ use time::{Duration, OffsetDateTime};
 use crate::config::{CodeSource, LongTermKeys, Output, RoleSettings, Section, Settings};
 use crate::credentials::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};
 use crate::secret::mask_access_key_id;
+use crate::session::{Backoff, MfaSessionKey, Unit};
 
 /// What the planner needs to know about the credentials file.
 pub trait CredentialsView {
@@ -66,32 +67,9 @@ pub type ProcessProfiles = BTreeMap<String, OffsetDateTime>;
 /// could not be read (no Secret Service, a locked keyring).
 pub type KeyringKeys = BTreeMap<String, Result<String, String>>;
 
-/// Units backing off after errors, with the earliest next attempt.
-pub type Backoff = BTreeMap<Unit, OffsetDateTime>;
-
 /// Per section, the [`fingerprint`] of the settings its profile was last
 /// written with (recorded by the daemon in its state file).
 pub type Applied = BTreeMap<String, u64>;
-
-/// What fails, and backs off, independently: an MFA device (a code or a
-/// GetSessionToken failed) or a section (its AssumeRole or its write failed).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
-pub enum Unit {
-    /// An MFA device, by serial number: codes and GetSessionToken.
-    Device(String),
-    /// A section, by name: its AssumeRole and its write.
-    Section(String),
-}
-
-impl fmt::Display for Unit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unit::Device(serial) => write!(f, "MFA device {serial}"),
-            Unit::Section(name) => write!(f, "section [{name}]"),
-        }
-    }
-}
 
 /// Everything the planner looks at.
 pub struct Inputs<'a> {
@@ -104,36 +82,11 @@ pub struct Inputs<'a> {
     pub keyring: &'a KeyringKeys,
     pub backoff: &'a Backoff,
     pub applied: &'a Applied,
+    /// Why the credentials file cannot be replaced now (read-only, a link
+    /// into the Nix store), if it cannot: the sections due to be written
+    /// there are blocked, and no code is spent for them.
+    pub read_only: Option<&'a str>,
     pub now: OffsetDateTime,
-}
-
-/// Sections that agree on all of these share one MFA session, so N sections
-/// cost one YubiKey code, not N.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct MfaSessionKey {
-    /// Long-term access key id that signs GetSessionToken.
-    #[serde(serialize_with = "serialize_masked")]
-    pub access_key_id: String,
-    pub mfa_serial_number: String,
-    pub duration: u32,
-    pub region: String,
-    pub endpoint: Option<String>,
-}
-
-fn serialize_masked<S: serde::Serializer>(id: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&mask_access_key_id(id))
-}
-
-impl fmt::Display for MfaSessionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} via {} ({} s)",
-            self.mfa_serial_number,
-            mask_access_key_id(&self.access_key_id),
-            self.duration
-        )
-    }
 }
 
 /// The IAM user's long-term keys, as the planner found them. `Debug`
@@ -231,6 +184,10 @@ fn serialize_role_arn<S: serde::Serializer>(role: &RoleSettings, s: S) -> Result
 pub enum Action {
     /// Nothing to do now.
     None,
+    /// Due, but what it would be written to cannot be written until the
+    /// user changes something (a read-only credentials file): no work, no
+    /// wake-up of its own (a file event or the periodic pass looks again).
+    Blocked { reason: String },
     /// Due, but the unit it needs is backing off after an error.
     Wait {
         unit: Unit,
@@ -263,7 +220,10 @@ pub enum Action {
 impl Action {
     /// True for the actions that call STS now.
     pub fn is_work(&self) -> bool {
-        !matches!(self, Action::None | Action::Wait { .. })
+        !matches!(
+            self,
+            Action::None | Action::Wait { .. } | Action::Blocked { .. }
+        )
     }
 }
 
@@ -290,6 +250,19 @@ pub struct SectionPlan {
     pub output: Output,
     /// Where the long-term keys come from: `config`, `file` or `keyring`.
     pub long_term_keys: &'static str,
+    /// The refresh margin and jitter [`due_at`] applied, so that credentials
+    /// the pass obtains are judged by the same rule ([`SectionPlan::due_for`]).
+    #[serde(skip)]
+    pub margin: u32,
+    #[serde(skip)]
+    pub jitter: Duration,
+}
+
+impl SectionPlan {
+    /// When credentials of this section expiring at `expires` fall due.
+    pub fn due_for(&self, expires: OffsetDateTime) -> OffsetDateTime {
+        due_at(expires, self.margin, self.jitter)
+    }
 }
 
 /// One MFA session the plan relies on, with what it takes to start a new one.
@@ -375,25 +348,6 @@ impl Plan {
             .all(|s| matches!(s.state, ProfileState::Fresh { .. }))
     }
 
-    /// The same plan without the work of the sections `drop` picks (they
-    /// failed before any call, and spend no code): their actions become
-    /// `None`, and MFA sessions nobody else needs go.
-    pub fn without_work_for(&self, drop: impl Fn(&SectionPlan) -> bool) -> Plan {
-        let mut plan = self.clone();
-        let mut dropped = Vec::new();
-        for section in &mut plan.sections {
-            if section.action.is_work() && drop(section) {
-                section.action = Action::None;
-                dropped.push(section.section.clone());
-            }
-        }
-        for session in &mut plan.mfa_sessions {
-            session.used_by.retain(|s| !dropped.contains(s));
-        }
-        plan.mfa_sessions.retain(|s| !s.used_by.is_empty());
-        plan
-    }
-
     pub fn section(&self, name: &str) -> Option<&SectionPlan> {
         self.sections.iter().find(|s| s.section == name)
     }
@@ -407,9 +361,52 @@ impl Plan {
     pub fn next_pass_of(&self, section: &SectionPlan) -> Option<(OffsetDateTime, Wake)> {
         match &section.action {
             Action::Wait { until, .. } => Some((*until, Wake::Retry)),
+            Action::Blocked { .. } => None,
             action if action.is_work() => Some((self.now, Wake::Due)),
             _ => section.due.map(|due| (due, Wake::Due)),
         }
+    }
+
+    /// The plan as a pass left it, without observing again: a section that
+    /// got credentials expiring at `Ok(expires)` is fresh until they fall
+    /// due (by the section's own rule, [`SectionPlan::due_for`]), a section
+    /// whose unit failed (`Err(unit)`) waits for that unit's backoff, and
+    /// every section the pass did not touch is as planned. What is left to
+    /// do is nothing: the next pass plans anew.
+    pub fn after(
+        &self,
+        results: &BTreeMap<String, Result<OffsetDateTime, Unit>>,
+        backoff: &Backoff,
+        now: OffsetDateTime,
+    ) -> Plan {
+        let mut plan = self.clone();
+        plan.now = now;
+        plan.work = Work::default();
+        for section in &mut plan.sections {
+            let unit = match results.get(&section.section) {
+                None => continue,
+                Some(Ok(expires)) => {
+                    let due = section.due_for(*expires);
+                    section.state = if due > now {
+                        ProfileState::Fresh { expires: *expires }
+                    } else {
+                        ProfileState::Refresh { expires: *expires }
+                    };
+                    section.due = Some(due);
+                    section.action = Action::None;
+                    Unit::Section(section.section.clone())
+                }
+                Some(Err(unit)) => unit.clone(),
+            };
+            if let Some(until) = backoff.get(&unit) {
+                section.action = Action::Wait {
+                    unit,
+                    until: *until,
+                };
+            }
+        }
+        plan.next_pass = plan.next_wake().map(|(at, _)| at);
+        plan
     }
 
     /// The next pass and why: the earliest of [`Plan::next_pass_of`].
@@ -498,11 +495,12 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             .applied
             .get(&section.name)
             .is_some_and(|applied| *applied != fingerprint);
+        let margin = refresh_margin(settings);
         let (state, due) = match expires {
             // Credentials of a role (or duration) the config no longer names.
             Observed::Expires(expires) if changed => (ProfileState::Refresh { expires }, now),
             Observed::Expires(expires) => {
-                let due = due_at(expires, settings.refresh_margin, jitter);
+                let due = due_at(expires, margin, jitter);
                 if due > now {
                     (ProfileState::Fresh { expires }, due)
                 } else {
@@ -513,6 +511,10 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         };
         let action = if due > now {
             Action::None
+        } else if let (Output::File, Some(reason)) = (settings.output, inputs.read_only) {
+            Action::Blocked {
+                reason: reason.to_string(),
+            }
         } else {
             let auth = CodeAuth {
                 mfa_serial_number: settings.mfa_serial_number.clone(),
@@ -539,6 +541,8 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             fingerprint,
             output: settings.output,
             long_term_keys: keys_source(&settings.long_term),
+            margin,
+            jitter,
         });
     }
 
@@ -576,6 +580,24 @@ fn invalid(section: &Section, profile: &str, reasons: Vec<String>) -> SectionPla
             .settings
             .as_ref()
             .map_or("file", |s| keys_source(&s.long_term)),
+        margin: 0,
+        jitter: Duration::ZERO,
+    }
+}
+
+/// botocore (and the SDKs) ask a `credential_process` again on every call
+/// once its credentials expire within 10 minutes (15 minutes: "advisory"
+/// refresh), so a session served to them must be renewed earlier than that,
+/// or each API call in the last minutes would run the command again.
+const PROCESS_MIN_MARGIN: u32 = 15 * 60;
+
+/// The refresh margin the plan applies to a section: the configured one,
+/// but for sessions served to a process never inside botocore's refresh
+/// window.
+fn refresh_margin(settings: &Settings) -> u32 {
+    match settings.output {
+        Output::File => settings.refresh_margin,
+        Output::Process => settings.refresh_margin.max(PROCESS_MIN_MARGIN),
     }
 }
 
@@ -676,14 +698,22 @@ fn decide(
         needs_new: false,
         used_by: Vec::new(),
         auth,
-        margin: settings.refresh_margin,
+        // A section that writes the MFA session itself judges it by its own
+        // margin (a process output's is longer); roles only need it valid
+        // for their AssumeRole.
+        margin: match settings.role {
+            None => refresh_margin(settings),
+            Some(_) => settings.refresh_margin,
+        },
     };
     let needs_new = !cached_until.is_some_and(|until| session_plan.usable(until, now));
     if needs_new && let Some(wait) = waiting(device) {
         return wait;
     }
+    let margin = session_plan.margin;
     let entry = sessions.entry(key.clone()).or_insert(session_plan);
     entry.needs_new |= needs_new;
+    entry.margin = entry.margin.max(margin);
     entry.used_by.push(section.name.clone());
     match &settings.role {
         None => Action::WriteMfaSession { mfa_session: key },

@@ -1,4 +1,7 @@
-//! Carries out a plan's actions: it decides nothing the plan has decided.
+//! Act: carries out a plan's actions and reports their outcomes. It
+//! decides nothing the plan has decided: what cannot be written, what is
+//! backing off, what needs a code are all in the plan; "re-authenticate
+//! now" is an outcome the error policy (settle) reads, not a flag of its own.
 //!
 //! Phases, in order, and why:
 //! 1. **MFA sessions**, one per [`MfaSessionKey`] the plan uses: from the
@@ -21,18 +24,17 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
+use super::decide::{
+    Action, CodeAuth, LongTermKeyPair, LongTermSecret, MfaSessionPlan, Plan, StsTarget,
+};
+use super::observe::{CredentialsSnapshot, Stamp};
 use super::ports::{
-    BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SecretStore, SigningKeys, StsApi,
-    UnitError,
+    BoxFuture, Clock, CodeProvider, Endpoint, MfaCode, SecretStore, SigningKeys, StsApi, UnitError,
 };
 use crate::config::{Output, RoleSettings};
-use crate::credentials::{CredentialsFile, Document, Edit, WriteOutcome};
-use crate::plan::{
-    Action, CodeAuth, LongTermKeyPair, LongTermSecret, MfaSessionKey, MfaSessionPlan, Plan,
-    StsTarget, Unit,
-};
+use crate::credentials::{Edit, WriteOutcome};
 use crate::retry::RetryClass;
-use crate::session::SessionCredentials;
+use crate::session::{Code, MfaSessionKey, SessionCredentials, Unit};
 use crate::session_cache::{CacheLock, SessionCache};
 
 /// What happened to one section the plan gave work.
@@ -45,9 +47,14 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 pub struct PassReport {
     pub outcomes: BTreeMap<String, Outcome>,
+    /// The credentials each written section got, by section: what the pass
+    /// can serve from memory (`credential-process`, the endpoint) whatever
+    /// became of the runtime cache, and their expiry for the error policy.
+    pub sessions: BTreeMap<String, SessionCredentials>,
     pub wrote: bool,
-    /// Run another pass at once (an MFA session was found expired).
-    pub rerun: bool,
+    /// The credentials file as this pass's write left it (its stamp), so
+    /// that the event the write causes is not taken for news.
+    pub file_left: Option<Stamp>,
     pub codes_used: usize,
     pub sts_calls: usize,
     /// Units that worked in this pass beyond the sections written: the MFA
@@ -94,35 +101,18 @@ struct Obtained {
 const STEP_ATTEMPTS: usize = 3;
 
 impl Executor {
-    /// Carries out `plan`'s actions; `document` is the credentials file
-    /// the plan was made from, `cache` the session cache it read.
+    /// Carries out `plan`'s actions; `credentials` is the credentials file
+    /// as observed for the plan, `cache` the session cache it read.
     pub async fn execute(
         &self,
         plan: &Plan,
-        document: &Document,
-        file: &CredentialsFile,
+        credentials: &CredentialsSnapshot,
         cache: &mut SessionCache,
     ) -> PassReport {
         let mut report = PassReport::default();
         if plan.pending().next().is_none() {
             return report;
         }
-        // A file the daemon may not replace (read-only, in the Nix store)
-        // fails every section written there before a code is spent on it.
-        let writes_file = plan.pending().any(|s| s.output == Output::File);
-        let narrowed;
-        let plan = match file.check_writable() {
-            Err(e) if writes_file => {
-                let error = UnitError::from_error(&e);
-                for section in plan.pending().filter(|s| s.output == Output::File) {
-                    let unit = Unit::Section(section.section.clone());
-                    report.fail(&section.section, unit, error.clone());
-                }
-                narrowed = plan.without_work_for(|s| s.output == Output::File);
-                &narrowed
-            }
-            _ => plan,
-        };
         let sessions = self.mfa_sessions(plan, cache, &mut report).await;
         let mut obtained = self.direct_roles(plan, cache, &mut report).await;
         obtained.extend(
@@ -131,8 +121,7 @@ impl Executor {
         );
         // The next call is normally an hour away.
         self.sts.close_connections();
-        self.write(document, file, cache, obtained, &mut report)
-            .await;
+        self.write(credentials, cache, obtained, &mut report).await;
         report
     }
 
@@ -147,12 +136,6 @@ impl Executor {
         let mut sessions = BTreeMap::new();
         for session in &plan.mfa_sessions {
             let result = self.mfa_session(session, cache, report).await;
-            if result
-                .as_ref()
-                .is_err_and(|e| e.class == RetryClass::Reauthenticate)
-            {
-                report.rerun = true;
-            }
             sessions.insert(session.key.clone(), result);
         }
         sessions
@@ -371,8 +354,8 @@ impl Executor {
             }
         }
         if !refused_sessions.is_empty() {
-            // STS no longer accepts the MFA session: forget it, start anew.
-            report.rerun = true;
+            // STS no longer accepts the MFA session: forget it; the error
+            // policy starts anew at once (the sections' class says so).
             match cache.lock().await {
                 Ok(lock) => {
                     cache.load(&lock);
@@ -508,23 +491,26 @@ impl Executor {
             .collect()
     }
 
-    /// Phase 3: one write of everything obtained. An edit the editor
-    /// refuses for one profile (an indented line, a header the readers
-    /// disagree on: found only when editing) fails that section alone, and
-    /// the others are written without it.
+    /// Phase 3: every session to its output, one write each. An edit the
+    /// editor refuses for one profile (an indented line, a header the
+    /// readers disagree on: found only when editing) fails that section
+    /// alone, and the others are written without it. Whatever becomes of
+    /// the writes, the pass keeps every session it got in the report.
     async fn write(
         &self,
-        document: &Document,
-        file: &CredentialsFile,
+        credentials: &CredentialsSnapshot,
         cache: &mut SessionCache,
         obtained: Vec<Obtained>,
         report: &mut PassReport,
     ) {
+        for o in &obtained {
+            report.sessions.insert(o.section.clone(), o.creds.clone());
+        }
         let (to_cache, to_file): (Vec<Obtained>, Vec<Obtained>) = obtained
             .into_iter()
             .partition(|o| o.output == Output::Process);
         self.write_cache(cache, to_cache, report).await;
-        self.write_file(document, file, to_file, report).await;
+        self.write_file(credentials, to_file, report).await;
     }
 
     /// `output = "process"` sessions go to the runtime cache only.
@@ -566,19 +552,24 @@ impl Executor {
     /// The credentials file: one write of every profile.
     async fn write_file(
         &self,
-        document: &Document,
-        file: &CredentialsFile,
+        credentials: &CredentialsSnapshot,
         mut obtained: Vec<Obtained>,
         report: &mut PassReport,
     ) {
+        let document = &credentials.document;
         // Each round either ends or drops one refused profile.
         while !obtained.is_empty() {
             let edits: Vec<Edit> = obtained
                 .iter()
                 .flat_map(|o| document.session_edits(&o.profile, &o.creds, &o.expiry_key))
                 .collect();
-            let target = file.clone();
-            let result = match tokio::task::spawn_blocking(move || target.update(&edits)).await {
+            let target = credentials.file.clone();
+            let write = move || {
+                let outcome = target.update(&edits)?;
+                let stamp = target.target().ok().as_deref().and_then(Stamp::of);
+                Ok::<_, crate::credentials::CredentialsError>((outcome, stamp))
+            };
+            let result = match tokio::task::spawn_blocking(write).await {
                 Ok(result) => result,
                 Err(e) => {
                     let error =
@@ -588,8 +579,11 @@ impl Executor {
                 }
             };
             match result {
-                Ok(outcome) => {
-                    report.wrote |= outcome == WriteOutcome::Written;
+                Ok((outcome, stamp)) => {
+                    if outcome == WriteOutcome::Written {
+                        report.wrote = true;
+                        report.file_left = stamp;
+                    }
                     for o in &obtained {
                         report.outcomes.insert(o.section.clone(), Outcome::Written);
                     }
@@ -764,7 +758,7 @@ impl Executor {
 
 /// One AssumeRole signed with an MFA session.
 struct ChainedJob<'p> {
-    section: &'p crate::plan::SectionPlan,
+    section: &'p super::decide::SectionPlan,
     key: &'p MfaSessionKey,
     signer: SigningKeys,
     endpoint: Endpoint,

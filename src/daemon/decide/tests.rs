@@ -60,6 +60,7 @@ fn plan_with_backoff(
         keyring: &KeyringKeys::new(),
         backoff,
         applied: &Applied::new(),
+        read_only: None,
         now: NOW,
     })
 }
@@ -331,6 +332,7 @@ fn a_section_whose_settings_changed_since_the_write_is_refreshed() {
             keyring: &KeyringKeys::new(),
             backoff: &Backoff::new(),
             applied: &applied,
+            read_only: None,
             now: NOW,
         })
     };
@@ -417,6 +419,7 @@ fn keys_from_the_keyring_need_only_the_key_id_to_plan() {
             keyring: &keyring,
             backoff: &Backoff::new(),
             applied: &Applied::new(),
+            read_only: None,
             now: NOW,
         })
     };

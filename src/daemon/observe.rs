@@ -1,0 +1,425 @@
+//! Observe: the one way anything reads the world.
+//!
+//! An [`Observation`] is everything the planner looks at, read once: the
+//! config (reloaded, keeping the last good one on error), the credentials
+//! file (read and parsed once, with its stamp), whether that file can be
+//! replaced, the MFA and process sessions in the runtime cache, the key ids
+//! in the keyring, and what the daemon recorded (backoff, the settings each
+//! profile was written with). `plan`, `status`, `apply`, `run` and
+//! `credential-process` all plan from an observation made here, so they
+//! plan from the same inputs by construction.
+//!
+//! Reading may block (a file a writer is rewriting is re-read after a
+//! pause; the keyring is a D-Bus round trip), so it runs on the runtime's
+//! blocking threads, never on its workers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::decide::{Applied, Inputs, KeyringKeys, Plan, ProcessProfiles, ProfileState};
+use super::ports::SecretStore;
+use super::state;
+use crate::config::{Config, LoadOptions};
+use crate::credentials::{CredentialsFile, Document};
+use crate::session::Backoff;
+use crate::session_cache::SessionCache;
+
+/// What the daemon knows beyond the files: the units backing off and the
+/// settings each profile was last written with.
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    pub backoff: Backoff,
+    pub applied: Applied,
+}
+
+impl Recorded {
+    /// As the daemon recorded it in the runtime directory, for the commands
+    /// that show what it will do (`plan`, `status`).
+    pub fn from_state_file(runtime_dir: Option<&Path>) -> Recorded {
+        let state = runtime_dir.map(state::read).unwrap_or_default();
+        Recorded {
+            backoff: state.backoff(),
+            applied: state.applied(),
+        }
+    }
+}
+
+/// What `stat` says of the credentials file: enough to tell, without
+/// reading it, whether it is still the version a pass read or wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    /// The stamp of `path` now; `None` when it does not exist (or cannot
+    /// be examined: then every event is news).
+    pub fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
+/// The credentials file as one pass read it.
+pub struct CredentialsSnapshot {
+    pub file: CredentialsFile,
+    pub document: Document,
+    /// A hash of the document's text: equal hashes, equal files.
+    pub hash: u64,
+    /// The file's stamp before it was read.
+    pub stamp: Option<Stamp>,
+    /// Why the file cannot be replaced now, if it cannot.
+    pub read_only: Option<String>,
+}
+
+/// Everything one pass (or one command) plans from.
+pub struct Observation {
+    pub config: Arc<Config>,
+    pub credentials: CredentialsSnapshot,
+    /// Another program changed the credentials file since the last pass
+    /// (sections parked until the user fixes something may be fixed).
+    pub credentials_changed: bool,
+    pub mfa_sessions: BTreeMap<crate::session::MfaSessionKey, OffsetDateTime>,
+    pub process_profiles: ProcessProfiles,
+    pub keyring: KeyringKeys,
+    /// The keyring hid the key ids because it is locked: the loop waits
+    /// for the unlock.
+    pub keyring_locked: bool,
+    pub recorded: Recorded,
+    pub now: OffsetDateTime,
+}
+
+impl Observation {
+    /// The planner's view of this observation.
+    pub fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            sections: &self.config.sections,
+            credentials: &self.credentials.document,
+            mfa_sessions: &self.mfa_sessions,
+            process_profiles: &self.process_profiles,
+            keyring: &self.keyring,
+            backoff: &self.recorded.backoff,
+            applied: &self.recorded.applied,
+            read_only: self.credentials.read_only.as_deref(),
+            now: self.now,
+        }
+    }
+
+    /// The plan of this observation: the one plan a pass makes.
+    pub fn plan(&self) -> Plan {
+        let plan = super::decide::plan(&self.inputs());
+        tracing::debug!(
+            "planned: {} section(s), {} to refresh, {} code(s), {} GetSessionToken, {} AssumeRole",
+            plan.sections.len(),
+            plan.pending().count(),
+            plan.work.total_codes(),
+            plan.work.get_session_token_calls,
+            plan.work.assume_role_calls
+        );
+        plan
+    }
+}
+
+/// Reads the world for the daemon's passes (and, once, for a command),
+/// remembering what it must to report each problem once.
+pub struct Observer {
+    load_options: LoadOptions,
+    credentials_path: PathBuf,
+    secrets: Arc<dyn SecretStore>,
+    config: Option<Arc<Config>>,
+    last_config_error: Option<String>,
+    /// The credentials file's stamp as the last pass left it (after our
+    /// own write, if it wrote): a file event that finds the file so is our
+    /// own doing, not news.
+    left: Option<Stamp>,
+    /// The hash of the credentials file as the last pass saw it.
+    last_hash: Option<u64>,
+    logged_invalid: BTreeMap<String, Vec<String>>,
+    /// The file hash last checked for the SDK warning, and the warning.
+    sdk_checked: Option<(u64, Option<String>)>,
+}
+
+impl Observer {
+    pub fn new(
+        load_options: LoadOptions,
+        credentials_path: PathBuf,
+        secrets: Arc<dyn SecretStore>,
+    ) -> Observer {
+        Observer {
+            load_options,
+            credentials_path,
+            secrets,
+            config: None,
+            last_config_error: None,
+            left: None,
+            last_hash: None,
+            logged_invalid: BTreeMap::new(),
+            sdk_checked: None,
+        }
+    }
+
+    pub fn credentials_path(&self) -> &Path {
+        &self.credentials_path
+    }
+
+    /// The config file to watch: the one in force, else where it would be.
+    pub fn config_path(&self) -> Option<PathBuf> {
+        self.config
+            .as_ref()
+            .and_then(|c| c.file.clone())
+            .or_else(|| {
+                crate::config::locate(
+                    self.load_options.path.as_deref(),
+                    &crate::config::process_env,
+                )
+                .map(|l| l.path)
+            })
+    }
+
+    /// Observes the world at `now`. The recorded state is the caller's
+    /// (the daemon's memory, or the state file for a command): it is set
+    /// with [`Observation::recorded`] after this returns, because a change
+    /// seen here (a user's edit) may wake parked units first.
+    pub async fn observe(
+        &mut self,
+        cache: &mut SessionCache,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Observation> {
+        let config = self.reload_config()?;
+        let file = CredentialsFile::new(self.credentials_path.clone(), config.backups());
+        let credentials = tokio::task::spawn_blocking(move || read_credentials(file))
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the credentials file was interrupted: {e}"))??;
+        let credentials_changed = self.last_hash.is_some_and(|last| last != credentials.hash);
+        self.last_hash = Some(credentials.hash);
+        self.left = credentials.stamp;
+        self.warn_sdk_problem(&credentials);
+        let sections = keyring_sections(&config);
+        let secrets = Arc::clone(&self.secrets);
+        let (keyring, keyring_locked) =
+            tokio::task::spawn_blocking(move || keys_of(sections, &*secrets))
+                .await
+                .unwrap_or_default();
+        let contents = cache.peek();
+        Ok(Observation {
+            mfa_sessions: contents.known(now),
+            process_profiles: contents.process_profiles(now),
+            config,
+            credentials,
+            credentials_changed,
+            keyring,
+            keyring_locked,
+            recorded: Recorded::default(),
+            now,
+        })
+    }
+
+    /// Whether a credentials-file event is news: not when the file is as
+    /// the last pass left it (our own write's event, or a `touch` of
+    /// nothing). Only `stat`: no read.
+    pub fn credentials_changed_since_pass(&self) -> bool {
+        let Some(left) = self.left else { return true };
+        let target = CredentialsFile::new(self.credentials_path.clone(), 0)
+            .target()
+            .unwrap_or_else(|_| self.credentials_path.clone());
+        Stamp::of(&target) != Some(left)
+    }
+
+    /// The pass replaced the credentials file: what it left is the version
+    /// written (`stamp`, `hash`), so its own event is not news.
+    pub fn wrote(&mut self, stamp: Option<Stamp>, hash: Option<u64>) {
+        self.left = stamp;
+        self.last_hash = hash;
+    }
+
+    /// Reloads the config; on error keeps the last good one and logs the
+    /// error once (with its line and column) until it changes. Without a
+    /// good one, the error is returned.
+    fn reload_config(&mut self) -> anyhow::Result<Arc<Config>> {
+        match crate::config::load(&self.load_options, &crate::config::process_env) {
+            Ok(config) => {
+                if self.last_config_error.take().is_some() {
+                    tracing::info!("config is valid again");
+                }
+                if self.config.is_none() {
+                    for warning in &config.warnings {
+                        tracing::warn!("{warning}");
+                    }
+                }
+                tracing::debug!("config loaded: {} section(s)", config.sections.len());
+                let config = Arc::new(config);
+                self.config = Some(Arc::clone(&config));
+                Ok(config)
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if self.last_config_error.as_deref() != Some(text.as_str()) {
+                    if self.config.is_some() {
+                        tracing::error!(
+                            "{text}\n  (keeping the last valid config until this is fixed)"
+                        );
+                    } else {
+                        tracing::error!("{text}");
+                    }
+                    self.last_config_error = Some(text);
+                }
+                match &self.config {
+                    Some(config) => Ok(Arc::clone(config)),
+                    None => Err(error.into()),
+                }
+            }
+        }
+    }
+
+    /// Logs each new reason a section is skipped (invalid) or blocked once,
+    /// naming every section it concerns (a credentials file the AWS CLI
+    /// cannot parse makes them all invalid).
+    pub fn log_problems(&mut self, plan: &Plan) {
+        let mut new: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for section in &plan.sections {
+            let reasons: Vec<&String> = match (&section.state, &section.action) {
+                (ProfileState::Invalid { reasons }, _) => reasons.iter().collect(),
+                (_, super::decide::Action::Blocked { reason }) => vec![reason],
+                _ => {
+                    self.logged_invalid.remove(&section.section);
+                    continue;
+                }
+            };
+            let logged = self.logged_invalid.get(&section.section);
+            if logged.is_some_and(|logged| logged.iter().eq(reasons.iter().copied())) {
+                continue;
+            }
+            for reason in &reasons {
+                new.entry(reason.as_str())
+                    .or_default()
+                    .push(&section.section);
+            }
+            self.logged_invalid.insert(
+                section.section.clone(),
+                reasons.into_iter().cloned().collect(),
+            );
+        }
+        for (reason, sections) in new {
+            match sections.as_slice() {
+                [one] => tracing::error!("section [{one}] is skipped: {reason}"),
+                many => tracing::error!("sections [{}] are skipped: {reason}", many.join("], [")),
+            }
+        }
+    }
+
+    /// Warns once per file content when the AWS SDKs that follow the shared
+    /// profile format cannot parse the credentials file (botocore can; the
+    /// daemon writes into it).
+    fn warn_sdk_problem(&mut self, credentials: &CredentialsSnapshot) {
+        let seen = credentials.hash;
+        if self
+            .sdk_checked
+            .as_ref()
+            .is_some_and(|(hash, _)| *hash == seen)
+        {
+            return;
+        }
+        let document = &credentials.document;
+        // A file botocore cannot read is refused as a whole (and logged).
+        let problem = (document.check_readable().is_ok())
+            .then(|| document.sdk_problem().map(|p| p.to_string()))
+            .flatten();
+        let before = self.sdk_checked.take().and_then(|(_, p)| p);
+        if let Some(problem) = &problem
+            && before.as_ref() != Some(problem)
+        {
+            tracing::warn!("{problem}");
+        }
+        self.sdk_checked = Some((seen, problem));
+    }
+}
+
+/// Reads and parses the credentials file once, with its stamp and whether
+/// it can be replaced. Blocking.
+fn read_credentials(file: CredentialsFile) -> anyhow::Result<CredentialsSnapshot> {
+    let target = file.target().ok();
+    let stamp = target.as_deref().and_then(Stamp::of);
+    let document = file.read()?;
+    let mut hasher = DefaultHasher::new();
+    document.render().hash(&mut hasher);
+    let read_only = file.check_writable().err().map(|e| e.to_string());
+    Ok(CredentialsSnapshot {
+        file,
+        document,
+        hash: hasher.finish(),
+        stamp,
+        read_only,
+    })
+}
+
+/// The credentials sections whose keys are in the keyring.
+fn keyring_sections(config: &Config) -> BTreeSet<String> {
+    config
+        .valid_sections()
+        .filter_map(|(_, s)| match &s.long_term {
+            crate::config::LongTermKeys::Keyring(section) => Some(section.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The key ids of the keyring's long-term keys for `sections`, and whether
+/// the keyring hid them because it is locked (then the daemon waits for the
+/// unlock like a unit that needs a secret). Nothing is asked of the keyring
+/// when no section takes its keys from it. Blocking.
+fn keys_of(sections: BTreeSet<String>, secrets: &dyn SecretStore) -> (KeyringKeys, bool) {
+    if sections.is_empty() {
+        return (KeyringKeys::new(), false);
+    }
+    match secrets.key_ids() {
+        Ok(ids) => (
+            sections
+                .into_iter()
+                .filter_map(|s| ids.get(&s).map(|id| (s.clone(), Ok(id.clone()))))
+                .collect(),
+            false,
+        ),
+        Err(e) => (
+            sections
+                .into_iter()
+                .map(|s| (s, Err(e.message.clone())))
+                .collect(),
+            e.class == crate::retry::RetryClass::WaitForUnlock,
+        ),
+    }
+}
+
+/// One observation for a command (`plan`, `status`, `credential-process`):
+/// the config (an error is returned), the credentials file, the runtime
+/// cache and the state the running daemon recorded. Reads only; the
+/// keyring is asked for attributes, never to unlock.
+pub fn once(
+    load_options: LoadOptions,
+    credentials_path: PathBuf,
+    secrets: Arc<dyn SecretStore>,
+    cache: &mut SessionCache,
+    runtime_dir: Option<&Path>,
+) -> anyhow::Result<Observation> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    let mut observer = Observer::new(load_options, credentials_path, secrets);
+    let mut observation = runtime.block_on(observer.observe(cache, OffsetDateTime::now_utc()))?;
+    observation.recorded = Recorded::from_state_file(runtime_dir);
+    Ok(observation)
+}
