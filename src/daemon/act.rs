@@ -566,7 +566,9 @@ impl Executor {
             let target = credentials.file.clone();
             let write = move || {
                 let outcome = target.update(&edits)?;
-                let stamp = target.target().ok().as_deref().and_then(Stamp::of);
+                // Not known yet: a `stat` of the path after the update could
+                // find another program's file renamed over ours meanwhile.
+                let stamp: Option<Stamp> = None;
                 Ok::<_, crate::credentials::CredentialsError>((outcome, stamp))
             };
             let result = match tokio::task::spawn_blocking(write).await {

@@ -188,8 +188,8 @@ impl Daemon {
             .executor
             .execute(&plan, &observation.credentials, &mut self.cache)
             .await;
-        if let Some(left) = report.file_left {
-            self.observer.wrote(Some(left), None);
+        if report.wrote {
+            self.observer.wrote(report.file_left, None);
         }
 
         // Settle.
