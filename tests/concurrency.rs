@@ -326,6 +326,11 @@ fn ten_daemons_and_a_rewriter(writer: Writer) {
         daemon::assert_no_secret(&log, &secrets, &format!("[{name}]'s log"));
         writes += log.matches("wrote ").count();
     }
+    // The editor's last save (a new file under the test's umask) is made
+    // private again by the daemons' next pass.
+    daemon::poll_until(Duration::from_millis(5), Duration::from_secs(2), || {
+        home.written_files().iter().all(|(_, mode)| *mode == 0o600)
+    });
     let private = home.assert_files_private();
     eprintln!(
         "{writer:?}: {:?} of load: rewriter wrote {last} times ({lost} of its writes lost), \

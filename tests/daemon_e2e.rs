@@ -338,3 +338,66 @@ fn under_systemd_an_expiry_at_the_edge_of_the_calendar_is_no_crash_loop() {
     );
     assert!(!stderr(&status).contains("panicked"));
 }
+
+/// What editors do (write a new copy, rename it over the file) under the
+/// common umask 0022 leaves the file readable by everyone; the daemon makes
+/// it private again within one pass, with one log line, though it has
+/// nothing to write.
+#[test]
+fn an_editor_under_umask_0022_leaves_the_file_private_within_one_pass() {
+    use std::os::unix::fs::PermissionsExt;
+    let moto = moto::Moto::start();
+    let accounts = accounts(2);
+    let home = Home::new(&org_config(
+        &moto.url,
+        "mfa_process = \"echo 123456\"",
+        &accounts,
+    ));
+    let daemon = Running::start(&home, &["run", "--log-level", "debug"]);
+    let profile = format!("[{}]", accounts[1]);
+    wait_until("the first pass", Duration::from_secs(20), || {
+        home.text().contains(&profile) && daemon.log().contains("wrote 2 profile(s)")
+    });
+    // Our own write's event has passed.
+    std::thread::sleep(Duration::from_millis(300));
+    let writes = daemon.log().matches("wrote ").count();
+    // A comment added the way an editor saves, by a shell with umask 0022.
+    let script =
+        "umask 022 && { cat \"$1\"; echo '# a note'; } > \"$1.new\" && mv \"$1.new\" \"$1\"";
+    let status = std::process::Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(home.credentials())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mode = || {
+        std::fs::metadata(home.credentials())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    daemon::poll_until(Duration::from_millis(5), Duration::from_secs(2), || {
+        mode() == 0o600
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "mode {:03o} after 2 s; the daemon's log:\n{}",
+            mode(),
+            daemon.log()
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("readable or writable by others").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("wrote ").count(),
+        writes,
+        "nothing to write: {log}"
+    );
+    assert!(home.text().ends_with("# a note\n"));
+}

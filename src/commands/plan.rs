@@ -17,7 +17,7 @@ pub const EXIT_PENDING: i32 = 2;
 pub fn exit_code(plan: &Plan, detailed: bool) -> i32 {
     if plan.has_invalid() {
         EXIT_ERROR
-    } else if detailed && plan.pending().next().is_some() {
+    } else if detailed && plan.has_work() {
         EXIT_PENDING
     } else {
         EXIT_NOTHING_PENDING
@@ -74,9 +74,9 @@ pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
 
     writeln!(out)?;
     let work = &plan.work;
-    if plan.pending().next().is_none() {
+    if !plan.has_work() {
         writeln!(out, "Nothing to do.")?;
-    } else {
+    } else if plan.pending().next().is_some() {
         let codes: Vec<String> = work
             .codes
             .iter()
@@ -104,6 +104,32 @@ pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
                 "MFA session {}: {source}; used by {}",
                 session.key,
                 session.used_by.join(", ")
+            )?;
+        }
+    }
+    if let Some(mode) = plan.restrict_file_mode {
+        writeln!(
+            out,
+            "The credentials file is readable or writable by others (mode {mode:03o}): it will be made {:03o}.",
+            mode & 0o700
+        )?;
+    }
+    for section in plan.cleanups() {
+        writeln!(
+            out,
+            "Section [{}] is served by credential-process: its old session ({}) will be removed from profile [{}] in the credentials file.",
+            printable(&section.section),
+            section.remove_from_file.join(", "),
+            printable(&section.profile)
+        )?;
+    }
+    for section in &plan.sections {
+        for warning in &section.warnings {
+            writeln!(
+                out,
+                "Warning: section [{}]: {}",
+                printable(&section.section),
+                printable(warning)
             )?;
         }
     }

@@ -110,7 +110,7 @@ impl Executor {
         cache: &mut SessionCache,
     ) -> PassReport {
         let mut report = PassReport::default();
-        if plan.pending().next().is_none() {
+        if !plan.has_work() {
             return report;
         }
         let sessions = self.mfa_sessions(plan, cache, &mut report).await;
@@ -121,7 +121,13 @@ impl Executor {
         );
         // The next call is normally an hour away.
         self.sts.close_connections();
-        self.write(credentials, cache, obtained, &mut report).await;
+        self.write(plan, credentials, cache, obtained, &mut report)
+            .await;
+        if let Some(mode) = plan.restrict_file_mode
+            && let Some(stamp) = restrict_mode(credentials, mode).await
+        {
+            report.file_left = Some(stamp);
+        }
         report
     }
 
@@ -498,6 +504,7 @@ impl Executor {
     /// the writes, the pass keeps every session it got in the report.
     async fn write(
         &self,
+        plan: &Plan,
         credentials: &CredentialsSnapshot,
         cache: &mut SessionCache,
         obtained: Vec<Obtained>,
@@ -510,7 +517,7 @@ impl Executor {
             .into_iter()
             .partition(|o| o.output == Output::Process);
         self.write_cache(cache, to_cache, report).await;
-        self.write_file(credentials, to_file, report).await;
+        self.write_file(plan, credentials, to_file, report).await;
     }
 
     /// `output = "process"` sessions go to the runtime cache only.
@@ -549,19 +556,33 @@ impl Executor {
         }
     }
 
-    /// The credentials file: one write of every profile.
+    /// The credentials file: one write of every profile, and of the
+    /// removal of old sessions of `process` sections.
     async fn write_file(
         &self,
+        plan: &Plan,
         credentials: &CredentialsSnapshot,
         mut obtained: Vec<Obtained>,
         report: &mut PassReport,
     ) {
         let document = &credentials.document;
+        let mut removals: Vec<(&str, Vec<Edit>)> = plan
+            .cleanups()
+            .map(|s| {
+                let edits = s
+                    .remove_from_file
+                    .iter()
+                    .map(|key| Edit::remove(s.profile.clone(), key.clone()))
+                    .collect();
+                (s.section.as_str(), edits)
+            })
+            .collect();
         // Each round either ends or drops one refused profile.
-        while !obtained.is_empty() {
+        while !obtained.is_empty() || !removals.is_empty() {
             let edits: Vec<Edit> = obtained
                 .iter()
                 .flat_map(|o| document.session_edits(&o.profile, &o.creds, &o.expiry_key))
+                .chain(removals.iter().flat_map(|(_, edits)| edits.iter().cloned()))
                 .collect();
             let target = credentials.file.clone();
             let write = move || {
@@ -589,20 +610,44 @@ impl Executor {
                     for o in &obtained {
                         report.outcomes.insert(o.section.clone(), Outcome::Written);
                     }
+                    for (section, _) in &removals {
+                        let profile = plan.section(section).map_or("", |s| s.profile.as_str());
+                        tracing::info!(
+                            "removed the old session of profile [{profile}] from the credentials file: section [{section}] is served by credential-process"
+                        );
+                    }
                     return;
                 }
                 Err(e) => {
                     let error = UnitError::from_error(&e);
-                    let refused = e
-                        .section()
+                    let refused_profile = e.section().map(str::to_string);
+                    let refused = refused_profile
+                        .as_deref()
                         .and_then(|profile| obtained.iter().position(|o| o.profile == profile));
-                    match refused {
-                        Some(index) if obtained.len() > 1 => {
+                    let refused_removal = refused_profile.as_deref().and_then(|profile| {
+                        removals.iter().position(|(section, _)| {
+                            plan.section(section).is_some_and(|s| s.profile == profile)
+                        })
+                    });
+                    let rounds_left = obtained.len() + removals.len() > 1;
+                    match (refused, refused_removal) {
+                        (Some(index), _) if rounds_left => {
                             let o = obtained.remove(index);
                             report.fail(&o.section, Unit::Section(o.section.clone()), error);
                         }
+                        (None, Some(index)) if rounds_left => {
+                            let (section, _) = removals.remove(index);
+                            tracing::warn!(
+                                "section [{section}]: cannot remove its old session from the credentials file: {error}"
+                            );
+                        }
                         _ => {
                             fail_all(report, &obtained, &error);
+                            if !removals.is_empty() {
+                                tracing::warn!(
+                                    "cannot remove old sessions from the credentials file: {error}"
+                                );
+                            }
                             return;
                         }
                     }
@@ -879,6 +924,46 @@ impl crate::session_cache::CacheContents {
             .map_or(period, |at| at.saturating_sub(now))
             .min(period);
         StepCheck::Wait(std::time::Duration::from_millis(wait * 1000 + 200))
+    }
+}
+
+/// Takes the group and other permission bits off the credentials file
+/// (another program rewrote it under a loose umask), on the file opened
+/// without following a link: one log line. Returns the file's stamp after
+/// the change (its own event is no news).
+async fn restrict_mode(credentials: &CredentialsSnapshot, mode: u32) -> Option<Stamp> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let target = credentials.file.target().ok()?;
+    let private = mode & 0o700;
+    let path = target.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(private))?;
+        Ok::<_, std::io::Error>(Stamp::of_file(&file))
+    })
+    .await;
+    match result {
+        Ok(Ok(stamp)) => {
+            tracing::warn!(
+                "{} was readable or writable by others (mode {mode:03o}, left so by another program): made it {private:03o}",
+                target.display()
+            );
+            stamp
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "{} is readable or writable by others (mode {mode:03o}) and cannot be made private: {e}",
+                target.display()
+            );
+            None
+        }
+        Err(e) => {
+            tracing::debug!("restricting the mode was interrupted: {e}");
+            None
+        }
     }
 }
 

@@ -86,6 +86,10 @@ pub struct Inputs<'a> {
     /// into the Nix store), if it cannot: the sections due to be written
     /// there are blocked, and no code is spent for them.
     pub read_only: Option<&'a str>,
+    /// The credentials file's permission bits when others may read or
+    /// write it (another program wrote it under a loose umask); `None`
+    /// when it is private (or not ours, or missing).
+    pub loose_mode: Option<u32>,
     pub now: OffsetDateTime,
 }
 
@@ -256,6 +260,16 @@ pub struct SectionPlan {
     pub margin: u32,
     #[serde(skip)]
     pub jitter: Duration,
+    /// Keys of this section's profile to remove from the credentials file:
+    /// a session written there before the section's output became
+    /// `process` (botocore reads the file before `credential_process`, so
+    /// it would keep using the stale session, and a secret would stay on
+    /// disk).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remove_from_file: Vec<String>,
+    /// Problems that do not stop the section now (shown by `plan`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl SectionPlan {
@@ -321,6 +335,10 @@ pub struct Plan {
     #[serde(serialize_with = "crate::timestamp::serialize")]
     pub now: OffsetDateTime,
     pub sections: Vec<SectionPlan>,
+    /// Make the credentials file private again: its permission bits now
+    /// (another program rewrote it readable by others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restrict_file_mode: Option<u32>,
     pub mfa_sessions: Vec<MfaSessionPlan>,
     pub work: Work,
     /// The earliest instant something needs a pass: a profile falling due,
@@ -334,6 +352,20 @@ impl Plan {
     /// Sections with work to do now.
     pub fn pending(&self) -> impl Iterator<Item = &SectionPlan> {
         self.sections.iter().filter(|s| s.action.is_work())
+    }
+
+    /// Sections whose old session is to be removed from the credentials file.
+    pub fn cleanups(&self) -> impl Iterator<Item = &SectionPlan> {
+        self.sections
+            .iter()
+            .filter(|s| !s.remove_from_file.is_empty())
+    }
+
+    /// Whether carrying the plan out does anything at all.
+    pub fn has_work(&self) -> bool {
+        self.pending().next().is_some()
+            || self.cleanups().next().is_some()
+            || self.restrict_file_mode.is_some()
     }
 
     pub fn has_invalid(&self) -> bool {
@@ -382,6 +414,7 @@ impl Plan {
         let mut plan = self.clone();
         plan.now = now;
         plan.work = Work::default();
+        plan.restrict_file_mode = None;
         for section in &mut plan.sections {
             let unit = match results.get(&section.section) {
                 None => continue,
@@ -398,6 +431,7 @@ impl Plan {
                 }
                 Some(Err(unit)) => unit.clone(),
             };
+            section.remove_from_file.clear();
             if let Some(until) = backoff.get(&unit) {
                 section.action = Action::Wait {
                     unit,
@@ -432,10 +466,21 @@ fn jitter_of(text: &str) -> Duration {
 }
 
 fn session_jitter(key: &MfaSessionKey) -> Duration {
-    jitter_of(&format!(
-        "{}|{}|{}",
-        key.mfa_serial_number, key.duration, key.region
-    ))
+    mfa_session_jitter(&key.mfa_serial_number, key.duration, &key.region)
+}
+
+/// [`session_jitter`] of the MFA session a section uses, known without its
+/// long-term keys (the key id does not enter it).
+fn session_jitter_of(settings: &Settings) -> Duration {
+    mfa_session_jitter(
+        &settings.mfa_serial_number,
+        settings.mfa_session_duration,
+        &settings.region,
+    )
+}
+
+fn mfa_session_jitter(serial: &str, duration: u32, region: &str) -> Duration {
+    jitter_of(&format!("{serial}|{duration}|{region}"))
 }
 
 /// When credentials expiring at `expires` must be refreshed: `margin`
@@ -467,9 +512,12 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             }
         };
         let mut reasons: Vec<String> = conflicts.get(&section.name).cloned().into_iter().collect();
-        let keys = read_long_term_keys(&settings.long_term, inputs.credentials, inputs.keyring)
-            .map_err(|reason| reasons.push(reason))
-            .ok();
+        let (remove_from_file, warnings) = stale_file_session(settings, inputs);
+        let with_file_session = |mut plan: SectionPlan| {
+            plan.remove_from_file = remove_from_file.clone();
+            plan.warnings = warnings.clone();
+            plan
+        };
         let state = match settings.output {
             // Never written to the credentials file: its state is in the cache.
             Output::Process => Some(observe_process(settings, inputs.process_profiles)),
@@ -481,14 +529,17 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
                 Ok(()) => Some(observe(settings, inputs.credentials)),
             },
         };
-        let (Some(keys), Some(expires), true) = (keys, state, reasons.is_empty()) else {
-            section_plans.push(invalid(section, &settings.profile_name, reasons));
+        let (Some(expires), true) = (state, reasons.is_empty()) else {
+            section_plans.push(with_file_session(invalid(
+                section,
+                &settings.profile_name,
+                reasons,
+            )));
             continue;
         };
-        let key = mfa_session_key(settings, &keys);
         let jitter = match &settings.role {
             Some(_) if settings.direct_assume_role() => jitter_of(&section.name),
-            _ => session_jitter(&key),
+            _ => session_jitter_of(settings),
         };
         let fingerprint = fingerprint(settings);
         let changed = inputs
@@ -509,29 +560,48 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             }
             Observed::Other(state) => (state, now),
         };
-        let action = if due > now {
-            Action::None
-        } else if let (Output::File, Some(reason)) = (settings.output, inputs.read_only) {
-            Action::Blocked {
-                reason: reason.to_string(),
-            }
+        // The long-term keys are needed only for a refresh: a fresh session
+        // is served (and shown fresh) while the keyring is locked or the
+        // keys' section cannot be read.
+        let keys = if due > now {
+            None
         } else {
-            let auth = CodeAuth {
-                mfa_serial_number: settings.mfa_serial_number.clone(),
-                code_source: settings.code_source.clone(),
-                long_term: keys,
-            };
-            decide(
-                section,
-                settings,
-                key,
-                auth,
-                inputs,
-                &mut sessions,
-                &mut work,
-            )
+            match read_long_term_keys(&settings.long_term, inputs.credentials, inputs.keyring) {
+                Ok(keys) => Some(keys),
+                Err(reason) => {
+                    section_plans.push(with_file_session(invalid(
+                        section,
+                        &settings.profile_name,
+                        vec![reason],
+                    )));
+                    continue;
+                }
+            }
         };
-        section_plans.push(SectionPlan {
+        let action = match (keys, inputs.read_only) {
+            (None, _) => Action::None,
+            (Some(_), Some(reason)) if settings.output == Output::File => Action::Blocked {
+                reason: reason.to_string(),
+            },
+            (Some(keys), _) => {
+                let key = mfa_session_key(settings, &keys);
+                let auth = CodeAuth {
+                    mfa_serial_number: settings.mfa_serial_number.clone(),
+                    code_source: settings.code_source.clone(),
+                    long_term: keys,
+                };
+                decide(
+                    section,
+                    settings,
+                    key,
+                    auth,
+                    inputs,
+                    &mut sessions,
+                    &mut work,
+                )
+            }
+        };
+        section_plans.push(with_file_session(SectionPlan {
             section: section.name.clone(),
             profile: settings.profile_name.clone(),
             state,
@@ -543,7 +613,9 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             long_term_keys: keys_source(&settings.long_term),
             margin,
             jitter,
-        });
+            remove_from_file: Vec::new(),
+            warnings: Vec::new(),
+        }));
     }
 
     for session in sessions.values() {
@@ -558,6 +630,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let mut plan = Plan {
         now,
         sections: section_plans,
+        restrict_file_mode: inputs.loose_mode,
         mfa_sessions: sessions.into_values().collect(),
         work,
         next_pass: None,
@@ -582,6 +655,66 @@ fn invalid(section: &Section, profile: &str, reasons: Vec<String>) -> SectionPla
             .map_or("file", |s| keys_source(&s.long_term)),
         margin: 0,
         jitter: Duration::ZERO,
+        remove_from_file: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+/// The keys that hold a session in a profile of the credentials file
+/// (`aws_security_token`: older tools, and botocore reads it first).
+const SESSION_KEYS: [&str; 4] = [
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    SESSION_TOKEN,
+    "aws_security_token",
+];
+
+/// A `process` section's profile in the credentials file: a session with
+/// an expiry under the section's expiry key is one a session tool wrote
+/// there (this daemon, before the section's output became `process`), and
+/// is removed; other credentials there are the user's, and only warned
+/// about, because botocore and the SDKs use them before
+/// `credential_process`.
+fn stale_file_session(settings: &Settings, inputs: &Inputs<'_>) -> (Vec<String>, Vec<String>) {
+    let profile = &settings.profile_name;
+    let credentials = inputs.credentials;
+    if settings.output != Output::Process || !credentials.has_section(profile) {
+        return (Vec::new(), Vec::new());
+    }
+    let present: Vec<&str> = SESSION_KEYS
+        .into_iter()
+        .filter(|key| matches!(credentials.value(profile, key), Ok(Some(_))))
+        .collect();
+    if present.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let expiry = credentials
+        .value(profile, &settings.expiry_key)
+        .ok()
+        .flatten();
+    let written_by_a_session_tool = expiry
+        .as_deref()
+        .is_some_and(|text| crate::timestamp::parse_expiry(text).is_some());
+    let shadows = format!(
+        "profile [{profile}] in the credentials file holds {}, which the AWS CLI and SDKs use before credential_process",
+        present.join(", ")
+    );
+    match (written_by_a_session_tool, inputs.read_only) {
+        (true, None) => {
+            let mut keys: Vec<String> = present.iter().map(|k| k.to_string()).collect();
+            keys.push(settings.expiry_key.clone());
+            (keys, Vec::new())
+        }
+        (true, Some(reason)) => (
+            Vec::new(),
+            vec![format!("{shadows}; it cannot be removed: {reason}")],
+        ),
+        (false, _) => (
+            Vec::new(),
+            vec![format!(
+                "{shadows}; remove them from the file, or the section's session is never used"
+            )],
+        ),
     }
 }
 

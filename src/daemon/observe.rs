@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::decide::{Applied, Inputs, KeyringKeys, Plan, ProcessProfiles, ProfileState};
+use super::decide::{
+    Applied, CredentialsView, Inputs, KeyringKeys, Plan, ProcessProfiles, ProfileState,
+};
 use super::ports::SecretStore;
 use super::state;
 use crate::config::{Config, LoadOptions};
@@ -64,7 +66,15 @@ impl Stamp {
     /// The stamp of `path` now; `None` when it does not exist (or cannot
     /// be examined: then every event is news).
     pub fn of(path: &Path) -> Option<Stamp> {
-        let meta = std::fs::metadata(path).ok()?;
+        Self::from_metadata(&std::fs::metadata(path).ok()?)
+    }
+
+    /// The stamp of an open file (`fstat`: whatever the path names now).
+    pub fn of_file(file: &std::fs::File) -> Option<Stamp> {
+        Self::from_metadata(&file.metadata().ok()?)
+    }
+
+    fn from_metadata(meta: &std::fs::Metadata) -> Option<Stamp> {
         Some(Stamp {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -78,13 +88,21 @@ impl Stamp {
 /// The credentials file as one pass read it.
 pub struct CredentialsSnapshot {
     pub file: CredentialsFile,
+    /// The file's document; empty when it could not be read.
     pub document: Document,
+    /// Why the file could not be read (a FIFO, too large, no permission), if
+    /// it could not: every section that needs it is invalid, with this
+    /// reason, and the others (a fresh `process` session) go on.
+    pub unreadable: Option<Unreadable>,
     /// A hash of the document's text: equal hashes, equal files.
     pub hash: u64,
     /// The file's stamp before it was read.
     pub stamp: Option<Stamp>,
     /// Why the file cannot be replaced now, if it cannot.
     pub read_only: Option<String>,
+    /// The file's permission bits, when it is ours and others may read or
+    /// write it.
+    pub loose_mode: Option<u32>,
 }
 
 /// Everything one pass (or one command) plans from.
@@ -104,18 +122,46 @@ pub struct Observation {
     pub now: OffsetDateTime,
 }
 
+/// A credentials file that could not be read, as the planner sees it.
+pub struct Unreadable(pub String);
+
+impl CredentialsView for Unreadable {
+    fn value(&self, _section: &str, _key: &str) -> Result<Option<String>, String> {
+        Err(self.0.clone())
+    }
+
+    fn has_section(&self, _section: &str) -> bool {
+        false
+    }
+
+    fn check(&self, _section: &str) -> Result<(), String> {
+        Err(self.0.clone())
+    }
+}
+
+impl CredentialsSnapshot {
+    /// What the planner reads of the file.
+    pub fn view(&self) -> &dyn CredentialsView {
+        match &self.unreadable {
+            Some(unreadable) => unreadable,
+            None => &self.document,
+        }
+    }
+}
+
 impl Observation {
     /// The planner's view of this observation.
     pub fn inputs(&self) -> Inputs<'_> {
         Inputs {
             sections: &self.config.sections,
-            credentials: &self.credentials.document,
+            credentials: self.credentials.view(),
             mfa_sessions: &self.mfa_sessions,
             process_profiles: &self.process_profiles,
             keyring: &self.keyring,
             backoff: &self.recorded.backoff,
             applied: &self.recorded.applied,
             read_only: self.credentials.read_only.as_deref(),
+            loose_mode: self.credentials.loose_mode,
             now: self.now,
         }
     }
@@ -204,7 +250,7 @@ impl Observer {
         let file = CredentialsFile::new(self.credentials_path.clone(), config.backups());
         let credentials = tokio::task::spawn_blocking(move || read_credentials(file))
             .await
-            .map_err(|e| anyhow::anyhow!("reading the credentials file was interrupted: {e}"))??;
+            .map_err(|e| anyhow::anyhow!("reading the credentials file was interrupted: {e}"))?;
         let credentials_changed = self.last_hash.is_some_and(|last| last != credentials.hash);
         self.last_hash = Some(credentials.hash);
         self.left = credentials.stamp;
@@ -334,6 +380,9 @@ impl Observer {
         {
             return;
         }
+        if credentials.unreadable.is_some() {
+            return;
+        }
         let document = &credentials.document;
         // A file botocore cannot read is refused as a whole (and logged).
         let problem = (document.check_readable().is_ok())
@@ -351,20 +400,40 @@ impl Observer {
 
 /// Reads and parses the credentials file once, with its stamp and whether
 /// it can be replaced. Blocking.
-fn read_credentials(file: CredentialsFile) -> anyhow::Result<CredentialsSnapshot> {
+fn read_credentials(file: CredentialsFile) -> CredentialsSnapshot {
     let target = file.target().ok();
     let stamp = target.as_deref().and_then(Stamp::of);
-    let document = file.read()?;
+    let (document, unreadable) = match file.read() {
+        Ok(document) => (document, None),
+        Err(e) => (Document::default(), Some(Unreadable(e.to_string()))),
+    };
     let mut hasher = DefaultHasher::new();
-    document.render().hash(&mut hasher);
+    match &unreadable {
+        Some(Unreadable(reason)) => reason.hash(&mut hasher),
+        None => document.render().hash(&mut hasher),
+    }
     let read_only = file.check_writable().err().map(|e| e.to_string());
-    Ok(CredentialsSnapshot {
+    let loose_mode = target.as_deref().and_then(loose_mode);
+    CredentialsSnapshot {
         file,
         document,
+        unreadable,
         hash: hasher.finish(),
         stamp,
         read_only,
-    })
+        loose_mode,
+    }
+}
+
+/// The permission bits of `path` when it is this user's own regular file
+/// and others may read or write it. (`/proc/self` belongs to the process's
+/// effective user.)
+fn loose_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let me = std::fs::metadata("/proc/self").ok()?.uid();
+    let mode = meta.permissions().mode() & 0o777;
+    (meta.is_file() && meta.uid() == me && mode & 0o077 != 0).then_some(mode)
 }
 
 /// The credentials sections whose keys are in the keyring.

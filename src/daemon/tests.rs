@@ -907,3 +907,76 @@ async fn a_locked_keyring_waits_for_the_unlock_not_for_a_timer() {
     assert_eq!(f.calls(), (1, 1, 2));
     assert!(!f.daemon.settler.scheduler().waits_for_unlock());
 }
+
+#[tokio::test]
+async fn a_credentials_file_others_can_read_is_made_private_with_nothing_to_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = Fixture::new(&org(1), &[]);
+    assert_eq!(f.pass().await.written(), 1);
+    let calls = f.calls();
+    // Another program rewrote it under umask 0022.
+    std::fs::set_permissions(&f.credentials, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let plan = f.summary().await;
+    assert!(!plan.report.wrote, "nothing to write");
+    let mode = std::fs::metadata(&f.credentials)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "made private in the same pass");
+    assert_eq!(f.calls(), calls, "no code, no call");
+    // A read-only file keeps being read-only (only others' bits go).
+    std::fs::set_permissions(&f.credentials, std::fs::Permissions::from_mode(0o444)).unwrap();
+    f.pass().await;
+    let mode = std::fs::metadata(&f.credentials)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o400);
+}
+
+#[tokio::test]
+async fn switching_a_section_to_process_removes_its_old_session_from_the_file() {
+    let mut f = Fixture::new(&org(1), &[]);
+    assert_eq!(f.pass().await.written(), 1);
+    assert!(f.text().contains("[100000000000]\naws_access_key_id"));
+    let config = f.dir.path().join("config.toml");
+    let process = org(1).replace("[org]\n", "[org]\noutput = \"process\"\n");
+    std::fs::write(&config, &process).unwrap();
+    let summary = f.daemon.pass(Reason::ConfigChanged).await.unwrap();
+    let text = f.text();
+    assert!(
+        !text.contains("ASIA") && !text.contains("x_security_token_expires"),
+        "the old session stays in the file:\n{text}"
+    );
+    assert!(
+        text.contains("[default]\naws_access_key_id = AKIA"),
+        "{text}"
+    );
+    assert_eq!(
+        summary.report.outcomes.get("100000000000"),
+        Some(&Outcome::Written),
+        "served from the cache now"
+    );
+    // Credentials there that no session tool wrote are the user's: warned
+    // about, never removed.
+    let mut text = f.text();
+    text = text.replace(
+        "[100000000000]\n",
+        "[100000000000]\naws_access_key_id = AKIAUSERUSERUSER0000\naws_secret_access_key = mine\n",
+    );
+    std::fs::write(&f.credentials, &text).unwrap();
+    let summary = f.summary().await;
+    let section = summary.plan.section("100000000000").unwrap();
+    assert!(section.remove_from_file.is_empty());
+    assert!(
+        section
+            .warnings
+            .iter()
+            .any(|w| w.contains("before credential_process")),
+        "{:?}",
+        section.warnings
+    );
+    assert_eq!(f.text(), text);
+}

@@ -61,6 +61,7 @@ fn plan_with_backoff(
         backoff,
         applied: &Applied::new(),
         read_only: None,
+        loose_mode: None,
         now: NOW,
     })
 }
@@ -333,6 +334,7 @@ fn a_section_whose_settings_changed_since_the_write_is_refreshed() {
             backoff: &Backoff::new(),
             applied: &applied,
             read_only: None,
+            loose_mode: None,
             now: NOW,
         })
     };
@@ -420,6 +422,7 @@ fn keys_from_the_keyring_need_only_the_key_id_to_plan() {
             backoff: &Backoff::new(),
             applied: &Applied::new(),
             read_only: None,
+            loose_mode: None,
             now: NOW,
         })
     };
