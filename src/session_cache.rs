@@ -38,11 +38,38 @@ pub(crate) const RUNTIME_FILE_RULES: ReadRules = ReadRules {
     owned: true,
 };
 
-/// The runtime directory, `$XDG_RUNTIME_DIR/aws-session-daemon`.
+/// The runtime directory: `$XDG_RUNTIME_DIR/aws-session-daemon`. Without
+/// the variable (cron, `sudo`, ssh without a login session, a container),
+/// the user's `/run/user/UID` when it is theirs, so that such a process
+/// shares the running daemon's MFA sessions and TOTP steps; else
+/// `$XDG_CACHE_HOME` (or `~/.cache`)`/aws-session-daemon`, shared at least by
+/// such processes among themselves. Whether it may be used (this user's own,
+/// private) is checked where it is used.
 pub fn runtime_dir(env: crate::config::EnvLookup) -> Option<PathBuf> {
-    env("XDG_RUNTIME_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(|dir| Path::new(&dir).join("aws-session-daemon"))
+    const NAME: &str = "aws-session-daemon";
+    if let Some(dir) = env("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+        return Some(Path::new(&dir).join(NAME));
+    }
+    let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").ok()?);
+    let run_user = PathBuf::from(format!("/run/user/{me}"));
+    let theirs = std::fs::symlink_metadata(&run_user)
+        .is_ok_and(|m| m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == me);
+    if theirs {
+        return Some(run_user.join(NAME));
+    }
+    let cache_home = env("XDG_CACHE_HOME")
+        .filter(|dir| Path::new(dir).is_absolute())
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|home| Path::new(&home).join(".cache")))?;
+    // The XDG cache directory may not exist yet (its parent, the home, does).
+    if !cache_home.exists() {
+        let _ = std::os::unix::fs::DirBuilderExt::mode(
+            std::fs::DirBuilder::new().recursive(true),
+            0o700,
+        )
+        .create(&cache_home);
+    }
+    Some(cache_home.join(NAME))
 }
 
 #[derive(Serialize, Deserialize, Clone)]

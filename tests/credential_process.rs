@@ -20,8 +20,12 @@ mod moto;
 mod pcsc;
 #[path = "support/sts_front.rs"]
 mod sts_front;
+#[path = "support/tmpfs.rs"]
+mod tmpfs;
 #[path = "support/tools.rs"]
 mod tools;
+#[path = "support/users.rs"]
+mod users;
 #[path = "support/vcard.rs"]
 mod vcard;
 
@@ -305,4 +309,117 @@ fn with_the_daemon_running_credential_process_needs_neither_sts_nor_the_key() {
         "served from the cache the daemon keeps fresh"
     );
     assert!(running.alive());
+}
+
+/// `mfa_process` that counts its runs in `marker` (one line each).
+fn counting_code_source(marker: &std::path::Path) -> String {
+    format!(
+        "mfa_process = \"sh -c 'echo run >> {}; echo 123456'\"",
+        marker.display()
+    )
+}
+
+fn runs(marker: &std::path::Path) -> usize {
+    std::fs::read_to_string(marker).map_or(0, |t| t.lines().count())
+}
+
+/// cron, `sudo`, ssh without a login session: no XDG_RUNTIME_DIR. The calls
+/// still share one MFA session and the TOTP steps (in ~/.cache), so three
+/// calls cost one code and one GetSessionToken, never the same code twice.
+#[test]
+fn without_xdg_runtime_dir_the_calls_share_one_session() {
+    let sts = FastSts::start(3600);
+    let accounts = accounts(3);
+    let marker = std::env::temp_dir().join(format!("cp-runs-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let home = Home::new(&process_config(
+        &sts.url,
+        &counting_code_source(&marker),
+        &accounts,
+    ));
+    for account in &accounts {
+        let output = home
+            .command(&["credential-process", "--profile", account])
+            .env_remove("XDG_RUNTIME_DIR")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert!(json["SecretAccessKey"].as_str().is_some());
+    }
+    assert_eq!(runs(&marker), 1, "one code for three calls");
+    assert_eq!(sts.calls("GetSessionToken"), 1);
+    assert_eq!(sts.calls("AssumeRole"), 3);
+    let cache = home
+        .path()
+        .join(".cache/aws-session-daemon/mfa-sessions.json");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let _ = std::fs::remove_file(&marker);
+}
+
+/// A runtime directory that is someone else's (`sudo -E`, a planted
+/// directory) is not used; without a shared record of the TOTP steps the
+/// call refuses before it reads a code, saying why and what to do.
+#[test]
+fn a_foreign_runtime_directory_costs_no_code() {
+    let other = users::second_user();
+    let sts = FastSts::start(3600);
+    let accounts = accounts(1);
+    let marker = std::env::temp_dir().join(format!("cp-foreign-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let home = Home::new(&process_config(
+        &sts.url,
+        &counting_code_source(&marker),
+        &accounts,
+    ));
+    let foreign = home.path().join("foreign");
+    std::fs::create_dir_all(foreign.join("aws-session-daemon")).unwrap();
+    other.own(&foreign);
+    for _ in 0..3 {
+        let output = home
+            .command(&["credential-process", "--profile", &accounts[0]])
+            .env("XDG_RUNTIME_DIR", &foreign)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let err = stderr(&output);
+        assert!(err.contains("would spend an MFA code"), "{err}");
+        assert!(err.contains("XDG_RUNTIME_DIR"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    assert_eq!(runs(&marker), 0, "no code read");
+    assert_eq!(sts.calls("GetSessionToken") + sts.calls("AssumeRole"), 0);
+}
+
+/// A runtime directory on a full file system: the lock can be taken, but
+/// the TOTP step cannot be recorded, so no code is read (none could be
+/// sent twice by the next call).
+#[test]
+fn a_full_runtime_directory_costs_no_code() {
+    let sts = FastSts::start(3600);
+    let accounts = accounts(1);
+    let marker = std::env::temp_dir().join(format!("cp-full-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let home = Home::new(&process_config(
+        &sts.url,
+        &counting_code_source(&marker),
+        &accounts,
+    ));
+    let full = tmpfs::Tmpfs::mount(&home.path().join("full"), "64k");
+    std::fs::create_dir(full.path().join("aws-session-daemon")).unwrap();
+    full.fill();
+    for _ in 0..3 {
+        let output = home
+            .command(&["credential-process", "--profile", &accounts[0]])
+            .env("XDG_RUNTIME_DIR", full.path())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let err = stderr(&output);
+        assert!(err.contains("cannot be recorded"), "{err}");
+    }
+    assert_eq!(runs(&marker), 0, "no code read");
+    assert_eq!(sts.calls("GetSessionToken") + sts.calls("AssumeRole"), 0);
 }

@@ -9,10 +9,12 @@
 //! standard error in one line, with a non-zero exit, as the tools expect.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::cli::Cli;
 use crate::config::{Output, process_env};
@@ -65,14 +67,43 @@ pub fn run(cli: &Cli, profile: &str, out: &mut dyn Write) -> anyhow::Result<i32>
     }
     // Fresh by the plan's rule: straight from the runtime cache.
     let plan = observation.plan();
-    let fresh = plan
-        .section(&section)
-        .is_some_and(|s| matches!(s.state, ProfileState::Fresh { .. }));
-    if fresh && let Some(creds) = cache.contents().profiles.get(profile) {
-        return print(creds, out);
+    let Some(planned) = plan.section(&section) else {
+        bail!("section [{section}] is not planned");
+    };
+    let fresh = |cache: &mut SessionCache| {
+        cache
+            .peek()
+            .profiles
+            .get(profile)
+            .filter(|c| planned.due_for(c.expiration) > OffsetDateTime::now_utc())
+            .cloned()
+    };
+    if matches!(planned.state, ProfileState::Fresh { .. })
+        && let Some(creds) = fresh(&mut cache)
+    {
+        return print(&creds, out);
     }
-    // Not fresh: one pass for this section alone, as the daemon would do
-    // it; what it got is served from this process's memory.
+    // A code is spent only where the TOTP step it uses is recorded for
+    // every other process (AWS refuses a code it has accepted once).
+    let shared = shared_runtime_dir(runtime_dir.as_deref());
+    if let Err(why) = &shared
+        && plan.needs_code(&section)
+    {
+        bail!(
+            "section [{section}]: no fresh session, and a new one would spend an MFA code that other processes could not know was used: {why}. Run the daemon (`aws-session-daemon run`), or set XDG_RUNTIME_DIR to your own runtime directory"
+        );
+    }
+    // One process refreshes a profile at a time; the others wait for it
+    // and take what it got.
+    let _refreshing = match shared {
+        Ok(dir) => Some(lock_profile(dir, profile)?),
+        Err(_) => None,
+    };
+    if let Some(creds) = fresh(&mut cache) {
+        return print(&creds, out);
+    }
+    // One pass for this section alone, as the daemon would do it; what it
+    // got is served from this process's memory.
     let mut options = super::load_options(cli);
     options.selected = vec![section.clone()];
     let summary = super::daemon::one_pass(cli, options)?;
@@ -95,6 +126,27 @@ pub fn run(cli: &Cli, profile: &str, out: &mut dyn Write) -> anyhow::Result<i32>
             "section [{section}]: no fresh session (a unit it needs is backing off; `aws-session-daemon status` says why)"
         ),
     }
+}
+
+/// The runtime directory, if every process of this user can share it.
+fn shared_runtime_dir(dir: Option<&Path>) -> Result<&Path, String> {
+    let dir = dir.ok_or_else(|| {
+        "there is no runtime directory (XDG_RUNTIME_DIR is not set, and neither /run/user/$UID nor ~/.cache is usable)".to_string()
+    })?;
+    crate::private_file::ensure_private_dir(dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// Holds the refresh of `profile` for this process (an `flock` in the
+/// runtime directory, released when dropped); blocks while another
+/// process holds it.
+fn lock_profile(dir: &Path, profile: &str) -> anyhow::Result<crate::private_file::Lock> {
+    let name = format!(
+        "profile-{:016x}.lock",
+        crate::daemon::decide::stable_hash(profile)
+    );
+    crate::private_file::lock(&dir.join(name))
+        .with_context(|| format!("cannot lock the refresh of profile {profile:?}"))
 }
 
 fn print(creds: &SessionCredentials, out: &mut dyn Write) -> anyhow::Result<i32> {

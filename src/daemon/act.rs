@@ -175,8 +175,14 @@ impl Executor {
         let endpoint = Endpoint::new(key.region.clone(), key.endpoint.clone());
         let long_term = self.long_term_signer(&session.auth.long_term).await?;
         let sts = &self.sts;
-        let creds = self
-            .with_code(&session.auth, cache, &mut lock, report, |code| {
+        let served = |contents: &crate::session_cache::CacheContents, now| {
+            contents
+                .sessions
+                .get(key)
+                .is_some_and(|c| session.usable(c.expiration, now))
+        };
+        let obtained = self
+            .with_code(&session.auth, cache, &mut lock, report, &served, |code| {
                 let (long_term, endpoint) = (&long_term, &endpoint);
                 Box::pin(async move {
                     let mfa = MfaCode {
@@ -189,6 +195,12 @@ impl Executor {
             })
             .await
             .map_err(CodeCallError::into_inner)?;
+        let Some(creds) = obtained else {
+            // Another process started one while this one waited for a step.
+            return usable(cache, self.clock.now()).ok_or_else(|| {
+                UnitError::new(RetryClass::Soon, "the MFA session in the cache expired")
+            });
+        };
         report
             .succeeded_units
             .push(Unit::Device(key.mfa_serial_number.clone()));
@@ -221,8 +233,10 @@ impl Executor {
             else {
                 continue;
             };
-            let unit = Unit::Section(section.section.clone());
-            match self.direct_role(unit, role, sts, auth, cache, report).await {
+            match self
+                .direct_role(section, role, sts, auth, cache, report)
+                .await
+            {
                 Ok(creds) => {
                     let device = Unit::Device(auth.mfa_serial_number.clone());
                     report.succeeded_units.push(device);
@@ -242,7 +256,7 @@ impl Executor {
 
     async fn direct_role(
         &self,
-        section: Unit,
+        plan: &super::decide::SectionPlan,
         role: &RoleSettings,
         target: &StsTarget,
         auth: &CodeAuth,
@@ -262,8 +276,21 @@ impl Executor {
             .map_err(|e| (device.clone(), e))?;
         let sts = &self.sts;
         let serial = auth.mfa_serial_number.as_str();
+        // A `process` profile another process refreshed meanwhile is used
+        // as it is (twenty `credential-process` calls, one code each, else).
+        let fresh_in_cache = |contents: &crate::session_cache::CacheContents, now| {
+            contents
+                .profiles
+                .get(&plan.profile)
+                .filter(|c| plan.output == Output::Process && plan.due_for(c.expiration) > now)
+                .cloned()
+        };
+        let served = |contents: &crate::session_cache::CacheContents, now| {
+            fresh_in_cache(contents, now).is_some()
+        };
+        let section = Unit::Section(plan.section.clone());
         let result = self
-            .with_code(auth, cache, &mut lock, report, |code| {
+            .with_code(auth, cache, &mut lock, report, &served, |code| {
                 let (long_term, endpoint) = (&long_term, &endpoint);
                 Box::pin(async move {
                     let mfa = MfaCode {
@@ -274,15 +301,22 @@ impl Executor {
                 })
             })
             .await;
-        result.map_err(|e| match e {
+        match result {
+            Ok(Some(creds)) => Ok(creds),
+            Ok(None) => fresh_in_cache(cache.contents(), self.clock.now()).ok_or_else(|| {
+                (
+                    section,
+                    UnitError::new(RetryClass::Soon, "the session in the cache expired"),
+                )
+            }),
             // Code problems belong to the device; the rest (trust policy,
             // duration) to the section.
-            CodeCallError::Code(error) => (device, error),
-            CodeCallError::Call(error) if error.class == RetryClass::NextTotpStep => {
-                (device, error)
+            Err(CodeCallError::Code(error)) => Err((device, error)),
+            Err(CodeCallError::Call(error)) if error.class == RetryClass::NextTotpStep => {
+                Err((device, error))
             }
-            CodeCallError::Call(error) => (section, error),
-        })
+            Err(CodeCallError::Call(error)) => Err((section, error)),
+        }
     }
 
     /// Phase 2b: AssumeRole signed with the MFA sessions, at most
@@ -658,15 +692,20 @@ impl Executor {
 
     /// Spends a fresh code on `call`; when STS refuses it (a code AWS has
     /// already seen, or the step just turned), once more with the next step.
+    /// `Ok(None)` when, while waiting for a step, another process put what
+    /// the code was for into the cache (`served` says so): no code spent.
     async fn with_code<'a, T>(
         &self,
         auth: &CodeAuth,
         cache: &mut SessionCache,
         lock: &mut CacheLock,
         report: &mut PassReport,
+        served: &Served<'_>,
         mut call: impl FnMut(SecretString) -> BoxFuture<'a, Result<T, UnitError>>,
-    ) -> Result<T, CodeCallError> {
-        let code = self.fresh_code(auth, cache, lock, report).await?;
+    ) -> Result<Option<T>, CodeCallError> {
+        let Some(code) = self.fresh_code(auth, cache, lock, report, served).await? else {
+            return Ok(None);
+        };
         report.sts_calls += 1;
         match call(code.value).await {
             Err(error) if error.class == RetryClass::NextTotpStep => {
@@ -674,29 +713,46 @@ impl Executor {
                     "MFA device {}: code refused ({error}); retrying once with the next code",
                     auth.mfa_serial_number
                 );
-                let code = self.fresh_code(auth, cache, lock, report).await?;
+                let Some(code) = self.fresh_code(auth, cache, lock, report, served).await? else {
+                    return Ok(None);
+                };
                 report.sts_calls += 1;
-                call(code.value).await.map_err(CodeCallError::Call)
+                call(code.value)
+                    .await
+                    .map(Some)
+                    .map_err(CodeCallError::Call)
             }
-            other => other.map_err(CodeCallError::Call),
+            other => other.map(Some).map_err(CodeCallError::Call),
         }
     }
 
     /// A code whose TOTP step has not been sent to STS for this device yet.
     /// When the step was used, waits for the next one (at most one period)
-    /// with the lock released. The step is recorded as spent before the
-    /// code leaves, because AWS counts a code as used even when its answer
-    /// is lost.
+    /// with the lock released, then looks again: first whether another
+    /// process got what the code was for meanwhile (`None`: no code read).
+    /// The step is recorded in the shared cache before the code leaves,
+    /// because AWS counts a code as used even when its answer is lost; so a
+    /// cache that cannot record it (a full file system) means no code is
+    /// read at all, rather than one another process could send again.
     async fn fresh_code(
         &self,
         auth: &CodeAuth,
         cache: &mut SessionCache,
         lock: &mut CacheLock,
         report: &mut PassReport,
-    ) -> Result<Code, CodeCallError> {
+        served: &Served<'_>,
+    ) -> Result<Option<Code>, CodeCallError> {
         let serial = auth.mfa_serial_number.as_str();
         let period = self.codes.period(&auth.code_source).max(1);
-        for _ in 0..STEP_ATTEMPTS {
+        let first_seen = cache.contents().last_steps.get(serial).copied();
+        let mut waits = 0;
+        loop {
+            if served(cache.contents(), self.clock.now()) {
+                tracing::info!(
+                    "MFA device {serial}: another process got what this code was for; no code spent"
+                );
+                return Ok(None);
+            }
             // Before the key is asked: the step the clock is in now.
             let now = self.clock.now();
             let expected =
@@ -704,8 +760,20 @@ impl Executor {
             if let StepCheck::Wait(wait) =
                 cache.contents().check_step(serial, expected, period, now)
             {
+                if waits == STEP_ATTEMPTS {
+                    break;
+                }
+                waits += 1;
                 self.wait_for_step(serial, wait, cache, lock).await?;
                 continue;
+            }
+            if let Err(e) = cache.store(lock, now) {
+                return Err(CodeCallError::Code(UnitError::new(
+                    RetryClass::Soon,
+                    format!(
+                        "MFA device {serial}: no code is read while the TOTP step it would use cannot be recorded for other processes ({e})"
+                    ),
+                )));
             }
             let code = self.read_code(auth).await.map_err(CodeCallError::Code)?;
             tracing::debug!("MFA device {serial}: code read");
@@ -714,7 +782,13 @@ impl Executor {
                 .contents()
                 .check_step(serial, code.step, code.period, now);
             match check {
-                StepCheck::Wait(wait) => self.wait_for_step(serial, wait, cache, lock).await?,
+                StepCheck::Wait(wait) => {
+                    if waits == STEP_ATTEMPTS {
+                        break;
+                    }
+                    waits += 1;
+                    self.wait_for_step(serial, wait, cache, lock).await?;
+                }
                 StepCheck::Fresh | StepCheck::Stale(_) => {
                     if let StepCheck::Stale(last) = check {
                         tracing::warn!(
@@ -722,23 +796,37 @@ impl Executor {
                             code.step
                         );
                     }
-                    report.codes_used += 1;
                     cache
                         .contents_mut()
                         .last_steps
                         .insert(serial.to_string(), code.step);
                     if let Err(e) = cache.store(lock, now) {
-                        tracing::warn!("cannot record the TOTP step in the cache: {e}");
+                        return Err(CodeCallError::Code(UnitError::new(
+                            RetryClass::Soon,
+                            format!(
+                                "MFA device {serial}: the code read was not sent, because its TOTP step cannot be recorded for other processes ({e})"
+                            ),
+                        )));
                     }
-                    return Ok(code);
+                    report.codes_used += 1;
+                    return Ok(Some(code));
                 }
             }
         }
-        Err(CodeCallError::Code(UnitError::new(
-            RetryClass::NextTotpStep,
+        let last_seen = cache.contents().last_steps.get(serial).copied();
+        let message = if last_seen != first_seen {
+            format!(
+                "MFA device {serial}: other processes used the codes of the last {} TOTP steps (AWS takes each step's code once); this attempt is retried shortly",
+                STEP_ATTEMPTS + 1
+            )
+        } else {
             format!(
                 "MFA device {serial}: the code source keeps giving codes of a TOTP step that was already used; check the system clock"
-            ),
+            )
+        };
+        Err(CodeCallError::Code(UnitError::new(
+            RetryClass::NextTotpStep,
+            message,
         )))
     }
 
@@ -972,6 +1060,11 @@ fn fail_all(report: &mut PassReport, obtained: &[Obtained], error: &UnitError) {
         report.fail(&o.section, Unit::Section(o.section.clone()), error.clone());
     }
 }
+
+/// Whether the cache now holds what a code was to be spent on (another
+/// process got it while this one waited for a TOTP step), judged at a time.
+type Served<'a> =
+    dyn Fn(&crate::session_cache::CacheContents, OffsetDateTime) -> bool + Send + Sync + 'a;
 
 /// Where a code-spending call failed: getting the code, or the STS call.
 enum CodeCallError {

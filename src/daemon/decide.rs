@@ -380,6 +380,18 @@ impl Plan {
             .all(|s| matches!(s.state, ProfileState::Fresh { .. }))
     }
 
+    /// Whether carrying out `section`'s action spends a code.
+    pub fn needs_code(&self, section: &str) -> bool {
+        match self.section(section).map(|s| &s.action) {
+            Some(Action::AssumeRoleWithCode { .. }) => true,
+            Some(
+                Action::WriteMfaSession { mfa_session }
+                | Action::AssumeRoleFromMfaSession { mfa_session, .. },
+            ) => self.mfa_session(mfa_session).is_some_and(|s| s.needs_new),
+            _ => false,
+        }
+    }
+
     pub fn section(&self, name: &str) -> Option<&SectionPlan> {
         self.sections.iter().find(|s| s.section == name)
     }
@@ -764,6 +776,12 @@ pub fn fingerprint(settings: &Settings) -> u64 {
         ));
     }
     fnv1a(&text)
+}
+
+/// A hash of `text` that is the same in every process and version (std's
+/// hasher is seeded per process).
+pub(crate) fn stable_hash(text: &str) -> u64 {
+    fnv1a(text)
 }
 
 fn fnv1a(text: &str) -> u64 {
