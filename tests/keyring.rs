@@ -16,6 +16,8 @@ mod tools;
 
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/plan_log.rs"]
+mod plan_log;
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Output, Stdio};
@@ -835,7 +837,7 @@ fn apply_and_run_take_the_long_term_keys_from_the_keyring() {
     let (mut child, log) = spawn_run(&rig);
     let waiting = wait_for_text(
         &log,
-        "wait for the keyring to be unlocked",
+        "the keyring is locked, and the long-term keys in it are needed",
         Duration::from_secs(20),
     );
     assert!(
@@ -907,4 +909,34 @@ fn after_a_restart_run_asks_for_the_unlock_and_refreshes_when_unlocked() {
     );
     assert!(!log.contains(secret));
     assert_in_no_file(&rig, secret);
+}
+
+/// The commands and the daemon plan from the same observation, also with
+/// the keyring locked (its secret unreadable) and locked after a restart
+/// (its key ids hidden too): `plan --json` is the plan `run`'s first pass
+/// acts on.
+#[test]
+fn with_the_keyring_locked_plan_json_is_the_plan_run_acts_on() {
+    let mut rig = SecretServiceRig::start();
+    let moto = Moto::start();
+    keyring_home(&rig, &moto, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYKeyringSame");
+    let command = |rig: &SecretServiceRig| {
+        let mut command = Command::new(BIN);
+        rig.env(&mut command);
+        command
+    };
+    for state in ["locked", "locked after a restart"] {
+        match state {
+            "locked" => rig.lock(),
+            _ => rig.restart_locked(),
+        }
+        let planned = plan_log::without_the_instant(plan_log::plan_json(command(&rig)));
+        let acted_on = plan_log::without_the_instant(plan_log::first_pass_plan(command(&rig)));
+        assert_eq!(planned, acted_on, "{state}");
+        assert_eq!(
+            planned["work"]["get_session_token_calls"], 0,
+            "{state}: {planned}"
+        );
+        rig.unlock();
+    }
 }

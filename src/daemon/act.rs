@@ -123,6 +123,10 @@ impl Executor {
         self.sts.close_connections();
         self.write(plan, credentials, cache, obtained, &mut report)
             .await;
+        if plan.request_unlock {
+            let secrets = Arc::clone(&self.secrets);
+            let _ = tokio::task::spawn_blocking(move || secrets.request_unlock()).await;
+        }
         if let Some(mode) = plan.restrict_file_mode
             && let Some(stamp) = restrict_mode(credentials, mode).await
         {

@@ -93,7 +93,7 @@ fn keyring_error(error: &crate::keyring::KeyringError) -> UnitError {
 }
 
 impl super::ports::SecretStore for RealKeyring {
-    fn key_ids(&self) -> Result<std::collections::BTreeMap<String, String>, UnitError> {
+    fn key_ids(&self) -> Result<super::ports::KeyIds, UnitError> {
         use std::sync::atomic::Ordering;
         let keyring = Self::keyring()?;
         let listing = match keyring.list() {
@@ -102,11 +102,36 @@ impl super::ports::SecretStore for RealKeyring {
         };
         let listing = listing.map_err(|e| keyring_error(&e))?;
         self.announced_ids.store(false, Ordering::SeqCst);
-        Ok(listing
-            .keys
-            .into_iter()
-            .filter_map(|k| k.access_key_id.map(|id| (k.section, id)))
-            .collect())
+        if !listing.locked {
+            self.announced.store(false, Ordering::SeqCst);
+        }
+        Ok(super::ports::KeyIds {
+            ids: listing
+                .keys
+                .into_iter()
+                .filter_map(|k| k.access_key_id.map(|id| (k.section, id)))
+                .collect(),
+            locked: listing.locked,
+        })
+    }
+
+    fn request_unlock(&self) {
+        use std::sync::atomic::Ordering;
+        if self.dry_run || self.announced.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match Self::keyring().map(|keyring| keyring.request_unlock()) {
+            Ok(Ok(())) => {
+                self.announced.store(false, Ordering::SeqCst);
+                return;
+            }
+            Ok(Err(e)) => tracing::warn!("{e}; refreshing as soon as it is unlocked"),
+            Err(e) => tracing::warn!("{e}"),
+        }
+        oath::notify_desktop(
+            "Unlock your keyring",
+            "aws-session-daemon needs the long-term AWS keys from the keyring to refresh your sessions; it continues as soon as the keyring is unlocked.".to_string(),
+        );
     }
 
     fn long_term_secret(&self, credentials_section: &str) -> Result<SecretString, UnitError> {

@@ -82,6 +82,9 @@ pub struct Inputs<'a> {
     pub keyring: &'a KeyringKeys,
     pub backoff: &'a Backoff,
     pub applied: &'a Applied,
+    /// The keyring is locked: a new MFA session (or a direct AssumeRole)
+    /// whose long-term keys or OATH password are in it waits for the unlock.
+    pub keyring_locked: bool,
     /// Why the credentials file cannot be replaced now (read-only, a link
     /// into the Nix store), if it cannot: the sections due to be written
     /// there are blocked, and no code is spent for them.
@@ -339,6 +342,9 @@ pub struct Plan {
     /// (another program rewrote it readable by others).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restrict_file_mode: Option<u32>,
+    /// Ask for the keyring's unlock: a section waits for a secret in it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub request_unlock: bool,
     pub mfa_sessions: Vec<MfaSessionPlan>,
     pub work: Work,
     /// The earliest instant something needs a pass: a profile falling due,
@@ -366,6 +372,7 @@ impl Plan {
         self.pending().next().is_some()
             || self.cleanups().next().is_some()
             || self.restrict_file_mode.is_some()
+            || self.request_unlock
     }
 
     pub fn has_invalid(&self) -> bool {
@@ -427,6 +434,7 @@ impl Plan {
         plan.now = now;
         plan.work = Work::default();
         plan.restrict_file_mode = None;
+        plan.request_unlock = false;
         for section in &mut plan.sections {
             let unit = match results.get(&section.section) {
                 None => continue,
@@ -643,10 +651,16 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         now,
         sections: section_plans,
         restrict_file_mode: inputs.loose_mode,
+        request_unlock: false,
         mfa_sessions: sessions.into_values().collect(),
         work,
         next_pass: None,
     };
+    plan.request_unlock = inputs.keyring_locked
+        && plan
+            .sections
+            .iter()
+            .any(|s| matches!(s.action, Action::Blocked { .. }));
     plan.next_pass = plan.next_wake().map(|(at, _)| at);
     plan
 }
@@ -820,6 +834,18 @@ fn decide(
         region: settings.region.clone(),
         endpoint: settings.sts_endpoint.clone(),
     };
+    // A code signed with (or read with) secrets of a locked keyring waits
+    // for the unlock; nothing is spent before.
+    let locked_away = inputs.keyring_locked && needs_the_keyring(&auth);
+    let needed = match auth.long_term.secret {
+        LongTermSecret::Keyring { .. } => "the long-term keys in it are needed",
+        LongTermSecret::Known(_) => "the OATH password in it is needed",
+    };
+    let await_unlock = || Action::Blocked {
+        reason: format!(
+            "the keyring is locked, and {needed} for a new MFA session; refreshing as soon as it is unlocked"
+        ),
+    };
     if let Some(role) = settings
         .role
         .as_ref()
@@ -827,6 +853,9 @@ fn decide(
     {
         if let Some(wait) = waiting(device) {
             return wait;
+        }
+        if locked_away {
+            return await_unlock();
         }
         work.assume_role_calls += 1;
         *work
@@ -861,6 +890,9 @@ fn decide(
     if needs_new && let Some(wait) = waiting(device) {
         return wait;
     }
+    if needs_new && locked_away {
+        return await_unlock();
+    }
     let margin = session_plan.margin;
     let entry = sessions.entry(key.clone()).or_insert(session_plan);
     entry.needs_new |= needs_new;
@@ -877,6 +909,19 @@ fn decide(
             }
         }
     }
+}
+
+/// Whether spending a code for `auth` reads a secret from the keyring (the
+/// long-term secret key, or the OATH applet's password).
+fn needs_the_keyring(auth: &CodeAuth) -> bool {
+    matches!(auth.long_term.secret, LongTermSecret::Keyring { .. })
+        || matches!(
+            &auth.code_source,
+            CodeSource::Oath {
+                password: Some(crate::config::PasswordSpec::Keyring),
+                ..
+            }
+        )
 }
 
 /// Several sections writing one profile would overwrite each other; a

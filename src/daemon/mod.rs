@@ -88,9 +88,9 @@ pub struct Daemon {
     settler: Settler,
     teller: Teller,
     watches: Watches,
-    /// The last pass found the keyring's key ids locked away: no unit
-    /// waits (no section could even be planned), but the unlock is awaited.
-    keyring_ids_locked: bool,
+    /// The last observation found the keyring locked: the loop awaits its
+    /// unlock (a section blocked on it has no timer of its own).
+    keyring_locked: bool,
 }
 
 impl Daemon {
@@ -126,7 +126,7 @@ impl Daemon {
             settler: Settler::new(applied),
             teller: Teller::new(runtime_dir),
             watches: Watches::default(),
-            keyring_ids_locked: false,
+            keyring_locked: false,
         }
     }
 
@@ -177,7 +177,7 @@ impl Daemon {
         observation.recorded = self.settler.recorded();
         self.executor.concurrency = observation.config.sts_concurrency();
         self.watches.follow(&observation.config).await;
-        self.keyring_ids_locked = observation.keyring_locked;
+        self.keyring_locked = observation.keyring_locked;
 
         // Decide.
         let plan = observation.plan();
@@ -215,7 +215,7 @@ impl Daemon {
     }
 
     fn waits_for_unlock(&self) -> bool {
-        self.settler.waits_for_unlock() || self.keyring_ids_locked
+        self.settler.waits_for_unlock() || self.keyring_locked
     }
 
     /// The loop. Returns when `Event::Stop` arrives (SIGTERM/SIGINT).

@@ -115,8 +115,8 @@ pub struct Observation {
     pub mfa_sessions: BTreeMap<crate::session::MfaSessionKey, OffsetDateTime>,
     pub process_profiles: ProcessProfiles,
     pub keyring: KeyringKeys,
-    /// The keyring hid the key ids because it is locked: the loop waits
-    /// for the unlock.
+    /// The keyring is locked: its secrets cannot be read (and the key ids
+    /// may be hidden too); the loop waits for the unlock.
     pub keyring_locked: bool,
     pub recorded: Recorded,
     pub now: OffsetDateTime,
@@ -160,15 +160,23 @@ impl Observation {
             keyring: &self.keyring,
             backoff: &self.recorded.backoff,
             applied: &self.recorded.applied,
+            keyring_locked: self.keyring_locked,
             read_only: self.credentials.read_only.as_deref(),
             loose_mode: self.credentials.loose_mode,
             now: self.now,
         }
     }
 
-    /// The plan of this observation: the one plan a pass makes.
+    /// The plan of this observation: the one plan a pass makes. At trace
+    /// level the plan is logged as `plan --json` prints it (it holds no
+    /// secret), so that what a pass acted on can be compared with `plan`.
     pub fn plan(&self) -> Plan {
         let plan = super::decide::plan(&self.inputs());
+        if tracing::enabled!(tracing::Level::TRACE)
+            && let Ok(json) = serde_json::to_string(&plan)
+        {
+            tracing::trace!("plan: {json}");
+        }
         tracing::debug!(
             "planned: {} section(s), {} to refresh, {} code(s), {} GetSessionToken, {} AssumeRole",
             plan.sections.len(),
@@ -256,9 +264,18 @@ impl Observer {
         self.left = credentials.stamp;
         self.warn_sdk_problem(&credentials);
         let sections = keyring_sections(&config);
+        let password_in_keyring = config.valid_sections().any(|(_, s)| {
+            matches!(
+                &s.code_source,
+                crate::config::CodeSource::Oath {
+                    password: Some(crate::config::PasswordSpec::Keyring),
+                    ..
+                }
+            )
+        });
         let secrets = Arc::clone(&self.secrets);
         let (keyring, keyring_locked) =
-            tokio::task::spawn_blocking(move || keys_of(sections, &*secrets))
+            tokio::task::spawn_blocking(move || keys_of(sections, password_in_keyring, &*secrets))
                 .await
                 .unwrap_or_default();
         let contents = cache.peek();
@@ -448,20 +465,24 @@ fn keyring_sections(config: &Config) -> BTreeSet<String> {
 }
 
 /// The key ids of the keyring's long-term keys for `sections`, and whether
-/// the keyring hid them because it is locked (then the daemon waits for the
-/// unlock like a unit that needs a secret). Nothing is asked of the keyring
-/// when no section takes its keys from it. Blocking.
-fn keys_of(sections: BTreeSet<String>, secrets: &dyn SecretStore) -> (KeyringKeys, bool) {
-    if sections.is_empty() {
+/// the keyring is locked (its secrets cannot be read; after a restart the
+/// ids are hidden too). Nothing is asked of the keyring when no section
+/// takes its keys (or the OATH password) from it. Blocking.
+fn keys_of(
+    sections: BTreeSet<String>,
+    password_in_keyring: bool,
+    secrets: &dyn SecretStore,
+) -> (KeyringKeys, bool) {
+    if sections.is_empty() && !password_in_keyring {
         return (KeyringKeys::new(), false);
     }
     match secrets.key_ids() {
-        Ok(ids) => (
+        Ok(found) => (
             sections
                 .into_iter()
-                .filter_map(|s| ids.get(&s).map(|id| (s.clone(), Ok(id.clone()))))
+                .filter_map(|s| found.ids.get(&s).map(|id| (s.clone(), Ok(id.clone()))))
                 .collect(),
-            false,
+            found.locked,
         ),
         Err(e) => (
             sections

@@ -92,12 +92,26 @@ pub trait StsApi: Send + Sync {
 /// and `oath_password_keyring`. Blocking: called on a blocking thread.
 pub trait SecretStore: Send + Sync {
     /// The long-term key ids stored, by credentials section (attributes
-    /// only: no unlock, no secret read).
-    fn key_ids(&self) -> Result<std::collections::BTreeMap<String, String>, UnitError>;
+    /// only: no unlock, no secret read), and whether their secrets are
+    /// locked away now.
+    fn key_ids(&self) -> Result<KeyIds, UnitError>;
+
+    /// The plan needs a secret of the locked keyring: ask for the unlock
+    /// (the desktop shows its prompt; nothing waits on it) and tell the
+    /// person, once per locked spell.
+    fn request_unlock(&self) {}
 
     /// The secret key of a credentials section; a locked keyring is asked
     /// to unlock (the desktop shows its prompt) and `WaitForUnlock` returned.
     fn long_term_secret(&self, credentials_section: &str) -> Result<SecretString, UnitError>;
+}
+
+/// The keyring's key ids by credentials section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyIds {
+    pub ids: std::collections::BTreeMap<String, String>,
+    /// The secrets are in a locked collection.
+    pub locked: bool,
 }
 
 /// Waits for the keyring to be unlocked.

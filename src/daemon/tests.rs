@@ -202,20 +202,28 @@ struct FakeKeyring {
     /// restart shows only hashed attributes).
     hides_ids: std::sync::atomic::AtomicBool,
     reads: AtomicUsize,
+    unlock_requests: AtomicUsize,
 }
 
 impl crate::daemon::ports::SecretStore for FakeKeyring {
-    fn key_ids(&self) -> Result<std::collections::BTreeMap<String, String>, UnitError> {
+    fn key_ids(&self) -> Result<crate::daemon::ports::KeyIds, UnitError> {
         if self.locked.load(Ordering::SeqCst) && self.hides_ids.load(Ordering::SeqCst) {
             return Err(UnitError::new(
                 RetryClass::WaitForUnlock,
                 "the keyring holding the key ids is locked",
             ));
         }
-        Ok(std::collections::BTreeMap::from([(
-            "work".to_string(),
-            "AKIAKEYRINGKEYRING00".to_string(),
-        )]))
+        Ok(crate::daemon::ports::KeyIds {
+            ids: std::collections::BTreeMap::from([(
+                "work".to_string(),
+                "AKIAKEYRINGKEYRING00".to_string(),
+            )]),
+            locked: self.locked.load(Ordering::SeqCst),
+        })
+    }
+
+    fn request_unlock(&self) {
+        self.unlock_requests.fetch_add(1, Ordering::SeqCst);
     }
 
     fn long_term_secret(&self, section: &str) -> Result<secrecy::SecretString, UnitError> {
@@ -893,14 +901,26 @@ async fn key_ids_locked_away_are_awaited_like_a_locked_secret() {
 #[tokio::test]
 async fn a_locked_keyring_waits_for_the_unlock_not_for_a_timer() {
     let (mut f, keyring) = locked_keyring_fixture();
-    let report = f.pass().await;
-    assert_eq!(failed(&report), 2);
+    // The locked keyring is an input of the plan: both sections wait for
+    // the unlock, which is asked for; no secret read, no code spent.
+    let summary = f.summary().await;
+    assert!(
+        summary.plan.sections.iter().all(|s| matches!(
+            &s.action,
+            Action::Blocked { reason } if reason.contains("keyring is locked")
+        )),
+        "{:?}",
+        summary.plan.sections
+    );
+    assert!(summary.report.outcomes.is_empty());
     assert_eq!(f.calls(), (0, 0, 0), "no code spent without the secret");
-    assert!(f.daemon.settler.scheduler().waits_for_unlock());
-    // Nothing happens until the unlock (or the 5-minute safety retry).
+    assert_eq!(keyring.unlock_requests.load(Ordering::SeqCst), 1);
+    assert!(f.daemon.waits_for_unlock());
+    assert_eq!(summary.next_reason, Reason::Periodic, "no timer of its own");
+    // Nothing happens until the unlock.
     let report = f.pass().await;
     assert!(report.outcomes.is_empty());
-    assert_eq!(keyring.reads.load(Ordering::SeqCst), 1);
+    assert_eq!(keyring.reads.load(Ordering::SeqCst), 0);
     keyring.locked.store(false, Ordering::SeqCst);
     let report = f.daemon.pass(Reason::KeyringUnlocked).await.unwrap().report;
     assert_eq!(report.written(), 2, "{report:?}");

@@ -90,6 +90,9 @@ pub struct Listing {
     /// Sorted by section.
     pub keys: Vec<StoredKeys>,
     pub oath_password: bool,
+    /// Some item is in a locked collection: its secret cannot be read
+    /// without an unlock (its attributes, listed here, can).
+    pub locked: bool,
 }
 
 /// The Secret Service on one session bus.
@@ -242,6 +245,7 @@ impl Keyring {
                 .await?;
             let mut listing = Listing::default();
             for (item, locked) in &found {
+                listing.locked |= *locked;
                 let mut attributes = item
                     .get_attributes()
                     .await
@@ -254,6 +258,7 @@ impl Keyring {
                         });
                     }
                     self.unlock(client, &item.item_path, &what).await?;
+                    listing.locked = false;
                     attributes = item
                         .get_attributes()
                         .await
