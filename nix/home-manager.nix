@@ -58,8 +58,8 @@ in
         }
       '';
       description = ''
-        Contents of ~/.config/aws-session-daemon/config.toml (see the README's
-        config reference). Top-level values are defaults for every section, a
+        Contents of ~/.config/aws-session-daemon/config.toml (see
+        docs/configuration.md). Top-level values are defaults for every section, a
         table without sub-tables is a section, a table with sub-tables is a
         group. Nothing is written when this is empty, so that a hand-written
         config file stays in place. Never put secret_access_key here: the Nix
