@@ -398,10 +398,6 @@ impl Plan {
         self.sections.iter().find(|s| s.section == name)
     }
 
-    pub fn mfa_session(&self, key: &MfaSessionKey) -> Option<&MfaSessionPlan> {
-        self.mfa_sessions.iter().find(|s| &s.key == key)
-    }
-
     /// When a section next needs a pass: its due time while fresh, the end
     /// of its unit's backoff while waiting, now while it has work.
     pub fn next_pass_of(&self, section: &SectionPlan) -> Option<(OffsetDateTime, Wake)> {

@@ -39,6 +39,9 @@ const EXAMPLES: [&str; 4] = [
     "examples/credentials",
 ];
 
+/// The config commands read no credentials file, and take no option for one.
+const EXAMPLE_CONFIG: [&str; 2] = ["--config", "examples/config.toml"];
+
 #[test]
 fn plan_on_the_examples_shows_states_and_cost_without_secrets() {
     let out = daemon(&[&["plan"][..], &EXAMPLES].concat());
@@ -130,7 +133,7 @@ fn config_get_and_find_replace_the_original_scripts() {
                 "--key",
                 "assume_role_arn",
             ][..],
-            &EXAMPLES,
+            &EXAMPLE_CONFIG,
         ]
         .concat(),
     );
@@ -150,7 +153,7 @@ fn config_get_and_find_replace_the_original_scripts() {
                 "--value",
                 "readonly",
             ][..],
-            &EXAMPLES,
+            &EXAMPLE_CONFIG,
         ]
         .concat(),
     );
@@ -158,12 +161,12 @@ fn config_get_and_find_replace_the_original_scripts() {
     let out = daemon(
         &[
             &["config", "find", "--key", "assume_session_duration"][..],
-            &EXAMPLES,
+            &EXAMPLE_CONFIG,
         ]
         .concat(),
     );
     assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
-    let out = daemon(&[&["config", "get", "--key", "region"][..], &EXAMPLES].concat());
+    let out = daemon(&[&["config", "get", "--key", "region"][..], &EXAMPLE_CONFIG].concat());
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("choose one with --config-section"),
@@ -180,7 +183,7 @@ fn config_get_and_find_replace_the_original_scripts() {
                 "--key",
                 "secret_access_key",
             ][..],
-            &EXAMPLES,
+            &EXAMPLE_CONFIG,
         ]
         .concat(),
     );

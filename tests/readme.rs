@@ -143,7 +143,10 @@ fn config_reference_documents_every_config_key() {
 fn readme_is_short_and_leads_into_every_page() {
     let readme = read(&Path::new(ROOT).join("README.md"));
     let lines = readme.lines().count();
-    assert!(lines < 250, "README.md has {lines} lines; the manual is docs/");
+    assert!(
+        lines < 250,
+        "README.md has {lines} lines; the manual is docs/"
+    );
     for page in pages().iter().skip(1) {
         let link = format!("](docs/{})", page.file_name().unwrap().to_str().unwrap());
         assert!(readme.contains(&link), "README.md does not link {link}");

@@ -28,15 +28,9 @@ const MAX_INPUT: u64 = 8 * 1024;
 /// One line typed at the terminal.
 const MAX_LINE: usize = 4 * 1024;
 
+/// `--access-key-id` and `--secret-access-key` are not among these
+/// commands' options (see `cli::options_of`): the command line refuses them.
 pub fn run(cli: &Cli, command: &KeyringCommand, out: &mut impl Write) -> anyhow::Result<i32> {
-    // The global flags would be taken and ignored: refuse them, as the
-    // secret is in the process list already.
-    if cli.overrides.access_key_id.is_some() || cli.overrides.secret_access_key.is_some() {
-        bail!(
-            "the keyring commands take no keys on the command line, where other users see them in the process list; \
-             `keyring set` asks for them (or reads two lines on standard input)"
-        );
-    }
     let keyring = Keyring::from_env(&process_env)?.prompting(PROMPT_TIMEOUT);
     match command {
         KeyringCommand::Set => set(&keyring, section(cli)?, out)?,
