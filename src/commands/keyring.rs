@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{Cli, KeyringCommand};
 use crate::commands::printable;
+use crate::commands::table::Table;
 use crate::config::{DEFAULT_BACKUPS, LoadOptions, process_env};
 use crate::credentials::{ACCESS_KEY_ID, CredentialsFile, Edit, SECRET_ACCESS_KEY, WriteOutcome};
 use crate::keyring::{Keyring, PROMPT_TIMEOUT, check_long_term_key_id};
@@ -223,21 +224,15 @@ fn list(keyring: &Keyring, out: &mut impl Write) -> anyhow::Result<()> {
     if listing.keys.is_empty() {
         writeln!(out, "No long-term keys stored in the Secret Service.")?;
     } else {
-        let width = listing
-            .keys
-            .iter()
-            .map(|k| printable(&k.section).chars().count())
-            .max()
-            .unwrap_or(0)
-            .max("CREDENTIALS SECTION".len());
-        writeln!(out, "{:width$}  ACCESS KEY ID", "CREDENTIALS SECTION")?;
+        let mut table = Table::new(["CREDENTIALS SECTION", "ACCESS KEY ID"]);
         for keys in &listing.keys {
             let id = keys
                 .access_key_id
                 .as_deref()
                 .map_or("(none)".to_string(), mask_access_key_id);
-            writeln!(out, "{:width$}  {id}", printable(&keys.section))?;
+            table.row([keys.section.as_str(), &id]);
         }
+        out.write_all(table.render().as_bytes())?;
     }
     if listing.oath_password {
         writeln!(out, "The OATH applet password is stored.")?;

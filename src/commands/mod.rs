@@ -9,6 +9,7 @@ pub mod keyring;
 pub mod oath;
 pub mod plan;
 pub mod status;
+pub(crate) mod table;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
