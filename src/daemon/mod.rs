@@ -627,7 +627,7 @@ impl Daemon {
         }
         for (reason, sections) in new {
             match sections.as_slice() {
-                [one] => tracing::error!("section [{one}] is skipped: {reason}"),
+                [one] => tracing::error!(section = %one, "section [{one}] is skipped: {reason}"),
                 many => tracing::error!("sections [{}] are skipped: {reason}", many.join("], [")),
             }
         }
