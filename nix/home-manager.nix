@@ -193,6 +193,8 @@ in
         RestartSec = "10s";
         TimeoutStartSec = "2min";
         TimeoutStopSec = "15s";
+        # The loop pings at each pass and while idle; see the example unit.
+        WatchdogSec = "15min";
         UMask = "0077";
         LimitCORE = "0";
         MemoryMax = "256M";

@@ -13,6 +13,7 @@ pub mod ports;
 pub mod schedule;
 pub mod state;
 pub mod watch;
+mod watchdog;
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -710,7 +711,12 @@ impl Daemon {
     ) -> anyhow::Result<()> {
         let mut reason = Reason::Start;
         let mut first = true;
+        let watchdog = watchdog::Watchdog::from_env();
         loop {
+            watchdog.pass_starts(watchdog::worst_pass_of(
+                self.config.as_ref(),
+                &self.load_options,
+            ));
             let mut during_pass = Vec::new();
             let outcome = tokio::select! {
                 biased;
@@ -758,34 +764,40 @@ impl Daemon {
                 };
                 continue;
             }
-            let now = self.executor.clock.now();
-            let sleep = (next_wake - now).clamp(time::Duration::ZERO, schedule::MAX_SLEEP);
-            let sleep = std::time::Duration::try_from(sleep).unwrap_or_default();
-            let waits_for_unlock = self.waits_for_unlock();
-            let key_watch = &mut self.key_watch;
-            // Only while something waits for it: the watch resolves at once
-            // when the keyring is unlocked already.
-            let unlock_watch = match waits_for_unlock {
-                true => &mut self.unlock_watch,
-                false => &mut None,
-            };
-            reason = tokio::select! {
-                event = events.recv() => match event {
-                    None | Some(Event::Stop) => { tracing::info!("stopping"); return Ok(()); }
-                    Some(event) => match debounce(event, &mut events).await {
-                        Some(reason) => reason,
-                        None => { tracing::info!("stopping"); return Ok(()); }
+            reason = loop {
+                let now = self.executor.clock.now();
+                let sleep = (next_wake - now).clamp(time::Duration::ZERO, schedule::MAX_SLEEP);
+                let sleep = std::time::Duration::try_from(sleep).unwrap_or_default();
+                let (sleep, nap) = watchdog.idle(sleep);
+                let waits_for_unlock = self.waits_for_unlock();
+                let key_watch = &mut self.key_watch;
+                // Only while something waits for it: the watch resolves at once
+                // when the keyring is unlocked already.
+                let unlock_watch = match waits_for_unlock {
+                    true => &mut self.unlock_watch,
+                    false => &mut None,
+                };
+                break tokio::select! {
+                    event = events.recv() => match event {
+                        None | Some(Event::Stop) => { tracing::info!("stopping"); return Ok(()); }
+                        Some(event) => match debounce(event, &mut events).await {
+                            Some(reason) => reason,
+                            None => { tracing::info!("stopping"); return Ok(()); }
+                        },
                     },
-                },
-                () = key_changed(key_watch) => {
-                    tracing::info!("a YubiKey or reader appeared or changed");
-                    Reason::KeyChanged
-                }
-                () = keyring_unlocked(unlock_watch) => {
-                    tracing::info!("the keyring was unlocked");
-                    Reason::KeyringUnlocked
-                }
-                () = alarm::sleep(sleep) => next_reason,
+                    () = key_changed(key_watch) => {
+                        tracing::info!("a YubiKey or reader appeared or changed");
+                        Reason::KeyChanged
+                    }
+                    () = keyring_unlocked(unlock_watch) => {
+                        tracing::info!("the keyring was unlocked");
+                        Reason::KeyringUnlocked
+                    }
+                    () = alarm::sleep(sleep) => match nap {
+                        true => continue,
+                        false => next_reason,
+                    },
+                };
             };
         }
     }

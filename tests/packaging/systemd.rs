@@ -21,6 +21,7 @@ const HARDENING: &[(&str, &str)] = &[
     ("LimitCORE", "0"),
     ("MemoryMax", "256M"),
     ("TasksMax", "64"),
+    ("WatchdogSec", "15min"),
     ("RuntimeDirectory", "aws-session-daemon"),
     ("RuntimeDirectoryMode", "0700"),
     ("RuntimeDirectoryPreserve", "yes"),
