@@ -77,7 +77,10 @@ fn a_link_into_a_read_only_directory_is_refused_with_the_ways_out() {
     ] {
         assert!(said.contains(needle), "{needle:?} missing from:\n{said}");
     }
-    assert!(!marker.exists(), "a code was spent on a file that cannot be written");
+    assert!(
+        !marker.exists(),
+        "a code was spent on a file that cannot be written"
+    );
     assert_eq!((listing(&store), listing(&home.join(".aws"))), before);
     assert_eq!(std::fs::read_to_string(&target).unwrap(), keys);
     assert!(

@@ -906,7 +906,11 @@ fn check_writable(name: &FileName, target: &Path) -> Result<(), CredentialsError
             why: format!(
                 "is in a read-only directory ({}), so no program can keep sessions in it \
                  (home-manager's programs.awscli.credentials makes such a link)",
-                if store { "the Nix store" } else { "by its mode or its file system" }
+                if store {
+                    "the Nix store"
+                } else {
+                    "by its mode or its file system"
+                }
             ),
             fix: "leave programs.awscli.credentials (or the link) out and keep a plain file \
                   here with the long-term keys (or those in the keyring: long_term_keys = \
