@@ -11,10 +11,13 @@
 //! file whose device and inode go into `$JOURNAL_STREAM`, as systemd sets
 //! them for a service.
 
+#[path = "support/service_home.rs"]
+mod service_home;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,10 +60,11 @@ fn field(entry: &Entry, name: &str) -> Option<String> {
 }
 
 /// A config with one section the planner refuses (an error about it) and
-/// one whose code source fails (a warning), and the long-term keys.
-fn setup(dir: &Path) {
-    std::fs::create_dir_all(dir.join("home/.aws")).unwrap();
-    std::fs::create_dir_all(dir.join("run")).unwrap();
+/// one whose code source fails (a warning), the long-term keys, the
+/// journal's directory with the listener's socket, and the file standing as
+/// standard error.
+fn setup(dir: &Path) -> (PathBuf, UnixDatagram, PathBuf) {
+    service_home::home_with_long_term_keys(dir);
     std::fs::write(
         dir.join("config.toml"),
         "region = \"us-east-1\"\nsts_endpoint = \"http://127.0.0.1:9\"\n\
@@ -68,18 +72,12 @@ fn setup(dir: &Path) {
          [failing]\nmfa_serial_number = \"arn:aws:iam::123456789012:mfa/me\"\nmfa_process = \"exit 3\"\n",
     )
     .unwrap();
-    let credentials = dir.join("home/.aws/credentials");
-    std::fs::write(
-        &credentials,
-        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
-    )
-    .unwrap();
-    set_mode(&credentials, 0o600);
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let journal = dir.join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    let socket = UnixDatagram::bind(journal.join("socket")).unwrap();
+    let stderr_file = dir.join("stderr");
+    std::fs::File::create(&stderr_file).unwrap();
+    (journal, socket, stderr_file)
 }
 
 /// `aws-session-daemon run` in a mount namespace whose
@@ -124,13 +122,7 @@ fn stream_of(path: &Path) -> String {
 }
 
 fn stop(child: &mut Child) {
-    // SAFETY: kill sends a signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the daemon did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    service_home::stop(child, Duration::from_secs(10));
 }
 
 /// Entries received until `done` says so, or `limit`.
@@ -158,12 +150,7 @@ fn find<'e>(entries: &'e [Entry], needle: &str) -> Option<&'e Entry> {
 #[test]
 fn each_line_reaches_the_journal_at_its_priority_with_its_section() {
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
-    let journal = dir.path().join("journal");
-    std::fs::create_dir(&journal).unwrap();
-    let socket = UnixDatagram::bind(journal.join("socket")).unwrap();
-    let stderr_file = dir.path().join("stderr");
-    std::fs::File::create(&stderr_file).unwrap();
+    let (journal, socket, stderr_file) = setup(dir.path());
     let stream = stream_of(&stderr_file);
     let mut child = start(dir.path(), &journal, &stderr_file, &stream);
 
@@ -225,12 +212,7 @@ fn a_standard_error_that_is_not_the_journal_stream_gets_plain_text() {
     // A child of a service whose standard error was redirected inherits
     // JOURNAL_STREAM, but not the stream.
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
-    let journal = dir.path().join("journal");
-    std::fs::create_dir(&journal).unwrap();
-    let socket = UnixDatagram::bind(journal.join("socket")).unwrap();
-    let stderr_file = dir.path().join("stderr");
-    std::fs::File::create(&stderr_file).unwrap();
+    let (journal, socket, stderr_file) = setup(dir.path());
     let other = dir.path().join("other");
     std::fs::File::create(&other).unwrap();
     let mut child = start(dir.path(), &journal, &stderr_file, &stream_of(&other));

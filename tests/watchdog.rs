@@ -3,6 +3,9 @@
 //! runs idle, and none while a pass is stuck, so that systemd restarts a
 //! wedged daemon. The listener here stands where systemd's would.
 
+#[path = "support/service_home.rs"]
+mod service_home;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -12,8 +15,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_aws-session-daemon");
 
 /// One section whose code comes from `mfa_process`.
 fn start(dir: &Path, mfa_process: &str, watchdog_pid: Option<&str>) -> (Child, UnixDatagram) {
-    std::fs::create_dir_all(dir.join("home/.aws")).unwrap();
-    std::fs::create_dir_all(dir.join("run")).unwrap();
+    service_home::home_with_long_term_keys(dir);
     std::fs::write(
         dir.join("config.toml"),
         format!(
@@ -22,16 +24,6 @@ fn start(dir: &Path, mfa_process: &str, watchdog_pid: Option<&str>) -> (Child, U
         ),
     )
     .unwrap();
-    let credentials = dir.join("home/.aws/credentials");
-    std::fs::write(
-        &credentials,
-        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
     let socket_path = dir.join("notify");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     let mut command = Command::new(BIN);
@@ -84,16 +76,7 @@ fn pings(messages: &[(Instant, String)]) -> Vec<Instant> {
 }
 
 fn stop(mut child: Child, dir: &Path) -> String {
-    // SAFETY: kill sends a signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the daemon did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    service_home::stop(&mut child, Duration::from_secs(10));
     std::fs::read_to_string(dir.join("stderr")).unwrap_or_default()
 }
 
