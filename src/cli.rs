@@ -523,7 +523,10 @@ where
         .disable_version_flag(true)
         .args_override_self(true)
         .try_get_matches_from(tokens)?;
+    // The log level is global: clap already has it from either place.
+    let log_level = cli.global.log_level.take();
     cli.global = GlobalArgs::from_arg_matches(&flat)?;
+    cli.global.log_level = log_level;
     cli.overrides = SectionOverrides::from_arg_matches(&flat)?;
     Ok(cli)
 }
@@ -611,6 +614,14 @@ mod tests {
         );
         assert_eq!(cli.global.config_sections, ["a", "b"]);
         assert_eq!(cli.overrides.assume_role_policy_arns.len(), 2);
+
+        for args in [
+            &["apply", "--log-level", "debug"][..],
+            &["--log-level", "debug", "keyring", "list"],
+            &["--log-level=debug", "--config", "c.toml", "plan"],
+        ] {
+            assert_eq!(parse(args).unwrap().log_level(), "debug", "{args:?}");
+        }
 
         let cli = parse(&["--yubikey-reader", "Yubico", "oath", "list"]).unwrap();
         assert_eq!(cli.overrides.yubikey_reader.as_deref(), Some("Yubico"));
