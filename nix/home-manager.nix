@@ -12,6 +12,7 @@
 }:
 let
   cfg = config.services.aws-session-daemon;
+  awscli = (config.programs or { }).awscli or { };
   helpers = import ./lib.nix;
   tomlFormat = pkgs.formats.toml { };
   # longTermKeys and output become top-level defaults of every section.
@@ -58,8 +59,8 @@ in
         }
       '';
       description = ''
-        Contents of ~/.config/aws-session-daemon/config.toml (see the README's
-        config reference). Top-level values are defaults for every section, a
+        Contents of ~/.config/aws-session-daemon/config.toml (see
+        docs/configuration.md). Top-level values are defaults for every section, a
         table without sub-tables is a section, a table with sub-tables is a
         group. Nothing is written when this is empty, so that a hand-written
         config file stays in place. Never put secret_access_key here: the Nix
@@ -154,6 +155,26 @@ in
         message = helpers.pathValueMessage "services.aws-session-daemon.settings" cfg.settings;
       }
       {
+        assertion = helpers.storePasswordFiles cfg.settings == [ ];
+        message =
+          helpers.storePasswordFileMessage "services.aws-session-daemon.settings"
+            (helpers.storePasswordFiles cfg.settings);
+      }
+      {
+        assertion = helpers.multiLineArgs args == [ ];
+        message =
+          "services.aws-session-daemon: an argument holds a line break ("
+          + builtins.concatStringsSep ", " (map builtins.toJSON (helpers.multiLineArgs args))
+          + "). systemd's ExecStart= is one line: a line break would end it and begin a directive"
+          + " of its own. Give each value without line breaks.";
+      }
+      {
+        # home-manager's own AWS module, when it writes the credentials file
+        # the daemon would keep fresh.
+        assertion = !(awscli.enable or false && (awscli.credentials or { }) != { } && cfg.credentialsFile == null);
+        message = helpers.awscliCredentialsMessage;
+      }
+      {
         assertion = helpers.secretArgs cfg.extraArgs == [ ];
         message =
           "services.aws-session-daemon.extraArgs: --secret-access-key would put the secret key in the"
@@ -193,6 +214,8 @@ in
         RestartSec = "10s";
         TimeoutStartSec = "2min";
         TimeoutStopSec = "15s";
+        # The loop pings at each pass and while idle; see the example unit.
+        WatchdogSec = "15min";
         UMask = "0077";
         LimitCORE = "0";
         MemoryMax = "256M";
@@ -213,6 +236,8 @@ in
         ProtectKernelModules = true;
         ProtectHostname = true;
         PrivateDevices = true;
+        ProtectProc = "invisible";
+        ProcSubset = "pid";
         KeyringMode = "private";
         RestrictAddressFamilies = [
           "AF_UNIX"

@@ -119,6 +119,49 @@ in
       + ". Nix copies the file it names into the world-readable Nix store (a password file would"
       + " be readable by every user). Write the path as a string instead: \"/home/me/.config/pw\".";
 
+  # Places where oath_password_file names a file in the Nix store: a path
+  # literal, or a string such as "${./pw}" (which copies ./pw into the store and
+  # evaluates to its /nix/store/... path). Every user can read the store.
+  storePasswordFiles =
+    settings:
+    let
+      valueAt =
+        path: v:
+        builtins.foldl' (
+          acc: k: if builtins.isList acc then builtins.elemAt acc (builtins.fromJSON k) else acc.${k}
+        ) v path;
+      inStore =
+        v:
+        builtins.isPath v
+        || (
+          builtins.isString v
+          && (builtins.hasContext v || builtins.substring 0 11 v == "/nix/store/")
+        );
+    in
+    builtins.filter (path: inStore (valueAt path settings)) (findKey "oath_password_file" settings);
+
+  storePasswordFileMessage =
+    optionPath: places:
+    "${optionPath}: oath_password_file names a file in the Nix store at "
+    + builtins.concatStringsSep ", " (map showPath places)
+    + " (\"\${./pw}\" copies ./pw there). The store is readable by every user on the machine, so"
+    + " the password would be too. Give the path of a file outside the store, as a string"
+    + " (\"/home/me/.config/aws-session-daemon/oath-password\"), or use oath_password_keyring = true.";
+
+  # Arguments holding a line break: systemd's ExecStart= is one line, and a
+  # newline would end it and start a directive of its own.
+  multiLineArgs = args: builtins.filter (a: builtins.match "[^\n\r]*" a == null) args;
+
+  # home-manager's programs.awscli.credentials makes ~/.aws/credentials a link
+  # into the read-only Nix store, which the daemon cannot keep fresh.
+  awscliCredentialsMessage =
+    "services.aws-session-daemon: programs.awscli.credentials is set, which makes"
+    + " ~/.aws/credentials a link into the Nix store. The store is read-only, so the daemon cannot"
+    + " keep sessions in that file (it would refuse it). Either leave programs.awscli.credentials"
+    + " unset and keep the long-term keys in a plain ~/.aws/credentials (or in the keyring:"
+    + " longTermKeys = \"keyring\"), or point services.aws-session-daemon.credentialsFile (and"
+    + " AWS_SHARED_CREDENTIALS_FILE for the AWS tools) at another, writable file.";
+
   # Command-line arguments that would put a secret on the command line (and in
   # the world-readable unit file).
   secretArgs = args: builtins.filter (a: builtins.match "--secret[-_]access[-_]key(=.*)?" a != null) args;

@@ -22,7 +22,7 @@
 #   (no option)     everything the tests need
 #   --demo          what scripts/demo.sh needs (1. up to "the demo", and 2.)
 #   --runtime-only  what building and running the daemon needs (1. "the daemon")
-# Remove it all again: see README.md, "Try it".
+# Remove it all again: see docs/development.md, "What they install".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/test-env.sh

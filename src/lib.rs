@@ -5,8 +5,8 @@
 //! key), *decide* ([`plan`], a pure function), *act* (card, STS, file write),
 //! *wait* (file events, key events or the next deadline).
 
-pub mod cli;
-pub mod commands;
+mod cli;
+mod commands;
 pub mod config;
 pub mod credentials;
 pub(crate) mod daemon;
@@ -22,6 +22,12 @@ pub(crate) mod session_bus;
 pub(crate) mod session_cache;
 pub mod sts;
 pub mod timestamp;
+
+/// The program: parse the command line, set up logging, run the command.
+/// `main.rs` only calls this.
+pub fn run() -> std::process::ExitCode {
+    commands::main()
+}
 
 /// The version shown by `--version`: the package version, plus the git
 /// revision when built from a git checkout (see build.rs).

@@ -4,7 +4,10 @@
 //! SDK, hyper, rustls) is held at `warn`, because their trace output can
 //! include request headers such as the session token. Under systemd
 //! (`JOURNAL_STREAM` set) lines carry no colour and no timestamp: the journal
-//! adds its own.
+//! adds its own; when standard error is the journal's stream, each line goes
+//! to the journal at its own priority ([`journal`]).
+
+mod journal;
 
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
@@ -22,18 +25,33 @@ pub fn init(level: &str) -> anyhow::Result<()> {
     let filter = Targets::new()
         .with_default(tracing::Level::WARN)
         .with_target("aws_session_daemon", parsed);
+    let fmt = tracing_subscriber::fmt::format().with_target(false);
+    if let Some(journal) = journal::connect() {
+        // The journal stamps each entry with the time itself.
+        let layer = tracing_subscriber::fmt::layer()
+            .event_format(journal::WithSection(fmt.without_time()))
+            .with_ansi(false)
+            .with_writer(journal);
+        tracing_subscriber::registry()
+            .with(layer)
+            .with(filter)
+            .try_init()?;
+        return Ok(());
+    }
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if under_journal {
         tracing_subscriber::registry()
-            .with(layer.with_ansi(false).without_time())
+            .with(layer.event_format(fmt.without_time()).with_ansi(false))
             .with(filter)
             .try_init()?;
     } else {
         tracing_subscriber::registry()
-            .with(layer.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+            .with(
+                layer
+                    .event_format(fmt)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
             .with(filter)
             .try_init()?;
     }

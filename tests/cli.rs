@@ -39,6 +39,9 @@ const EXAMPLES: [&str; 4] = [
     "examples/credentials",
 ];
 
+/// The config commands read no credentials file, and take no option for one.
+const EXAMPLE_CONFIG: [&str; 2] = ["--config", "examples/config.toml"];
+
 #[test]
 fn plan_on_the_examples_shows_states_and_cost_without_secrets() {
     let out = daemon(&[&["plan"][..], &EXAMPLES].concat());
@@ -79,14 +82,26 @@ fn plan_on_the_examples_shows_states_and_cost_without_secrets() {
     assert_eq!(json["work"]["assume_role_calls"], 2);
     assert!(!stdout(&out).contains("AKIAIOSFODNN7EXAMPLE"));
 
-    // Only the fresh section selected: nothing pending.
-    let out = daemon(
-        &[
-            &["plan", "--detailed-exitcode", "--config-section", "mfa"][..],
-            &EXAMPLES,
-        ]
-        .concat(),
-    );
+    // Only the fresh section selected, in a private copy of the file (a
+    // file others can read is made private: work too): nothing pending.
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("credentials");
+    std::fs::copy("examples/credentials", &private).unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let out = daemon(&[
+        "plan",
+        "--detailed-exitcode",
+        "--config-section",
+        "mfa",
+        "--config",
+        "examples/config.toml",
+        "--credentials-file",
+        private.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
@@ -130,7 +145,7 @@ fn config_get_and_find_replace_the_original_scripts() {
                 "--key",
                 "assume_role_arn",
             ][..],
-            &EXAMPLES,
+            &EXAMPLE_CONFIG,
         ]
         .concat(),
     );
@@ -150,7 +165,7 @@ fn config_get_and_find_replace_the_original_scripts() {
                 "--value",
                 "readonly",
             ][..],
-            &EXAMPLES,
+            &EXAMPLE_CONFIG,
         ]
         .concat(),
     );
@@ -158,12 +173,12 @@ fn config_get_and_find_replace_the_original_scripts() {
     let out = daemon(
         &[
             &["config", "find", "--key", "assume_session_duration"][..],
-            &EXAMPLES,
+            &EXAMPLE_CONFIG,
         ]
         .concat(),
     );
     assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
-    let out = daemon(&[&["config", "get", "--key", "region"][..], &EXAMPLES].concat());
+    let out = daemon(&[&["config", "get", "--key", "region"][..], &EXAMPLE_CONFIG].concat());
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("choose one with --config-section"),
@@ -180,7 +195,7 @@ fn config_get_and_find_replace_the_original_scripts() {
                 "--key",
                 "secret_access_key",
             ][..],
-            &EXAMPLES,
+            &EXAMPLE_CONFIG,
         ]
         .concat(),
     );

@@ -1,5 +1,5 @@
 //! Tables of figures with their targets, printed as Markdown (so that the
-//! full run's output goes into the README as it is), and the same figures
+//! full run's output goes into docs/performance.md as it is), and the same figures
 //! as JSON for `tests/bench_quick.rs`.
 
 use std::time::Duration;

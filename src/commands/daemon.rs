@@ -54,8 +54,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `run`: the daemon, until SIGTERM or SIGINT.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
-    let config = super::load_config(cli)?;
+    let config = std::sync::Arc::new(super::load_config(cli)?);
+    let sections = config.sections.len();
     let daemon = build_daemon(cli)?
+        .with_config(config)
         .with_key_watch(start_key_watch())
         .with_unlock_watch(start_unlock_watch());
     let runtime = runtime()?;
@@ -77,7 +79,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         let notify_systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
         tracing::info!(
             "watching {} section(s); credentials file {}",
-            config.sections.len(),
+            sections,
             daemon.credentials_path().display()
         );
         daemon.run(rx, notify_systemd).await

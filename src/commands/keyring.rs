@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{Cli, KeyringCommand};
 use crate::commands::printable;
+use crate::commands::table::Table;
 use crate::config::{DEFAULT_BACKUPS, LoadOptions, process_env};
 use crate::credentials::{ACCESS_KEY_ID, CredentialsFile, Edit, SECRET_ACCESS_KEY, WriteOutcome};
 use crate::keyring::{Keyring, PROMPT_TIMEOUT, check_long_term_key_id};
@@ -28,15 +29,9 @@ const MAX_INPUT: u64 = 8 * 1024;
 /// One line typed at the terminal.
 const MAX_LINE: usize = 4 * 1024;
 
+/// `--access-key-id` and `--secret-access-key` are not among these
+/// commands' options (see `cli::options_of`): the command line refuses them.
 pub fn run(cli: &Cli, command: &KeyringCommand, out: &mut impl Write) -> anyhow::Result<i32> {
-    // The global flags would be taken and ignored: refuse them, as the
-    // secret is in the process list already.
-    if cli.overrides.access_key_id.is_some() || cli.overrides.secret_access_key.is_some() {
-        bail!(
-            "the keyring commands take no keys on the command line, where other users see them in the process list; \
-             `keyring set` asks for them (or reads two lines on standard input)"
-        );
-    }
     let keyring = Keyring::from_env(&process_env)?.prompting(PROMPT_TIMEOUT);
     match command {
         KeyringCommand::Set => set(&keyring, section(cli)?, out)?,
@@ -229,21 +224,15 @@ fn list(keyring: &Keyring, out: &mut impl Write) -> anyhow::Result<()> {
     if listing.keys.is_empty() {
         writeln!(out, "No long-term keys stored in the Secret Service.")?;
     } else {
-        let width = listing
-            .keys
-            .iter()
-            .map(|k| printable(&k.section).chars().count())
-            .max()
-            .unwrap_or(0)
-            .max("CREDENTIALS SECTION".len());
-        writeln!(out, "{:width$}  ACCESS KEY ID", "CREDENTIALS SECTION")?;
+        let mut table = Table::new(["CREDENTIALS SECTION", "ACCESS KEY ID"]);
         for keys in &listing.keys {
             let id = keys
                 .access_key_id
                 .as_deref()
                 .map_or("(none)".to_string(), mask_access_key_id);
-            writeln!(out, "{:width$}  {id}", printable(&keys.section))?;
+            table.row([keys.section.as_str(), &id]);
         }
+        out.write_all(table.render().as_bytes())?;
     }
     if listing.oath_password {
         writeln!(out, "The OATH applet password is stored.")?;

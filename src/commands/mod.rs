@@ -1,5 +1,5 @@
 //! One module per subcommand's presentation. Each takes the parsed CLI and
-//! returns the process exit code; `main` only dispatches.
+//! returns the process exit code; [`main`] only dispatches.
 
 pub mod completions;
 pub mod config;
@@ -9,13 +9,79 @@ pub mod keyring;
 pub mod oath;
 pub mod plan;
 pub mod status;
+pub(crate) mod table;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command, ConfigCommand};
 use crate::config::{Config, LoadOptions, process_env};
 use crate::credentials::CredentialsFile;
+
+/// The program: parse the command line, set up logging, dispatch.
+pub(crate) fn main() -> ExitCode {
+    let hardened = crate::hardening::harden_process();
+    let cli = crate::cli::parse();
+    if let Err(e) = crate::logging::init(cli.log_level()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    tracing::debug!("starting: aws-session-daemon {}", env!("CARGO_PKG_VERSION"));
+    if let Err(e) = hardened {
+        tracing::warn!("cannot disable core dumps ({e}); secrets could end up in a core file");
+    }
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        // `... | head` closed the pipe: stop quietly, like other Unix tools.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().map(|e| e.kind()) == broken
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == broken
+    })
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    let stdout = &mut std::io::stdout().lock();
+    match &cli.command {
+        None | Some(Command::Run) => daemon::run(cli),
+        Some(Command::Apply) => daemon::apply(cli),
+        Some(Command::Plan(args)) => plan::run(cli, args),
+        Some(Command::Status(args)) => status::run(cli, args),
+        Some(Command::Config(sub)) => {
+            let config = load_config(cli)?;
+            match sub {
+                ConfigCommand::Show => config::show(&config, stdout),
+                ConfigCommand::Get { key } => config::get(&config, key, stdout),
+                ConfigCommand::Find { key, value } => {
+                    config::find(&config, key, value.as_deref(), stdout)
+                }
+                ConfigCommand::AwsConfig { write } => config::aws_config(&config, *write, stdout),
+            }
+        }
+        Some(Command::Oath(sub)) => oath::run(cli, sub),
+        Some(Command::CredentialProcess(args)) => {
+            credential_process::run(cli, &args.profile, stdout)
+        }
+        Some(Command::Keyring(sub)) => keyring::run(cli, sub, stdout),
+        Some(Command::Completions { shell }) => {
+            completions::print(*shell, &mut crate::cli::command(), stdout)
+        }
+        Some(Command::Man) => completions::man(crate::cli::command(), stdout),
+    }
+}
 
 /// Loads the config the way every subcommand does: flags, then file.
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -53,13 +119,6 @@ pub fn aws_config_path() -> anyhow::Result<PathBuf> {
         .filter(|h| !h.is_empty())
         .ok_or_else(|| anyhow::anyhow!("neither AWS_CONFIG_FILE nor HOME is set"))?;
     Ok(PathBuf::from(home).join(".aws").join("config"))
-}
-
-pub fn credentials_file(cli: &Cli, config: &Config) -> anyhow::Result<CredentialsFile> {
-    Ok(CredentialsFile::new(
-        credentials_path(cli)?,
-        config.backups(),
-    ))
 }
 
 /// One observation of the world as the running daemon makes it (the

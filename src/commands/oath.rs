@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
+use super::table::Table;
 use crate::oath::{self, OathOptions, ReaderListing};
 use crate::secret::ExposeSecret;
 
@@ -77,39 +78,23 @@ pub fn render_table(listings: &[ReaderListing]) -> String {
             out.push_str("  no OATH credentials\n");
             continue;
         }
-        let rows: Vec<[String; 6]> = l
-            .credentials
-            .iter()
-            .map(|c| {
-                [
-                    c.name.clone(),
-                    c.kind.to_string(),
-                    c.algorithm.to_string(),
-                    c.digits
-                        .map(|d| d.to_string())
-                        .unwrap_or_else(|| "?".into()),
-                    c.period
-                        .map(|p| format!("{p}s"))
-                        .unwrap_or_else(|| "-".into()),
-                    if c.touch { "yes" } else { "no" }.to_string(),
-                ]
-            })
-            .collect();
-        let header = ["NAME", "TYPE", "ALGORITHM", "DIGITS", "PERIOD", "TOUCH"].map(String::from);
-        let mut widths = header.clone().map(|h| h.chars().count());
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
+        let mut table =
+            Table::new(["NAME", "TYPE", "ALGORITHM", "DIGITS", "PERIOD", "TOUCH"]).indent("  ");
+        for c in &l.credentials {
+            table.row([
+                c.name.clone(),
+                c.kind.to_string(),
+                c.algorithm.to_string(),
+                c.digits
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                c.period
+                    .map(|p| format!("{p}s"))
+                    .unwrap_or_else(|| "-".into()),
+                if c.touch { "yes" } else { "no" }.to_string(),
+            ]);
         }
-        for row in std::iter::once(&header).chain(&rows) {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .map(|(cell, w)| format!("{cell:<w$}"))
-                .collect();
-            out.push_str(&format!("  {}\n", cells.join("  ").trim_end()));
-        }
+        out.push_str(&table.render());
     }
     out
 }

@@ -895,7 +895,29 @@ fn too_large(name: &FileName, size: u64) -> CredentialsError {
 /// replace a read-only file in a writable directory; its mode says the user
 /// wants it left alone.)
 fn check_writable(name: &FileName, target: &Path) -> Result<(), CredentialsError> {
-    if target.starts_with("/nix/store") {
+    // A link into a directory nobody may write: home-manager's
+    // programs.awscli.credentials makes ~/.aws/credentials one, into the
+    // Nix store. Said in full, with both ways out.
+    let linked = name.path().is_some_and(|path| path != target);
+    let store = target.starts_with("/nix/store");
+    if linked && (store || read_only_dir(parent_dir(target))) {
+        return Err(CredentialsError::ReadOnly {
+            file: name.clone(),
+            why: format!(
+                "is in a read-only directory ({}), so no program can keep sessions in it \
+                 (home-manager's programs.awscli.credentials makes such a link)",
+                if store {
+                    "the Nix store"
+                } else {
+                    "by its mode or its file system"
+                }
+            ),
+            fix: "leave programs.awscli.credentials (or the link) out and keep a plain file \
+                  here with the long-term keys (or those in the keyring: long_term_keys = \
+                  \"keyring\")",
+        });
+    }
+    if store {
         return Err(CredentialsError::ReadOnly {
             file: name.clone(),
             why: "is in the Nix store, which is read-only (home-manager or NixOS manages it)"
@@ -915,6 +937,26 @@ fn check_writable(name: &FileName, target: &Path) -> Result<(), CredentialsError
             })
         }
         _ => Ok(()),
+    }
+}
+
+/// A directory its owner may not write (mode), or on a read-only file
+/// system: root could still write into the first, but its mode says no.
+fn read_only_dir(dir: &Path) -> bool {
+    let Ok(meta) = fs::metadata(dir) else {
+        return false;
+    };
+    if meta.permissions().mode() & 0o200 == 0 {
+        return true;
+    }
+    let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: statvfs writes into the buffer it is given; read only on success.
+    unsafe {
+        libc::statvfs(c_dir.as_ptr(), stat.as_mut_ptr()) == 0
+            && stat.assume_init().f_flag & libc::ST_RDONLY != 0
     }
 }
 

@@ -399,12 +399,12 @@ impl Plan {
         }
     }
 
-    pub fn section(&self, name: &str) -> Option<&SectionPlan> {
-        self.sections.iter().find(|s| s.section == name)
-    }
-
     pub fn mfa_session(&self, key: &MfaSessionKey) -> Option<&MfaSessionPlan> {
         self.mfa_sessions.iter().find(|s| &s.key == key)
+    }
+
+    pub fn section(&self, name: &str) -> Option<&SectionPlan> {
+        self.sections.iter().find(|s| s.section == name)
     }
 
     /// When a section next needs a pass: its due time while fresh, the end

@@ -25,6 +25,7 @@ pub mod settle;
 pub mod state;
 pub mod tell;
 pub mod watch;
+mod watchdog;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -130,6 +131,13 @@ impl Daemon {
         }
     }
 
+    /// Starts with `config` in force (the one `run` checked before it
+    /// started).
+    pub fn with_config(mut self, config: Arc<crate::config::Config>) -> Self {
+        self.observer = self.observer.with_config(config);
+        self
+    }
+
     /// Watches for YubiKeys whenever the config in force uses one.
     pub fn with_key_watch(mut self, start: StartKeyWatch) -> Self {
         self.watches = self.watches.with_key_watch(start);
@@ -226,7 +234,9 @@ impl Daemon {
     ) -> anyhow::Result<()> {
         let mut reason = Reason::Start;
         let mut first = true;
+        let watchdog = watchdog::Watchdog::from_env();
         loop {
+            watchdog.pass_starts(self.observer.config().map(watchdog::worst_pass));
             let mut during_pass = Vec::new();
             let outcome = tokio::select! {
                 biased;
@@ -275,15 +285,14 @@ impl Daemon {
                 };
                 continue;
             }
-            let now = self.executor.clock.now();
-            let sleep = (next_wake - now).clamp(time::Duration::ZERO, settle::MAX_SLEEP);
-            let sleep = std::time::Duration::try_from(sleep).unwrap_or_default();
-            let deadline = tokio::time::Instant::now() + sleep;
             reason = loop {
+                let now = self.executor.clock.now();
+                let sleep = (next_wake - now).clamp(time::Duration::ZERO, settle::MAX_SLEEP);
+                let sleep = std::time::Duration::try_from(sleep).unwrap_or_default();
+                let (sleep, nap) = watchdog.idle(sleep);
                 let waits_for_unlock = self.waits_for_unlock();
                 let observer = &self.observer;
                 let (key_changed, keyring_unlocked) = self.watches.events(waits_for_unlock);
-                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let woke = tokio::select! {
                     event = events.recv() => match event {
                         None | Some(Event::Stop) => None,
@@ -298,7 +307,10 @@ impl Daemon {
                         tracing::info!("the keyring was unlocked");
                         Some(Some(Reason::KeyringUnlocked))
                     }
-                    () = alarm::sleep(remaining) => Some(Some(next_reason)),
+                    () = alarm::sleep(sleep) => match nap {
+                        true => continue,
+                        false => Some(Some(next_reason)),
+                    },
                 };
                 match woke {
                     Some(Some(reason)) => break reason,

@@ -245,6 +245,18 @@ impl Observer {
             })
     }
 
+    /// The config in force: the last good one observed (or given at start).
+    pub fn config(&self) -> Option<&Config> {
+        self.config.as_deref()
+    }
+
+    /// Starts with `config`, loaded by the caller (to refuse a bad one
+    /// before the daemon starts).
+    pub fn with_config(mut self, config: Arc<Config>) -> Observer {
+        self.config = Some(config);
+        self
+    }
+
     /// Observes the world at `now`. The recorded state is the caller's
     /// (the daemon's memory, or the state file for a command): it is set
     /// with [`Observation::recorded`] after this returns, because a change
@@ -379,7 +391,7 @@ impl Observer {
         }
         for (reason, sections) in new {
             match sections.as_slice() {
-                [one] => tracing::error!("section [{one}] is skipped: {reason}"),
+                [one] => tracing::error!(section = %one, "section [{one}] is skipped: {reason}"),
                 many => tracing::error!("sections [{}] are skipped: {reason}", many.join("], [")),
             }
         }

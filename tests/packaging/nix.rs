@@ -277,6 +277,12 @@ fn nix_flake_exposes_package_and_module() {
 /// The home-manager module evaluated with stubs for the few nixpkgs and
 /// home-manager functions it calls, and `cfg` as the option values.
 fn eval_home_manager_module(cfg: &str) -> serde_json::Value {
+    eval_home_manager_module_with(cfg, "{ }")
+}
+
+/// The same, with `other` as the rest of the home-manager configuration
+/// (other modules' options, such as `programs.awscli`).
+fn eval_home_manager_module_with(cfg: &str, other: &str) -> serde_json::Value {
     let expression = r#"{ root }:
         let
           lib = {
@@ -304,14 +310,109 @@ fn eval_home_manager_module(cfg: &str) -> serde_json::Value {
           package = { outPath = "/nix/store/00000000000000000000000000000000-aws-session-daemon"; };
           module = import (root + "/nix/home-manager.nix") {
             inherit lib pkgs;
-            config.services.aws-session-daemon = { enable = true; inherit package; } // (@CFG@);
+            config = {
+              services.aws-session-daemon = { enable = true; inherit package; } // (@CFG@);
+            } // (@OTHER@);
           };
         in {
           inherit (module) config;
           options = builtins.attrNames module.options.services.aws-session-daemon;
           credentialsFileApplied = module.options.services.aws-session-daemon.credentialsFile.apply "/home/me/creds";
         }"#;
-    nix_eval(&expression.replace("@CFG@", cfg))
+    nix_eval(&expression.replace("@CFG@", cfg).replace("@OTHER@", other))
+}
+
+/// The messages of the module's assertions that fail.
+fn failed_assertions(result: &serde_json::Value) -> Vec<String> {
+    result["config"]["content"]["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["assertion"] == false)
+        .map(|a| a["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const PLAIN: &str = r#"{ settings = { mfa_serial_number = "arn:aws:iam::123456789012:mfa/me"; s = { }; }; credentialsFile = null; logLevel = "info"; extraArgs = [ ]; longTermKeys = null; output = null; }"#;
+
+#[test]
+fn home_manager_module_refuses_home_managers_own_aws_credentials() {
+    let awscli = r#"{ programs.awscli = { enable = true; credentials.default = { aws_access_key_id = "AKIAIOSFODNN7EXAMPLE"; }; }; }"#;
+    let failed = failed_assertions(&eval_home_manager_module_with(PLAIN, awscli));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    for needle in [
+        // What it is, why it cannot be edited, the two ways out.
+        "programs.awscli.credentials is set, which makes ~/.aws/credentials a link into the Nix store",
+        "The store is read-only",
+        "leave programs.awscli.credentials unset",
+        "point services.aws-session-daemon.credentialsFile",
+    ] {
+        assert!(
+            failed[0].contains(needle),
+            "{needle:?} missing: {}",
+            failed[0]
+        );
+    }
+    // The daemon keeping another, writable file is fine; so is the AWS
+    // module without credentials (its settings make ~/.aws/config).
+    let elsewhere = PLAIN.replace(
+        "credentialsFile = null",
+        r#"credentialsFile = "%h/.aws/work""#,
+    );
+    assert_eq!(
+        failed_assertions(&eval_home_manager_module_with(&elsewhere, awscli)),
+        Vec::<String>::new()
+    );
+    let settings_only =
+        r#"{ programs.awscli = { enable = true; settings.default.region = "eu-west-1"; }; }"#;
+    assert_eq!(
+        failed_assertions(&eval_home_manager_module_with(PLAIN, settings_only)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        failed_assertions(&eval_home_manager_module(PLAIN)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn home_manager_module_refuses_a_password_file_in_the_store() {
+    // What `oath_password_file = "${./pw}"` evaluates to: the file copied
+    // into the store, named by its store path (a string).
+    let store = PLAIN.replace(
+        "s = { };",
+        r#"s = { }; org = { oath_password_file = "/nix/store/00000000000000000000000000000000-pw"; x = { }; };"#,
+    );
+    let failed = failed_assertions(&eval_home_manager_module(&store));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("org.oath_password_file")
+            && failed[0].contains("readable by every user"),
+        "{}",
+        failed[0]
+    );
+    let outside = PLAIN.replace(
+        "s = { };",
+        r#"s = { oath_password_file = "/home/me/.config/pw"; };"#,
+    );
+    assert_eq!(
+        failed_assertions(&eval_home_manager_module(&outside)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn home_manager_module_refuses_line_breaks_in_arguments() {
+    let args = PLAIN.replace(
+        "extraArgs = [ ]",
+        r#"extraArgs = [ "--config-section=a
+ExecStartPre=/bin/sh -c evil" ]"#,
+    );
+    let failed = failed_assertions(&eval_home_manager_module(&args));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("line break"), "{}", failed[0]);
+    let cr = PLAIN.replace("credentialsFile = null", r#"credentialsFile = "%h/a\rb""#);
+    assert_eq!(failed_assertions(&eval_home_manager_module(&cr)).len(), 1);
 }
 
 /// A home-manager unit attrset as a Unit, lists one value per line.

@@ -1,20 +1,17 @@
-//! The README's sections about the service files are written.
+//! The manual's pages about the service files are written.
 
 use crate::read;
 
 #[test]
-fn readme_service_sections_are_written() {
-    let readme = read("README.md");
-    let section = |title: &str| -> String {
-        let start = readme
-            .find(&format!("\n## {title}\n"))
-            .unwrap_or_else(|| panic!("README.md lacks ## {title}"));
-        let body = &readme[start + title.len() + 5..];
-        body[..body.find("\n## ").unwrap_or(body.len())].to_string()
+fn manual_service_pages_are_written() {
+    let section = |page: &str| -> String {
+        let text = read(page);
+        assert!(text.starts_with("# "), "{page} has no title");
+        text
     };
     for (title, needles) in [
         (
-            "Running as a service",
+            "docs/services.md",
             &[
                 "systemctl --user enable --now aws-session-daemon",
                 "systemctl --user reload aws-session-daemon",
@@ -25,7 +22,7 @@ fn readme_service_sections_are_written() {
             ][..],
         ),
         (
-            "Nix and home-manager",
+            "docs/nix.md",
             &[
                 "services.aws-session-daemon",
                 "services.pcscd.enable = true",
@@ -33,7 +30,7 @@ fn readme_service_sections_are_written() {
             ],
         ),
         (
-            "Migrating from the Python original",
+            "docs/migration.md",
             &[
                 "--rolearn",
                 "--oath_slot",

@@ -21,6 +21,7 @@ const HARDENING: &[(&str, &str)] = &[
     ("LimitCORE", "0"),
     ("MemoryMax", "256M"),
     ("TasksMax", "64"),
+    ("WatchdogSec", "15min"),
     ("RuntimeDirectory", "aws-session-daemon"),
     ("RuntimeDirectoryMode", "0700"),
     ("RuntimeDirectoryPreserve", "yes"),
@@ -33,6 +34,8 @@ const HARDENING: &[(&str, &str)] = &[
     ("ProtectKernelModules", "yes"),
     ("ProtectHostname", "yes"),
     ("PrivateDevices", "yes"),
+    ("ProtectProc", "invisible"),
+    ("ProcSubset", "pid"),
     ("KeyringMode", "private"),
     ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
     ("RestrictNamespaces", "yes"),
@@ -298,4 +301,84 @@ impl FakeHome {
     fn runtime_dir(&self) -> PathBuf {
         self.dir.path().join("run")
     }
+}
+
+/// The /proc that ProtectProc=invisible and ProcSubset=pid give the unit
+/// (systemd mounts it with hidepid=invisible,subset=pid), made with
+/// `unshare` (util-linux) and `mount`: the daemon does a whole pass in it
+/// (config, credentials file, the code command, an STS call that fails to
+/// connect) with the same outcome as with the full /proc.
+#[test]
+fn the_daemon_works_in_the_units_narrow_proc() {
+    require("unshare", "apt-get install -y util-linux");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir_all(home.join(".aws")).unwrap();
+    fs::create_dir_all(dir.path().join("run")).unwrap();
+    let credentials = home.join(".aws/credentials");
+    fs::write(
+        &credentials,
+        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
+         aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+    )
+    .unwrap();
+    set_mode(&credentials, 0o600);
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        "region = \"us-east-1\"\nsts_endpoint = \"http://127.0.0.1:9\"\n\
+         [prod]\nmfa_serial_number = \"arn:aws:iam::123456789012:mfa/me\"\nmfa_process = \"echo 123456\"\n",
+    )
+    .unwrap();
+    let apply = |narrow: bool| -> Output {
+        let mut cmd = Command::new("unshare");
+        // SAFETY: getuid cannot fail.
+        if unsafe { libc::getuid() } != 0 {
+            cmd.arg("--map-root-user");
+        }
+        let mount = if narrow {
+            "mount -t proc -o hidepid=invisible,subset=pid proc /proc && "
+        } else {
+            "mount -t proc proc /proc && "
+        };
+        cmd.args([
+            "--mount",
+            "--pid",
+            "--fork",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+        ])
+        .arg(format!("{mount}exec \"$@\""))
+        .arg("sh")
+        .arg(BIN)
+        .arg("apply")
+        .arg("--config")
+        .arg(&config)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("XDG_RUNTIME_DIR", dir.path().join("run"));
+        run(&mut cmd)
+    };
+    let full = apply(false);
+    let narrow = apply(true);
+    let said = |o: &Output| format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        said(&full).contains("127.0.0.1:9"),
+        "the pass reached STS:\n{}",
+        said(&full)
+    );
+    assert_eq!(
+        narrow.status.code(),
+        full.status.code(),
+        "{}",
+        said(&narrow)
+    );
+    assert!(
+        said(&narrow).contains("127.0.0.1:9") && !said(&narrow).contains("/proc"),
+        "{}",
+        said(&narrow)
+    );
 }

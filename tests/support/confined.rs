@@ -9,8 +9,10 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Adds `--config CONFIG --credentials-file CREDENTIALS` to `command` (after
-/// the arguments it has) and confines its environment to `home`.
+/// Adds `--config CONFIG` to `command` (after the arguments it has), names
+/// CREDENTIALS in `$AWS_SHARED_CREDENTIALS_FILE` (the one way every command
+/// that reads a credentials file takes it, while the config commands take
+/// no `--credentials-file`), and confines the environment to `home`.
 pub fn confine<'c>(
     command: &'c mut Command,
     home: &Path,
@@ -20,9 +22,8 @@ pub fn confine<'c>(
     command
         .arg("--config")
         .arg(config)
-        .arg("--credentials-file")
-        .arg(credentials)
         .env_clear()
+        .env("AWS_SHARED_CREDENTIALS_FILE", credentials)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
         .env("XDG_RUNTIME_DIR", home.join("run"))
