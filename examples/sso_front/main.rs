@@ -514,10 +514,10 @@ impl Front {
                 state.count(operation, "throttled");
                 return portal_error(429, "TooManyRequestsException", "HTTP 429 Unknown Code");
             }
-            if !state
+            if state
                 .access_tokens
                 .get(token)
-                .is_some_and(|g| g.expires > now)
+                .is_none_or(|g| g.expires <= now)
             {
                 state.count(operation, "unauthorized");
                 return portal_error(
