@@ -214,29 +214,22 @@ async fn the_rust_sdk_maps_the_stand_ins_errors_to_the_models_exceptions() {
             .http_client(aws_session_daemon::sts::https_client())
             .build(),
     );
-    let error = sso
-        .get_role_credentials()
-        .account_id("111122223333")
-        .role_name("ReadOnly")
-        .access_token("aoaAAAAnot-a-token")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
-    assert!(error.is_unauthorized_exception(), "{error:?}");
-    front.set(serde_json::json!({ "throttle_per_second": 1 }));
-    let mut throttled = false;
-    for _ in 0..3 {
-        let error = sso
-            .get_role_credentials()
+    let refused = || async {
+        sso.get_role_credentials()
             .account_id("111122223333")
             .role_name("ReadOnly")
             .access_token("aoaAAAAnot-a-token")
             .send()
             .await
             .unwrap_err()
-            .into_service_error();
-        throttled |= error.is_too_many_requests_exception();
+            .into_service_error()
+    };
+    let error = refused().await;
+    assert!(error.is_unauthorized_exception(), "{error:?}");
+    front.set(serde_json::json!({ "throttle_per_second": 1 }));
+    let mut throttled = false;
+    for _ in 0..3 {
+        throttled |= refused().await.is_too_many_requests_exception();
     }
     assert!(throttled, "TooManyRequestsException after the limit");
     assert_eq!(front.outcomes("GetRoleCredentials:throttled"), 2);

@@ -43,16 +43,13 @@ mod http;
 mod state;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use serde_json::{Value, json};
 use tokio::io::BufReader;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::net::TcpStream;
 
 use http::{Request, Response};
 use state::{Approval, Client, Control, Device, Grant, Issued, Settings, State};
@@ -107,19 +104,10 @@ fn random(prefix: &str, length: usize) -> String {
     text
 }
 
-fn request_id() -> String {
-    let hex = |n: usize| {
-        (0..n)
-            .map(|_| format!("{:x}", fastrand::u8(0..16)))
-            .collect::<String>()
-    };
-    format!("{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12))
-}
-
 fn with_request_id(mut response: Response) -> Response {
     response
         .headers
-        .push(("x-amzn-RequestId".to_string(), request_id()));
+        .push(("x-amzn-RequestId".to_string(), http::request_id()));
     response
 }
 
@@ -155,6 +143,10 @@ fn invalid_client() -> Response {
         "invalid_client",
         "Client authentication failed",
     )
+}
+
+fn invalid_grant(description: &str) -> Response {
+    oidc_error(400, "InvalidGrantException", "invalid_grant", description)
 }
 
 fn unix_seconds(at: SystemTime) -> i64 {
@@ -349,24 +341,14 @@ impl Front {
             "urn:ietf:params:oauth:grant-type:device_code" => {
                 let code = text(body, "deviceCode").unwrap_or("").to_string();
                 let slow_down = state.slow_downs > 0;
-                let Some(device) = state.devices.get_mut(&code) else {
+                let Some(device) = state
+                    .devices
+                    .get_mut(&code)
+                    .filter(|d| d.client_id == client_id)
+                else {
                     state.count(operation, "invalid_grant");
-                    return oidc_error(
-                        400,
-                        "InvalidGrantException",
-                        "invalid_grant",
-                        "Invalid grant provided",
-                    );
+                    return invalid_grant("Invalid grant provided");
                 };
-                if device.client_id != client_id {
-                    state.count(operation, "invalid_grant");
-                    return oidc_error(
-                        400,
-                        "InvalidGrantException",
-                        "invalid_grant",
-                        "Invalid grant provided",
-                    );
-                }
                 if device.expires <= now {
                     state.devices.remove(&code);
                     state.count(operation, "expired_token");
@@ -430,12 +412,7 @@ impl Front {
                     .is_some_and(|g| g.client_id == client_id && g.expires > now);
                 if !valid {
                     state.count(operation, "invalid_grant");
-                    return oidc_error(
-                        400,
-                        "InvalidGrantException",
-                        "invalid_grant",
-                        "Invalid refresh token provided",
-                    );
+                    return invalid_grant("Invalid refresh token provided");
                 }
                 if state.settings.rotate_refresh_tokens {
                     state.refresh_tokens.remove(&refresh);
@@ -709,23 +686,6 @@ async fn serve(stream: TcpStream, front: Arc<Front>) {
     }
 }
 
-fn loopback(url: &str) -> Result<String, String> {
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("--sts-upstream {url:?}: expected http://127.0.0.1:PORT"))?
-        .split('/')
-        .next()
-        .unwrap_or("");
-    match authority.rsplit_once(':') {
-        Some(("127.0.0.1" | "localhost", port)) if port.parse::<u16>().is_ok() => {
-            Ok(format!("127.0.0.1:{port}"))
-        }
-        _ => Err(format!(
-            "--sts-upstream {url:?}: only 127.0.0.1:PORT, so that nothing leaves this machine"
-        )),
-    }
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
@@ -736,7 +696,11 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let upstream = args.sts_upstream.as_deref().map(loopback).transpose()?;
+    let upstream = args
+        .sts_upstream
+        .as_deref()
+        .map(|url| http::loopback("--sts-upstream", url))
+        .transpose()?;
     let mut forbidden = HashSet::new();
     for pair in &args.forbid {
         let (account, role) = pair
@@ -756,9 +720,7 @@ async fn run(args: Args) -> Result<(), String> {
         not_a_portal: args.not_a_portal,
         rotate_refresh_tokens: args.rotate_refresh_tokens,
     };
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
-        .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+    let listener = http::listen(args.port).await?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let front = Arc::new(Front {
         address: address.to_string(),
@@ -766,21 +728,5 @@ async fn run(args: Args) -> Result<(), String> {
         user: args.user,
         state: Mutex::new(State::new(settings, forbidden)),
     });
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    println!("listening on {address}");
-    std::io::stdout().flush().map_err(|e| e.to_string())?;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve(stream, front.clone()));
-                }
-                Err(e) => eprintln!("accept: {e}"),
-            },
-            _ = terminate.recv() => return Ok(()),
-            _ = interrupt.recv() => return Ok(()),
-        }
-    }
+    http::accept_until_signal(listener, |stream| serve(stream, front.clone())).await
 }

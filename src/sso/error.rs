@@ -121,6 +121,21 @@ struct Details {
     detail: Option<String>,
 }
 
+impl Details {
+    fn of(call: SsoCall, context: &CallContext) -> Self {
+        Details {
+            call: Some(call),
+            session: context.session.clone(),
+            start_url: context.start_url.clone(),
+            region: context.region.clone(),
+            endpoint: context.endpoint.clone(),
+            account_id: context.account_id.clone(),
+            role_name: context.role_name.clone(),
+            ..Details::default()
+        }
+    }
+}
+
 /// Where a failed call was going (no secrets).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CallContext {
@@ -148,18 +163,12 @@ impl SsoError {
         SsoError {
             kind,
             details: Box::new(Details {
-                call: Some(call),
-                session: context.session.clone(),
-                start_url: context.start_url.clone(),
-                region: context.region.clone(),
-                endpoint: context.endpoint.clone(),
-                account_id: context.account_id.clone(),
-                role_name: context.role_name.clone(),
                 status: failure.status,
                 aws_code: scrub(failure.code),
                 aws_message: scrub(failure.message),
                 request_id: failure.request_id,
                 detail: scrub(failure.detail),
+                ..Details::of(call, context)
             }),
         }
     }
@@ -174,15 +183,8 @@ impl SsoError {
         SsoError {
             kind,
             details: Box::new(Details {
-                call: Some(call),
-                session: context.session.clone(),
-                start_url: context.start_url.clone(),
-                region: context.region.clone(),
-                endpoint: context.endpoint.clone(),
-                account_id: context.account_id.clone(),
-                role_name: context.role_name.clone(),
                 detail: Some(detail.into()),
-                ..Details::default()
+                ..Details::of(call, context)
             }),
         }
     }
@@ -271,25 +273,14 @@ impl fmt::Display for SsoError {
             None => write!(f, " (region {})", d.region)?,
         }
         write!(f, ": {}", self.what())?;
-        let mut parts = Vec::new();
-        if let Some(status) = d.status {
-            parts.push(format!("HTTP {status}"));
-        }
-        match (&d.aws_code, &d.aws_message) {
-            (Some(code), Some(message)) => parts.push(format!("{code}: {}", message.trim())),
-            (Some(code), None) => parts.push(code.clone()),
-            (None, Some(message)) => parts.push(message.trim().to_string()),
-            (None, None) => {}
-        }
-        if let Some(detail) = &d.detail {
-            parts.push(detail.clone());
-        }
-        if let Some(id) = &d.request_id {
-            parts.push(format!("request id {id}"));
-        }
-        if !parts.is_empty() {
-            write!(f, " [{}]", parts.join("; "))?;
-        }
+        crate::sts::write_answer(
+            f,
+            d.status,
+            d.aws_code.as_deref(),
+            d.aws_message.as_deref(),
+            d.detail.as_deref(),
+            d.request_id.as_deref(),
+        )?;
         write!(f, "; {}", self.advice())
     }
 }
@@ -328,10 +319,7 @@ pub(crate) fn retry_class_of(kind: SsoErrorKind, status: Option<u16>) -> RetryCl
         | SsoErrorKind::InvalidRequest
         | SsoErrorKind::Cache
         | SsoErrorKind::InvalidSetup => RetryClass::NeedsUser,
-        SsoErrorKind::Unknown => match status {
-            Some(s) if (400..500).contains(&s) => RetryClass::NeedsUser,
-            _ => RetryClass::Soon,
-        },
+        SsoErrorKind::Unknown => crate::sts::unknown_answer_class(status),
     }
 }
 

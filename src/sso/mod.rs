@@ -527,16 +527,7 @@ impl SsoClients {
             .oidc
             .refresh(context, &registration, refresh_token, now)
             .await?;
-        let refreshed = CachedToken {
-            start_url: Some(session.start_url.clone()),
-            region: Some(session.region.clone()),
-            access_token: token.access_token,
-            expires_at: token.expires_at,
-            client_id: Some(registration.client_id),
-            client_secret: Some(registration.client_secret),
-            registration_expires_at: Some(registration.expires_at),
-            refresh_token: token.refresh_token.or_else(|| Some(refresh_token.clone())),
-        };
+        let refreshed = cache_entry(session, token, registration, Some(refresh_token));
         self.write_cache(session, context, &refreshed)?;
         Ok(token_of(&refreshed))
     }
@@ -591,16 +582,7 @@ impl SsoClients {
             .oidc
             .wait_for_token(context, &registration, &device, now)
             .await?;
-        let cached = CachedToken {
-            start_url: Some(session.start_url.clone()),
-            region: Some(session.region.clone()),
-            access_token: token.access_token,
-            expires_at: token.expires_at,
-            client_id: Some(registration.client_id),
-            client_secret: Some(registration.client_secret),
-            registration_expires_at: Some(registration.expires_at),
-            refresh_token: token.refresh_token,
-        };
+        let cached = cache_entry(session, token, registration, None);
         self.write_cache(session, context, &cached)?;
         Ok(token_of(&cached))
     }
@@ -609,6 +591,27 @@ impl SsoClients {
 enum Waited {
     Locked(crate::private_file::Lock),
     Token(AccessToken),
+}
+
+/// The cache entry of `token`, with the registration that obtained it
+/// (a refresh needs both). Without a new refresh token, `kept` stays (the
+/// SDK for Rust does the same; botocore drops it).
+fn cache_entry(
+    session: &SsoSession,
+    token: oidc::Token,
+    registration: Registration,
+    kept: Option<&SecretString>,
+) -> CachedToken {
+    CachedToken {
+        start_url: Some(session.start_url.clone()),
+        region: Some(session.region.clone()),
+        access_token: token.access_token,
+        expires_at: token.expires_at,
+        client_id: Some(registration.client_id),
+        client_secret: Some(registration.client_secret),
+        registration_expires_at: Some(registration.expires_at),
+        refresh_token: token.refresh_token.or_else(|| kept.cloned()),
+    }
 }
 
 fn token_of(cached: &CachedToken) -> AccessToken {

@@ -33,7 +33,7 @@ use crate::secret::mask_access_key_id;
 use crate::session::SessionCredentials;
 
 use error::CallContext;
-pub(crate) use error::Failure;
+pub(crate) use error::{Failure, unknown_answer_class, write_answer};
 pub use error::{
     StsCall, StsError, StsErrorKind, TransportKind, ValidationKind, classify, retry_class_of,
 };

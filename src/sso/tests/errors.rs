@@ -97,6 +97,29 @@ async fn a_start_url_that_is_not_a_portal_needs_the_user_and_shows_no_code() {
     assert!(person.codes().is_empty());
 }
 
+/// Clients of a fresh home (no runtime directory) with these endpoints,
+/// and a session.
+fn at(
+    oidc: Option<&str>,
+    portal: Option<&str>,
+) -> (SsoClients, super::super::SsoSession, tempfile::TempDir) {
+    let home = tempfile::tempdir().unwrap();
+    let clients = SsoClients::new(
+        super::super::token_cache_dir(home.path()),
+        None,
+        SsoEndpoints {
+            oidc: oidc.map(str::to_string),
+            portal: portal.map(str::to_string),
+        },
+    );
+    let session = super::super::SsoSession::new(
+        "corp",
+        "https://d-1234567890.awsapps.com/start",
+        "eu-west-1",
+    );
+    (clients, session, home)
+}
+
 fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -106,21 +129,8 @@ fn closed_port_url() -> String {
 
 #[tokio::test]
 async fn no_network_is_a_passing_fault_for_both_services() {
-    let home = tempfile::tempdir().unwrap();
     let url = closed_port_url();
-    let clients = SsoClients::new(
-        super::super::token_cache_dir(home.path()),
-        None,
-        SsoEndpoints {
-            oidc: Some(url.clone()),
-            portal: Some(url.clone()),
-        },
-    );
-    let session = super::super::SsoSession::new(
-        "corp",
-        "https://d-1234567890.awsapps.com/start",
-        "eu-west-1",
-    );
+    let (clients, session, _home) = at(Some(&url), Some(&url));
     let person = Person::new(Decision::Approve);
     let error = clients
         .access_token(&session, &now, &|code| person.sees(code))
@@ -158,17 +168,7 @@ async fn no_network_is_a_passing_fault_for_both_services() {
 
 #[tokio::test]
 async fn an_endpoint_that_is_not_a_url_is_refused_before_any_call() {
-    let home = tempfile::tempdir().unwrap();
-    let clients = SsoClients::new(
-        super::super::token_cache_dir(home.path()),
-        None,
-        SsoEndpoints {
-            oidc: Some("127.0.0.1:9".to_string()),
-            portal: None,
-        },
-    );
-    let session =
-        super::super::SsoSession::new("corp", "https://d-1.awsapps.com/start", "eu-west-1");
+    let (clients, session, _home) = at(Some("127.0.0.1:9"), None);
     let error = clients
         .access_token(&session, &now, &|_| panic!("no code"))
         .await
@@ -200,17 +200,7 @@ async fn an_endless_answer_is_cut_off_not_read_into_memory() {
             });
         }
     });
-    let home = tempfile::tempdir().unwrap();
-    let clients = SsoClients::new(
-        super::super::token_cache_dir(home.path()),
-        None,
-        SsoEndpoints {
-            oidc: Some(url.clone()),
-            portal: Some(url),
-        },
-    );
-    let session =
-        super::super::SsoSession::new("corp", "https://d-1.awsapps.com/start", "eu-west-1");
+    let (clients, session, _home) = at(Some(&url), Some(&url));
     let started = Instant::now();
     let error = clients
         .access_token(&session, &now, &|_| panic!("no code"))

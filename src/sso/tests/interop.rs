@@ -95,6 +95,26 @@ async fn cache_a_short_token(rig: &Rig, person: &Person, seconds: u64) -> super:
     short
 }
 
+/// The module hands out `written` (another tool's token, long-lived) and
+/// buys role credentials with it, with no OIDC call and no sign-in.
+async fn uses_the_cached_token_with_no_oidc_call(rig: &Rig, person: &Person, written: &str) {
+    let calls = rig.front.stats()["calls"].clone();
+    let token = rig.token(person).await.unwrap();
+    assert_eq!(token.token.expose_secret(), written);
+    assert!(token.expires_at > now() + time::Duration::hours(7));
+    rig.role(&token).await.unwrap();
+    let after = rig.front.stats()["calls"].clone();
+    for operation in [
+        "RegisterClient",
+        "StartDeviceAuthorization",
+        "CreateToken:refresh_token",
+        "CreateToken:device_code",
+    ] {
+        assert_eq!(calls[operation], after[operation], "{operation}");
+    }
+    assert_eq!(person.codes().len(), 1, "one sign-in in all");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn botocore_uses_and_refreshes_our_token_and_we_use_the_one_it_refreshed() {
     let moto = moto::Moto::start();
@@ -144,21 +164,7 @@ async fn botocore_uses_and_refreshes_our_token_and_we_use_the_one_it_refreshed()
     );
 
     // The module takes botocore's token as it is: no OIDC call.
-    let calls = rig.front.stats()["calls"].clone();
-    let token = rig.token(&person).await.unwrap();
-    assert_eq!(token.token.expose_secret(), botocores);
-    assert!(token.expires_at > now() + time::Duration::hours(7));
-    rig.role(&token).await.unwrap();
-    let after = rig.front.stats()["calls"].clone();
-    for operation in [
-        "RegisterClient",
-        "StartDeviceAuthorization",
-        "CreateToken:refresh_token",
-        "CreateToken:device_code",
-    ] {
-        assert_eq!(calls[operation], after[operation], "{operation}");
-    }
-    assert_eq!(person.codes().len(), 1, "one sign-in in all");
+    uses_the_cached_token_with_no_oidc_call(&rig, &person, &botocores).await;
 }
 
 /// The AWS SDK for Rust in another process (its providers read the real
@@ -244,18 +250,5 @@ async fn the_rust_sdk_uses_and_refreshes_our_token_and_we_use_the_one_it_refresh
     // The SDK keeps the registration and the refresh token it was given.
     assert!(cached["refreshToken"].is_string() && cached["clientSecret"].is_string());
 
-    let calls = rig.front.stats()["calls"].clone();
-    let token = rig.token(&person).await.unwrap();
-    assert_eq!(token.token.expose_secret(), sdks);
-    rig.role(&token).await.unwrap();
-    let after = rig.front.stats()["calls"].clone();
-    for operation in [
-        "RegisterClient",
-        "StartDeviceAuthorization",
-        "CreateToken:refresh_token",
-        "CreateToken:device_code",
-    ] {
-        assert_eq!(calls[operation], after[operation], "{operation}");
-    }
-    assert_eq!(person.codes().len(), 1);
+    uses_the_cached_token_with_no_oidc_call(&rig, &person, &sdks).await;
 }
