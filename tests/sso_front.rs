@@ -24,12 +24,14 @@ const ARGS: &[&str] = &["--interval-seconds", "1", "--forbid", "111122223333/Adm
 fn botocore_reads_every_answer_and_error_of_the_stand_in() {
     let front = sso_front::SsoFront::start(ARGS);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sso_front_botocore.py");
+    // botocore's own clients only: no profile, no credentials.
     let output = Command::new(tools::python3())
         .arg(script)
         .arg(&front.url)
-        .env_clear()
         .env("HOME", "/nonexistent")
         .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env_remove("AWS_PROFILE")
         .output()
         .unwrap();
     assert!(

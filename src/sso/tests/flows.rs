@@ -460,3 +460,17 @@ async fn a_sign_in_under_way_is_visible_to_other_processes_without_its_device_co
     token.unwrap();
     assert_eq!(person.codes().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_profile_caches_its_token_under_the_start_urls_hash() {
+    let mut rig = Rig::start(&[]);
+    rig.session.legacy = true;
+    rig.token(&Person::new(Decision::Approve)).await.unwrap();
+    let dir = super::super::token_cache_dir(rig.home.path());
+    let by_url = dir.join(format!(
+        "{}.json",
+        super::super::cache::cache_key("https://d-1234567890.awsapps.com/start")
+    ));
+    assert!(by_url.is_file(), "{}", by_url.display());
+    assert!(!rig.cache_file().exists(), "not under the session name");
+}

@@ -51,6 +51,10 @@ fn aws_env(command: &mut Command, rig: &Rig, moto: &moto::Moto) {
         .env("AWS_ENDPOINT_URL_SSO", &rig.front.url)
         .env("AWS_ENDPOINT_URL_STS", &moto.url)
         .env("AWS_EC2_METADATA_DISABLED", "true");
+    // scripts/test.sh's mark, by which it stops what a run left behind.
+    if let Some(mark) = std::env::var_os("AWS_SESSION_DAEMON_TEST_RUN") {
+        command.env("AWS_SESSION_DAEMON_TEST_RUN", mark);
+    }
 }
 
 fn botocore(rig: &Rig, moto: &moto::Moto) -> serde_json::Value {
