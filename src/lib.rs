@@ -20,6 +20,7 @@ pub mod secret;
 pub mod session;
 pub(crate) mod session_bus;
 pub(crate) mod session_cache;
+pub(crate) mod sso;
 pub mod sts;
 pub mod timestamp;
 

@@ -196,8 +196,10 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
@@ -326,4 +328,82 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Binds 127.0.0.1:`port` (0: any free port).
+pub async fn listen(port: u16) -> Result<tokio::net::TcpListener, String> {
+    let address = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))
+}
+
+/// Prints `listening on ADDRESS` (what the tests wait for), then hands
+/// every connection to `serve`, on a task of its own, until SIGTERM or
+/// SIGINT.
+pub async fn accept_until_signal<F, Fut>(
+    listener: tokio::net::TcpListener,
+    serve: F,
+) -> Result<(), String>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use std::io::Write;
+    use tokio::signal::unix::{SignalKind, signal};
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    println!("listening on {address}");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve(stream));
+                }
+                Err(e) => eprintln!("accept: {e}"),
+            },
+            _ = terminate.recv() => {
+                eprintln!("stopping on SIGTERM");
+                return Ok(());
+            }
+            _ = interrupt.recv() => {
+                eprintln!("stopping on SIGINT");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// `host:port` of an upstream given as `flag` (`http://127.0.0.1:PORT`):
+/// only the loopback interface, so that nothing leaves this machine.
+pub fn loopback(flag: &str, url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{flag} {url:?}: expected http://127.0.0.1:PORT"))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = authority
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{flag} {url:?}: no port"))?;
+    if !matches!(host, "127.0.0.1" | "localhost") {
+        return Err(format!(
+            "{flag} {url:?}: only 127.0.0.1 is allowed, so that nothing leaves this machine"
+        ));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{flag} {url:?}: bad port"))?;
+    Ok(format!("127.0.0.1:{port}"))
+}
+
+/// A request id in AWS's form (a UUID), for `x-amzn-RequestId`.
+pub fn request_id() -> String {
+    let hex = |n: usize| {
+        (0..n)
+            .map(|_| format!("{:x}", fastrand::u8(0..16)))
+            .collect::<String>()
+    };
+    format!("{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12))
 }

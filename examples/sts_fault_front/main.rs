@@ -33,15 +33,12 @@ mod http;
 mod mfa;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use tokio::io::BufReader;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::net::TcpStream;
 
 use faults::{Control, FaultKind, FaultSpec, Faults, Stats};
 use http::{Request, Response};
@@ -107,34 +104,6 @@ enum Reply {
     Endless,
 }
 
-fn loopback_upstream(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("--upstream {url:?}: expected http://127.0.0.1:PORT"))?;
-    let authority = rest.split('/').next().unwrap_or("");
-    let (host, port) = authority
-        .rsplit_once(':')
-        .ok_or_else(|| format!("--upstream {url:?}: no port"))?;
-    if !matches!(host, "127.0.0.1" | "localhost") {
-        return Err(format!(
-            "--upstream {url:?}: only 127.0.0.1 is allowed, so that nothing leaves this machine"
-        ));
-    }
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("--upstream {url:?}: bad port"))?;
-    Ok(format!("127.0.0.1:{port}"))
-}
-
-fn request_id() -> String {
-    let hex = |n: usize| {
-        (0..n)
-            .map(|_| format!("{:x}", fastrand::u8(0..16)))
-            .collect::<String>()
-    };
-    format!("{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12))
-}
-
 fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -146,7 +115,7 @@ fn xml_escape(text: &str) -> String {
 /// An error answer in STS's (awsQuery) XML format.
 fn sts_error(status: u16, code: &str, message: &str) -> Response {
     let kind = if status >= 500 { "Receiver" } else { "Sender" };
-    let id = request_id();
+    let id = http::request_id();
     let body = format!(
         "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{id}</RequestId>\n</ErrorResponse>\n",
         xml_escape(code),
@@ -293,7 +262,7 @@ impl Front {
         let credentials = format!(
             "<Credentials><AccessKeyId>ASIALOCAL{n:011}</AccessKeyId><SecretAccessKey>localsecret{n:029}</SecretAccessKey><SessionToken>LocalToken{n:040}</SessionToken><Expiration>{expiration}</Expiration></Credentials>"
         );
-        let id = request_id();
+        let id = http::request_id();
         let xml = match action {
             "GetSessionToken" => format!(
                 "<GetSessionTokenResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetSessionTokenResult>{credentials}</GetSessionTokenResult><ResponseMetadata><RequestId>{id}</RequestId></ResponseMetadata></GetSessionTokenResponse>"
@@ -555,7 +524,7 @@ async fn main() {
 async fn run(args: Args) -> Result<(), String> {
     let upstream = match args.upstream.as_str() {
         "local" => None,
-        url => Some(loopback_upstream(url)?),
+        url => Some(http::loopback("--upstream", url)?),
     };
     let mut secrets = HashMap::new();
     for arg in &args.totp_secrets {
@@ -580,31 +549,6 @@ async fn run(args: Args) -> Result<(), String> {
             mfa: MfaChecker::new(secrets, Duration::from_secs(args.reuse_window)),
         }),
     });
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
-        .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    println!("listening on {address}");
-    std::io::stdout().flush().map_err(|e| e.to_string())?;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve(stream, front.clone()));
-                }
-                Err(e) => eprintln!("accept: {e}"),
-            },
-            _ = terminate.recv() => {
-                eprintln!("stopping on SIGTERM");
-                return Ok(());
-            }
-            _ = interrupt.recv() => {
-                eprintln!("stopping on SIGINT");
-                return Ok(());
-            }
-        }
-    }
+    let listener = http::listen(args.port).await?;
+    http::accept_until_signal(listener, |stream| serve(stream, front.clone())).await
 }

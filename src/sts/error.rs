@@ -318,26 +318,48 @@ impl fmt::Display for StsError {
             write!(f, ", region {}", self.details.region)?;
         }
         write!(f, "): {}", self.what())?;
-        let mut details = Vec::new();
-        if let Some(status) = self.details.status {
-            details.push(format!("HTTP {status}"));
-        }
-        match (&self.details.aws_code, &self.details.aws_message) {
-            (Some(code), Some(message)) => details.push(format!("{code}: {}", message.trim())),
-            (Some(code), None) => details.push(code.clone()),
-            (None, Some(message)) => details.push(message.trim().to_string()),
-            (None, None) => {}
-        }
-        if let Some(detail) = &self.details.detail {
-            details.push(detail.clone());
-        }
-        if let Some(id) = &self.details.request_id {
-            details.push(format!("request id {id}"));
-        }
-        if !details.is_empty() {
-            write!(f, " [{}]", details.join("; "))?;
-        }
+        let d = &self.details;
+        write_answer(
+            f,
+            d.status,
+            d.aws_code.as_deref(),
+            d.aws_message.as_deref(),
+            d.detail.as_deref(),
+            d.request_id.as_deref(),
+        )?;
         write!(f, "; {}", self.advice())
+    }
+}
+
+/// What came back, as the error messages show it: ` [HTTP 403; Code:
+/// message; detail; request id ID]`, nothing when nothing came back. One
+/// form for the errors of every AWS service the daemon calls.
+pub(crate) fn write_answer(
+    f: &mut fmt::Formatter<'_>,
+    status: Option<u16>,
+    code: Option<&str>,
+    message: Option<&str>,
+    detail: Option<&str>,
+    request_id: Option<&str>,
+) -> fmt::Result {
+    let mut parts = Vec::new();
+    if let Some(status) = status {
+        parts.push(format!("HTTP {status}"));
+    }
+    match (code, message) {
+        (Some(code), Some(message)) => parts.push(format!("{code}: {}", message.trim())),
+        (Some(code), None) => parts.push(code.to_string()),
+        (None, Some(message)) => parts.push(message.trim().to_string()),
+        (None, None) => {}
+    }
+    parts.extend(detail.map(str::to_string));
+    if let Some(id) = request_id {
+        parts.push(format!("request id {id}"));
+    }
+    if parts.is_empty() {
+        Ok(())
+    } else {
+        write!(f, " [{}]", parts.join("; "))
     }
 }
 
@@ -372,10 +394,17 @@ pub fn retry_class_of(kind: StsErrorKind, status: Option<u16>) -> RetryClass {
         | StsErrorKind::RegionDisabled
         | StsErrorKind::MalformedCode
         | StsErrorKind::InvalidRequest => RetryClass::NeedsUser,
-        StsErrorKind::Unknown => match status {
-            Some(s) if (400..500).contains(&s) => RetryClass::NeedsUser,
-            _ => RetryClass::Soon,
-        },
+        StsErrorKind::Unknown => unknown_answer_class(status),
+    }
+}
+
+/// The class of an answer the daemon does not know: a 4xx will not get
+/// better by itself, anything else (5xx, no answer) may. For every AWS
+/// service the daemon calls.
+pub(crate) fn unknown_answer_class(status: Option<u16>) -> RetryClass {
+    match status {
+        Some(s) if (400..500).contains(&s) => RetryClass::NeedsUser,
+        _ => RetryClass::Soon,
     }
 }
 

@@ -32,7 +32,8 @@ use crate::config::RoleSettings;
 use crate::secret::mask_access_key_id;
 use crate::session::SessionCredentials;
 
-use error::{CallContext, Failure};
+use error::CallContext;
+pub(crate) use error::{Failure, unknown_answer_class, write_answer};
 pub use error::{
     StsCall, StsError, StsErrorKind, TransportKind, ValidationKind, classify, retry_class_of,
 };
@@ -315,8 +316,10 @@ impl StsClients {
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// Caps every response body at [`MAX_RESPONSE_BYTES`] before the SDK reads it.
+/// Shared by every SDK client of the daemon (the interceptor trait is the
+/// smithy runtime's, the same for all AWS SDK crates).
 #[derive(Debug)]
-struct ResponseLimit;
+pub(crate) struct ResponseLimit;
 
 impl aws_sdk_sts::config::Intercept for ResponseLimit {
     fn name(&self) -> &'static str {
@@ -374,16 +377,24 @@ fn build_client(endpoint: &Endpoint, timeouts: Timeouts) -> Result<aws_sdk_sts::
                 .build(),
         );
     if let Some(url) = &endpoint.url {
-        let rest = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-            .ok_or_else(|| format!("the STS endpoint {url:?} is not an http(s) URL"))?;
-        if rest.is_empty() || rest.starts_with('/') {
-            return Err(format!("the STS endpoint {url:?} has no host"));
-        }
+        check_endpoint_url("STS", url)?;
         builder = builder.endpoint_url(url);
     }
     Ok(aws_sdk_sts::Client::from_conf(builder.build()))
+}
+
+/// An endpoint override must be an http(s) URL with a host: the SDK would
+/// otherwise fail on every call with an error that does not say why.
+/// `service` names it in the error ("STS", "IAM Identity Center OIDC").
+pub(crate) fn check_endpoint_url(service: &str, url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("the {service} endpoint {url:?} is not an http(s) URL"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("the {service} endpoint {url:?} has no host"));
+    }
+    Ok(())
 }
 
 /// One call in progress: what is needed to log it and to describe its error.
@@ -563,7 +574,8 @@ impl<'a> Call<'a> {
 }
 
 /// What an SDK error tells: the AWS answer, or how the transport failed.
-fn failure_of<E>(error: &SdkError<E, aws_sdk_sts::config::http::HttpResponse>) -> Failure
+/// Any AWS SDK crate's error (they share the smithy runtime's types).
+pub(crate) fn failure_of<E>(error: &SdkError<E, aws_sdk_sts::config::http::HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

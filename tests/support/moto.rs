@@ -36,7 +36,7 @@ impl Moto {
 
     /// [`Moto::start`], saying what went wrong instead of failing the test.
     pub fn try_start() -> Result<Moto, String> {
-        let moto_server = crate::tools::try_tool("moto_server")?;
+        let moto_server = super::tools::try_tool("moto_server")?;
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = free_port();
@@ -57,7 +57,7 @@ impl Moto {
                     format!(
                         "cannot start {}: {e}; {}",
                         moto_server.display(),
-                        crate::tools::INSTALL
+                        super::tools::INSTALL
                     )
                 })?;
             let mut moto = Moto {
