@@ -44,6 +44,12 @@ pub enum Command {
     /// Print an `output = "process"` profile's session as `credential_process`
     /// JSON (for ~/.aws/config); refreshes it first when it is not fresh.
     CredentialProcess(CredentialProcessArgs),
+    /// Run a command with a section's credentials, as environment variables
+    /// or (--server) from a local credentials endpoint that keeps them fresh.
+    Exec(ExecArgs),
+    /// Print a section's credentials for `eval` in a shell, or as
+    /// credential_process JSON; refreshes them first when they are not fresh.
+    Export(ExportArgs),
     /// Keep the long-term keys and the OATH applet password in the desktop's
     /// Secret Service (GNOME Keyring, KeePassXC, KWallet) instead of a file.
     #[command(subcommand)]
@@ -79,6 +85,37 @@ pub struct CredentialProcessArgs {
     /// The profile (a section's profile_name with output = "process").
     #[arg(long)]
     pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The config section (or its profile_name).
+    pub section: String,
+    /// Give the command the credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI
+    /// and a token file) instead of the keys: the running daemon's when it
+    /// serves the section, else one served for the command's lifetime.
+    #[arg(long)]
+    pub server: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The config section (or its profile_name).
+    pub section: String,
+    /// env: `export` lines for bash and zsh (`eval "$(...)"`); fish: `set -gx`
+    /// lines (`... | source`); json: credential_process JSON.
+    #[arg(long, value_enum, default_value = "env")]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Env,
+    Fish,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -191,7 +228,9 @@ impl Cli {
     pub fn log_level(&self) -> &str {
         match (&self.global.log_level, &self.command) {
             (Some(level), _) => level,
-            (None, Some(Command::CredentialProcess(_))) => "warn",
+            (None, Some(Command::CredentialProcess(_) | Command::Exec(_) | Command::Export(_))) => {
+                "warn"
+            }
             (None, _) => "info",
         }
     }

@@ -64,6 +64,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Some(Command::CredentialProcess(args)) => {
             commands::credential_process::run(cli, &args.profile, stdout)
         }
+        Some(Command::Exec(args)) => commands::exec::run(cli, args),
+        Some(Command::Export(args)) => commands::export::run(cli, args, stdout),
         Some(Command::Keyring(sub)) => commands::keyring::run(cli, sub, stdout),
         Some(Command::Completions { shell }) => {
             commands::completions::print(*shell, &mut Cli::command(), stdout)
