@@ -13,11 +13,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt as _;
 use http_body_util::Full;
 use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
@@ -27,7 +26,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::AbortHandle;
 
 use super::route;
@@ -38,8 +37,14 @@ use super::{CredentialSource, Limits, Refusal, Served};
 /// each, with the count of those not logged.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Said to a connection refused because every slot is in a request.
-const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 88\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"Code\":\"Busy\",\"Message\":\"every connection of the endpoint is in a request; try again\"}\n";
+/// Connections being refused at once (answered 503 and closed, each
+/// within [`REFUSAL_TIME`]); beyond these, a connection is closed unanswered.
+const MAX_REFUSING: usize = 64;
+
+/// Time to read a refused connection's request and answer it: closing a
+/// socket with a request unread in it resets the connection, and the
+/// client would never see the answer.
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// What every connection task shares.
 pub(crate) struct Shared {
@@ -48,6 +53,7 @@ pub(crate) struct Shared {
     limits: Limits,
     http: http1::Builder,
     slots: Mutex<Slots>,
+    refusing: AtomicUsize,
     refused: LogLimiter,
     crowded: LogLimiter,
     started: Instant,
@@ -68,6 +74,7 @@ impl Shared {
             limits,
             http,
             slots: Mutex::new(Slots::default()),
+            refusing: AtomicUsize::new(0),
             refused: LogLimiter::new(LOG_INTERVAL),
             crowded: LogLimiter::new(LOG_INTERVAL),
             started: Instant::now(),
@@ -184,7 +191,7 @@ pub(crate) async fn accept_loop<L: Listen>(listener: L, shared: Arc<Shared>) {
     }
 }
 
-fn admit<S>(shared: &Arc<Shared>, mut stream: S, peer: Peer)
+fn admit<S>(shared: &Arc<Shared>, stream: S, peer: Peer)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -193,8 +200,6 @@ where
         .slots()
         .admit(shared.limits.max_connections, Arc::clone(&state));
     let Some((id, evicted)) = admitted else {
-        // One try, without waiting: a new connection's send buffer is empty.
-        let _ = stream.write_all(BUSY).now_or_never();
         if let Some(more) = shared.crowded.allow(Instant::now()) {
             tracing::warn!(
                 "endpoint: all {} connections are in a request; refused one from {peer}{}",
@@ -202,6 +207,7 @@ where
                 more_since(more)
             );
         }
+        refuse(shared, stream);
         return;
     };
     if evicted && let Some(more) = shared.crowded.allow(Instant::now()) {
@@ -223,6 +229,36 @@ where
     if let Some(slot) = shared.slots().live.get_mut(&id) {
         slot.abort = Some(task.abort_handle());
     }
+}
+
+/// Answers the connection's request 503 and closes it, within
+/// [`REFUSAL_TIME`]; closes it at once when [`MAX_REFUSING`] are being
+/// refused already.
+fn refuse<S>(shared: &Arc<Shared>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if shared.refusing.fetch_add(1, Ordering::SeqCst) >= MAX_REFUSING {
+        shared.refusing.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let service = service_fn(|_: Request<Incoming>| async {
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy",
+                "every connection of the endpoint is in a request; try again".into(),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Ok::<_, Infallible>(closing(response))
+        });
+        let connection = shared.http.serve_connection(TokioIo::new(stream), service);
+        let _ = tokio::time::timeout(REFUSAL_TIME, connection).await;
+        shared.refusing.fetch_sub(1, Ordering::SeqCst);
+    });
 }
 
 async fn connection<S>(shared: Arc<Shared>, stream: S, peer: Peer, state: Arc<ConnState>)
@@ -563,20 +599,6 @@ mod tests {
         assert_eq!(limiter.allow(t0 + Duration::from_secs(10)), Some(5));
         assert_eq!(limiter.allow(t0 + Duration::from_secs(11)), None);
         assert_eq!(limiter.allow(t0 + Duration::from_secs(25)), Some(1));
-    }
-
-    #[test]
-    fn the_busy_answer_is_well_formed() {
-        let text = std::str::from_utf8(BUSY).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(body.len(), length);
-        serde_json::from_str::<serde_json::Value>(body).unwrap();
     }
 
     #[tokio::test]
