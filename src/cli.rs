@@ -217,7 +217,8 @@ pub struct GlobalArgs {
     pub config_sections: Vec<String>,
 
     /// Log level: error, warn, info, debug or trace (default info; warn for
-    /// credential-process, whose standard error the AWS CLI shows). Secrets
+    /// credential-process, whose standard error the AWS CLI shows; error for
+    /// exec and export, whose output is the command's or the shell's). Secrets
     /// are never logged, at any level.
     #[arg(long, global = true, env = "AWS_SESSION_DAEMON_LOG")]
     pub log_level: Option<String>,
@@ -228,9 +229,10 @@ impl Cli {
     pub fn log_level(&self) -> &str {
         match (&self.global.log_level, &self.command) {
             (Some(level), _) => level,
-            (None, Some(Command::CredentialProcess(_) | Command::Exec(_) | Command::Export(_))) => {
-                "warn"
-            }
+            (None, Some(Command::CredentialProcess(_))) => "warn",
+            // The error line says why; the command's own output is not
+            // to be mixed with a pass's warnings.
+            (None, Some(Command::Exec(_) | Command::Export(_))) => "error",
             (None, _) => "info",
         }
     }

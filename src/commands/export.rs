@@ -54,8 +54,11 @@ fn shell(variables: &Variables, shell: Shell) -> Zeroizing<String> {
             }
         }
         Shell::Fish => {
+            // `set -e` of a variable that is not set fails, and fish's
+            // `set -gx` keeps the status it finds: without `or true`, the
+            // whole `| source` would fail.
             for name in &variables.unset {
-                text.push_str(&format!("set -e {name}\n"));
+                text.push_str(&format!("set -e {name}; or true\n"));
             }
         }
     }
@@ -167,7 +170,7 @@ mod tests {
     fn fish_lines_escape_only_quote_and_backslash() {
         assert_eq!(
             shell(&variables("a'b\\c$d`e\"f\ng h"), Shell::Fish).as_str(),
-            "set -e AWS_PROFILE\nset -e AWS_SECURITY_TOKEN\nset -gx AWS_SESSION_TOKEN 'a\\'b\\\\c$d`e\"f\ng h'\n"
+            "set -e AWS_PROFILE; or true\nset -e AWS_SECURITY_TOKEN; or true\nset -gx AWS_SESSION_TOKEN 'a\\'b\\\\c$d`e\"f\ng h'\n"
         );
     }
 
