@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::handoff::{self, Target, Variables};
 use crate::cli::{Cli, ExecArgs};
-use crate::config::{Config, process_env};
+use crate::config::process_env;
 use crate::endpoint::{self, CredentialSource, EndpointOptions, Record, Refusal, Served};
 use crate::session_cache::runtime_dir;
 
@@ -73,7 +73,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> anyhow::Result<i32> {
     let mut command = Command::new(program);
     command.args(arguments);
     if !args.server {
-        let session = handoff::fresh_session(cli, &config, &target)?;
+        let session = handoff::fresh_session(cli, &target)?;
         Variables::session(&target, &session).apply(&mut command);
         return Ok(become_command(command, program));
     }
@@ -82,7 +82,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> anyhow::Result<i32> {
         Variables::endpoint(&target, &url, &record.token_file_of(&target.name)).apply(&mut command);
         return Ok(become_command(command, program));
     }
-    serve_while_running(cli, &config, &target, command, program)
+    serve_while_running(cli, &target, command, program)
 }
 
 /// Replaces this process with `command`; returns only when that fails
@@ -142,19 +142,18 @@ fn daemon_endpoint(target: &Target) -> anyhow::Result<Option<Record>> {
 /// credentials file).
 fn serve_while_running(
     cli: &Cli,
-    config: &Config,
     target: &Target,
     mut command: Command,
     program: &OsStr,
 ) -> anyhow::Result<i32> {
     // Refused before anything starts when it cannot be made fresh.
-    drop(handoff::fresh_session(cli, config, target)?);
+    drop(handoff::fresh_session(cli, target)?);
     let dir = private_dir()?;
     std::thread::scope(|scope| {
         let (asks, mut pending) = mpsc::channel::<Ask>(ASK_QUEUE);
         scope.spawn(move || {
             while let Some(reply) = pending.blocking_recv() {
-                let answer = handoff::fresh_session(cli, config, target)
+                let answer = handoff::fresh_session(cli, target)
                     .map(|credentials| Served {
                         credentials,
                         account_id: target.account_id.clone(),

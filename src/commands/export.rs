@@ -26,7 +26,7 @@ use crate::session::SessionCredentials;
 pub fn run(cli: &Cli, args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     let config = super::load_config(cli)?;
     let target = handoff::target(&config, &args.section)?;
-    let session = handoff::fresh_session(cli, &config, &target)?;
+    let session = handoff::fresh_session(cli, &target)?;
     let text = match args.format {
         ExportFormat::Env => shell(&Variables::session(&target, &session), Shell::Posix),
         ExportFormat::Fish => shell(&Variables::session(&target, &session), Shell::Fish),

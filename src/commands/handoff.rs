@@ -4,10 +4,11 @@
 //! read.
 //!
 //! PHASE 2 (lead): [`fresh_session`] is a stand-in that finds the session
-//! the way `credential-process` does today (the plan over the credentials
-//! file and the runtime cache, then one pass for the section when it is
-//! not fresh). Replace its body with the observe/act path; its callers
-//! need only its signature.
+//! the way `credential-process` does (one observation and its plan; the
+//! session from the credentials file or the runtime cache when fresh, else
+//! one pass for the section and what it got), without `credential-process`'s
+//! per-profile refresh lock and shared-runtime-directory check. Make the
+//! two one function; the callers need only its signature.
 
 use anyhow::bail;
 use secrecy::{ExposeSecret, SecretString};
@@ -15,7 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::cli::Cli;
 use crate::config::{Config, Output, RawValue, Settings, process_env};
 use crate::credentials::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};
-use crate::plan::ProfileState;
+use crate::daemon::act::Outcome;
+use crate::daemon::decide::{Action, ProfileState};
 use crate::session::SessionCredentials;
 use crate::session_cache::{SessionCache, runtime_dir};
 
@@ -125,30 +127,34 @@ fn account_of(arn: &str) -> Option<String> {
 /// `target`'s session, fresh by the plan's rule; refreshed first (one pass
 /// for the section, with the daemon's locks and TOTP rules) when it is
 /// not. `Err` says why it cannot be made fresh.
-pub(crate) fn fresh_session(
-    cli: &Cli,
-    config: &Config,
-    target: &Target,
-) -> anyhow::Result<SessionCredentials> {
-    if let Some(session) = fresh_now(cli, config, target)? {
+pub(crate) fn fresh_session(cli: &Cli, target: &Target) -> anyhow::Result<SessionCredentials> {
+    if let Some(session) = fresh_now(cli, target)? {
         return Ok(session);
     }
     let mut options = super::load_options(cli);
     options.selected = vec![target.name.clone()];
     let summary = super::daemon::one_pass(cli, options)?;
-    if let Some(session) = fresh_now(cli, config, target)? {
+    if let Some(session) = summary.report.sessions.get(&target.name) {
+        return Ok(session.clone());
+    }
+    // Another process may have refreshed it meanwhile.
+    if let Some(session) = fresh_now(cli, target)? {
         return Ok(session);
     }
     let section = super::printable(&target.name);
     let outcome = summary.report.outcomes.get(&target.name);
-    match (
-        outcome,
-        summary.plan.section(&target.name).map(|p| &p.state),
-    ) {
-        (_, Some(ProfileState::Invalid { reasons })) => {
+    let planned = summary
+        .plan
+        .section(&target.name)
+        .map(|p| (&p.state, &p.action));
+    match (outcome, planned) {
+        (_, Some((ProfileState::Invalid { reasons }, _))) => {
             bail!("section [{section}] is invalid: {}", reasons.join("; "))
         }
-        (Some(crate::daemon::execute::Outcome::Failed { error, .. }), _) => {
+        (_, Some((_, Action::Blocked { reason }))) => {
+            bail!("section [{section}] cannot be made fresh: {reason}")
+        }
+        (Some(Outcome::Failed { error, .. }), _) => {
             bail!("section [{section}] cannot be made fresh: {error}")
         }
         _ => bail!(
@@ -158,25 +164,28 @@ pub(crate) fn fresh_session(
 }
 
 /// The session the plan calls fresh now, from where the section keeps it.
-fn fresh_now(
-    cli: &Cli,
-    config: &Config,
-    target: &Target,
-) -> anyhow::Result<Option<SessionCredentials>> {
-    let plan = super::dry_run_plan(cli, config)?;
-    let Some(section) = plan.section(&target.name) else {
+fn fresh_now(cli: &Cli, target: &Target) -> anyhow::Result<Option<SessionCredentials>> {
+    let observation = super::observe(cli)?;
+    let plan = observation.plan();
+    let Some(planned) = plan.section(&target.name) else {
         return Ok(None);
     };
-    let ProfileState::Fresh { expires } = section.state else {
+    let ProfileState::Fresh { expires } = planned.state else {
         return Ok(None);
     };
-    if section.output == Output::Process {
+    if planned.output == Output::Process {
         let mut cache = SessionCache::new(runtime_dir(&process_env));
-        return Ok(cache.peek().profiles.get(&target.profile).cloned());
+        return Ok(cache
+            .peek()
+            .profiles
+            .get(&target.profile)
+            .filter(|c| planned.due_for(c.expiration) > observation.now)
+            .cloned());
     }
-    let document = super::credentials_file(cli, config)?.read()?;
     let value = |key: &str| {
-        document
+        observation
+            .credentials
+            .document
             .get(&target.profile, key)
             .ok()
             .flatten()
