@@ -380,17 +380,23 @@ fn a_slow_loris_client_holding_1000_connections_does_not_keep_a_good_client_out(
     assert_no_secret(&log, &secrets(&server, &source), "the log");
 }
 
+/// Sections `slow` (answered after `delay`) and `fast`, within `limits`.
+fn slow_and_fast(dir: &std::path::Path, delay: Duration, limits: Limits) -> Server {
+    let mut source = FixedSource::with(&[("slow", session("slow")), ("fast", session("fast"))]);
+    source.delay.insert("slow".into(), delay);
+    let mut opts = options(dir, &["slow", "fast"]);
+    opts.limits = limits;
+    Server::start(opts, Arc::new(source))
+}
+
 #[test]
 fn a_slow_source_holds_only_its_own_requests_and_times_out() {
     let dir = tempfile::tempdir().unwrap();
-    let mut source = FixedSource::with(&[("slow", session("slow")), ("fast", session("fast"))]);
-    source.delay.insert("slow".into(), Duration::from_secs(60));
-    let mut opts = options(dir.path(), &["slow", "fast"]);
-    opts.limits = Limits {
+    let limits = Limits {
         request_timeout: Duration::from_secs(2),
         ..Limits::default()
     };
-    let server = Server::start(opts, Arc::new(source));
+    let server = slow_and_fast(dir.path(), Duration::from_secs(60), limits);
     let token = server.token();
     let address = server.address;
     let waiting: Vec<_> = (0..50)
@@ -423,14 +429,11 @@ fn a_slow_source_holds_only_its_own_requests_and_times_out() {
 #[test]
 fn when_every_connection_is_in_a_request_a_new_one_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut source = FixedSource::with(&[("slow", session("slow")), ("fast", session("fast"))]);
-    source.delay.insert("slow".into(), Duration::from_secs(3));
-    let mut opts = options(dir.path(), &["slow", "fast"]);
-    opts.limits = Limits {
+    let limits = Limits {
         max_connections: 4,
         ..Limits::default()
     };
-    let server = Server::start(opts, Arc::new(source));
+    let server = slow_and_fast(dir.path(), Duration::from_secs(3), limits);
     let token = server.token();
     let address = server.address;
     let busy: Vec<_> = (0..4)

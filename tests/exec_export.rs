@@ -105,41 +105,40 @@ fn shell_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + status.signal().expect("a code or a signal"))
 }
 
+/// `exec [MODE…] ACCOUNT -- COMMAND…`.
+fn exec_args<'a>(mode: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["exec"];
+    args.extend_from_slice(mode);
+    args.extend_from_slice(&[ACCOUNT, "--"]);
+    args.extend_from_slice(command);
+    args
+}
+
+/// Checks that the AWS CLI and the Rust SDK, run by `exec [MODE]`, call
+/// STS as the section's role.
+fn assert_role_reaches_consumers(home: &Home, moto: &moto::Moto, mode: &[&str]) {
+    let aws = aws_cli();
+    let cli = ["sts", "get-caller-identity", "--output", "json"];
+    let mut command_line = vec![aws.as_str()];
+    command_line.extend_from_slice(&cli);
+    let out = success(&run(&mut command(
+        home,
+        moto,
+        &exec_args(mode, &command_line),
+    )));
+    assert!(arn_of(&out).starts_with(ROLE_ARN_PREFIX), "{mode:?}: {out}");
+    let sdk = sdk_identity();
+    let out = success(&run(&mut command(home, moto, &exec_args(mode, &[&sdk]))));
+    assert!(out.trim().starts_with(ROLE_ARN_PREFIX), "{mode:?}: {out}");
+}
+
 #[test]
 fn exec_gives_the_command_the_sections_role_and_nothing_that_competes() {
     let moto = moto::Moto::start();
     let home = moto_home(&moto, "echo 123456");
-    let aws = aws_cli();
-    let out = success(&run(&mut command(
-        &home,
-        &moto,
-        &[
-            "exec",
-            ACCOUNT,
-            "--",
-            &aws,
-            "sts",
-            "get-caller-identity",
-            "--output",
-            "json",
-        ],
-    )));
-    assert!(arn_of(&out).starts_with(ROLE_ARN_PREFIX), "{out}");
-    let sdk = success(&run(&mut command(
-        &home,
-        &moto,
-        &["exec", ACCOUNT, "--", &sdk_identity()],
-    )));
-    assert!(sdk.trim().starts_with(ROLE_ARN_PREFIX), "{sdk}");
+    assert_role_reaches_consumers(&home, &moto, &[]);
 
-    let env = environment(
-        &run(&mut command(
-            &home,
-            &moto,
-            &["exec", ACCOUNT, "--", "env", "-0"],
-        ))
-        .stdout,
-    );
+    let env = environment(&run(&mut command(&home, &moto, &exec_args(&[], &["env", "-0"]))).stdout);
     let document = aws_session_daemon::credentials::Document::parse(&home.text());
     let written = |key: &str| document.get(ACCOUNT, key).unwrap().unwrap().to_string();
     assert_eq!(env["AWS_ACCESS_KEY_ID"], written("aws_access_key_id"));
@@ -171,32 +170,10 @@ fn exec_gives_the_command_the_sections_role_and_nothing_that_competes() {
 fn exec_server_serves_the_command_for_its_lifetime_and_cleans_up() {
     let moto = moto::Moto::start();
     let home = moto_home(&moto, "echo 123456");
-    let aws = aws_cli();
     // ~/.aws/credentials holds long-term keys in [default]: the command
     // must not take them instead of asking the endpoint.
     assert!(home.text().contains("[default]"));
-    let out = success(&run(&mut command(
-        &home,
-        &moto,
-        &[
-            "exec",
-            "--server",
-            ACCOUNT,
-            "--",
-            &aws,
-            "sts",
-            "get-caller-identity",
-            "--output",
-            "json",
-        ],
-    )));
-    assert!(arn_of(&out).starts_with(ROLE_ARN_PREFIX), "{out}");
-    let sdk = success(&run(&mut command(
-        &home,
-        &moto,
-        &["exec", "--server", ACCOUNT, "--", &sdk_identity()],
-    )));
-    assert!(sdk.trim().starts_with(ROLE_ARN_PREFIX), "{sdk}");
+    assert_role_reaches_consumers(&home, &moto, &["--server"]);
 
     let script = "env -0 > \"$1\"; test -s \"$AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE\"";
     let dir = tempfile::tempdir().unwrap();
@@ -204,17 +181,10 @@ fn exec_server_serves_the_command_for_its_lifetime_and_cleans_up() {
     let output = run(&mut command(
         &home,
         &moto,
-        &[
-            "exec",
-            "--server",
-            ACCOUNT,
-            "--",
-            "sh",
-            "-c",
-            script,
-            "sh",
-            env_file.to_str().unwrap(),
-        ],
+        &exec_args(
+            &["--server"],
+            &["sh", "-c", script, "sh", env_file.to_str().unwrap()],
+        ),
     ));
     success(&output);
     let env = environment(&std::fs::read(&env_file).unwrap());
@@ -268,11 +238,8 @@ fn signalled(home: &Home, moto: &moto::Moto, mode: &[&str], signals: &[&str]) ->
     let script = "trap 'echo USR1 >> \"$1\"' USR1; trap 'echo INT >> \"$1\"' INT; \
                   trap 'echo TERM >> \"$1\"; exit 3' TERM; \
                   echo $$ > \"$2\"; while :; do sleep 0.05; done";
-    let mut args = vec!["exec"];
-    args.extend_from_slice(mode);
-    args.extend_from_slice(&[ACCOUNT, "--", "sh", "-c", script, "sh"]);
     let (record_arg, ready_arg) = (record.to_str().unwrap(), ready.to_str().unwrap());
-    args.extend_from_slice(&[record_arg, ready_arg]);
+    let args = exec_args(mode, &["sh", "-c", script, "sh", record_arg, ready_arg]);
     let mut child = command(home, moto, &args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -322,9 +289,7 @@ fn exec_passes_the_exit_code_and_signals_through() {
     let home = moto_home(&moto, "echo 123456");
     for mode in [&[][..], &["--server"][..]] {
         let code = |script: &str| {
-            let mut args = vec!["exec"];
-            args.extend_from_slice(mode);
-            args.extend_from_slice(&[ACCOUNT, "--", "sh", "-c", script]);
+            let args = exec_args(mode, &["sh", "-c", script]);
             shell_code(run(&mut command(&home, &moto, &args)).status)
         };
         assert_eq!(code("exit 7"), 7, "{mode:?}");
@@ -344,9 +309,7 @@ fn exec_passes_the_exit_code_and_signals_through() {
     let not_runnable = dir.path().join("data");
     std::fs::write(&not_runnable, "#!/bin/sh\n").unwrap();
     for mode in [&[][..], &["--server"][..]] {
-        let mut args = vec!["exec"];
-        args.extend_from_slice(mode);
-        args.extend_from_slice(&[ACCOUNT, "--", "/nonexistent/program"]);
+        let args = exec_args(mode, &["/nonexistent/program"]);
         let output = run(&mut command(&home, &moto, &args));
         assert_eq!(
             output.status.code(),
@@ -355,9 +318,7 @@ fn exec_passes_the_exit_code_and_signals_through() {
             stderr(&output)
         );
         assert!(stderr(&output).contains("cannot run /nonexistent/program"));
-        let mut args = vec!["exec"];
-        args.extend_from_slice(mode);
-        args.extend_from_slice(&[ACCOUNT, "--", not_runnable.to_str().unwrap()]);
+        let args = exec_args(mode, &[not_runnable.to_str().unwrap()]);
         assert_eq!(
             run(&mut command(&home, &moto, &args)).status.code(),
             Some(126)
@@ -372,9 +333,7 @@ fn exec_starts_nothing_when_the_section_cannot_be_made_fresh() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("started");
     for mode in [&[][..], &["--server"][..]] {
-        let mut args = vec!["exec"];
-        args.extend_from_slice(mode);
-        args.extend_from_slice(&[ACCOUNT, "--", "touch", marker.to_str().unwrap()]);
+        let args = exec_args(mode, &["touch", marker.to_str().unwrap()]);
         let output = run(&mut command(&home, &moto, &args));
         let err = stderr(&output);
         assert_eq!(output.status.code(), Some(1), "{mode:?}: {err}");
@@ -414,17 +373,10 @@ fn exec_server_hands_over_the_daemons_endpoint_when_it_serves_the_section() {
     let out = success(&run(&mut command(
         &home,
         &moto,
-        &[
-            "exec",
-            "--server",
-            ACCOUNT,
-            "--",
-            &aws,
-            "sts",
-            "get-caller-identity",
-            "--output",
-            "json",
-        ],
+        &exec_args(
+            &["--server"],
+            &[&aws, "sts", "get-caller-identity", "--output", "json"],
+        ),
     )));
     assert_eq!(
         arn_of(&out),
@@ -434,7 +386,7 @@ fn exec_server_hands_over_the_daemons_endpoint_when_it_serves_the_section() {
         &success(&run(&mut command(
             &home,
             &moto,
-            &["exec", "--server", ACCOUNT, "--", "env", "-0"],
+            &exec_args(&["--server"], &["env", "-0"]),
         )))
         .into_bytes(),
     );
@@ -461,14 +413,7 @@ fn exec_server_hands_over_the_daemons_endpoint_when_it_serves_the_section() {
     let output = run(&mut command(
         &home,
         &moto,
-        &[
-            "exec",
-            "--server",
-            ACCOUNT,
-            "--",
-            "touch",
-            marker.to_str().unwrap(),
-        ],
+        &exec_args(&["--server"], &["touch", marker.to_str().unwrap()]),
     ));
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
