@@ -10,7 +10,8 @@
 //! 4. the editor: one section's refresh in a 10,000-section file;
 //! 5. `credential-process` from a fresh cache (`process`);
 //! 6. the size of the daemon binary (`size`);
-//! 7. peak memory under hostile input (`hostile`).
+//! 7. peak memory under hostile input (`hostile`);
+//! 8. the local credentials endpoint: latency and memory (`endpoint`).
 //!
 //! ```text
 //! cargo run --release --example bench -- [--quick] [--only latency,startup,...]
@@ -27,6 +28,8 @@
 mod cold;
 #[path = "bench/editor.rs"]
 mod editor;
+#[path = "bench/endpoint.rs"]
+mod endpoint_bench;
 #[path = "bench/hostile.rs"]
 mod hostile;
 #[path = "bench/idle.rs"]
@@ -56,6 +59,8 @@ mod bad_inputs;
 mod confined;
 #[path = "../tests/support/daemon.rs"]
 mod daemon;
+#[path = "../tests/support/endpoint.rs"]
+mod endpoint;
 #[path = "../tests/support/example_bin.rs"]
 mod example_bin;
 #[path = "../tests/support/fast_sts.rs"]
@@ -84,9 +89,9 @@ struct Args {
     idle_seconds: Option<u64>,
 }
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     "latency", "startup", "throttle", "cold", "reaction", "process", "hostile", "idle", "editor",
-    "size",
+    "endpoint", "size",
 ];
 /// The benchmarks that need the rig (pcscd, the virtual YubiKey, the fronts).
 const WITH_RIG: [&str; 8] = [
@@ -165,6 +170,9 @@ fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.get(1).is_some_and(|a| a == measure::SMALL_PARENT) {
         return measure::small_parent_main(&argv[2..]);
+    }
+    if argv.get(1).is_some_and(|a| a == endpoint_bench::CHILD) {
+        return endpoint_bench::child_main(&argv[2..]);
     }
     let args = match parse_args() {
         Ok(args) => args,
@@ -272,6 +280,11 @@ fn run(args: &Args) -> Result<(), String> {
         let (table, json) = editor::run(sizes, cold_sizes, repeats)?;
         table.print();
         figures.insert("editor".into(), json);
+    }
+    if wants("endpoint") {
+        let (table, json) = endpoint_bench::run(if args.quick { 200 } else { 1000 })?;
+        table.print();
+        figures.insert("endpoint".into(), json);
     }
     if wants("size") {
         let daemon = match binaries {

@@ -9,7 +9,8 @@
 #    - the tests:   + systemd (systemd-analyze), nix-bin (nix-instantiate),
 #                   supervisor (the service files' checks), libfaketime (the
 #                   clock-jump test), dbus-daemon gnome-keyring (a Secret
-#                   Service on a private bus)
+#                   Service on a private bus), fish (`export --format fish`
+#                   run by the shell it is for)
 # 2. For the demo and the tests, a Python virtual environment in
 #    target/test-env/ (or $AWS_SESSION_DAEMON_TEST_ENV) made by the system's
 #    python3 -m venv, with the pinned tools of
@@ -49,7 +50,7 @@ if [ "$mode" != runtime ]; then
   apt_packages+=(vsmartcard-vpcd procps python3 python3-venv)
 fi
 if [ "$mode" = tests ]; then
-  apt_packages+=(systemd nix-bin supervisor libfaketime dbus-daemon gnome-keyring)
+  apt_packages+=(systemd nix-bin supervisor libfaketime dbus-daemon gnome-keyring fish)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -59,6 +59,12 @@ pub enum Command {
     /// Print an `output = "process"` profile's session as `credential_process`
     /// JSON (for ~/.aws/config); refreshes it first when it is not fresh.
     CredentialProcess(CredentialProcessArgs),
+    /// Run a command with a section's credentials, as environment variables
+    /// or (--server) from a local credentials endpoint that keeps them fresh.
+    Exec(ExecArgs),
+    /// Print a section's credentials for `eval` in a shell, or as
+    /// credential_process JSON; refreshes them first when they are not fresh.
+    Export(ExportArgs),
     /// Keep the long-term keys and the OATH applet password in the desktop's
     /// Secret Service (GNOME Keyring, KeePassXC, KWallet) instead of a file.
     #[command(subcommand)]
@@ -94,6 +100,37 @@ pub struct CredentialProcessArgs {
     /// The profile (a section's profile_name with output = "process").
     #[arg(long)]
     pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The config section (or its profile_name).
+    pub section: String,
+    /// Give the command the credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI
+    /// and a token file) instead of the keys: the running daemon's when it
+    /// serves the section, else one served for the command's lifetime.
+    #[arg(long)]
+    pub server: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The config section (or its profile_name).
+    pub section: String,
+    /// env: `export` lines for bash and zsh (`eval "$(...)"`); fish: `set -gx`
+    /// lines (`... | source`); json: credential_process JSON.
+    #[arg(long, value_enum, default_value = "env")]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Env,
+    Fish,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -190,7 +227,8 @@ pub struct GlobalArgs {
     pub config_sections: Vec<String>,
 
     /// Log level: error, warn, info, debug or trace (default info; warn for
-    /// credential-process, whose standard error the AWS CLI shows). Secrets
+    /// credential-process, whose standard error the AWS CLI shows; error for
+    /// exec and export, whose output is the command's or the shell's). Secrets
     /// are never logged, at any level.
     #[arg(long, global = true, env = "AWS_SESSION_DAEMON_LOG")]
     pub log_level: Option<String>,
@@ -202,6 +240,9 @@ impl Cli {
         match (&self.global.log_level, &self.command) {
             (Some(level), _) => level,
             (None, Some(Command::CredentialProcess(_))) => "warn",
+            // The error line says why; the command's own output is not
+            // to be mixed with a pass's warnings.
+            (None, Some(Command::Exec(_) | Command::Export(_))) => "error",
             (None, _) => "info",
         }
     }
@@ -371,6 +412,8 @@ fn options_of(path: &[&str]) -> (Vec<&'static str>, bool) {
         ["run" | "plan" | "apply" | "status" | "credential-process"] => {
             (&[CONFIG, SECTIONS, CREDENTIALS_FILE], true)
         }
+        // One section, named on the command line, refreshed if need be.
+        ["exec" | "export"] => (&[CONFIG, CREDENTIALS_FILE], false),
         // The expanded config, overrides applied; no credentials file.
         ["config", _] => (&[CONFIG, SECTIONS], true),
         // The key: flags first, else what the selected sections say.
@@ -705,6 +748,8 @@ mod tests {
             ("oath list", &[CONFIG, SECTIONS, READER]),
             ("oath code", &[CONFIG, SECTIONS, READER]),
             ("credential-process", plans),
+            ("exec", &[CONFIG, FILE]),
+            ("export", &[CONFIG, FILE]),
             ("keyring set", &[SECTION]),
             ("keyring import", &[CONFIG, FILE, SECTION]),
             ("keyring list", &[]),

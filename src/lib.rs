@@ -10,6 +10,7 @@ mod commands;
 pub mod config;
 pub mod credentials;
 pub(crate) mod daemon;
+pub mod endpoint;
 pub mod hardening;
 pub mod keyring;
 pub mod logging;

@@ -314,15 +314,25 @@ fn every_documented_invocation_is_accepted_by_the_program() {
     for (page, block) in shell_blocks() {
         kind(&page, &block);
         for command in commands(&block.text) {
-            let words = words(&command);
+            let mut words = words(&command);
+            // A pipeline's first command is the program's.
+            if let Some(pipe) = words
+                .iter()
+                .position(|w| matches!(w.as_str(), "|" | "&&" | ";"))
+            {
+                words.truncate(pipe);
+            }
             let args = match words.first().map(String::as_str) {
                 Some("aws-session-daemon") => &words[1..],
                 Some("cargo") if words.get(1).map(String::as_str) == Some("run") => &words[3..],
                 _ => continue,
             };
+            // `--help` before a `--` (after it, it is the command's own).
+            let at = args.iter().position(|w| w == "--").unwrap_or(args.len());
             let out = Command::new(BIN)
-                .args(args)
+                .args(&args[..at])
                 .arg("--help")
+                .args(&args[at..])
                 .env("HOME", "/nonexistent")
                 .output()
                 .unwrap();

@@ -5,6 +5,9 @@ pub mod completions;
 pub mod config;
 pub mod credential_process;
 pub mod daemon;
+pub mod exec;
+pub mod export;
+mod handoff;
 pub mod keyring;
 pub mod oath;
 pub mod plan;
@@ -75,6 +78,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Some(Command::CredentialProcess(args)) => {
             credential_process::run(cli, &args.profile, stdout)
         }
+        Some(Command::Exec(args)) => exec::run(cli, args),
+        Some(Command::Export(args)) => export::run(cli, args, stdout),
         Some(Command::Keyring(sub)) => keyring::run(cli, sub, stdout),
         Some(Command::Completions { shell }) => {
             completions::print(*shell, &mut crate::cli::command(), stdout)
