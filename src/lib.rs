@@ -22,6 +22,7 @@ pub mod session;
 pub(crate) mod session_bus;
 pub(crate) mod session_cache;
 pub mod sts;
+pub(crate) mod text;
 pub mod timestamp;
 
 /// The version shown by `--version`: the package version, plus the git

@@ -16,7 +16,7 @@ use anyhow::{Context, anyhow, bail};
 use zeroize::Zeroizing;
 
 use crate::cli::{Cli, KeyringCommand};
-use crate::commands::printable;
+use crate::text::printable;
 use crate::config::{DEFAULT_BACKUPS, LoadOptions, process_env};
 use crate::credentials::{ACCESS_KEY_ID, CredentialsFile, Edit, SECRET_ACCESS_KEY, WriteOutcome};
 use crate::keyring::{Keyring, PROMPT_TIMEOUT, check_long_term_key_id};

@@ -10,7 +10,6 @@ pub mod oath;
 pub mod plan;
 pub mod status;
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 
 use time::OffsetDateTime;
@@ -18,6 +17,9 @@ use time::OffsetDateTime;
 use crate::cli::Cli;
 use crate::config::{Config, LoadOptions, process_env};
 use crate::credentials::CredentialsFile;
+/// Kept under its old path for the commands that import it from here
+/// (plan, status); the rule itself lives in [`crate::text`].
+pub(crate) use crate::text::printable;
 
 /// Loads the config the way every subcommand does: flags, then file.
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -82,24 +84,4 @@ pub fn dry_run_plan(cli: &Cli, config: &Config) -> anyhow::Result<crate::plan::P
         &recorded,
         OffsetDateTime::now_utc(),
     ))
-}
-
-/// Text from files (section names, errors quoting them, the state file)
-/// with control characters escaped, so that nothing printed can move the
-/// cursor, retitle the terminal or hide a line.
-pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
 }

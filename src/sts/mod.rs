@@ -13,6 +13,7 @@
 //! cache holds nothing secret and does not grow as sessions rotate.
 
 mod error;
+pub(crate) mod limits;
 
 use std::collections::HashMap;
 use std::fmt;
