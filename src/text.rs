@@ -53,10 +53,7 @@ pub(crate) fn quoted(text: &str) -> String {
     let mut shown = 0;
     for c in text.chars() {
         if shown == QUOTED_CHARACTERS {
-            out.push_str(&format!(
-                "…\" ({} characters)",
-                text.chars().count()
-            ));
+            out.push_str(&format!("…\" ({} characters)", text.chars().count()));
             return out;
         }
         shown += 1;

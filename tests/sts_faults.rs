@@ -94,7 +94,13 @@ impl Setup {
             code,
         };
         self.clients
-            .get_session_token(&long_term_keys(), &self.endpoint, mfa, 3600)
+            .get_session_token(
+                &long_term_keys(),
+                &self.endpoint,
+                mfa,
+                3600,
+                time::OffsetDateTime::now_utc(),
+            )
             .await
     }
 
@@ -109,6 +115,7 @@ impl Setup {
                 &self.endpoint,
                 &role(duration),
                 None,
+                time::OffsetDateTime::now_utc(),
             )
             .await
     }
@@ -128,6 +135,7 @@ impl Setup {
                 &self.endpoint,
                 &role(duration),
                 Some(mfa),
+                time::OffsetDateTime::now_utc(),
             )
             .await
     }
@@ -390,7 +398,13 @@ async fn assume_role_sends_the_role_options() {
     ];
     role.policy = Some(r#"{"Version":"2012-10-17","Statement":[]}"#.to_string());
     s.clients
-        .assume_role(&SigningKeys::session(&session), &s.endpoint, &role, None)
+        .assume_role(
+            &SigningKeys::session(&session),
+            &s.endpoint,
+            &role,
+            None,
+            time::OffsetDateTime::now_utc(),
+        )
         .await
         .expect("AssumeRole with options");
     let stats = s.front.stats();
@@ -440,7 +454,13 @@ async fn an_unreachable_endpoint_is_a_transport_error_retried_soon() {
         code: &code,
     };
     let error = clients
-        .get_session_token(&long_term_keys(), &endpoint, mfa, 3600)
+        .get_session_token(
+            &long_term_keys(),
+            &endpoint,
+            mfa,
+            3600,
+            time::OffsetDateTime::now_utc(),
+        )
         .await
         .unwrap_err();
     assert_error(
@@ -472,7 +492,13 @@ async fn the_front_takes_faults_from_its_command_line_and_stops_on_sigterm() {
         code: &code,
     };
     let error = clients
-        .get_session_token(&long_term_keys(), &endpoint, mfa, 3600)
+        .get_session_token(
+            &long_term_keys(),
+            &endpoint,
+            mfa,
+            3600,
+            time::OffsetDateTime::now_utc(),
+        )
         .await
         .unwrap_err();
     assert_error(&error, StsErrorKind::Server, RetryClass::Soon);

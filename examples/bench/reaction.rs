@@ -43,7 +43,13 @@ pub fn sts_round_trip(rig: &Rig, trials: usize) -> Result<Vec<Duration>, String>
         for i in 0..=trials {
             let started = Instant::now();
             clients
-                .assume_role(&signer, &endpoint, &role, None)
+                .assume_role(
+                    &signer,
+                    &endpoint,
+                    &role,
+                    None,
+                    time::OffsetDateTime::now_utc(),
+                )
                 .await
                 .map_err(|e| format!("AssumeRole for the round trip: {e}"))?;
             if i > 0 {

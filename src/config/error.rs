@@ -92,9 +92,11 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.0.file, self.0.line_column) {
-            (Some(file), Some((line, column))) => {
-                write!(f, "{}:{line}:{column}: ", printable(&file.display().to_string()))?
-            }
+            (Some(file), Some((line, column))) => write!(
+                f,
+                "{}:{line}:{column}: ",
+                printable(&file.display().to_string())
+            )?,
             (Some(file), None) => write!(f, "{}: ", printable(&file.display().to_string()))?,
             _ => {}
         }

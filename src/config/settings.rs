@@ -10,9 +10,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::keys;
+use super::{ConfigError, EnvLookup, RawSection, RawValue, SecretText, Sourced};
 use crate::sts::limits;
 use crate::text::quoted;
-use super::{ConfigError, EnvLookup, RawSection, RawValue, SecretText, Sourced};
 
 /// Where the long-term IAM keys (which sign GetSessionToken) come from.
 #[derive(Debug, Clone)]
@@ -430,7 +430,10 @@ fn check_profile_name(r: &mut Reader, name: &str) {
     if bad {
         r.error(
             "profile_name",
-            format!("profile name {} cannot be a credentials-file section", quoted(name)),
+            format!(
+                "profile name {} cannot be a credentials-file section",
+                quoted(name)
+            ),
             "use letters, digits, dashes, dots or underscores; not DEFAULT, no brackets",
         );
     }
@@ -811,7 +814,9 @@ fn read_policy(r: &mut Reader, value: &str, config_file: Option<&Path>) -> Optio
     if let Err(problem) = limits::SESSION_POLICY.check(&text) {
         let compact = json.to_string().chars().count();
         let hint = if limits::SESSION_POLICY.length.contains(&compact) {
-            format!("without its indentation and line breaks it has {compact} characters: write it compactly")
+            format!(
+                "without its indentation and line breaks it has {compact} characters: write it compactly"
+            )
         } else {
             format!(
                 "shorten it to at most {} characters (without indentation it has {compact}), or name managed policies in assume_role_policy_arns",

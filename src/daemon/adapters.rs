@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use secrecy::SecretString;
 
 use super::ports::{
-    BoxFuture, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
+    BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
 };
 use crate::config::{CodeSource, PasswordSpec, RoleSettings};
 use crate::keyring::Keyring;
@@ -218,12 +218,15 @@ pub fn start_key_watch() -> super::ports::StartKeyWatch {
 /// STS through the SDK, one cached client per endpoint.
 pub struct RealSts {
     clients: StsClients,
+    /// The wall clock, through the clock port: `sts` reads none of its own.
+    clock: super::ports::SystemClock,
 }
 
 impl RealSts {
     pub fn new() -> Self {
         RealSts {
             clients: StsClients::new(),
+            clock: super::ports::SystemClock,
         }
     }
 }
@@ -248,7 +251,7 @@ impl StsApi for RealSts {
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>> {
         Box::pin(async move {
             self.clients
-                .get_session_token(long_term, endpoint, mfa, duration)
+                .get_session_token(long_term, endpoint, mfa, duration, self.clock.now())
                 .await
                 .map_err(|e| UnitError::from_error(&e))
         })
@@ -263,7 +266,7 @@ impl StsApi for RealSts {
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>> {
         Box::pin(async move {
             self.clients
-                .assume_role(signer, endpoint, role, mfa)
+                .assume_role(signer, endpoint, role, mfa, self.clock.now())
                 .await
                 .map_err(|e| UnitError::from_error(&e))
         })

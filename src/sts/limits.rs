@@ -117,10 +117,6 @@ pub(crate) const ASSUME_ROLE_DURATION: RangeInclusive<i64> = 900..=43_200;
 /// "Role chaining limits your ... role session to a maximum of one hour."
 pub(crate) const ROLE_CHAINING_DURATION: i64 = 3600;
 
-/// The longest session STS hands out (GetSessionToken's 36 hours): no
-/// session's expiry lies further ahead than this (plus clock skew).
-pub(crate) const LONGEST_SESSION_SECONDS: i64 = 129_600;
-
 /// `Credentials.AccessKeyId`: "Minimum length of 16. Maximum length of 128.
 /// Pattern: `[\w]*`"
 /// (<https://docs.aws.amazon.com/STS/latest/APIReference/API_Credentials.html>).
@@ -197,7 +193,11 @@ pub(crate) struct IamArn<'a> {
 /// `aws-` and lowercase words (`aws-cn`, `aws-us-gov`, `aws-iso-b`), the
 /// account 12 digits (or `aws`, for AWS-managed policies).
 pub(crate) fn iam_arn(arn: &str) -> Result<IamArn<'_>, String> {
-    let bad = |what: &str| Err(format!("{what}; an IAM ARN reads arn:aws:iam::ACCOUNT:KIND/NAME"));
+    let bad = |what: &str| {
+        Err(format!(
+            "{what}; an IAM ARN reads arn:aws:iam::ACCOUNT:KIND/NAME"
+        ))
+    };
     let Some(rest) = arn.strip_prefix("arn:") else {
         return bad("it does not start with arn:");
     };
@@ -219,8 +219,8 @@ pub(crate) fn iam_arn(arn: &str) -> Result<IamArn<'_>, String> {
     let Some((account, resource)) = rest.split_once(':') else {
         return bad("it has no resource after the account");
     };
-    let account_ok = account == "aws"
-        || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
+    let account_ok =
+        account == "aws" || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
     if !account_ok {
         return bad("its account is not 12 digits");
     }
@@ -228,7 +228,10 @@ pub(crate) fn iam_arn(arn: &str) -> Result<IamArn<'_>, String> {
         return bad("its resource has no KIND/NAME");
     };
     let (path, name) = match path_and_name.rfind('/') {
-        Some(last) => (&resource[kind.len()..=kind.len() + 1 + last], &path_and_name[last + 1..]),
+        Some(last) => (
+            &resource[kind.len()..=kind.len() + 1 + last],
+            &path_and_name[last + 1..],
+        ),
         None => ("/", path_and_name),
     };
     Ok(IamArn {
@@ -282,18 +285,31 @@ mod tests {
         assert!(EXTERNAL_ID.check("a:b/c").is_ok());
         assert!(EXTERNAL_ID.check(&"x".repeat(1224)).is_ok());
         let error = EXTERNAL_ID.check(&"x".repeat(3_900_000)).unwrap_err();
-        assert_eq!(
-            error,
-            "an external id has 2-1224 characters, not 3900000"
-        );
+        assert_eq!(error, "an external id has 2-1224 characters, not 3900000");
         let error = SERIAL_NUMBER.check("GAHT\u{1b}12345678").unwrap_err();
         assert!(error.ends_with("not \"\\u{1b}\""), "{error}");
         assert!(SESSION_POLICY.check("{\n\t\"a\": \"é\"\r\n}").is_ok());
         assert!(SESSION_POLICY.check("{\"a\": \"€\"}").is_err());
         assert!(ACCESS_KEY_ID.check("ASIAIOSFODNN7EXAMPLE").is_ok());
         assert!(ACCESS_KEY_ID.check("ASIA IOSFODNN7EXAMPLE").is_err());
-        assert!(SESSION_TOKEN.check("FwoGZXIvYXdzEJr//////////wEaDM+/=").is_ok());
-        assert!(SESSION_TOKEN.check("FwoGZXIvYXdzEJr\nforged = line").is_err());
+        assert!(
+            SESSION_TOKEN
+                .check("FwoGZXIvYXdzEJr//////////wEaDM+/=")
+                .is_ok()
+        );
+        assert!(
+            SESSION_TOKEN
+                .check("FwoGZXIvYXdzEJr\nforged = line")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_longest_session_is_get_session_token_s() {
+        assert_eq!(
+            crate::timestamp::LONGEST_SESSION.whole_seconds(),
+            *SESSION_TOKEN_DURATION.end()
+        );
     }
 
     #[test]
@@ -303,11 +319,17 @@ mod tests {
         let arn = role_arn("arn:aws-us-gov:iam::123456789012:role/a/b/Admin+=,.@-_").unwrap();
         assert_eq!((arn.path, arn.name), ("/a/b/", "Admin+=,.@-_"));
         for (bad, says) in [
-            ("arn:aws:iam::123456789012:role/Admin\r\nx", "role name may hold only"),
+            (
+                "arn:aws:iam::123456789012:role/Admin\r\nx",
+                "role name may hold only",
+            ),
             ("arn:aws:iam::123456789012:role/Ad\u{1b}[31mmin", "\\u{1b}"),
             ("arn:aws:iam::123456789012:role/Ad min", "\" \""),
             ("arn:aws:iam::123456789012:role/", "role name has 1-64"),
-            ("arn:aws:iam::123456789012:role/a b/Admin", "path may hold only"),
+            (
+                "arn:aws:iam::123456789012:role/a b/Admin",
+                "path may hold only",
+            ),
             ("arn:aws:iam::123456789012:user/Admin", "not a role"),
             ("arn:aws:iam::12345678901:role/Admin", "12 digits"),
             ("arn:aws:sts::123456789012:role/Admin", "not an IAM ARN"),
