@@ -241,7 +241,7 @@ pub fn run(rig: &Rig, whole_corpus: bool) -> Result<(Table, serde_json::Value), 
     let named = [
         (
             "mfa_process_endless_output.toml",
-            "`mfa_process = \"yes\"` (output without end)",
+            "`mfa_process = \"cat /dev/zero\"` (output without end, no line break)",
         ),
         (
             "mfa_process_hangs.toml",
