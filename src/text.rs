@@ -50,13 +50,11 @@ const QUOTED_CHARACTERS: usize = 100;
 /// that a 4 MB value makes a one-line error, not a 4 MB one.
 pub(crate) fn quoted(text: &str) -> String {
     let mut out = String::from("\"");
-    let mut shown = 0;
-    for c in text.chars() {
+    for (shown, c) in text.chars().enumerate() {
         if shown == QUOTED_CHARACTERS {
             out.push_str(&format!("…\" ({} characters)", text.chars().count()));
             return out;
         }
-        shown += 1;
         if is_unsafe(c) || c == '"' || c == '\\' {
             out.extend(c.escape_default());
         } else {

@@ -49,13 +49,15 @@ impl std::fmt::Debug for PasswordSource {
 }
 
 impl PasswordSource {
-    /// How messages name it.
+    /// How messages name it (escaped: a multi-line command must not make
+    /// a multi-line message, nor forge a log line).
     pub fn describe(&self) -> String {
-        match self {
+        let text = match self {
             PasswordSource::Command(command) => format!("oath_password_command `{command}`"),
             PasswordSource::File(path) => format!("oath_password_file {}", path.display()),
             PasswordSource::Lookup { label, .. } => label.clone(),
-        }
+        };
+        crate::text::printable(&text).into_owned()
     }
 }
 
@@ -85,7 +87,8 @@ impl PasswordSource {
             PasswordSource::Lookup { label, fetch } => {
                 fetch().map_err(|detail| PasswordError::Lookup {
                     from: label.clone(),
-                    detail,
+                    // The keyring service's own words.
+                    detail: crate::text::printable(&detail).into_owned(),
                 })
             }
             PasswordSource::File(path) => {
@@ -206,7 +209,11 @@ mod tests {
             .read_within(Duration::from_secs(20))
             .unwrap();
         assert_eq!(p.expose_secret(), "hunter2");
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
         super::super::process::tests::assert_gone(&pid_file);
     }
 

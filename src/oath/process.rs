@@ -480,7 +480,10 @@ pub(crate) mod tests {
         assert_eq!(e.retry_class(), RetryClass::NeedsUser);
         // Endless lines: the first one is the answer.
         let e = run("yes").unwrap_err();
-        assert!(matches!(e, MfaProcessError::NotSixDigits { len: 1 }), "{e:?}");
+        assert!(
+            matches!(e, MfaProcessError::NotSixDigits { len: 1 }),
+            "{e:?}"
+        );
         assert!(start.elapsed() < Duration::from_secs(5));
     }
 

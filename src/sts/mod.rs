@@ -226,9 +226,11 @@ impl StsClients {
             long_term,
             endpoint,
             Some(mfa),
-            duration_seconds,
+            Asked {
+                duration: duration_seconds,
+                now,
+            },
             self.timeouts,
-            now,
         );
         call.check_clock()?;
         call.check_code(mfa)?;
@@ -274,9 +276,11 @@ impl StsClients {
             signer,
             endpoint,
             mfa,
-            role.duration,
+            Asked {
+                duration: role.duration,
+                now,
+            },
             self.timeouts,
-            now,
         );
         call.check_clock()?;
         if let Some(mfa) = mfa {
@@ -395,6 +399,14 @@ fn build_client(endpoint: &Endpoint, timeouts: Timeouts) -> Result<aws_sdk_sts::
     Ok(aws_sdk_sts::Client::from_conf(builder.build()))
 }
 
+/// What a call asks for, and when: the answer's expiry is judged by it.
+struct Asked {
+    /// Requested session duration, in seconds.
+    duration: u32,
+    /// The caller's clock when the call started.
+    now: OffsetDateTime,
+}
+
 /// One call in progress: what is needed to log it and to describe its error.
 struct Call<'a> {
     context: CallContext,
@@ -413,9 +425,8 @@ impl<'a> Call<'a> {
         signer: &'a SigningKeys,
         endpoint: &Endpoint,
         mfa: Option<MfaCode<'a>>,
-        duration: u32,
+        asked: Asked,
         timeouts: Timeouts,
-        now: OffsetDateTime,
     ) -> Self {
         let mut secrets = vec![signer.secret_access_key.expose_secret()];
         if let Some(token) = &signer.session_token {
@@ -434,9 +445,9 @@ impl<'a> Call<'a> {
                 endpoint: endpoint.url.clone(),
                 timeout_secs: Some(timeouts.operation.as_secs()),
             },
-            duration,
+            duration: asked.duration,
             secrets,
-            now,
+            now: asked.now,
         }
     }
 
