@@ -115,12 +115,19 @@ pub fn totp_seconds(at: SystemTime) -> Result<u64, ClockBeforeEpoch> {
 }
 
 /// The same instant as a `SystemTime` (the OATH module and the code
-/// providers take one); instants before the epoch become the epoch.
+/// providers take one). An instant before the epoch stays before it (a
+/// clock in 1969 must not read as 1970, where a TOTP step could be
+/// computed: see [`totp_seconds`]).
 pub fn system_time(at: OffsetDateTime) -> SystemTime {
     let nanos = at.unix_timestamp_nanos();
     match u64::try_from(nanos) {
         Ok(n) => UNIX_EPOCH + StdDuration::from_nanos(n),
-        Err(_) if nanos < 0 => UNIX_EPOCH,
+        Err(_) if nanos < 0 => {
+            let before = u64::try_from(nanos.unsigned_abs()).unwrap_or(u64::MAX);
+            UNIX_EPOCH
+                .checked_sub(StdDuration::from_nanos(before))
+                .unwrap_or(UNIX_EPOCH - StdDuration::from_secs(1))
+        }
         Err(_) => UNIX_EPOCH + StdDuration::from_secs(u64::MAX / 4),
     }
 }
@@ -241,11 +248,10 @@ mod tests {
         let far = datetime!(9999-12-31 23:59:59 -23:59);
         assert_eq!(rfc3339(far), "(a date out of range)");
         let _ = relative(far, datetime!(2026-11-25 0:00 UTC));
-        assert_eq!(
-            system_time(datetime!(1960-01-01 0:00 UTC)),
-            UNIX_EPOCH,
-            "before the epoch"
-        );
+        let before = system_time(datetime!(1960-01-01 0:00 UTC));
+        assert!(before < UNIX_EPOCH, "before the epoch stays before it");
+        assert!(totp_seconds(before).is_err());
+        assert!(system_time(datetime!(-9999-01-01 0:00 UTC)) < UNIX_EPOCH);
     }
 
     #[test]

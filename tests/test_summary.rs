@@ -86,7 +86,10 @@ fn every_test_binary_runs_and_the_summary_names_every_failure() {
         "tests/b_aborts.rs: the test binary failed without naming a test",
         "3 test binaries failed",
     ] {
-        assert!(summary.contains(line), "the summary lacks {line:?}:\n{summary}");
+        assert!(
+            summary.contains(line),
+            "the summary lacks {line:?}:\n{summary}"
+        );
     }
     for passed in ["passes", "unit_passes", "the_last_binary_ran"] {
         assert!(
