@@ -554,3 +554,89 @@ async fn hostile_answers_are_refused_without_filling_memory_or_trusting_them() {
     );
     assert!(creds.expiration >= asked - time::Duration::seconds(60));
 }
+
+#[tokio::test]
+async fn an_answer_no_output_could_carry_is_a_bad_answer_retried_soon() {
+    let s = setup(&[]);
+    for (element, value, says) in [
+        (
+            "SessionToken",
+            Some("FwoGZXIvYXdzEXAMPLETOKEN\naws_secret_access_key = forged"),
+            "SessionToken: a session token may hold only printable ASCII",
+        ),
+        (
+            "AccessKeyId",
+            Some("ASIA-NOT-A-KEY-ID!"),
+            "AccessKeyId: an access key id may hold only",
+        ),
+        (
+            "SecretAccessKey",
+            None,
+            "SecretAccessKey: a secret access key has 16-1024 characters, not 0",
+        ),
+        (
+            "Expiration",
+            None,
+            "the credentials expire at 1970-01-01T00:00:00Z, not after now",
+        ),
+    ] {
+        s.front
+            .inject(json!({"fault": "rewrite", "element": element, "value": value, "count": 1}));
+        let error = s.session().await.unwrap_err();
+        assert_error(&error, StsErrorKind::BadAnswer, RetryClass::Soon);
+        let text = format!("{error} {error:?}");
+        assert!(text.contains(says), "{text}");
+        assert!(
+            !text.contains("forged") && !text.contains("NOT-A-KEY"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_answer_is_judged_by_the_clock_passed_in() {
+    let s = setup(&[]);
+    let code = fresh_code();
+    let mfa = MfaCode {
+        serial_number: SERIAL,
+        code: &code,
+    };
+    // Two days ahead of the answer's clock: the session ended already.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    let error = s
+        .clients
+        .get_session_token(&long_term_keys(), &s.endpoint, mfa, 3600, later)
+        .await
+        .unwrap_err();
+    assert_error(&error, StsErrorKind::BadAnswer, RetryClass::Soon);
+    assert!(error.to_string().contains("not after now"), "{error}");
+
+    // At the end of the calendar no expiry can be checked: refused before
+    // a request (and its code) goes out.
+    let sent = s.count(&["total"]);
+    let end = time::macros::datetime!(9999-12-31 23:50 UTC);
+    let code = fresh_code();
+    let mfa = MfaCode {
+        serial_number: SERIAL,
+        code: &code,
+    };
+    let error = s
+        .clients
+        .get_session_token(&long_term_keys(), &s.endpoint, mfa, 3600, end)
+        .await
+        .unwrap_err();
+    assert_error(&error, StsErrorKind::Clock, RetryClass::NeedsUser);
+    assert!(
+        error
+            .to_string()
+            .contains("the system clock reads 9999-12-31T23:50:00Z"),
+        "{error}"
+    );
+    let error = s
+        .clients
+        .assume_role(&long_term_keys(), &s.endpoint, &role(900), None, end)
+        .await
+        .unwrap_err();
+    assert_error(&error, StsErrorKind::Clock, RetryClass::NeedsUser);
+    assert_eq!(s.count(&["total"]), sent, "a request was sent");
+}
