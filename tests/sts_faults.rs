@@ -83,25 +83,35 @@ fn fresh_code() -> SecretString {
     SecretString::from(NEXT.fetch_add(1, Ordering::Relaxed).to_string())
 }
 
+/// GetSessionToken of 3600 s with `code`, its answer judged at `now`.
+async fn session_at(
+    clients: &StsClients,
+    endpoint: &Endpoint,
+    code: &SecretString,
+    now: time::OffsetDateTime,
+) -> Result<SessionCredentials, StsError> {
+    let mfa = MfaCode {
+        serial_number: SERIAL,
+        code,
+    };
+    clients
+        .get_session_token(&long_term_keys(), endpoint, mfa, 3600, now)
+        .await
+}
+
 impl Setup {
     async fn session(&self) -> Result<SessionCredentials, StsError> {
         self.session_with(&fresh_code()).await
     }
 
     async fn session_with(&self, code: &SecretString) -> Result<SessionCredentials, StsError> {
-        let mfa = MfaCode {
-            serial_number: SERIAL,
+        session_at(
+            &self.clients,
+            &self.endpoint,
             code,
-        };
-        self.clients
-            .get_session_token(
-                &long_term_keys(),
-                &self.endpoint,
-                mfa,
-                3600,
-                time::OffsetDateTime::now_utc(),
-            )
-            .await
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
     }
 
     async fn chained(
@@ -448,21 +458,14 @@ async fn an_unreachable_endpoint_is_a_transport_error_retried_soon() {
     let port = moto::free_port();
     let clients = StsClients::new();
     let endpoint = Endpoint::new("us-east-1", Some(format!("http://127.0.0.1:{port}")));
-    let code = fresh_code();
-    let mfa = MfaCode {
-        serial_number: SERIAL,
-        code: &code,
-    };
-    let error = clients
-        .get_session_token(
-            &long_term_keys(),
-            &endpoint,
-            mfa,
-            3600,
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap_err();
+    let error = session_at(
+        &clients,
+        &endpoint,
+        &fresh_code(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap_err();
     assert_error(
         &error,
         StsErrorKind::Transport(TransportKind::Io),
@@ -486,21 +489,14 @@ async fn the_front_takes_faults_from_its_command_line_and_stops_on_sigterm() {
     );
     let clients = StsClients::new();
     let endpoint = Endpoint::new("us-east-1", Some(front.url.clone()));
-    let code = fresh_code();
-    let mfa = MfaCode {
-        serial_number: SERIAL,
-        code: &code,
-    };
-    let error = clients
-        .get_session_token(
-            &long_term_keys(),
-            &endpoint,
-            mfa,
-            3600,
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap_err();
+    let error = session_at(
+        &clients,
+        &endpoint,
+        &fresh_code(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap_err();
     assert_error(&error, StsErrorKind::Server, RetryClass::Soon);
     assert_eq!(error.status(), Some(503));
     assert!(
@@ -596,16 +592,9 @@ async fn an_answer_no_output_could_carry_is_a_bad_answer_retried_soon() {
 #[tokio::test]
 async fn the_answer_is_judged_by_the_clock_passed_in() {
     let s = setup(&[]);
-    let code = fresh_code();
-    let mfa = MfaCode {
-        serial_number: SERIAL,
-        code: &code,
-    };
     // Two days ahead of the answer's clock: the session ended already.
     let later = time::OffsetDateTime::now_utc() + time::Duration::days(2);
-    let error = s
-        .clients
-        .get_session_token(&long_term_keys(), &s.endpoint, mfa, 3600, later)
+    let error = session_at(&s.clients, &s.endpoint, &fresh_code(), later)
         .await
         .unwrap_err();
     assert_error(&error, StsErrorKind::BadAnswer, RetryClass::Soon);
@@ -615,14 +604,7 @@ async fn the_answer_is_judged_by_the_clock_passed_in() {
     // a request (and its code) goes out.
     let sent = s.count(&["total"]);
     let end = time::macros::datetime!(9999-12-31 23:50 UTC);
-    let code = fresh_code();
-    let mfa = MfaCode {
-        serial_number: SERIAL,
-        code: &code,
-    };
-    let error = s
-        .clients
-        .get_session_token(&long_term_keys(), &s.endpoint, mfa, 3600, end)
+    let error = session_at(&s.clients, &s.endpoint, &fresh_code(), end)
         .await
         .unwrap_err();
     assert_error(&error, StsErrorKind::Clock, RetryClass::NeedsUser);

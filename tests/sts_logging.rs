@@ -90,24 +90,12 @@ async fn trace_logs_name_the_calls_and_hold_no_secret() {
     // A refused code, then the MFA session, a chained and a direct AssumeRole.
     front.inject(serde_json::json!({"fault": "code_rejected"}));
     let refused = clients
-        .get_session_token(
-            &long_term,
-            &endpoint,
-            mfa(0),
-            3600,
-            time::OffsetDateTime::now_utc(),
-        )
+        .get_session_token(&long_term, &endpoint, mfa(0), 3600, now())
         .await
         .unwrap_err();
     assert_eq!(refused.kind(), StsErrorKind::CodeRejected);
     let session = clients
-        .get_session_token(
-            &long_term,
-            &endpoint,
-            mfa(1),
-            3600,
-            time::OffsetDateTime::now_utc(),
-        )
+        .get_session_token(&long_term, &endpoint, mfa(1), 3600, now())
         .await
         .expect("GetSessionToken");
     let chained = clients
@@ -116,40 +104,22 @@ async fn trace_logs_name_the_calls_and_hold_no_secret() {
             &endpoint,
             &role,
             None,
-            time::OffsetDateTime::now_utc(),
+            now(),
         )
         .await
         .expect("chained AssumeRole");
     let direct = clients
-        .assume_role(
-            &long_term,
-            &endpoint,
-            &role,
-            Some(mfa(2)),
-            time::OffsetDateTime::now_utc(),
-        )
+        .assume_role(&long_term, &endpoint, &role, Some(mfa(2)), now())
         .await
         .expect("direct AssumeRole");
     // A reused code, and a malformed one refused before sending.
     let reused = clients
-        .assume_role(
-            &long_term,
-            &endpoint,
-            &role,
-            Some(mfa(2)),
-            time::OffsetDateTime::now_utc(),
-        )
+        .assume_role(&long_term, &endpoint, &role, Some(mfa(2)), now())
         .await
         .unwrap_err();
     assert_eq!(reused.kind(), StsErrorKind::CodeRejected);
     let malformed = clients
-        .get_session_token(
-            &long_term,
-            &endpoint,
-            mfa(3),
-            3600,
-            time::OffsetDateTime::now_utc(),
-        )
+        .get_session_token(&long_term, &endpoint, mfa(3), 3600, now())
         .await
         .unwrap_err();
     assert_eq!(malformed.kind(), StsErrorKind::MalformedCode);
@@ -200,4 +170,9 @@ async fn trace_logs_name_the_calls_and_hold_no_secret() {
             );
         }
     }
+}
+
+/// The wall clock, which the STS calls take as an argument.
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }

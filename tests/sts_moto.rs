@@ -86,7 +86,7 @@ async fn mfa_session(clients: &StsClients, endpoint: &Endpoint, code: &str) -> S
                 code: &code,
             },
             3600,
-            time::OffsetDateTime::now_utc(),
+            now(),
         )
         .await
         .expect("GetSessionToken")
@@ -107,7 +107,7 @@ async fn get_session_token_returns_credentials_for_the_duration() {
                 code: &code,
             },
             7200,
-            time::OffsetDateTime::now_utc(),
+            now(),
         )
         .await
         .expect("GetSessionToken");
@@ -131,7 +131,7 @@ async fn assume_role_chained_from_the_mfa_session_gives_role_credentials() {
             &endpoint,
             &role,
             None,
-            time::OffsetDateTime::now_utc(),
+            now(),
         )
         .await
         .expect("AssumeRole from the MFA session");
@@ -165,7 +165,7 @@ async fn direct_assume_role_with_serial_and_code() {
                 serial_number: SERIAL,
                 code: &code,
             }),
-            time::OffsetDateTime::now_utc(),
+            now(),
         )
         .await
         .expect("direct AssumeRole");
@@ -201,7 +201,7 @@ async fn assume_role_options_are_accepted() {
             &endpoint,
             &role,
             None,
-            time::OffsetDateTime::now_utc(),
+            now(),
         )
         .await
         .expect("AssumeRole with options");
@@ -225,13 +225,7 @@ async fn fifty_concurrent_assume_roles_share_one_client() {
         tokio::spawn(async move {
             let role = role(&format!("Role{i}"), 900);
             clients
-                .assume_role(
-                    &signer,
-                    &endpoint,
-                    &role,
-                    None,
-                    time::OffsetDateTime::now_utc(),
-                )
+                .assume_role(&signer, &endpoint, &role, None, now())
                 .await
         })
     });
@@ -253,14 +247,13 @@ async fn fifty_concurrent_assume_roles_share_one_client() {
     // Another region (or endpoint) is another client.
     let other = Endpoint::new("eu-west-1", Some(moto.url.clone()));
     clients
-        .assume_role(
-            &signer,
-            &other,
-            &role("Elsewhere", 900),
-            None,
-            time::OffsetDateTime::now_utc(),
-        )
+        .assume_role(&signer, &other, &role("Elsewhere", 900), None, now())
         .await
         .expect("AssumeRole in another region");
     assert_eq!(clients.cached_clients(), 2);
+}
+
+/// The wall clock, which the STS calls take as an argument.
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }
