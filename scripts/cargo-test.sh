@@ -16,26 +16,39 @@ cargo test --locked --all-targets --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 # cargo prints `Running tests/x.rs (target/...)` (or `Running unittests
-# src/lib.rs (...)`) before each binary, `test NAME ... FAILED` for each
-# failed test (a child process's output may share the line, hence no
-# anchors), and `error: test failed, to rerun pass `--test x`` after each
-# binary that failed.
+# src/lib.rs (...)`) before each test binary, and `error: test failed, to
+# rerun pass ...` after each one that failed. libtest ends a binary with
+# failures with a list, `failures:` then one failed test per line indented
+# by four spaces, then `test result: FAILED`; before it, the output the
+# failed tests printed, each after a `---- NAME stdout ----` line, which
+# is skipped (it may hold anything). The `test NAME ... FAILED` progress
+# lines are not used: a test's child process writing to the terminal can
+# split them.
 summary=$(awk '
-  /^ *Running / {
+  /^---- .* stdout ----$/ { captured = 1; next }
+  /^ *Running / && !captured {
     binary = ($2 == "unittests") ? $3 " (unit tests)" : $2
     failed_here = 0
+    pending = 0
     next
   }
-  match($0, /test [^ ]+ \.\.\. FAILED/) {
-    name = substr($0, RSTART + 5, RLENGTH - 16)
-    if (!((binary, name) in seen)) {
-      seen[binary, name] = 1
-      lines[++count] = "  " binary ": " name
+  /^failures:$/ { listing = 1; pending = 0; next }
+  listing && /^    [^ ]+$/ {
+    captured = 0
+    names[++pending] = substr($0, 5)
+    next
+  }
+  { listing = 0 }
+  /^test result: FAILED/ && !captured {
+    for (i = 1; i <= pending; i++) {
+      lines[++count] = "  " binary ": " names[i]
       failed_here++
     }
+    pending = 0
     next
   }
   /error: test failed, to rerun pass/ {
+    captured = 0
     binaries++
     if (failed_here == 0) {
       lines[++count] = "  " binary ": the test binary failed without naming a test (crashed, killed, or its harness failed; see its output above)"

@@ -33,7 +33,9 @@ fn every_test_binary_runs_and_the_summary_names_every_failure() {
     write(
         root,
         "tests/a_fails.rs",
-        "#[test]\nfn first_failure() { panic!(\"the first one\"); }\n#[test]\nfn second_failure() { panic!(\"the second one\"); }\n#[test]\nfn passes() {}\n",
+        // The second failure's child writes to the terminal while the
+        // harness reports: a progress line may be split.
+        "#[test]\nfn first_failure() { panic!(\"the first one\"); }\n#[test]\nfn second_failure() {\n    std::process::Command::new(\"sh\").args([\"-c\", \"printf 'a child writes without a newline' >&2\"]).status().unwrap();\n    panic!(\"the second one\");\n}\n#[test]\nfn passes() {}\n",
     );
     write(
         root,
@@ -43,7 +45,7 @@ fn every_test_binary_runs_and_the_summary_names_every_failure() {
     write(
         root,
         "tests/c_passes.rs",
-        "#[test]\nfn the_last_binary_ran() { println!(\"the last binary ran\"); }\n",
+        "#[test]\nfn the_last_binary_ran() {}\n",
     );
     let manifest = root.join("Cargo.toml");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -59,7 +61,6 @@ fn every_test_binary_runs_and_the_summary_names_every_failure() {
         .arg(&script)
         .args(["--offline", "--manifest-path"])
         .arg(&manifest)
-        .args(["--", "--nocapture"])
         .env("CARGO", &cargo)
         .env("CARGO_TARGET_DIR", root.join("target"))
         .output()
@@ -69,16 +70,23 @@ fn every_test_binary_runs_and_the_summary_names_every_failure() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    eprintln!("{text}");
-    assert!(!output.status.success(), "a failure must fail the run");
+    // The run's output is kept in a file, not printed: it looks like a
+    // test run's, and would be read as part of the run of this test.
+    let log = std::env::temp_dir().join(format!("cargo-test-summary-{}.log", std::process::id()));
+    std::fs::write(&log, &text).unwrap();
+    let shown = log.display();
     assert!(
-        text.contains("the last binary ran"),
-        "the binaries after a failing one did not run"
+        !output.status.success(),
+        "a failure must fail the run (see {shown})"
+    );
+    assert!(
+        text.contains("Running tests/c_passes.rs") && text.contains("1 passed; 0 failed"),
+        "the binaries after a failing one did not run (see {shown})"
     );
     let summary = text
         .split("== FAILED")
         .nth(1)
-        .expect("a summary after the run");
+        .unwrap_or_else(|| panic!("no summary after the run (see {shown})"));
     for line in [
         "src/lib.rs (unit tests): tests::unit_fails",
         "tests/a_fails.rs: first_failure",
@@ -88,13 +96,18 @@ fn every_test_binary_runs_and_the_summary_names_every_failure() {
     ] {
         assert!(
             summary.contains(line),
-            "the summary lacks {line:?}:\n{summary}"
+            "the summary lacks {line:?} (see {shown}):\n{summary}"
         );
     }
     for passed in ["passes", "unit_passes", "the_last_binary_ran"] {
         assert!(
             !summary.contains(&format!(": {passed}\n")),
-            "{passed} passed:\n{summary}"
+            "{passed} passed (see {shown}):\n{summary}"
         );
     }
+    assert!(
+        !summary.contains("tests/c_passes.rs"),
+        "a passing binary is named (see {shown}):\n{summary}"
+    );
+    std::fs::remove_file(&log).unwrap();
 }
