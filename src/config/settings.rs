@@ -421,10 +421,12 @@ fn check_unknown_keys(r: &mut Reader) {
     }
 }
 
-/// Section names become credentials-file section headers.
+/// Section names become credentials-file section headers (and are shown in
+/// every log line about the section: no control character either).
 fn check_profile_name(r: &mut Reader, name: &str) {
     let bad = name.is_empty()
-        || name.contains(['[', ']', '\n', '\r'])
+        || name.contains(['[', ']'])
+        || name.chars().any(char::is_control)
         || name.trim() != name
         || name == "DEFAULT";
     if bad {
@@ -434,7 +436,7 @@ fn check_profile_name(r: &mut Reader, name: &str) {
                 "profile name {} cannot be a credentials-file section",
                 quoted(name)
             ),
-            "use letters, digits, dashes, dots or underscores; not DEFAULT, no brackets",
+            "use letters, digits, dashes, dots or underscores; not DEFAULT, no brackets or control characters",
         );
     }
 }

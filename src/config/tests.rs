@@ -421,3 +421,22 @@ fn a_secret_of_the_wrong_type_is_shown_nowhere() {
         assert!(!all.contains(secret), "{secret} shown:\n{all}");
     }
 }
+
+#[test]
+fn a_profile_name_with_a_control_character_is_refused() {
+    let f = Fixture::new();
+    for name in ["prod\\u001bc", "prod\\u0007", "prod\\u009b1m"] {
+        let config = f
+            .load_text(&format!("{GOOD}\nprofile_name = \"{name}\"\n"))
+            .unwrap();
+        let errors = errors(config.section("plain").unwrap()).join("\n");
+        assert!(
+            errors.contains("cannot be a credentials-file section"),
+            "{name}: {errors}"
+        );
+        assert!(
+            !errors.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+            "{errors:?}"
+        );
+    }
+}
