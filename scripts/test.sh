@@ -50,4 +50,6 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-cargo test --locked --all-targets "$@"
+# Every test binary runs even when one fails; the summary at the end names
+# every failed test.
+scripts/cargo-test.sh "$@"

@@ -23,6 +23,7 @@ pub(crate) mod session_bus;
 pub(crate) mod session_cache;
 pub(crate) mod sso;
 pub mod sts;
+pub(crate) mod text;
 pub mod timestamp;
 
 /// The program: parse the command line, set up logging, run the command.

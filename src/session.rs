@@ -12,6 +12,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::secret::mask_access_key_id;
+use crate::text::printable;
 
 /// One set of temporary credentials: an MFA session (GetSessionToken) or a
 /// role session (AssumeRole). The secret parts are [`SecretString`], so a
@@ -47,7 +48,7 @@ impl fmt::Display for MfaSessionKey {
         write!(
             f,
             "{} via {} ({} s)",
-            self.mfa_serial_number,
+            printable(&self.mfa_serial_number),
             mask_access_key_id(&self.access_key_id),
             self.duration
         )
@@ -67,9 +68,11 @@ pub enum Unit {
 
 impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names come from the config: escaped, so that none can forge a
+        // log line or steer a terminal.
         match self {
-            Unit::Device(serial) => write!(f, "MFA device {serial}"),
-            Unit::Section(name) => write!(f, "section [{name}]"),
+            Unit::Device(serial) => write!(f, "MFA device {}", printable(serial)),
+            Unit::Section(name) => write!(f, "section [{}]", printable(name)),
         }
     }
 }

@@ -36,7 +36,7 @@ use std::process::{Command, Output, Stdio};
 
 use bad_inputs::{
     CORPUS, GOOD_CREDENTIALS, LONG_TERM_SECRET, corpus_files, expanding_config, good_config,
-    huge_config, huge_credentials, mkfifo,
+    huge_config, huge_credentials, inherited_huge_value_config, long_external_id_config, mkfifo,
 };
 use daemon::{binary, botocore_sections};
 use fast_sts::FastSts;
@@ -238,13 +238,23 @@ fn check(case: &Case, expected: &Expectation, config_case: bool) -> Vec<String> 
             String::from_utf8_lossy(&output.stderr)
         );
         let mut fail = |what: String| {
+            // (Cut: `config show` of a 4 MB value prints it.)
+            let shown: String = text.chars().take(8000).collect();
             failures.push(format!(
-                "{} `{command}`: {what}\n--- output:\n{text}",
+                "{} `{command}`: {what}\n--- output:\n{shown}",
                 case.name
             ))
         };
         if output.status.code() == Some(101) || text.contains("panicked") {
             fail("panicked".into());
+        }
+        // Outside text (section names, values, server messages) is shown
+        // escaped: no raw control character reaches the terminal.
+        if let Some(c) = text
+            .chars()
+            .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+        {
+            fail(format!("printed the raw control character {c:?}"));
         }
         if text.contains(LONG_TERM_SECRET)
             || text.contains("FastToken")
@@ -398,6 +408,8 @@ const GENERATED: &[&str] = &[
     "config_dev_zero",
     "policy_fifo",
     "config_expansion_huge",
+    "config_inherited_huge_value",
+    "external_id_of_4_mb",
     "cache_step_u64_max",
     "cache_step_clock_set_back_3h",
     "cache_garbage",
@@ -515,6 +527,16 @@ fn generate(name: &str, case: &mut Case, endpoint: &str) {
         }
         "config_expansion_huge" => {
             std::fs::write(&case.config, expanding_config()).unwrap();
+            case.subject = case.config.clone();
+            write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
+        }
+        "config_inherited_huge_value" | "external_id_of_4_mb" => {
+            let text = if name == "external_id_of_4_mb" {
+                long_external_id_config(endpoint)
+            } else {
+                inherited_huge_value_config(endpoint)
+            };
+            std::fs::write(&case.config, text).unwrap();
             case.subject = case.config.clone();
             write_credentials(case, GOOD_CREDENTIALS.as_bytes(), 0o600);
         }
@@ -657,4 +679,54 @@ fn a_closed_stdout_is_not_a_panic() {
             "{args:?}: a closed pipe is no error worth a message: {stderr}"
         );
     }
+}
+
+#[test]
+fn a_role_arn_with_control_characters_is_refused_before_a_code_is_spent() {
+    // The role name part of the ARN holds CR, LF and ESC: IAM makes no such
+    // role, so no code is read and nothing is sent to STS for it.
+    let sts = FastSts::start(3600);
+    let case = Case::new("role name with control characters");
+    let code_read = case.home.path().join("code-read");
+    std::fs::write(
+        &case.config,
+        format!(
+            "mfa_serial_number = \"arn:aws:iam::123456789012:mfa/me\"\nmfa_process = \"touch {}; echo 123456\"\nsts_endpoint = \"{}\"\n\n[prod]\nassume_role_arn = \"arn:aws:iam::111111111111:role/Admin\\r\\n\\u001b[31mforged\"\n",
+            code_read.display(),
+            sts.url
+        ),
+    )
+    .unwrap();
+    std::fs::write(&case.credentials, GOOD_CREDENTIALS).unwrap();
+    std::fs::set_permissions(&case.credentials, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for command in ["plan", "apply"] {
+        let output = case.run(&[command]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(1), "{command}: {text}");
+        assert!(text.contains("is not a role ARN"), "{command}: {text}");
+        assert!(
+            !text.contains(['\r', '\u{1b}']),
+            "{command} printed a raw control character: {text:?}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|line| line.starts_with("\u{1b}[31mforged")),
+            "{command}: {text}"
+        );
+    }
+    assert!(!code_read.exists(), "an MFA code was read for it");
+    assert_eq!(
+        (sts.calls("GetSessionToken"), sts.calls("AssumeRole")),
+        (0, 0),
+        "STS was called"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&case.credentials).unwrap(),
+        GOOD_CREDENTIALS
+    );
 }

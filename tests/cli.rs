@@ -32,19 +32,40 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-const EXAMPLES: [&str; 4] = [
-    "--config",
-    "examples/config.toml",
-    "--credentials-file",
-    "examples/credentials",
-];
-
 /// The config commands read no credentials file, and take no option for one.
 const EXAMPLE_CONFIG: [&str; 2] = ["--config", "examples/config.toml"];
 
 #[test]
 fn plan_on_the_examples_shows_states_and_cost_without_secrets() {
-    let out = daemon(&[&["plan"][..], &EXAMPLES].concat());
+    // The example file with its expiries moved to now: one session fresh
+    // for hours, one expired an hour ago (an expiry no session can have,
+    // like 2099 or 1970, is not believed: the profile counts as unmanaged).
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let at = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let text = std::fs::read_to_string("examples/credentials")
+        .unwrap()
+        .replace("2099-01-01T00:00:00Z", &at(now + time::Duration::hours(10)))
+        .replace("2020-01-01T00:00:00Z", &at(now - time::Duration::hours(1)));
+    std::fs::write(&credentials, text).unwrap();
+    std::fs::set_permissions(
+        &credentials,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let examples = [
+        "--config",
+        "examples/config.toml",
+        "--credentials-file",
+        credentials.to_str().unwrap(),
+    ];
+    let out = daemon(&[&["plan"][..], &examples].concat());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     for expected in [
@@ -67,10 +88,10 @@ fn plan_on_the_examples_shows_states_and_cost_without_secrets() {
         "secret shown:\n{text}"
     );
 
-    let out = daemon(&[&["plan", "--detailed-exitcode"][..], &EXAMPLES].concat());
+    let out = daemon(&[&["plan", "--detailed-exitcode"][..], &examples].concat());
     assert_eq!(out.status.code(), Some(2), "pending changes");
 
-    let out = daemon(&[&["plan", "--json"][..], &EXAMPLES].concat());
+    let out = daemon(&[&["plan", "--json"][..], &examples].concat());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan --json is JSON");
     let states: Vec<&str> = json["sections"]
         .as_array()
@@ -82,26 +103,15 @@ fn plan_on_the_examples_shows_states_and_cost_without_secrets() {
     assert_eq!(json["work"]["assume_role_calls"], 2);
     assert!(!stdout(&out).contains("AKIAIOSFODNN7EXAMPLE"));
 
-    // Only the fresh section selected, in a private copy of the file (a
-    // file others can read is made private: work too): nothing pending.
-    let dir = tempfile::tempdir().unwrap();
-    let private = dir.path().join("credentials");
-    std::fs::copy("examples/credentials", &private).unwrap();
-    std::fs::set_permissions(
-        &private,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let out = daemon(&[
-        "plan",
-        "--detailed-exitcode",
-        "--config-section",
-        "mfa",
-        "--config",
-        "examples/config.toml",
-        "--credentials-file",
-        private.to_str().unwrap(),
-    ]);
+    // Only the fresh section selected (in a private file: a file others
+    // can read is made private, which is work too): nothing pending.
+    let out = daemon(
+        &[
+            &["plan", "--detailed-exitcode", "--config-section", "mfa"][..],
+            &examples,
+        ]
+        .concat(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 

@@ -28,7 +28,6 @@ mod tools;
 #[path = "support/vcard.rs"]
 mod vcard;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use daemon::{Home, Running, SERIAL, accounts, delete_profiles, org_config, wait_until};
@@ -208,26 +207,6 @@ fn a_rejected_code_costs_one_more_code_and_no_more() {
     let _ = started;
 }
 
-/// The libfaketime preload library (Debian's `libfaketime`).
-fn libfaketime() -> PathBuf {
-    let candidates = [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
-        "/usr/lib/faketime/libfaketimeMT.so.1",
-        "/usr/local/lib/faketime/libfaketimeMT.so.1",
-    ];
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "libfaketime is missing (looked in {candidates:?}): apt-get install libfaketime \
-                 (scripts/install-deps.sh does); the clock-jump test needs it and is not skipped"
-            )
-        })
-}
-
 #[test]
 fn a_wall_clock_jump_of_eight_hours_is_caught_within_a_minute() {
     // A suspend: the wall clock jumps 8 hours, the monotonic clock does not
@@ -244,7 +223,7 @@ fn a_wall_clock_jump_of_eight_hours_is_caught_within_a_minute() {
     std::fs::write(&offset_file, "+0\n").unwrap();
     let mut command = home.command(&["run", "--log-level", "debug"]);
     command
-        .env("LD_PRELOAD", libfaketime())
+        .env("LD_PRELOAD", tools::libfaketime())
         .env("FAKETIME_TIMESTAMP_FILE", &offset_file)
         .env("FAKETIME_NO_CACHE", "1")
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");

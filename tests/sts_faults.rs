@@ -83,19 +83,35 @@ fn fresh_code() -> SecretString {
     SecretString::from(NEXT.fetch_add(1, Ordering::Relaxed).to_string())
 }
 
+/// GetSessionToken of 3600 s with `code`, its answer judged at `now`.
+async fn session_at(
+    clients: &StsClients,
+    endpoint: &Endpoint,
+    code: &SecretString,
+    now: time::OffsetDateTime,
+) -> Result<SessionCredentials, StsError> {
+    let mfa = MfaCode {
+        serial_number: SERIAL,
+        code,
+    };
+    clients
+        .get_session_token(&long_term_keys(), endpoint, mfa, 3600, now)
+        .await
+}
+
 impl Setup {
     async fn session(&self) -> Result<SessionCredentials, StsError> {
         self.session_with(&fresh_code()).await
     }
 
     async fn session_with(&self, code: &SecretString) -> Result<SessionCredentials, StsError> {
-        let mfa = MfaCode {
-            serial_number: SERIAL,
+        session_at(
+            &self.clients,
+            &self.endpoint,
             code,
-        };
-        self.clients
-            .get_session_token(&long_term_keys(), &self.endpoint, mfa, 3600)
-            .await
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
     }
 
     async fn chained(
@@ -109,6 +125,7 @@ impl Setup {
                 &self.endpoint,
                 &role(duration),
                 None,
+                time::OffsetDateTime::now_utc(),
             )
             .await
     }
@@ -128,6 +145,7 @@ impl Setup {
                 &self.endpoint,
                 &role(duration),
                 Some(mfa),
+                time::OffsetDateTime::now_utc(),
             )
             .await
     }
@@ -390,7 +408,13 @@ async fn assume_role_sends_the_role_options() {
     ];
     role.policy = Some(r#"{"Version":"2012-10-17","Statement":[]}"#.to_string());
     s.clients
-        .assume_role(&SigningKeys::session(&session), &s.endpoint, &role, None)
+        .assume_role(
+            &SigningKeys::session(&session),
+            &s.endpoint,
+            &role,
+            None,
+            time::OffsetDateTime::now_utc(),
+        )
         .await
         .expect("AssumeRole with options");
     let stats = s.front.stats();
@@ -434,15 +458,14 @@ async fn an_unreachable_endpoint_is_a_transport_error_retried_soon() {
     let port = moto::free_port();
     let clients = StsClients::new();
     let endpoint = Endpoint::new("us-east-1", Some(format!("http://127.0.0.1:{port}")));
-    let code = fresh_code();
-    let mfa = MfaCode {
-        serial_number: SERIAL,
-        code: &code,
-    };
-    let error = clients
-        .get_session_token(&long_term_keys(), &endpoint, mfa, 3600)
-        .await
-        .unwrap_err();
+    let error = session_at(
+        &clients,
+        &endpoint,
+        &fresh_code(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap_err();
     assert_error(
         &error,
         StsErrorKind::Transport(TransportKind::Io),
@@ -466,15 +489,14 @@ async fn the_front_takes_faults_from_its_command_line_and_stops_on_sigterm() {
     );
     let clients = StsClients::new();
     let endpoint = Endpoint::new("us-east-1", Some(front.url.clone()));
-    let code = fresh_code();
-    let mfa = MfaCode {
-        serial_number: SERIAL,
-        code: &code,
-    };
-    let error = clients
-        .get_session_token(&long_term_keys(), &endpoint, mfa, 3600)
-        .await
-        .unwrap_err();
+    let error = session_at(
+        &clients,
+        &endpoint,
+        &fresh_code(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap_err();
     assert_error(&error, StsErrorKind::Server, RetryClass::Soon);
     assert_eq!(error.status(), Some(503));
     assert!(
@@ -527,4 +549,76 @@ async fn hostile_answers_are_refused_without_filling_memory_or_trusting_them() {
         creds.expiration
     );
     assert!(creds.expiration >= asked - time::Duration::seconds(60));
+}
+
+#[tokio::test]
+async fn an_answer_no_output_could_carry_is_a_bad_answer_retried_soon() {
+    let s = setup(&[]);
+    for (element, value, says) in [
+        (
+            "SessionToken",
+            Some("FwoGZXIvYXdzEXAMPLETOKEN\naws_secret_access_key = forged"),
+            "SessionToken: a session token may hold only printable ASCII",
+        ),
+        (
+            "AccessKeyId",
+            Some("ASIA-NOT-A-KEY-ID!"),
+            "AccessKeyId: an access key id may hold only",
+        ),
+        (
+            "SecretAccessKey",
+            None,
+            "SecretAccessKey: a secret access key has 16-1024 characters, not 0",
+        ),
+        (
+            "Expiration",
+            None,
+            "the credentials expire at 1970-01-01T00:00:00Z, not after now",
+        ),
+    ] {
+        s.front
+            .inject(json!({"fault": "rewrite", "element": element, "value": value, "count": 1}));
+        let error = s.session().await.unwrap_err();
+        assert_error(&error, StsErrorKind::BadAnswer, RetryClass::Soon);
+        let text = format!("{error} {error:?}");
+        assert!(text.contains(says), "{text}");
+        assert!(
+            !text.contains("forged") && !text.contains("NOT-A-KEY"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_answer_is_judged_by_the_clock_passed_in() {
+    let s = setup(&[]);
+    // Two days ahead of the answer's clock: the session ended already.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    let error = session_at(&s.clients, &s.endpoint, &fresh_code(), later)
+        .await
+        .unwrap_err();
+    assert_error(&error, StsErrorKind::BadAnswer, RetryClass::Soon);
+    assert!(error.to_string().contains("not after now"), "{error}");
+
+    // At the end of the calendar no expiry can be checked: refused before
+    // a request (and its code) goes out.
+    let sent = s.count(&["total"]);
+    let end = time::macros::datetime!(9999-12-31 23:50 UTC);
+    let error = session_at(&s.clients, &s.endpoint, &fresh_code(), end)
+        .await
+        .unwrap_err();
+    assert_error(&error, StsErrorKind::Clock, RetryClass::NeedsUser);
+    assert!(
+        error
+            .to_string()
+            .contains("the system clock reads 9999-12-31T23:50:00Z"),
+        "{error}"
+    );
+    let error = s
+        .clients
+        .assume_role(&long_term_keys(), &s.endpoint, &role(900), None, end)
+        .await
+        .unwrap_err();
+    assert_error(&error, StsErrorKind::Clock, RetryClass::NeedsUser);
+    assert_eq!(s.count(&["total"]), sent, "a request was sent");
 }

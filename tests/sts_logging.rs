@@ -90,30 +90,36 @@ async fn trace_logs_name_the_calls_and_hold_no_secret() {
     // A refused code, then the MFA session, a chained and a direct AssumeRole.
     front.inject(serde_json::json!({"fault": "code_rejected"}));
     let refused = clients
-        .get_session_token(&long_term, &endpoint, mfa(0), 3600)
+        .get_session_token(&long_term, &endpoint, mfa(0), 3600, now())
         .await
         .unwrap_err();
     assert_eq!(refused.kind(), StsErrorKind::CodeRejected);
     let session = clients
-        .get_session_token(&long_term, &endpoint, mfa(1), 3600)
+        .get_session_token(&long_term, &endpoint, mfa(1), 3600, now())
         .await
         .expect("GetSessionToken");
     let chained = clients
-        .assume_role(&SigningKeys::session(&session), &endpoint, &role, None)
+        .assume_role(
+            &SigningKeys::session(&session),
+            &endpoint,
+            &role,
+            None,
+            now(),
+        )
         .await
         .expect("chained AssumeRole");
     let direct = clients
-        .assume_role(&long_term, &endpoint, &role, Some(mfa(2)))
+        .assume_role(&long_term, &endpoint, &role, Some(mfa(2)), now())
         .await
         .expect("direct AssumeRole");
     // A reused code, and a malformed one refused before sending.
     let reused = clients
-        .assume_role(&long_term, &endpoint, &role, Some(mfa(2)))
+        .assume_role(&long_term, &endpoint, &role, Some(mfa(2)), now())
         .await
         .unwrap_err();
     assert_eq!(reused.kind(), StsErrorKind::CodeRejected);
     let malformed = clients
-        .get_session_token(&long_term, &endpoint, mfa(3), 3600)
+        .get_session_token(&long_term, &endpoint, mfa(3), 3600, now())
         .await
         .unwrap_err();
     assert_eq!(malformed.kind(), StsErrorKind::MalformedCode);
@@ -164,4 +170,9 @@ async fn trace_logs_name_the_calls_and_hold_no_secret() {
             );
         }
     }
+}
+
+/// The wall clock, which the STS calls take as an argument.
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }

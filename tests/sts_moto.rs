@@ -86,6 +86,7 @@ async fn mfa_session(clients: &StsClients, endpoint: &Endpoint, code: &str) -> S
                 code: &code,
             },
             3600,
+            now(),
         )
         .await
         .expect("GetSessionToken")
@@ -106,6 +107,7 @@ async fn get_session_token_returns_credentials_for_the_duration() {
                 code: &code,
             },
             7200,
+            now(),
         )
         .await
         .expect("GetSessionToken");
@@ -124,7 +126,13 @@ async fn assume_role_chained_from_the_mfa_session_gives_role_credentials() {
 
     let role = role("Admin", 900);
     let credentials = clients
-        .assume_role(&SigningKeys::session(&session), &endpoint, &role, None)
+        .assume_role(
+            &SigningKeys::session(&session),
+            &endpoint,
+            &role,
+            None,
+            now(),
+        )
         .await
         .expect("AssumeRole from the MFA session");
     assert!(
@@ -157,6 +165,7 @@ async fn direct_assume_role_with_serial_and_code() {
                 serial_number: SERIAL,
                 code: &code,
             }),
+            now(),
         )
         .await
         .expect("direct AssumeRole");
@@ -187,7 +196,13 @@ async fn assume_role_options_are_accepted() {
             .to_string(),
     );
     let credentials = clients
-        .assume_role(&SigningKeys::session(&session), &endpoint, &role, None)
+        .assume_role(
+            &SigningKeys::session(&session),
+            &endpoint,
+            &role,
+            None,
+            now(),
+        )
         .await
         .expect("AssumeRole with options");
     assert_expires_in(&credentials, 3600);
@@ -209,7 +224,9 @@ async fn fifty_concurrent_assume_roles_share_one_client() {
         let (clients, signer, endpoint) = (clients.clone(), signer.clone(), endpoint.clone());
         tokio::spawn(async move {
             let role = role(&format!("Role{i}"), 900);
-            clients.assume_role(&signer, &endpoint, &role, None).await
+            clients
+                .assume_role(&signer, &endpoint, &role, None, now())
+                .await
         })
     });
     let mut keys = std::collections::HashSet::new();
@@ -230,8 +247,13 @@ async fn fifty_concurrent_assume_roles_share_one_client() {
     // Another region (or endpoint) is another client.
     let other = Endpoint::new("eu-west-1", Some(moto.url.clone()));
     clients
-        .assume_role(&signer, &other, &role("Elsewhere", 900), None)
+        .assume_role(&signer, &other, &role("Elsewhere", 900), None, now())
         .await
         .expect("AssumeRole in another region");
     assert_eq!(clients.cached_clients(), 2);
+}
+
+/// The wall clock, which the STS calls take as an argument.
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::bad_inputs::{
     GOOD_CREDENTIALS, corpus_files, expanding_config, good_config, huge_config, huge_credentials,
-    mkfifo,
+    inherited_huge_value_config, mkfifo,
 };
 use crate::confined;
 use crate::fast_sts::FastSts;
@@ -113,6 +113,14 @@ fn generated(rig: &Rig, endpoint: &str) -> Result<Vec<(&'static str, &'static st
         "config_expansion_huge",
         "a 378 KB config expanding to 10,000 sections × 10,000 keys (100 million values)",
         Case::new(&expanding_config(), GOOD_CREDENTIALS.as_bytes()),
+    ));
+    cases.push((
+        "config_inherited_huge_value",
+        "a 3.9 MB config: one 3.9 MB `assume_role_external_id` inherited by 1,000 sections (3.9 GB copied naively; issue 22 measured 9.5 s and 3.8 GB)",
+        Case::new(
+            &inherited_huge_value_config(endpoint),
+            GOOD_CREDENTIALS.as_bytes(),
+        ),
     ));
 
     case = Case::new("", GOOD_CREDENTIALS.as_bytes());
@@ -241,7 +249,7 @@ pub fn run(rig: &Rig, whole_corpus: bool) -> Result<(Table, serde_json::Value), 
     let named = [
         (
             "mfa_process_endless_output.toml",
-            "`mfa_process = \"yes\"` (output without end)",
+            "`mfa_process = \"cat /dev/zero\"` (output without end, no line break)",
         ),
         (
             "mfa_process_hangs.toml",

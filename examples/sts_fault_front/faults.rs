@@ -32,6 +32,13 @@ pub enum FaultKind {
     Garbage,
     /// The upstream's answer, its `<Expiration>` changed to the year 9999.
     FarExpiration,
+    /// The answer (upstream's or local), the text of `element` (e.g.
+    /// `Expiration`, `SessionToken`, `AccessKeyId`) replaced by `value`, or
+    /// the element removed when `value` is absent.
+    Rewrite,
+    /// An STS error answer of `status` (default 400) with `code` and
+    /// `message` as given (a hostile server's text).
+    Error,
 }
 
 impl FaultKind {
@@ -53,6 +60,8 @@ impl FaultKind {
             FaultKind::EndlessBody => "endless_body",
             FaultKind::Garbage => "garbage",
             FaultKind::FarExpiration => "far_expiration",
+            FaultKind::Rewrite => "rewrite",
+            FaultKind::Error => "error",
         }
     }
 }
@@ -88,6 +97,19 @@ pub struct FaultSpec {
     /// Delay of `slow`, in milliseconds (default 1000).
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// `rewrite`: the XML element whose text is replaced.
+    #[serde(default)]
+    pub element: Option<String>,
+    /// `rewrite`: its new text (absent: the element is removed). Control
+    /// characters are sent as character references (`&#13;`), so that a CR
+    /// survives XML's line-end normalization.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// `error`: the error code and message.
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 struct ActiveFault {

@@ -104,12 +104,23 @@ enum Reply {
     Endless,
 }
 
+/// Escapes text for XML content; control characters become character
+/// references, so that a hostile value (CR, LF, ESC) reaches the client as
+/// it was given.
 fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if c.is_control() => out.push_str(&format!("&#{};", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// An error answer in STS's (awsQuery) XML format.
@@ -177,6 +188,11 @@ fn fault_answer(spec: &FaultSpec, params: &HashMap<String, String>) -> Response 
             "Cannot call GetSessionToken with session credentials",
         ),
         FaultKind::RequestExpired => sts_error(400, "RequestExpired", "Request has expired."),
+        FaultKind::Error => sts_error(
+            spec.status.unwrap_or(400),
+            spec.code.as_deref().unwrap_or("ValidationError"),
+            spec.message.as_deref().unwrap_or(""),
+        ),
         FaultKind::RegionDisabled => sts_error(
             403,
             "RegionDisabledException",
@@ -187,7 +203,8 @@ fn fault_answer(spec: &FaultSpec, params: &HashMap<String, String>) -> Response 
         | FaultKind::Slow
         | FaultKind::EndlessBody
         | FaultKind::Garbage
-        | FaultKind::FarExpiration => {
+        | FaultKind::FarExpiration
+        | FaultKind::Rewrite => {
             sts_error(500, "InternalFailure", "fault front: not an error fault")
         }
     }
@@ -361,7 +378,7 @@ impl Front {
                         Reply::Answer(Response::new(200, "text/xml", bytes)),
                     );
                 }
-                FaultKind::FarExpiration => {}
+                FaultKind::FarExpiration | FaultKind::Rewrite => {}
                 FaultKind::Slow => {
                     self.state().stats.delayed();
                     tokio::time::sleep(Duration::from_millis(spec.delay_ms.unwrap_or(1000))).await;
@@ -410,20 +427,39 @@ impl Front {
                 );
             }
         }
-        let far = fault
-            .as_ref()
-            .is_some_and(|spec| spec.fault == FaultKind::FarExpiration);
+        let rewrite = fault.as_ref().and_then(|spec| match spec.fault {
+            FaultKind::FarExpiration => Some((
+                "far_expiration".to_string(),
+                "Expiration".to_string(),
+                Some("9999-12-31T23:59:59Z".to_string()),
+            )),
+            FaultKind::Rewrite => Some((
+                "rewrite".to_string(),
+                spec.element
+                    .clone()
+                    .unwrap_or_else(|| "Expiration".to_string()),
+                spec.value.clone(),
+            )),
+            _ => None,
+        });
         let Some(upstream) = &self.upstream else {
-            return (
-                "ok".to_string(),
-                Reply::Answer(self.local_answer(action, params)),
-            );
+            let answer = self.local_answer(action, params);
+            return match rewrite {
+                Some((outcome, element, value)) => (
+                    outcome,
+                    Reply::Answer(rewritten(answer, &element, value.as_deref())),
+                ),
+                None => ("ok".to_string(), Reply::Answer(answer)),
+            };
         };
         match http::forward(upstream, request, Duration::from_secs(30)).await {
-            Ok(response) if far => (
-                "far_expiration".to_string(),
-                Reply::Answer(far_expiration(response)),
-            ),
+            Ok(response) if response.status < 400 && rewrite.is_some() => {
+                let (outcome, element, value) = rewrite.expect("checked");
+                (
+                    outcome,
+                    Reply::Answer(rewritten(response, &element, value.as_deref())),
+                )
+            }
             Ok(response) => (
                 if response.status < 400 {
                     "ok"
@@ -484,15 +520,22 @@ async fn serve(stream: TcpStream, front: Arc<Front>) {
     }
 }
 
-/// Replaces the expiry in an STS answer with one in the year 9999.
-fn far_expiration(mut response: Response) -> Response {
+/// Replaces the text of `element` in an STS answer by `value` (escaped),
+/// or removes the element when `value` is `None`.
+fn rewritten(mut response: Response, element: &str, value: Option<&str>) -> Response {
     let text = String::from_utf8_lossy(&response.body).into_owned();
-    if let (Some(start), Some(end)) = (text.find("<Expiration>"), text.find("</Expiration>")) {
-        let text = format!(
-            "{}<Expiration>9999-12-31T23:59:59Z{}",
-            &text[..start],
-            &text[end..]
-        );
+    let open = format!("<{element}>");
+    let close = format!("</{element}>");
+    if let (Some(start), Some(end)) = (text.find(&open), text.find(&close)) {
+        let text = match value {
+            Some(value) => format!(
+                "{}{open}{}{}",
+                &text[..start],
+                xml_escape(value),
+                &text[end..]
+            ),
+            None => format!("{}{}", &text[..start], &text[end + close.len()..]),
+        };
         response.body = text.into_bytes();
     }
     response

@@ -12,11 +12,12 @@ use crate::daemon::act::{Executor, Outcome};
 use crate::daemon::adapters::{
     RealCodes, RealKeyring, RealSts, start_key_watch, start_unlock_watch,
 };
-use crate::daemon::decide::ProfileState;
+use crate::daemon::decide::{Action, ProfileState};
 use crate::daemon::ports::SystemClock;
 use crate::daemon::{Daemon, Event, Reason, watch};
 use crate::retry::RetryClass;
 use crate::session_cache::runtime_dir;
+use crate::text::printable;
 
 /// AssumeRole calls in flight at once until the config says (`sts_concurrency`).
 const ASSUME_ROLE_CONCURRENCY: usize = 32;
@@ -141,30 +142,34 @@ pub fn apply(cli: &Cli) -> anyhow::Result<i32> {
     let mut failed = 0;
     for section in &summary.plan.sections {
         let outcome = summary.report.outcomes.get(&section.section);
-        match (&section.state, outcome) {
-            (ProfileState::Fresh { expires }, _) => {
+        let name = printable(&section.section);
+        match (&section.state, &section.action, outcome) {
+            (ProfileState::Fresh { expires }, _, _) => {
                 let refreshed = if outcome == Some(&Outcome::Written) {
                     "refreshed, "
                 } else {
                     ""
                 };
                 println!(
-                    "[{}] {refreshed}fresh until {}",
-                    section.section,
+                    "[{name}] {refreshed}fresh until {}",
                     crate::timestamp::rfc3339(*expires)
                 );
             }
-            (ProfileState::Invalid { reasons }, _) => {
+            (ProfileState::Invalid { reasons }, _, _) => {
                 failed += 1;
-                eprintln!("[{}] invalid: {}", section.section, reasons.join("; "));
+                eprintln!("[{name}] invalid: {}", printable(&reasons.join("; ")));
             }
-            (state, Some(Outcome::Failed { error, .. })) => {
+            (state, Action::Blocked { reason }, _) => {
                 failed += 1;
-                eprintln!("[{}] {}: {error}", section.section, state.name());
+                eprintln!("[{name}] {}: {}", state.name(), printable(reason));
             }
-            (state, _) => {
+            (state, _, Some(Outcome::Failed { error, .. })) => {
                 failed += 1;
-                eprintln!("[{}] {}", section.section, state.name());
+                eprintln!("[{name}] {}: {}", state.name(), printable(&error.message));
+            }
+            (state, _, _) => {
+                failed += 1;
+                eprintln!("[{name}] {}", state.name());
             }
         }
     }

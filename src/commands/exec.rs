@@ -95,7 +95,7 @@ fn become_command(mut command: Command, program: &OsStr) -> i32 {
 fn cannot_run(program: &OsStr, error: &std::io::Error) -> i32 {
     eprintln!(
         "error: cannot run {}: {error}",
-        super::printable(&program.to_string_lossy())
+        crate::text::printable(&program.to_string_lossy())
     );
     if error.kind() == std::io::ErrorKind::NotFound {
         127
@@ -126,7 +126,7 @@ fn daemon_endpoint(target: &Target) -> anyhow::Result<Option<Record>> {
     answer.map_err(|reason| {
         anyhow::anyhow!(
             "section [{}]: the daemon's credentials endpoint cannot hand it out: {reason}",
-            super::printable(&target.name)
+            crate::text::printable(&target.name)
         )
     })?;
     Ok(Some(record))

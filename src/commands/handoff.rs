@@ -84,14 +84,14 @@ pub(crate) fn target(config: &Config, name: &str) -> anyhow::Result<Target> {
         };
         bail!(
             "no section [{}] in the config (nor one with that profile_name); {listed}",
-            super::printable(name)
+            crate::text::printable(name)
         );
     };
     let settings: &Settings = match &section.settings {
         Ok(settings) => settings,
         Err(errors) => bail!(
             "section [{}] is invalid: {}",
-            super::printable(&section.name),
+            crate::text::printable(&section.name),
             errors
                 .iter()
                 .map(ToString::to_string)
@@ -141,7 +141,7 @@ pub(crate) fn fresh_session(cli: &Cli, target: &Target) -> anyhow::Result<Sessio
     if let Some(session) = fresh_now(cli, target)? {
         return Ok(session);
     }
-    let section = super::printable(&target.name);
+    let section = crate::text::printable(&target.name);
     let outcome = summary.report.outcomes.get(&target.name);
     let planned = summary
         .plan

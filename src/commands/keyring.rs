@@ -16,12 +16,12 @@ use anyhow::{Context, anyhow, bail};
 use zeroize::Zeroizing;
 
 use crate::cli::{Cli, KeyringCommand};
-use crate::commands::printable;
 use crate::commands::table::Table;
 use crate::config::{DEFAULT_BACKUPS, LoadOptions, process_env};
 use crate::credentials::{ACCESS_KEY_ID, CredentialsFile, Edit, SECRET_ACCESS_KEY, WriteOutcome};
 use crate::keyring::{Keyring, PROMPT_TIMEOUT, check_long_term_key_id};
 use crate::secret::{ExposeSecret, SecretString, mask_access_key_id};
+use crate::text::printable;
 
 /// What standard input may hold: two short lines.
 const MAX_INPUT: u64 = 8 * 1024;

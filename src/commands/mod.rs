@@ -14,7 +14,6 @@ pub mod plan;
 pub mod status;
 pub(crate) mod table;
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,7 +38,11 @@ pub(crate) fn main() -> ExitCode {
         // `... | head` closed the pipe: stop quietly, like other Unix tools.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Line by line (hints follow on lines of their own), each
+            // escaped: names and server text reach no terminal raw.
+            let text = format!("{e:#}");
+            let lines: Vec<_> = text.lines().map(crate::text::printable).collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::from(1)
         }
     }
@@ -140,25 +143,5 @@ pub(crate) fn observe(cli: &Cli) -> anyhow::Result<crate::daemon::observe::Obser
         std::sync::Arc::new(crate::daemon::adapters::RealKeyring::dry_run()),
         &mut cache,
         runtime_dir.as_deref(),
-    )
-}
-
-/// Text from files (section names, errors quoting them, the state file)
-/// with control characters escaped, so that nothing printed can move the
-/// cursor, retitle the terminal or hide a line.
-pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
     )
 }

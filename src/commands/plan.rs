@@ -5,8 +5,9 @@ use std::io::Write;
 
 use time::OffsetDateTime;
 
-use super::printable;
+use super::table::Table;
 use crate::daemon::decide::{Action, Plan, ProfileState};
+use crate::text::printable;
 use crate::timestamp::{rfc3339, with_relative};
 
 /// Exit codes of `plan --detailed-exitcode`.
@@ -31,47 +32,24 @@ pub fn print_json(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
-    let rows: Vec<[String; 7]> = plan
-        .sections
-        .iter()
-        .map(|s| {
-            [
-                printable(&s.section).into_owned(),
-                printable(&s.profile).into_owned(),
-                match s.output {
-                    crate::config::Output::File => "file",
-                    crate::config::Output::Process => "process",
-                }
-                .to_string(),
-                s.long_term_keys.to_string(),
-                s.state.name().to_string(),
-                expiry_column(&s.state, plan.now),
-                action_column(&s.action, plan.now),
-            ]
-        })
-        .collect();
-    let header = [
+    let mut table = Table::new([
         "SECTION", "PROFILE", "OUTPUT", "KEYS", "STATE", "EXPIRES", "ACTION",
-    ]
-    .map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
+    ]);
+    for s in &plan.sections {
+        table.row([
+            s.section.as_str(),
+            s.profile.as_str(),
+            match s.output {
+                crate::config::Output::File => "file",
+                crate::config::Output::Process => "process",
+            },
+            s.long_term_keys,
+            s.state.name(),
+            &expiry_column(&s.state, plan.now),
+            &action_column(&s.action, plan.now),
+        ]);
     }
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-
+    out.write_all(table.render().as_bytes())?;
     writeln!(out)?;
     let work = &plan.work;
     if !plan.has_work() {

@@ -7,11 +7,11 @@ use std::io::Write;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::printable;
 use crate::cli::{Cli, StatusArgs};
 use crate::config::process_env;
 use crate::daemon::state::{self, SectionStatus};
 use crate::session_cache::runtime_dir;
+use crate::text::printable;
 use crate::timestamp::with_relative;
 
 #[derive(Serialize)]

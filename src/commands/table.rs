@@ -40,7 +40,7 @@ impl Table {
         self.rows.push(
             cells
                 .into_iter()
-                .map(|c| super::printable(c.as_ref()).into_owned())
+                .map(|c| crate::text::printable(c.as_ref()).into_owned())
                 .collect(),
         );
     }

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::retry::{Classified, RetryClass};
+use crate::text::printable;
 
 /// A config problem. Created with a byte span while parsing; [`locate`]
 /// turns the span into a line and column once the file's text is known.
@@ -85,21 +86,26 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     offset
 }
 
+/// Everything shown comes from outside (paths, section names, values quoted
+/// in messages): escaped, so that no error can forge a line or steer the
+/// terminal. The one line break is the hint's own.
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.0.file, self.0.line_column) {
-            (Some(file), Some((line, column))) => {
-                write!(f, "{}:{line}:{column}: ", file.display())?
-            }
-            (Some(file), None) => write!(f, "{}: ", file.display())?,
+            (Some(file), Some((line, column))) => write!(
+                f,
+                "{}:{line}:{column}: ",
+                printable(&file.display().to_string())
+            )?,
+            (Some(file), None) => write!(f, "{}: ", printable(&file.display().to_string()))?,
             _ => {}
         }
         if let Some(section) = &self.0.section {
-            write!(f, "section [{section}]: ")?;
+            write!(f, "section [{}]: ", printable(section))?;
         }
-        f.write_str(&self.0.message)?;
+        f.write_str(&printable(&self.0.message))?;
         if !self.0.hint.is_empty() {
-            write!(f, "\n  hint: {}", self.0.hint)?;
+            write!(f, "\n  hint: {}", printable(&self.0.hint))?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use toml_edit::{Item, Table, Value};
+use toml_edit::{InlineTable, Item, Table, Value};
 
 use super::{ConfigError, RawValue, Sourced};
 
@@ -36,147 +36,232 @@ pub struct RawSection {
 /// 20 keys are 4,000; 4,000 sections of 50 keys reach it).
 pub const MAX_EXPANDED_VALUES: usize = 200_000;
 
-/// The sections found so far, and the values they hold.
+/// The count of values does not bound their size: one inherited 3.9 MB
+/// `assume_role_external_id` copied into 1,000 sections is 3.9 GB (the
+/// audit of issue 22 measured 9.5 s and 3.8 GB for `plan`, a kill-restart
+/// loop under the unit's `MemoryMax=256M`). So the text of the expanded
+/// values (keys, values, section names, after `{section}` is replaced) is
+/// counted too, before it is copied, and refused beyond 16 MiB. The longest
+/// value AWS accepts is 2,048 characters (a role ARN, a session policy):
+/// 200 sections of 20 keys of real values stay under 2 MiB.
+pub const MAX_EXPANDED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The sections found so far, and what they hold.
 struct Expansion {
     sections: Vec<RawSection>,
     values: usize,
+    bytes: usize,
     too_large: bool,
+}
+
+/// A table of the file, however it was written (`[a]`, `a = {...}`, an
+/// element of `[[a]]`). Walked by reference: nothing of the file is copied
+/// until a section is built.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Table(&'a Table),
+    Inline(&'a InlineTable),
+}
+
+/// What a key of a table holds: a value, or tables below it.
+enum Entry<'a> {
+    Value(&'a Value),
+    /// One table, or the elements of an array of tables (indexed in paths).
+    Tables(Vec<Node<'a>>, bool),
+}
+
+impl<'a> Node<'a> {
+    fn span(self) -> Option<Range<usize>> {
+        match self {
+            Node::Table(table) => table.span(),
+            Node::Inline(inline) => inline.span(),
+        }
+    }
+
+    fn key_span(self, key: &str) -> Option<Range<usize>> {
+        match self {
+            Node::Table(table) => table.key(key).and_then(|k| k.span()),
+            Node::Inline(inline) => inline.key(key).and_then(|k| k.span()),
+        }
+    }
+
+    fn entries(self) -> Vec<(&'a str, Entry<'a>)> {
+        match self {
+            Node::Table(table) => table
+                .iter()
+                .filter_map(|(key, item)| {
+                    let entry = match item {
+                        Item::Table(table) => Entry::Tables(vec![Node::Table(table)], false),
+                        Item::ArrayOfTables(array) => {
+                            Entry::Tables(array.iter().map(Node::Table).collect(), true)
+                        }
+                        Item::Value(value) => value_entry(value),
+                        Item::None => return None,
+                    };
+                    Some((key, entry))
+                })
+                .collect(),
+            Node::Inline(inline) => inline
+                .iter()
+                .map(|(key, value)| (key, value_entry(value)))
+                .collect(),
+        }
+    }
+}
+
+/// Inline tables, and arrays holding inline tables, are tables; arrays of
+/// strings are values.
+fn value_entry(value: &Value) -> Entry<'_> {
+    match value {
+        Value::InlineTable(inline) => Entry::Tables(vec![Node::Inline(inline)], false),
+        Value::Array(array) if array.iter().any(Value::is_inline_table) => Entry::Tables(
+            array
+                .iter()
+                .filter_map(Value::as_inline_table)
+                .map(Node::Inline)
+                .collect(),
+            true,
+        ),
+        value => Entry::Value(value),
+    }
+}
+
+/// The values a group defines itself, and the group above it: a section's
+/// values are the chain's, the nearest winning. Inherited values are only
+/// copied into the sections, once each.
+struct Scope<'a> {
+    parent: Option<&'a Scope<'a>>,
+    values: BTreeMap<String, Sourced>,
 }
 
 pub(super) fn expand(root: &Table) -> Result<Vec<RawSection>, ConfigError> {
     let mut out = Expansion {
         sections: Vec::new(),
         values: 0,
+        bytes: 0,
         too_large: false,
     };
-    let mut defaults = BTreeMap::new();
-    collect_own_values(root, &mut defaults);
-    for (key, item) in root.iter() {
-        visit_child(key, item, root, "", &defaults, &mut out);
-    }
+    let root = Node::Table(root);
+    let scope = Scope {
+        parent: None,
+        values: own_values(root),
+    };
+    visit_children(root, "", &scope, &mut out);
     if out.too_large {
         return Err(ConfigError::plain(
             format!(
-                "the config expands to more than {MAX_EXPANDED_VALUES} values (every section copies the keys it inherits: sections × keys)"
+                "the config expands to more than {MAX_EXPANDED_VALUES} values or {} MiB of text (every section copies the keys it inherits: sections × keys, and the length of each value)",
+                MAX_EXPANDED_BYTES >> 20
             ),
-            "split it into fewer sections or fewer inherited keys; a config of hundreds of accounts stays far below this",
+            "split it into fewer sections or fewer inherited keys, and shorten long values (no value AWS accepts is longer than 2,048 characters); a config of hundreds of accounts stays far below this",
         ));
     }
-    let mut sections = out.sections;
-    check_unique_names(&sections)?;
-    for section in &mut sections {
-        for sourced in section.values.values_mut() {
-            sourced.value = substitute_section(&sourced.value, &section.name);
-        }
-    }
-    Ok(sections)
+    check_unique_names(&out.sections)?;
+    Ok(out.sections)
 }
 
-fn visit_child(
-    key: &str,
-    item: &Item,
-    parent: &Table,
-    parent_path: &str,
-    inherited: &BTreeMap<String, Sourced>,
-    out: &mut Expansion,
-) {
-    let path = join_path(parent_path, key);
-    let key_span = parent.key(key).and_then(|k| k.span());
-    match item {
-        Item::Table(table) => visit_table(
-            key,
-            table.clone(),
-            &path,
-            table.span().or(key_span),
-            inherited,
-            out,
-        ),
-        Item::Value(Value::InlineTable(inline)) => {
-            let table = inline.clone().into_table();
-            visit_table(
-                key,
-                table,
-                &path,
-                inline.span().or(key_span),
-                inherited,
-                out,
-            )
+fn visit_children(node: Node, path: &str, scope: &Scope, out: &mut Expansion) {
+    for (key, entry) in node.entries() {
+        let Entry::Tables(tables, indexed) = entry else {
+            continue;
+        };
+        let key_path = join_path(path, key);
+        for (index, table) in tables.into_iter().enumerate() {
+            let (element_path, span) = if indexed {
+                (format!("{key_path}[{index}]"), table.span())
+            } else {
+                (key_path.clone(), table.span().or(node.key_span(key)))
+            };
+            visit_table(key, table, &element_path, span, scope, out);
         }
-        Item::ArrayOfTables(array) => {
-            for (index, table) in array.iter().enumerate() {
-                let element_path = format!("{path}[{index}]");
-                visit_table(
-                    key,
-                    table.clone(),
-                    &element_path,
-                    table.span(),
-                    inherited,
-                    out,
-                );
-            }
-        }
-        Item::Value(Value::Array(array)) if array.iter().any(|v| v.is_inline_table()) => {
-            for (index, value) in array.iter().enumerate() {
-                if let Value::InlineTable(inline) = value {
-                    let element_path = format!("{path}[{index}]");
-                    let table = inline.clone().into_table();
-                    visit_table(key, table, &element_path, inline.span(), inherited, out);
-                }
-            }
-        }
-        _ => {}
     }
 }
 
 fn visit_table(
     name: &str,
-    table: Table,
+    table: Node,
     path: &str,
     span: Option<Range<usize>>,
-    inherited: &BTreeMap<String, Sourced>,
+    inherited: &Scope,
     out: &mut Expansion,
 ) {
-    if out.too_large || out.values + inherited.len() + table.len() > MAX_EXPANDED_VALUES {
+    if out.too_large {
+        return;
+    }
+    let scope = Scope {
+        parent: Some(inherited),
+        values: own_values(table),
+    };
+    let is_group = table
+        .entries()
+        .iter()
+        .any(|(_, entry)| matches!(entry, Entry::Tables(..)));
+    if is_group {
+        visit_children(table, path, &scope, out);
+    } else {
+        add_section(name, path, span, &scope, out);
+    }
+}
+
+/// Builds a section from its scope chain, after counting what it would
+/// hold against the caps.
+fn add_section(
+    name: &str,
+    path: &str,
+    span: Option<Range<usize>>,
+    scope: &Scope,
+    out: &mut Expansion,
+) {
+    // The nearest definition of each key.
+    let mut effective: BTreeMap<&str, &Sourced> = BTreeMap::new();
+    let mut level = Some(scope);
+    while let Some(current) = level {
+        for (key, value) in &current.values {
+            effective.entry(key.as_str()).or_insert(value);
+        }
+        level = current.parent;
+    }
+    let bytes = name.len()
+        + path.len()
+        + effective
+            .iter()
+            .map(|(key, sourced)| key.len() + substituted_len(&sourced.value, name))
+            .sum::<usize>();
+    out.values += effective.len();
+    out.bytes += bytes;
+    if out.values > MAX_EXPANDED_VALUES || out.bytes > MAX_EXPANDED_BYTES {
         out.too_large = true;
         return;
     }
-    let mut values = inherited.clone();
-    collect_own_values(&table, &mut values);
-    let children: Vec<(&str, &Item)> = table.iter().filter(|(_, item)| is_subtable(item)).collect();
-    if children.is_empty() {
-        out.values += values.len();
-        out.sections.push(RawSection {
-            name: name.to_string(),
-            path: path.to_string(),
-            span,
-            values,
-        });
-        return;
-    }
-    for (key, item) in children {
-        visit_child(key, item, &table, path, &values, out);
-    }
+    let values = effective
+        .into_iter()
+        .map(|(key, sourced)| {
+            let value = substitute_section(&sourced.value, name);
+            (
+                key.to_string(),
+                Sourced {
+                    value,
+                    origin: sourced.origin.clone(),
+                },
+            )
+        })
+        .collect();
+    out.sections.push(RawSection {
+        name: name.to_string(),
+        path: path.to_string(),
+        span,
+        values,
+    });
 }
 
-/// Sub-tables make a table a group; arrays of inline tables count too.
-fn is_subtable(item: &Item) -> bool {
-    match item {
-        Item::Table(_) | Item::ArrayOfTables(_) => true,
-        Item::Value(Value::InlineTable(_)) => true,
-        Item::Value(Value::Array(array)) => array.iter().any(|v| v.is_inline_table()),
-        _ => false,
-    }
-}
-
-fn collect_own_values(table: &Table, values: &mut BTreeMap<String, Sourced>) {
-    for (key, item) in table.iter() {
-        if is_subtable(item) {
-            continue;
-        }
-        let Item::Value(value) = item else { continue };
+fn own_values(table: Node) -> BTreeMap<String, Sourced> {
+    let mut values = BTreeMap::new();
+    for (key, entry) in table.entries() {
+        let Entry::Value(value) = entry else { continue };
         let raw = RawValue::for_key(key, raw_value(value));
         values.insert(key.to_string(), Sourced::file(raw, value.span()));
     }
+    values
 }
 
 /// Types no key accepts are kept as `Unsupported`, so that validation reports
@@ -209,7 +294,7 @@ fn join_path(parent: &str, key: &str) -> String {
     {
         key.to_string()
     } else {
-        format!("{key:?}")
+        crate::text::quoted(key)
     };
     if parent.is_empty() {
         key
@@ -225,8 +310,10 @@ fn check_unique_names(sections: &[RawSection]) -> Result<(), ConfigError> {
             return Err(ConfigError::at(
                 section.span.clone(),
                 format!(
-                    "section name {:?} is defined twice: at {} and at {}",
-                    section.name, first.path, section.path
+                    "section name {} is defined twice: at {} and at {}",
+                    crate::text::quoted(&section.name),
+                    first.path,
+                    section.path
                 ),
                 "section names become profile names and must be unique; rename or remove one of them",
             ));
@@ -235,10 +322,29 @@ fn check_unique_names(sections: &[RawSection]) -> Result<(), ConfigError> {
     Ok(())
 }
 
+const PLACEHOLDER: &str = "{section}";
+
+/// The length of a value once `{section}` in it is replaced by `section`
+/// (the text of a secret counts as written; no placeholder is replaced in it).
+fn substituted_len(value: &RawValue, section: &str) -> usize {
+    let one = |s: &str| {
+        let count = s.matches(PLACEHOLDER).count();
+        s.len() - count * PLACEHOLDER.len() + count * section.len()
+    };
+    match value {
+        RawValue::String(s) => one(s),
+        RawValue::StringList(list) => list.iter().map(|s| one(s)).sum(),
+        RawValue::Secret(secret) => {
+            use secrecy::ExposeSecret;
+            secret.text.as_ref().map_or(0, |t| t.expose_secret().len())
+        }
+        RawValue::Integer(_) | RawValue::Bool(_) | RawValue::Unsupported(_) => 8,
+    }
+}
+
 /// Replaces the literal `{section}` and nothing else, so that JSON policies
 /// and other braces survive (the original used `str.format` and crashed).
 fn substitute_section(value: &RawValue, section: &str) -> RawValue {
-    const PLACEHOLDER: &str = "{section}";
     match value {
         RawValue::String(s) => RawValue::String(s.replace(PLACEHOLDER, section)),
         RawValue::StringList(list) => RawValue::StringList(

@@ -55,19 +55,19 @@ pub const KEYS: &[KeySpec] = &[
         "mfa_process",
         Text,
         "",
-        "Command (run with `sh -c`) that prints a six-digit MFA code; an alternative to `mfa_oath_slot`.",
+        "Command (run with `sh -c`) that prints a six-digit MFA code on its first line (read as soon as the line ends; whatever the command started is then killed); an alternative to `mfa_oath_slot`.",
     ),
     key(
         "mfa_serial_number",
         Text,
         "",
-        "ARN of the MFA device, `arn:aws:iam::ACCOUNT:mfa/NAME` (or a hardware token's serial number). Required.",
+        "ARN of the MFA device, `arn:aws:iam::ACCOUNT:mfa/NAME` (or a hardware token's serial number: 9-256 characters of `[\\w+=/:,.@-]`). Required.",
     ),
     key(
         "assume_role_arn",
         Text,
         "",
-        "Role to assume, `arn:aws:iam::ACCOUNT:role/NAME`. Without it the MFA session itself is written to the profile.",
+        "Role to assume, `arn:aws:iam::ACCOUNT:role/NAME` (the name 1-64 characters of `[\\w+=,.@-]`, after an optional IAM path `/PATH/`). Without it the MFA session itself is written to the profile.",
     ),
     key(
         "credentials_section",
@@ -110,7 +110,7 @@ pub const KEYS: &[KeySpec] = &[
         "assume_role_source_identity",
         Text,
         "",
-        "SourceIdentity passed to AssumeRole.",
+        "SourceIdentity passed to AssumeRole (2-64 characters of `[\\w+=,.@-]`).",
     ),
     key(
         "assume_role_role_session_name",
@@ -122,19 +122,19 @@ pub const KEYS: &[KeySpec] = &[
         "assume_role_policy_arns",
         TextList,
         "[]",
-        "Managed policy ARNs that scope the role session (PolicyArns).",
+        "Managed policy ARNs that scope the role session (PolicyArns), at most 10.",
     ),
     key(
         "assume_role_policy",
         Text,
         "",
-        "Inline session policy: JSON, or `@path` to a JSON file (relative to the config file).",
+        "Inline session policy: JSON, or `@path` to a JSON file (relative to the config file); at most 2,048 characters, as AWS counts them.",
     ),
     key(
         "assume_role_external_id",
         Text,
         "",
-        "ExternalId passed to AssumeRole.",
+        "ExternalId passed to AssumeRole (2-1,224 characters of `[\\w+=,.@:/-]`, no spaces).",
     ),
     key(
         "region",
@@ -194,7 +194,7 @@ pub const KEYS: &[KeySpec] = &[
         "oath_password_command",
         Text,
         "",
-        "Command printing the OATH applet password (e.g. `secret-tool lookup ...`, `pass show ...`).",
+        "Command printing the OATH applet password on its first line (e.g. `secret-tool lookup ...`, `pass show ...`); whatever it started is killed once the line is read.",
     ),
     key(
         "oath_password_file",

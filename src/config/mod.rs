@@ -31,8 +31,9 @@ pub enum RawValue {
     Integer(i64),
     Bool(bool),
     StringList(Vec<String>),
-    /// A string under a secret key (`secret_access_key`): `Debug` and
-    /// `display` never show it.
+    /// Any value under a secret key (`secret_access_key`, whatever its
+    /// type): `Debug`, `display` and `config show` never show it, and a
+    /// value of the wrong type keeps only its type's name, for the error.
     Secret(SecretText),
     /// A TOML type that no key accepts (float, date-time, table in a value
     /// position); carries a description for the error message.
@@ -46,7 +47,7 @@ impl RawValue {
             RawValue::Integer(_) => "an integer",
             RawValue::Bool(_) => "a boolean",
             RawValue::StringList(_) => "an array of strings",
-            RawValue::Secret(_) => "a string",
+            RawValue::Secret(secret) => secret.found,
             RawValue::Unsupported(what) => what,
         }
     }
@@ -63,32 +64,47 @@ impl RawValue {
         }
     }
 
-    /// Wraps the value of a secret key so that it cannot leak through
-    /// `Debug`; other values pass through.
+    /// Wraps the value of a secret key, whatever its type, so that it
+    /// cannot leak through `Debug`, `config show` or an error message (a
+    /// secret written as `["..."]` is still a secret); other values pass
+    /// through.
     pub fn for_key(key: &str, value: RawValue) -> RawValue {
-        match value {
-            RawValue::String(s) if keys::holds_secret(key) => {
-                RawValue::Secret(SecretText(secrecy::SecretString::from(s)))
-            }
-            other => other,
+        if !keys::holds_secret(key) {
+            return value;
         }
+        let found = value.type_name();
+        let text = match value {
+            RawValue::String(s) => Some(secrecy::SecretString::from(s)),
+            RawValue::Secret(secret) => return RawValue::Secret(secret),
+            // Dropped here (the allocator zeroes what it frees).
+            _ => None,
+        };
+        RawValue::Secret(SecretText { text, found })
     }
 }
 
-/// A secret config string. Compared by value (for tests), never printed.
+/// The value of a secret key: the string, or, for a value of another type,
+/// only the name of that type. Compared by value (for tests), never printed.
 #[derive(Clone)]
-pub struct SecretText(pub secrecy::SecretString);
+pub struct SecretText {
+    /// The secret, when it was a string.
+    pub text: Option<secrecy::SecretString>,
+    /// The TOML type it was written as ("a string", "an array of strings").
+    pub found: &'static str,
+}
 
 impl std::fmt::Debug for SecretText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretText(********)")
+        write!(f, "SecretText({}: ********)", self.found)
     }
 }
 
 impl PartialEq for SecretText {
     fn eq(&self, other: &Self) -> bool {
         use secrecy::ExposeSecret;
-        self.0.expose_secret() == other.0.expose_secret()
+        self.found == other.found
+            && self.text.as_ref().map(|t| t.expose_secret())
+                == other.text.as_ref().map(|t| t.expose_secret())
     }
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::keys;
-use super::{ConfigError, EnvLookup, RawSection, RawValue, Sourced};
+use super::{ConfigError, EnvLookup, RawSection, RawValue, SecretText, Sourced};
+use crate::sts::limits;
+use crate::text::quoted;
 
 /// Where the long-term IAM keys (which sign GetSessionToken) come from.
 #[derive(Debug, Clone)]
@@ -112,6 +114,26 @@ impl<'a> Reader<'a> {
         self.errors.push(ConfigError::at(span, message, hint));
     }
 
+    /// Checks `value` against what AWS accepts for it; the message quotes
+    /// it (short and escaped) and the hint says the rule.
+    fn check(&mut self, key: &str, label: &str, value: &str, rule: &limits::Rule) {
+        if let Err(problem) = rule.check(value) {
+            self.error(
+                key,
+                format!(
+                    "{label} {} is not accepted by AWS: {problem}",
+                    quoted(value)
+                ),
+                format!(
+                    "use {}-{} characters: {}",
+                    rule.length.start(),
+                    rule.length.end(),
+                    rule.characters
+                ),
+            );
+        }
+    }
+
     fn text(&mut self, key: &str) -> Option<String> {
         match &self.values.get(key)?.value {
             RawValue::String(s) if s.trim().is_empty() => {
@@ -123,7 +145,7 @@ impl<'a> Reader<'a> {
                 None
             }
             RawValue::String(s) => Some(s.clone()),
-            RawValue::Secret(_) => None,
+            RawValue::Secret(secret) if secret.text.is_some() => None,
             other => {
                 let found = other.type_name();
                 self.error(
@@ -149,7 +171,7 @@ impl<'a> Reader<'a> {
             Some(RawValue::String(s)) if s.trim().parse::<i64>().is_ok() => {
                 self.error(
                     key,
-                    format!("{key} must be an integer, found the string {s:?}"),
+                    format!("{key} must be an integer, found the string {}", quoted(s)),
                     format!("remove the quotes: {key} = {}", s.trim()),
                 );
                 return default;
@@ -199,7 +221,7 @@ impl<'a> Reader<'a> {
                 self.error(
                     key,
                     format!("{key} must be an array of strings"),
-                    format!("write {key} = [\"{s}\"]"),
+                    format!("write {key} = [{}]", quoted(s)),
                 );
                 Vec::new()
             }
@@ -262,10 +284,10 @@ pub(super) fn validate(
     let mfa_session_duration = r.integer(
         "mfa_session_duration",
         keys::DEFAULT_MFA_SESSION_DURATION,
-        0..=129_600,
+        0..=*limits::SESSION_TOKEN_DURATION.end(),
         "seconds",
     );
-    if (1..900).contains(&mfa_session_duration) {
+    if (1..*limits::SESSION_TOKEN_DURATION.start()).contains(&mfa_session_duration) {
         r.error(
             "mfa_session_duration",
             format!("mfa_session_duration = {mfa_session_duration} is out of range"),
@@ -293,7 +315,7 @@ pub(super) fn validate(
         // Found here, not after a code was spent on a call that cannot work.
         r.error(
             "region",
-            format!("region {region:?} is not an AWS region name"),
+            format!("region {} is not an AWS region name", quoted(&region)),
             "use a region such as us-east-1 or eu-west-1 (check region, AWS_REGION and AWS_DEFAULT_REGION)",
         );
     }
@@ -306,7 +328,7 @@ pub(super) fn validate(
     {
         r.error(
             "sts_endpoint",
-            format!("sts_endpoint {endpoint:?} is not a URL"),
+            format!("sts_endpoint {} is not a URL", quoted(endpoint)),
             "write it as https://sts.REGION.amazonaws.com",
         );
     }
@@ -339,7 +361,7 @@ pub(super) fn validate(
     if !is_credentials_key(&expiry_key) || expiry_key.starts_with("aws_") {
         r.error(
             "expiry_key",
-            format!("expiry_key {expiry_key:?} is not usable as a credentials-file key"),
+            format!("expiry_key {} is not usable as a credentials-file key", quoted(&expiry_key)),
             "use lowercase letters, digits and underscores, not starting with aws_ (default x_security_token_expires)",
         );
     }
@@ -351,7 +373,7 @@ pub(super) fn validate(
         Some(other) => {
             r.error(
                 "output",
-                format!("output = {other:?} is not a place a session can go"),
+                format!("output = {} is not a place a session can go", quoted(other)),
                 "use output = \"file\" (the credentials file) or output = \"process\" (credential_process)",
             );
             Output::File
@@ -395,21 +417,26 @@ fn check_unknown_keys(r: &mut Reader) {
             Some(known) => format!("did you mean {known}?"),
             None => "see the config reference in README.md for the known keys".to_string(),
         };
-        r.error(&key, format!("unknown key {key:?}"), hint);
+        r.error(&key, format!("unknown key {}", quoted(&key)), hint);
     }
 }
 
-/// Section names become credentials-file section headers.
+/// Section names become credentials-file section headers (and are shown in
+/// every log line about the section: no control character either).
 fn check_profile_name(r: &mut Reader, name: &str) {
     let bad = name.is_empty()
-        || name.contains(['[', ']', '\n', '\r'])
+        || name.contains(['[', ']'])
+        || name.chars().any(char::is_control)
         || name.trim() != name
         || name == "DEFAULT";
     if bad {
         r.error(
             "profile_name",
-            format!("profile name {name:?} cannot be a credentials-file section"),
-            "use letters, digits, dashes, dots or underscores; not DEFAULT, no brackets",
+            format!(
+                "profile name {} cannot be a credentials-file section",
+                quoted(name)
+            ),
+            "use letters, digits, dashes, dots or underscores; not DEFAULT, no brackets or control characters",
         );
     }
 }
@@ -424,13 +451,18 @@ fn is_credentials_key(key: &str) -> bool {
 fn long_term_keys(r: &mut Reader, credentials_section: String) -> Option<LongTermKeys> {
     let id = r.text("access_key_id");
     let secret = match r.values.get("secret_access_key").map(|s| &s.value) {
-        Some(RawValue::Secret(secret)) => Some(secret.0.clone()),
+        Some(RawValue::Secret(SecretText {
+            text: Some(secret), ..
+        })) => Some(secret.clone()),
         Some(_) => {
             r.text("secret_access_key");
             None
         }
         None => None,
     };
+    if let Some(id) = &id {
+        r.check("access_key_id", "access key id", id, &limits::ACCESS_KEY_ID);
+    }
     match (id, secret) {
         (Some(access_key_id), Some(secret_access_key)) => Some(LongTermKeys::Inline {
             access_key_id,
@@ -442,7 +474,7 @@ fn long_term_keys(r: &mut Reader, credentials_section: String) -> Option<LongTer
             Some(other) => {
                 r.error(
                     "long_term_keys",
-                    format!("long_term_keys = {other:?} is not a place keys can come from"),
+                    format!("long_term_keys = {} is not a place keys can come from", quoted(other)),
                     "use long_term_keys = \"file\" (the credentials file) or \"keyring\" (the desktop keyring)",
                 );
                 None
@@ -468,45 +500,51 @@ fn long_term_keys(r: &mut Reader, credentials_section: String) -> Option<LongTer
 }
 
 fn check_mfa_serial(r: &mut Reader, serial: &str) {
-    let Some(rest) = serial.strip_prefix("arn:") else {
-        // A hardware token's serial number (e.g. GAHT12345678).
-        let ok = (9..=256).contains(&serial.len())
-            && serial
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+=/:,.@-_".contains(c));
-        if !ok {
-            r.error("mfa_serial_number", format!("mfa_serial_number {serial:?} is neither an MFA device ARN nor a hardware serial number"), "use arn:aws:iam::ACCOUNT:mfa/NAME as shown in the IAM console");
-        }
+    if let Err(problem) = limits::SERIAL_NUMBER.check(serial) {
+        r.error(
+            "mfa_serial_number",
+            format!(
+                "mfa_serial_number {} is neither an MFA device ARN nor a hardware serial number: {problem}",
+                quoted(serial)
+            ),
+            "use arn:aws:iam::ACCOUNT:mfa/NAME as shown in the IAM console",
+        );
         return;
-    };
-    match parse_iam_arn(rest) {
-        Some((_, "mfa", name)) if !name.is_empty() => {}
-        Some((account, "user", name)) => r.error(
+    }
+    if !serial.starts_with("arn:") {
+        // A hardware token's serial number (e.g. GAHT12345678).
+        return;
+    }
+    match limits::iam_arn(serial) {
+        Ok(arn) if arn.kind == "mfa" && !arn.name.is_empty() && arn.account != "aws" => {}
+        Ok(arn) if arn.kind == "user" => r.error(
             "mfa_serial_number",
-            format!("mfa_serial_number {serial} is a user ARN, not an MFA device"),
-            format!("use the MFA device's ARN: arn:aws:iam::{account}:mfa/{name}"),
+            format!(
+                "mfa_serial_number {} is a user ARN, not an MFA device",
+                quoted(serial)
+            ),
+            format!(
+                "use the MFA device's ARN: arn:aws:iam::{}:mfa{}{}",
+                arn.account, arn.path, arn.name
+            ),
         ),
-        _ => r.error(
+        Ok(_) => r.error(
             "mfa_serial_number",
-            format!("mfa_serial_number {serial:?} is not an MFA device ARN"),
+            format!(
+                "mfa_serial_number {} is not an MFA device ARN",
+                quoted(serial)
+            ),
+            "use arn:aws:iam::ACCOUNT:mfa/NAME (ACCOUNT is 12 digits)",
+        ),
+        Err(problem) => r.error(
+            "mfa_serial_number",
+            format!(
+                "mfa_serial_number {} is not an MFA device ARN: {problem}",
+                quoted(serial)
+            ),
             "use arn:aws:iam::ACCOUNT:mfa/NAME (ACCOUNT is 12 digits)",
         ),
     }
-}
-
-/// Splits `aws[-partition]:iam::ACCOUNT:KIND/NAME` into (account, kind, name).
-fn parse_iam_arn(rest: &str) -> Option<(&str, &str, &str)> {
-    let (partition, rest) = rest.split_once(':')?;
-    if !(partition == "aws" || partition.starts_with("aws-")) {
-        return None;
-    }
-    let rest = rest.strip_prefix("iam::")?;
-    let (account, resource) = rest.split_once(':')?;
-    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (kind, name) = resource.split_once('/')?;
-    Some((account, kind, name))
 }
 
 fn code_source(r: &mut Reader, raw: &RawSection, config_file: Option<&Path>) -> Option<CodeSource> {
@@ -579,7 +617,7 @@ fn role_settings(
     let duration = r.integer(
         "assume_session_duration",
         keys::DEFAULT_ASSUME_SESSION_DURATION,
-        900..=43_200,
+        limits::ASSUME_ROLE_DURATION,
         "seconds",
     );
     let arn = r.text("assume_role_arn");
@@ -603,42 +641,88 @@ fn role_settings(
         }
         return None;
     };
-    match arn.strip_prefix("arn:").and_then(parse_iam_arn) {
-        Some((_, "role", name)) if !name.is_empty() => {}
-        Some((account, "user", name)) => r.error(
+    match limits::role_arn(&arn) {
+        Ok(_) => {}
+        Err(_) if limits::iam_arn(&arn).is_ok_and(|a| a.kind == "user") => {
+            let user = limits::iam_arn(&arn).expect("checked");
+            r.error(
+                "assume_role_arn",
+                format!("assume_role_arn {} is a user ARN, not a role", quoted(&arn)),
+                format!(
+                    "use the role's ARN, e.g. arn:aws:iam::{}:role{}{}",
+                    user.account, user.path, user.name
+                ),
+            )
+        }
+        Err(problem) => r.error(
             "assume_role_arn",
-            format!("assume_role_arn {arn} is a user ARN, not a role"),
-            format!("use the role's ARN, e.g. arn:aws:iam::{account}:role/{name}"),
-        ),
-        _ => r.error(
-            "assume_role_arn",
-            format!("assume_role_arn {arn:?} is not a role ARN"),
-            "use arn:aws:iam::ACCOUNT:role/NAME (ACCOUNT is 12 digits)",
+            format!(
+                "assume_role_arn {} is not a role ARN: {problem}",
+                quoted(&arn)
+            ),
+            "use arn:aws:iam::ACCOUNT:role/NAME (ACCOUNT is 12 digits; the name 1-64 letters, digits and _+=,.@-)",
         ),
     }
-    if mfa_session_duration > 0 && duration > 3600 {
+    if mfa_session_duration > 0 && duration > limits::ROLE_CHAINING_DURATION {
         r.error(
             "assume_session_duration",
             format!("assume_session_duration = {duration}: a role assumed from an MFA session is limited to 3600 seconds (AWS counts it as role chaining)"),
             "use assume_session_duration = 3600 or less, or mfa_session_duration = 0 to assume the role directly with the MFA code (one code per refresh)",
         );
     }
-    let name_ok = (2..=64).contains(&session_name.len())
-        && session_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
-    if !name_ok {
+    r.check(
+        "assume_role_role_session_name",
+        "role session name",
+        &session_name,
+        &limits::ROLE_SESSION_NAME,
+    );
+    if let Some(identity) = &source_identity {
+        r.check(
+            "assume_role_source_identity",
+            "source identity",
+            identity,
+            &limits::SOURCE_IDENTITY,
+        );
+    }
+    if let Some(external_id) = &external_id {
+        r.check(
+            "assume_role_external_id",
+            "external id",
+            external_id,
+            &limits::EXTERNAL_ID,
+        );
+    }
+    if policy_arns.len() > limits::MAX_POLICY_ARNS {
         r.error(
-            "assume_role_role_session_name",
-            format!("role session name {session_name:?} is not accepted by AWS"),
-            "use 2-64 characters: letters, digits and _+=,.@-",
+            "assume_role_policy_arns",
+            format!(
+                "assume_role_policy_arns lists {} policies; AssumeRole takes at most {}",
+                policy_arns.len(),
+                limits::MAX_POLICY_ARNS
+            ),
+            "keep at most 10 managed policy ARNs (or combine them into an inline assume_role_policy)",
         );
     }
     for policy_arn in &policy_arns {
-        if !policy_arn.starts_with("arn:aws") || !policy_arn.contains(":policy/") {
+        let problem = match limits::iam_arn(policy_arn) {
+            Ok(parts) if parts.kind != "policy" || parts.name.is_empty() => {
+                Some("it does not name a policy".to_string())
+            }
+            Ok(_) if !limits::ARN_LENGTH.contains(&policy_arn.chars().count()) => Some(format!(
+                "an ARN has {}-{} characters",
+                limits::ARN_LENGTH.start(),
+                limits::ARN_LENGTH.end()
+            )),
+            Ok(_) => None,
+            Err(problem) => Some(problem),
+        };
+        if let Some(problem) = problem {
             r.error(
                 "assume_role_policy_arns",
-                format!("{policy_arn:?} is not a managed policy ARN"),
+                format!(
+                    "{} is not a managed policy ARN: {problem}",
+                    quoted(policy_arn)
+                ),
                 "use arn:aws:iam::ACCOUNT:policy/NAME or arn:aws:iam::aws:policy/NAME",
             );
         }
@@ -718,11 +802,33 @@ fn read_policy(r: &mut Reader, value: &str, config_file: Option<&Path>) -> Optio
         }
         None => value.to_string(),
     };
-    if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+    let json = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(json) => json,
+        Err(e) => {
+            r.error(
+                "assume_role_policy",
+                format!("assume_role_policy is not valid JSON ({e})"),
+                "write the policy as JSON, or @path to a JSON file",
+            );
+            return None;
+        }
+    };
+    if let Err(problem) = limits::SESSION_POLICY.check(&text) {
+        let compact = json.to_string().chars().count();
+        let hint = if limits::SESSION_POLICY.length.contains(&compact) {
+            format!(
+                "without its indentation and line breaks it has {compact} characters: write it compactly"
+            )
+        } else {
+            format!(
+                "shorten it to at most {} characters (without indentation it has {compact}), or name managed policies in assume_role_policy_arns",
+                limits::SESSION_POLICY.length.end()
+            )
+        };
         r.error(
             "assume_role_policy",
-            format!("assume_role_policy is not valid JSON ({e})"),
-            "write the policy as JSON, or @path to a JSON file",
+            format!("assume_role_policy is not accepted by AWS: {problem}"),
+            hint,
         );
         return None;
     }

@@ -382,3 +382,61 @@ fn secrets_in_readable_files_warn_and_never_appear_in_errors() {
         .unwrap();
     assert!(config.warnings.is_empty());
 }
+
+#[test]
+fn a_secret_of_the_wrong_type_is_shown_nowhere() {
+    // An array or an integer under a secret key (and under an
+    // unknown key whose name says secret): the type is named, the value
+    // never shown, by Debug, `config show`, `config get` or an error.
+    let f = Fixture::new();
+    let config = f
+        .load_text(&format!(
+            "{GOOD}\naccess_key_id = \"AKIAEXAMPLEEXAMPLE00\"\nsecret_access_key = [\"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"]\nmy_token = [\"FwoGZXIvYXdzSECRETTOKEN\"]\nsome_password = 987654321987\n"
+        ))
+        .unwrap();
+    let section = config.section("plain").unwrap();
+    assert_eq!(
+        section.values["secret_access_key"].value.type_name(),
+        "an array of strings"
+    );
+    let errors = errors(section).join("\n");
+    assert!(
+        errors.contains("secret_access_key must be a string, found an array of strings"),
+        "{errors}"
+    );
+    let mut shown = Vec::new();
+    crate::commands::config::show(&config, &mut shown).unwrap();
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(
+        shown.contains("secret_access_key = \"********\""),
+        "{shown}"
+    );
+    for key in ["secret_access_key", "my_token", "some_password"] {
+        let mut out = Vec::new();
+        let refused = crate::commands::config::get(&config, key, &mut out);
+        assert!(refused.is_err() && out.is_empty(), "config get {key}");
+    }
+    let all = format!("{config:?}\n{errors}\n{shown}");
+    for secret in ["wJalrXUtnFEMI", "SECRETTOKEN", "987654321987"] {
+        assert!(!all.contains(secret), "{secret} shown:\n{all}");
+    }
+}
+
+#[test]
+fn a_profile_name_with_a_control_character_is_refused() {
+    let f = Fixture::new();
+    for name in ["prod\\u001bc", "prod\\u0007", "prod\\u009b1m"] {
+        let config = f
+            .load_text(&format!("{GOOD}\nprofile_name = \"{name}\"\n"))
+            .unwrap();
+        let errors = errors(config.section("plain").unwrap()).join("\n");
+        assert!(
+            errors.contains("cannot be a credentials-file section"),
+            "{name}: {errors}"
+        );
+        assert!(
+            !errors.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+            "{errors:?}"
+        );
+    }
+}

@@ -36,6 +36,7 @@ use crate::credentials::{Edit, WriteOutcome};
 use crate::retry::RetryClass;
 use crate::session::{Code, MfaSessionKey, SessionCredentials, Unit};
 use crate::session_cache::{CacheLock, SessionCache};
+use crate::text::printable;
 
 /// What happened to one section the plan gave work.
 #[derive(Debug, Clone, PartialEq)]
@@ -651,7 +652,10 @@ impl Executor {
                     for (section, _) in &removals {
                         let profile = plan.section(section).map_or("", |s| s.profile.as_str());
                         tracing::info!(
-                            "removed the old session of profile [{profile}] from the credentials file: section [{section}] is served by credential-process"
+                            section = %printable(section),
+                            "removed the old session of profile [{}] from the credentials file: section [{}] is served by credential-process",
+                            printable(profile),
+                            printable(section)
                         );
                     }
                     return;
@@ -676,7 +680,8 @@ impl Executor {
                         (None, Some(index)) if rounds_left => {
                             let (section, _) = removals.remove(index);
                             tracing::warn!(
-                                "section [{section}]: cannot remove its old session from the credentials file: {error}"
+                                "section [{}]: cannot remove its old session from the credentials file: {error}",
+                                printable(section)
                             );
                         }
                         _ => {
@@ -759,8 +764,9 @@ impl Executor {
             }
             // Before the key is asked: the step the clock is in now.
             let now = self.clock.now();
-            let expected =
-                crate::timestamp::unix_seconds(crate::timestamp::system_time(now)) / period;
+            let expected = crate::timestamp::totp_seconds(crate::timestamp::system_time(now))
+                .map_err(|e| CodeCallError::Code(UnitError::from_error(&e)))?
+                / period;
             if let StepCheck::Wait(wait) =
                 cache.contents().check_step(serial, expected, period, now)
             {

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use secrecy::SecretString;
 
 use super::ports::{
-    BoxFuture, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
+    BoxFuture, Clock, Code, CodeProvider, Endpoint, MfaCode, SigningKeys, StsApi, UnitError,
 };
 use crate::config::{CodeSource, PasswordSpec, RoleSettings};
 use crate::keyring::Keyring;
@@ -217,11 +217,14 @@ impl CodeProvider for RealCodes {
                 })
             }
             CodeSource::Process { command, timeout } => {
+                // Before the command runs: a clock before 1970 has no step.
+                let seconds =
+                    crate::timestamp::totp_seconds(now).map_err(|e| UnitError::from_error(&e))?;
                 let value = oath::run_mfa_process(command, *timeout)
                     .map_err(|e| UnitError::from_error(&e))?;
                 Ok(Code {
                     value,
-                    step: crate::timestamp::unix_seconds(now) / PROCESS_CODE_PERIOD,
+                    step: seconds / PROCESS_CODE_PERIOD,
                     period: PROCESS_CODE_PERIOD,
                 })
             }
@@ -243,12 +246,15 @@ pub fn start_key_watch() -> super::ports::StartKeyWatch {
 /// STS through the SDK, one cached client per endpoint.
 pub struct RealSts {
     clients: StsClients,
+    /// The wall clock, through the clock port: `sts` reads none of its own.
+    clock: super::ports::SystemClock,
 }
 
 impl RealSts {
     pub fn new() -> Self {
         RealSts {
             clients: StsClients::new(),
+            clock: super::ports::SystemClock,
         }
     }
 }
@@ -273,7 +279,7 @@ impl StsApi for RealSts {
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>> {
         Box::pin(async move {
             self.clients
-                .get_session_token(long_term, endpoint, mfa, duration)
+                .get_session_token(long_term, endpoint, mfa, duration, self.clock.now())
                 .await
                 .map_err(|e| UnitError::from_error(&e))
         })
@@ -288,7 +294,7 @@ impl StsApi for RealSts {
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>> {
         Box::pin(async move {
             self.clients
-                .assume_role(signer, endpoint, role, mfa)
+                .assume_role(signer, endpoint, role, mfa, self.clock.now())
                 .await
                 .map_err(|e| UnitError::from_error(&e))
         })

@@ -546,7 +546,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
                     reasons.push(reason);
                     None
                 }
-                Ok(()) => Some(observe(settings, inputs.credentials)),
+                Ok(()) => Some(observe(settings, inputs.credentials, now)),
             },
         };
         let (Some(expires), true) = (state, reasons.is_empty()) else {
@@ -720,7 +720,7 @@ fn stale_file_session(settings: &Settings, inputs: &Inputs<'_>) -> (Vec<String>,
         .flatten();
     let written_by_a_session_tool = expiry
         .as_deref()
-        .is_some_and(|text| crate::timestamp::parse_expiry(text).is_some());
+        .is_some_and(|text| crate::timestamp::session_expiry(text, inputs.now).is_some());
     let shadows = format!(
         "profile [{profile}] in the credentials file holds {}, which the AWS CLI and SDKs use before credential_process",
         present.join(", ")
@@ -1052,7 +1052,11 @@ enum Observed {
     Other(ProfileState),
 }
 
-fn observe(settings: &Settings, credentials: &dyn CredentialsView) -> Observed {
+fn observe(
+    settings: &Settings,
+    credentials: &dyn CredentialsView,
+    now: OffsetDateTime,
+) -> Observed {
     let profile = &settings.profile_name;
     if !credentials.has_section(profile) {
         return Observed::Other(ProfileState::Missing {
@@ -1071,7 +1075,9 @@ fn observe(settings: &Settings, credentials: &dyn CredentialsView) -> Observed {
         });
     }
     match credentials.value(profile, &settings.expiry_key) {
-        Ok(Some(text)) => match crate::timestamp::parse_expiry(&text) {
+        // An expiry no session can have (year 0, 9999) is no expiry: the
+        // credentials are unmanaged, refreshed now.
+        Ok(Some(text)) => match crate::timestamp::session_expiry(&text, now) {
             Some(expires) => Observed::Expires(expires),
             None => Observed::Other(ProfileState::Unmanaged),
         },

@@ -30,6 +30,7 @@ use crate::config::{Config, LoadOptions};
 use crate::credentials::{CredentialsFile, Document};
 use crate::session::Backoff;
 use crate::session_cache::SessionCache;
+use crate::text::printable;
 
 /// What the daemon knows beyond the files: the units backing off and the
 /// settings each profile was last written with.
@@ -390,9 +391,16 @@ impl Observer {
             );
         }
         for (reason, sections) in new {
+            let reason = printable(reason);
             match sections.as_slice() {
-                [one] => tracing::error!(section = %one, "section [{one}] is skipped: {reason}"),
-                many => tracing::error!("sections [{}] are skipped: {reason}", many.join("], [")),
+                [one] => {
+                    let one = printable(one);
+                    tracing::error!(section = %one, "section [{one}] is skipped: {reason}")
+                }
+                many => {
+                    let names: Vec<_> = many.iter().map(|s| printable(s)).collect();
+                    tracing::error!("sections [{}] are skipped: {reason}", names.join("], ["))
+                }
             }
         }
     }

@@ -163,7 +163,7 @@ pub fn log_written(report: &PassReport, file: &std::path::Path) {
         tracing::info!(
             "wrote {} profile(s) to {} ({} code(s), {} STS call(s))",
             report.written(),
-            file.display(),
+            crate::text::printable(&file.display().to_string()),
             report.codes_used,
             report.sts_calls
         );

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::text::printable;
+
 use crate::retry::{Classified, RetryClass};
 
 use super::key_id::KeyIdError;
@@ -37,8 +39,10 @@ pub enum KeyringError {
     NoBus,
     /// The address names a bus that is gone (a session that ended).
     #[error(
-        "cannot connect to the session bus at {address}: {source}; \
-         run aws-session-daemon inside your desktop session, {OR_FILE}"
+        "cannot connect to the session bus at {}: {}; \
+         run aws-session-daemon inside your desktop session, {OR_FILE}",
+        printable(.address),
+        printable(&.source.to_string())
     )]
     BusUnreachable {
         address: String,
@@ -48,9 +52,10 @@ pub enum KeyringError {
     /// Nothing owns `org.freedesktop.secrets`, and the bus could not start
     /// anything that would.
     #[error(
-        "no Secret Service on the session bus ({detail}); start GNOME Keyring \
+        "no Secret Service on the session bus ({}); start GNOME Keyring \
          (gnome-keyring-daemon --start --components=secrets), KeePassXC with its Secret Service integration enabled, \
-         or KWallet 5.97+ with its Secret Service bridge, {OR_FILE}"
+         or KWallet 5.97+ with its Secret Service bridge, {OR_FILE}",
+        printable(.detail)
     )]
     NoService { detail: String },
     /// The service has no collection under the `default` alias, so there is
@@ -64,8 +69,9 @@ pub enum KeyringError {
     #[error("{}", locked_message(what, *prompt))]
     Locked { what: String, prompt: UnlockPrompt },
     #[error(
-        "no long-term keys for credentials section [{section}] in the Secret Service; store them with \
-         `aws-session-daemon keyring set --credentials-section {section}` (or `keyring import` from the credentials file)"
+        "no long-term keys for credentials section [{s}] in the Secret Service; store them with \
+         `aws-session-daemon keyring set --credentials-section {s}` (or `keyring import` from the credentials file)",
+        s = printable(.section)
     )]
     NotFound { section: String },
     #[error(
@@ -75,16 +81,18 @@ pub enum KeyringError {
     /// Two items answer the same search: another tool made one, or a
     /// `keyring set` is between storing the new item and deleting the old.
     #[error(
-        "{count} Secret Service items hold {what}; delete them (`aws-session-daemon keyring delete` or \
-         `keyring delete-oath-password`), then store again"
+        "{count} Secret Service items hold {}; delete them (`aws-session-daemon keyring delete` or \
+         `keyring delete-oath-password`), then store again",
+        printable(.what)
     )]
     Duplicate { what: String, count: usize },
     #[error(
-        "the Secret Service item for [{section}] has no access_key_id attribute; store the keys again with \
-         `aws-session-daemon keyring set --credentials-section {section}`"
+        "the Secret Service item for [{s}] has no access_key_id attribute; store the keys again with \
+         `aws-session-daemon keyring set --credentials-section {s}`",
+        s = printable(.section)
     )]
     NoKeyId { section: String },
-    #[error("the secret of {what} in the Secret Service is not UTF-8 text; store it again")]
+    #[error("the secret of {} in the Secret Service is not UTF-8 text; store it again", printable(.what))]
     NotText { what: String },
     #[error(transparent)]
     InvalidKeyId(#[from] KeyIdError),
@@ -92,15 +100,17 @@ pub enum KeyringError {
     InvalidSecret(&'static str),
     #[error("Secret Service: no answer within {0:?}")]
     Timeout(Duration),
-    #[error("Secret Service: {0}")]
+    /// The service's (or the bus's) own words, escaped.
+    #[error("Secret Service: {}", printable(&.0.to_string()))]
     Service(#[source] Box<secret_service::Error>),
-    #[error("Secret Service: {0}")]
+    #[error("Secret Service: {}", printable(&.0.to_string()))]
     Bus(#[source] Box<zbus::Error>),
     #[error("cannot start the runtime for the Secret Service calls: {0}")]
     Runtime(#[source] std::io::Error),
 }
 
 fn locked_message(what: &str, prompt: UnlockPrompt) -> String {
+    let what = printable(what);
     match prompt {
         UnlockPrompt::Shown => format!(
             "the keyring holding {what} is locked; unlock it in the prompt your desktop shows"

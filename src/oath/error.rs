@@ -132,7 +132,7 @@ pub enum PasswordError {
         "oath_password_command printed more than 4096 bytes and was killed; it must print only the password"
     )]
     TooMuchOutput,
-    #[error("oath_password_file {path}: {source}")]
+    #[error("oath_password_file {}: {source}", crate::text::printable(&path.display().to_string()))]
     File {
         path: std::path::PathBuf,
         source: std::io::Error,
@@ -218,6 +218,9 @@ pub enum OathError {
         #[source]
         source: AppletError,
     },
+    /// The wall clock reads before 1970: no TOTP step can be computed.
+    #[error(transparent)]
+    Clock(#[from] crate::timestamp::ClockBeforeEpoch),
 }
 
 fn readers_list(readers: &[String]) -> String {
@@ -310,7 +313,8 @@ impl Classified for OathError {
             | OathError::Password(_)
             | OathError::WrongPassword { .. }
             | OathError::NoSuchCredential { .. }
-            | OathError::InvalidName { .. } => RetryClass::NeedsUser,
+            | OathError::InvalidName { .. }
+            | OathError::Clock(_) => RetryClass::NeedsUser,
             OathError::Applet { source, .. } => source.retry_class(),
         }
     }

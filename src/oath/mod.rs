@@ -118,7 +118,10 @@ pub fn calculate(
         name: credential.to_string(),
         reason,
     })?;
-    pcsc_transport::calculate(opts, credential, unix_seconds(now), on_touch)
+    // Before 1970 every step would be 0: one code for ever, which AWS
+    // accepts once. Refused before the key is asked (and touched).
+    let unix = crate::timestamp::totp_seconds(now)?;
+    pcsc_transport::calculate(opts, credential, unix, on_touch)
 }
 
 /// Lists every matching reader and the credentials of its OATH applet (no

@@ -24,8 +24,9 @@ const MAX_PASSWORD_FILE: u64 = 4096;
 #[derive(Clone)]
 pub enum PasswordSource {
     /// Run with `sh -c` (within `process_timeout`, output capped, without
-    /// the daemon's credential variables); the password is its standard
-    /// output without the trailing newline.
+    /// the daemon's credential variables, nothing it starts left running);
+    /// the password is the first line of its standard output, as it is the
+    /// first line of `oath_password_file`.
     Command(String),
     /// The first line of the file (a regular file of at most 4 KiB).
     File(PathBuf),
@@ -48,13 +49,15 @@ impl std::fmt::Debug for PasswordSource {
 }
 
 impl PasswordSource {
-    /// How messages name it.
+    /// How messages name it (escaped: a multi-line command must not make
+    /// a multi-line message, nor forge a log line).
     pub fn describe(&self) -> String {
-        match self {
+        let text = match self {
             PasswordSource::Command(command) => format!("oath_password_command `{command}`"),
             PasswordSource::File(path) => format!("oath_password_file {}", path.display()),
             PasswordSource::Lookup { label, .. } => label.clone(),
-        }
+        };
+        crate::text::printable(&text).into_owned()
     }
 }
 
@@ -84,7 +87,8 @@ impl PasswordSource {
             PasswordSource::Lookup { label, fetch } => {
                 fetch().map_err(|detail| PasswordError::Lookup {
                     from: label.clone(),
-                    detail,
+                    // The keyring service's own words.
+                    detail: crate::text::printable(&detail).into_owned(),
                 })
             }
             PasswordSource::File(path) => {
@@ -182,11 +186,35 @@ mod tests {
             .read()
             .unwrap();
         assert_eq!(p.expose_secret(), "a b ");
-        // Only one newline is the terminator; inner ones are kept.
+        // The first line is the password, as in a password file.
         let p = PasswordSource::Command("printf 'x\\ny\\n'".into())
             .read()
             .unwrap();
-        assert_eq!(p.expose_secret(), "x\ny");
+        assert_eq!(p.expose_secret(), "x");
+    }
+
+    #[test]
+    fn a_command_whose_child_detaches_and_keeps_the_output_gives_its_line_at_once() {
+        // A password helper that forks an agent into a session of its own
+        // (setsid), which keeps the output open: the password is the first
+        // line, read at once, and the agent does not survive the read.
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("agent.pid");
+        let command = format!(
+            "setsid -f sh -c 'echo $$ > {}; echo hunter2; exec sleep 60'",
+            pid_file.display()
+        );
+        let started = std::time::Instant::now();
+        let p = PasswordSource::Command(command)
+            .read_within(Duration::from_secs(20))
+            .unwrap();
+        assert_eq!(p.expose_secret(), "hunter2");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        super::super::process::tests::assert_gone(&pid_file);
     }
 
     #[test]
@@ -235,8 +263,13 @@ mod tests {
 
     #[test]
     fn hostile_sources_are_bounded() {
-        let e = PasswordSource::Command("yes".into()).read().unwrap_err();
+        let e = PasswordSource::Command("cat /dev/zero".into())
+            .read()
+            .unwrap_err();
         assert!(matches!(e, PasswordError::TooMuchOutput), "{e:?}");
+        // Endless lines: the first is the password, read at once.
+        let p = PasswordSource::Command("yes".into()).read().unwrap();
+        assert_eq!(p.expose_secret(), "y");
         let e = PasswordSource::Command("sleep 5".into())
             .read_within(Duration::from_millis(200))
             .unwrap_err();

@@ -147,7 +147,8 @@ fn rank(e: &OathError) -> u8 {
         | OathError::PasswordNotConfigured { .. }
         | OathError::Password(_)
         | OathError::WrongPassword { .. }
-        | OathError::InvalidName { .. } => 0,
+        | OathError::InvalidName { .. }
+        | OathError::Clock(_) => 0,
         OathError::Sharing { .. } => 1,
         OathError::CardReset { .. } | OathError::Pcsc { .. } | OathError::NoService => 2,
         OathError::NoSuchCredential { .. } => 3,

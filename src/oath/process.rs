@@ -5,10 +5,10 @@
 //! Its output is a code, so no error message ever includes it.
 
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -88,14 +88,49 @@ fn is_credential_variable(name: &str) -> bool {
             .any(|part| name.contains(part))
 }
 
-/// Runs a user command (`sh -c`) in its own process group, without the
-/// daemon's credential variables, and returns its standard output: at most
-/// [`MAX_PROCESS_OUTPUT`] bytes, within `timeout`, or the whole group is
-/// killed. Exit status other than success is an error (its output unseen).
+/// How long a command may take to exit after it printed its line, so that
+/// its exit status is seen (`echo 123456; exit 1` is a failure); one that
+/// lingers longer (or left a child holding its output) is killed and its
+/// line used.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// The environment variable that marks every process a run starts (see
+/// [`run_child`]): inherited through fork, exec, `setsid` and daemonizing.
+const RUN_MARKER: &str = "AWS_SESSION_DAEMON_RUN";
+
+/// Runs a user command (`sh -c`) without the daemon's credential variables
+/// and returns its first line of output (through the newline; all of it
+/// when it ends without one), at most [`MAX_PROCESS_OUTPUT`] bytes, within
+/// `timeout`. The line is taken as soon as it is complete: a child that
+/// detached (`setsid`, a daemon) and keeps the output open does not hold
+/// the code back. An exit status other than success is an error (its
+/// output unseen).
+///
+/// Nothing the command started outlives the run. A process group is not
+/// enough (`setsid` leaves it), so every process of the run carries a
+/// marker in its environment ([`RUN_MARKER`], unique per run) and, once
+/// the line is read or the time is up, the group is killed and then every
+/// process of this user whose environment holds the marker, until none is
+/// left. Chosen over the alternatives: a cgroup of its own needs a
+/// delegated cgroup tree, which a user unit, cron or ssh session does not
+/// have; `PR_SET_CHILD_SUBREAPER` changes how the whole daemon reaps its
+/// children and cannot tell the orphans of two runs at once apart; a walk
+/// of the process tree loses a child as soon as its parent exits. (The
+/// same marker is how Jenkins finds the processes a build left behind.) A
+/// descendant that clears its environment (`env -i`) or becomes
+/// non-dumpable (a setuid program) escapes the scan, but not the group
+/// kill unless it also left the group.
 pub(crate) fn run_child(
     command: &str,
     timeout: Duration,
 ) -> Result<Zeroizing<Vec<u8>>, ChildError> {
+    let deadline = Instant::now() + timeout;
+    let marker = format!(
+        "{}-{:016x}{:016x}",
+        std::process::id(),
+        fastrand::u64(..),
+        fastrand::u64(..)
+    );
     let mut builder = Command::new("sh");
     builder
         .arg("-c")
@@ -103,74 +138,228 @@ pub(crate) fn run_child(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        // Its own process group, so that a timeout kills the command's
-        // children too, not only the shell.
+        // Its own process group, so that a kill reaches the command's
+        // children that stayed in it even if they cleared the marker.
         .process_group(0);
     for (name, _) in std::env::vars_os() {
         if name.to_str().is_some_and(is_credential_variable) {
             builder.env_remove(&name);
         }
     }
+    builder.env(RUN_MARKER, &marker);
     let mut child = builder.spawn().map_err(ChildError::Spawn)?;
-    let Some(stdout) = child.stdout.take() else {
-        kill_group(child.id());
+    let run = Run {
+        group: child.id(),
+        marker,
+    };
+    let Some(mut stdout) = child.stdout.take() else {
+        run.kill();
         let _ = child.wait();
         return Err(ChildError::Spawn(std::io::Error::other(
             "no standard output",
         )));
     };
-    let (tx, rx) = mpsc::channel();
-    // The reader ends at EOF (the command and every child that inherited
-    // its stdout exited or were killed), or after one byte too many.
-    std::thread::spawn(move || {
-        let mut out = Zeroizing::new(Vec::new());
-        let result = stdout
-            .take(MAX_PROCESS_OUTPUT as u64 + 1)
-            .read_to_end(&mut out)
-            .map(|_| out);
-        let _ = tx.send(result);
-    });
-    let output = match rx.recv_timeout(timeout) {
-        Ok(result) => result,
-        Err(_) => {
-            kill_group(child.id());
+    // The output stays open until the run is over: a command that writes
+    // more after its line is not killed by SIGPIPE (and failed) for it.
+    let output = match read_line(&mut stdout, deadline, timeout) {
+        Ok(Output::Line(line)) => {
+            // The status of a command that exits at once after its line.
+            let grace = deadline.min(Instant::now() + EXIT_GRACE);
+            let status = wait_until(&mut child, grace);
+            run.kill();
+            match status {
+                Some(status) if !status.success() => return Err(ChildError::Failed(status)),
+                Some(_) => {}
+                None => {
+                    let _ = child.wait();
+                }
+            }
+            return Ok(line);
+        }
+        Ok(Output::End(all)) => all,
+        Err(error) => {
+            run.kill();
+            let _ = child.wait();
+            return Err(error);
+        }
+    };
+    // Every writer closed the output: the command is ending.
+    let status = wait_until(&mut child, deadline);
+    run.kill();
+    let status = match status {
+        Some(status) => status,
+        None => {
             let _ = child.wait();
             return Err(ChildError::Timeout(timeout));
         }
     };
-    let output = match output {
-        Ok(out) if out.len() > MAX_PROCESS_OUTPUT => {
-            kill_group(child.id());
-            let _ = child.wait();
-            return Err(ChildError::TooMuchOutput);
-        }
-        Ok(out) => out,
-        Err(e) => {
-            kill_group(child.id());
-            let _ = child.wait();
-            return Err(ChildError::Spawn(e));
-        }
-    };
-    let status = child.wait().map_err(ChildError::Spawn)?;
     if !status.success() {
         return Err(ChildError::Failed(status));
     }
     Ok(output)
 }
 
-fn kill_group(pid: u32) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return;
-    };
-    // SAFETY: kill(2) with a negative pid signals the process group we
-    // created for this child; no memory is involved.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
+/// What a command printed before its line ended or its output closed.
+enum Output {
+    /// The first line, through its newline.
+    Line(Zeroizing<Vec<u8>>),
+    /// Everything, when the output closed before a newline.
+    End(Zeroizing<Vec<u8>>),
+}
+
+/// Reads up to the first newline, the end of the output, one byte more
+/// than [`MAX_PROCESS_OUTPUT`], or `deadline`, whichever comes first.
+fn read_line(
+    stdout: &mut ChildStdout,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Output, ChildError> {
+    let mut out = Zeroizing::new(Vec::with_capacity(64));
+    let mut buffer = Zeroizing::new([0u8; 512]);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !readable(stdout.as_raw_fd(), left) {
+            return Err(ChildError::Timeout(timeout));
+        }
+        let n = match stdout.read(&mut buffer[..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ChildError::Spawn(e)),
+        };
+        if n == 0 {
+            return Ok(Output::End(out));
+        }
+        let chunk = &buffer[..n];
+        if let Some(end) = chunk.iter().position(|&b| b == b'\n') {
+            out.extend_from_slice(&chunk[..=end]);
+            return if out.len() > MAX_PROCESS_OUTPUT {
+                Err(ChildError::TooMuchOutput)
+            } else {
+                Ok(Output::Line(out))
+            };
+        }
+        out.extend_from_slice(chunk);
+        if out.len() > MAX_PROCESS_OUTPUT {
+            return Err(ChildError::TooMuchOutput);
+        }
     }
 }
 
+/// Waits until `fd` can be read (data, or the end of the output), at most
+/// `wait`.
+fn readable(fd: std::os::fd::RawFd, wait: Duration) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    loop {
+        // SAFETY: one pollfd, owned by this frame, for the duration of the call.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        match ready {
+            -1 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
+                continue;
+            }
+            n => return n > 0,
+        }
+    }
+}
+
+/// The child's exit status if it exits before `deadline`.
+fn wait_until(child: &mut std::process::Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+/// The processes of one run: its process group, and every process
+/// carrying its marker.
+struct Run {
+    group: u32,
+    marker: String,
+}
+
+impl Run {
+    /// Kills the group, then whatever still carries the marker, scanning
+    /// again until a scan finds none (a process may fork while it is
+    /// being killed; its child inherits the marker).
+    fn kill(&self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.group) {
+            // SAFETY: kill(2) with a negative pid signals the process group
+            // we created for this run; no memory is involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+        let needle = format!("{RUN_MARKER}={}\0", self.marker);
+        for _ in 0..20 {
+            let marked = marked_processes(needle.as_bytes());
+            if marked.is_empty() {
+                return;
+            }
+            for pid in marked {
+                // SAFETY: kill(2) of a process that carries this run's
+                // unique marker, so it is one the run started.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        tracing::warn!("a process started by a user command keeps forking; it was killed 20 times");
+    }
+}
+
+/// The processes whose environment holds `needle` (`NAME=VALUE\0`). Only
+/// this user's processes can be read; a process that ended meanwhile, or
+/// whose environment is unreadable, is skipped.
+fn marked_processes(needle: &[u8]) -> Vec<libc::pid_t> {
+    let own = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut environ = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        if u32::try_from(pid) == Ok(own) {
+            continue;
+        }
+        environ.clear();
+        let read = std::fs::File::open(entry.path().join("environ"))
+            .and_then(|file| file.take(ENVIRON_LIMIT).read_to_end(&mut environ));
+        if read.is_ok() && contains(&environ, needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// An environment is a few kilobytes; the marker is looked for in the
+/// first 2 MiB (the kernel's default limit for arguments and environment
+/// together).
+const ENVIRON_LIMIT: u64 = 2 << 20;
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    // Variables start the block or follow a NUL.
+    haystack
+        .split(|&b| b == 0)
+        .any(|variable| variable.len() + 1 == needle.len() && needle.starts_with(variable))
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use secrecy::ExposeSecret;
     use std::time::Instant;
@@ -221,13 +410,81 @@ mod tests {
         assert!(!marker.exists(), "the command's background child survived");
     }
 
+    /// Waits (2 s at most) until the process whose pid is in `pid_file` is
+    /// gone (or a zombie: killed, and waiting for init to reap it).
+    #[cfg(test)]
+    pub(crate) fn assert_gone(pid_file: &std::path::Path) {
+        let pid = std::fs::read_to_string(pid_file).expect("the child wrote its pid");
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let state = std::fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| s.rsplit(')').next().map(|r| r.trim().chars().next()))
+                .flatten();
+            if matches!(state, None | Some('Z' | 'X')) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process {} (state {state:?}) survived its command",
+                pid.trim()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_child_in_a_session_of_its_own_holding_the_output_neither_delays_the_code_nor_survives() {
+        // `setsid` leaves the process group: the code's printer lives on
+        // in a new session and keeps standard output open for a minute.
+        for detach in [
+            "setsid sh -c '{body}'",
+            "setsid -f sh -c '{body}'",
+            "(setsid sh -c '{body}' &)",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let pid_file = dir.path().join("child.pid");
+            let body = format!(
+                "echo $$ > {}; echo 123456; exec sleep 60",
+                pid_file.display()
+            );
+            let command = detach.replace("{body}", &body);
+            let started = Instant::now();
+            let code = run_mfa_process(&command, Duration::from_secs(20))
+                .unwrap_or_else(|e| panic!("{command}: {e}"));
+            assert_eq!(code.expose_secret(), "123456");
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(5), "{command}: took {took:?}");
+            assert_gone(&pid_file);
+        }
+    }
+
+    #[test]
+    fn a_failing_command_is_a_failure_even_after_its_line() {
+        let e = run("echo 123456; sleep 0.2; exit 3").unwrap_err();
+        assert!(matches!(e, MfaProcessError::Failed { .. }), "{e:?}");
+        // One that lingers after its line is killed, and its line used.
+        let started = Instant::now();
+        let code = run("echo 123456; sleep 60").unwrap();
+        assert_eq!(code.expose_secret(), "123456");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
     #[test]
     fn endless_output_is_cut_off_and_the_command_killed() {
         let start = Instant::now();
-        let e = run("yes").unwrap_err();
+        let e = run("cat /dev/zero").unwrap_err();
         assert!(matches!(e, MfaProcessError::TooMuchOutput), "{e:?}");
         assert!(start.elapsed() < Duration::from_secs(5));
         assert_eq!(e.retry_class(), RetryClass::NeedsUser);
+        // Endless lines: the first one is the answer.
+        let e = run("yes").unwrap_err();
+        assert!(
+            matches!(e, MfaProcessError::NotSixDigits { len: 1 }),
+            "{e:?}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
@@ -237,10 +494,17 @@ mod tests {
             std::env::set_var("AWS_SECRET_ACCESS_KEY", "leaked-secret");
             std::env::set_var("AWS_SESSION_TOKEN", "leaked-token");
         }
-        let out = run_child("env", DEFAULT_PROCESS_TIMEOUT).unwrap();
-        let text = String::from_utf8_lossy(&out);
-        assert!(!text.contains("leaked"), "{text}");
-        assert!(text.contains("PATH="), "the rest of the environment stays");
+        // (Only the first line of output is read.)
+        let out = run_child(
+            "if env | grep -q leaked; then echo leaked; elif env | grep -q '^PATH='; then echo clean; fi",
+            DEFAULT_PROCESS_TIMEOUT,
+        )
+        .unwrap();
+        assert_eq!(
+            &out[..],
+            b"clean\n",
+            "no credential variable, and the rest of the environment stays"
+        );
         assert!(is_credential_variable("AWS_ACCESS_KEY_ID"));
         assert!(is_credential_variable("aws_security_token"));
         assert!(!is_credential_variable("AWS_REGION"));

@@ -31,8 +31,8 @@ impl std::fmt::Display for TouchPrompt {
 /// [`show_notification`]).
 pub fn notify_touch(prompt: &TouchPrompt) {
     tracing::warn!(
-        credential = %prompt.credential,
-        reader = %prompt.reader,
+        credential = %crate::text::printable(&prompt.credential),
+        reader = %crate::text::printable(&prompt.reader),
         "touch the YubiKey: the OATH credential requires a touch"
     );
     match std::env::var("DBUS_SESSION_BUS_ADDRESS") {
@@ -54,7 +54,8 @@ pub(super) fn show_notification(
 ) -> Option<std::thread::JoinHandle<()>> {
     let body = format!(
         "aws-session-daemon needs a code for {} ({}).",
-        prompt.credential, prompt.reader
+        crate::text::printable(&prompt.credential),
+        crate::text::printable(&prompt.reader)
     );
     send(address, "Touch your YubiKey", body, Duration::from_secs(15))
 }

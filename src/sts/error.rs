@@ -98,6 +98,16 @@ pub enum StsErrorKind {
     Transport(TransportKind),
     /// HTTP 5xx from STS.
     Server,
+    /// An answer whose credentials no output could carry or believe: an
+    /// access key id, secret or token of the wrong length or with other
+    /// characters (a line break would forge a line of the credentials
+    /// file), a missing expiry (the SDK reads it as 1970) or one in the
+    /// past. Never written nor served; retried soon.
+    BadAnswer,
+    /// Refused before calling: the wall clock reads an instant no session
+    /// can be asked for from (past 9999 once the duration is added), so
+    /// the answer's expiry could not be checked.
+    Clock,
     /// Refused before calling: the MFA code is not six ASCII digits.
     MalformedCode,
     /// Refused before calling: the request could not be built (e.g. the
@@ -268,6 +278,8 @@ impl StsError {
             StsErrorKind::Transport(TransportKind::Timeout) => "STS did not answer in time; retry later, and check the network (or sts_endpoint) if it persists".to_string(),
             StsErrorKind::Transport(_) => "could not talk to STS; retry later, and check the network (or sts_endpoint) if it persists".to_string(),
             StsErrorKind::Server => "STS had an internal error; retry later".to_string(),
+            StsErrorKind::BadAnswer => "STS (or what answers at sts_endpoint) sent credentials that cannot be used; nothing was written or served; retry later, and check sts_endpoint and the system clock if it persists".to_string(),
+            StsErrorKind::Clock => "the system clock is wrong; set it (timedatectl, NTP) and the daemon retries".to_string(),
             StsErrorKind::MalformedCode => "an AWS MFA code is six digits: check that the code source (mfa_oath_slot or mfa_process) yields the 6-digit TOTP code of this MFA device".to_string(),
             StsErrorKind::InvalidRequest => "check the section's settings (region, sts_endpoint, role)".to_string(),
             StsErrorKind::Unknown if self.details.status.is_some_and(|s| (400..500).contains(&s)) => "AWS refused the request for a reason the daemon does not know; check the section's settings against AWS's message".to_string(),
@@ -298,6 +310,8 @@ impl StsError {
             StsErrorKind::Transport(TransportKind::Response) => "unreadable answer".to_string(),
             StsErrorKind::Transport(_) => "connection failed".to_string(),
             StsErrorKind::Server => "STS server error".to_string(),
+            StsErrorKind::BadAnswer => "answer refused".to_string(),
+            StsErrorKind::Clock => "implausible system clock".to_string(),
             StsErrorKind::MalformedCode => "MFA code is not six digits".to_string(),
             StsErrorKind::InvalidRequest => "request could not be built".to_string(),
             StsErrorKind::Unknown => "failed".to_string(),
@@ -305,8 +319,20 @@ impl StsError {
     }
 }
 
+/// The message holds text from outside (the server's code, message and
+/// request id, the role ARN, the endpoint): it is composed, then escaped as
+/// a whole, so that no server can forge a log line or steer a terminal.
 impl fmt::Display for StsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        self.compose(&mut text)?;
+        f.write_str(&crate::text::printable(&text))
+    }
+}
+
+impl StsError {
+    fn compose(&self, f: &mut String) -> fmt::Result {
+        use std::fmt::Write;
         write!(f, "STS {}", self.details.call)?;
         if let Some(role) = &self.details.role_arn {
             write!(f, " of {role}")?;
@@ -335,7 +361,7 @@ impl fmt::Display for StsError {
 /// message; detail; request id ID]`, nothing when nothing came back. One
 /// form for the errors of every AWS service the daemon calls.
 pub(crate) fn write_answer(
-    f: &mut fmt::Formatter<'_>,
+    f: &mut dyn fmt::Write,
     status: Option<u16>,
     code: Option<&str>,
     message: Option<&str>,
@@ -384,7 +410,8 @@ pub fn retry_class_of(kind: StsErrorKind, status: Option<u16>) -> RetryClass {
         StsErrorKind::RequestExpired
         | StsErrorKind::Throttling
         | StsErrorKind::Transport(_)
-        | StsErrorKind::Server => RetryClass::Soon,
+        | StsErrorKind::Server
+        | StsErrorKind::BadAnswer => RetryClass::Soon,
         StsErrorKind::WrongSerial
         | StsErrorKind::NotLongTermKeys
         | StsErrorKind::NotAuthorized
@@ -393,7 +420,8 @@ pub fn retry_class_of(kind: StsErrorKind, status: Option<u16>) -> RetryClass {
         | StsErrorKind::SignatureMismatch
         | StsErrorKind::RegionDisabled
         | StsErrorKind::MalformedCode
-        | StsErrorKind::InvalidRequest => RetryClass::NeedsUser,
+        | StsErrorKind::InvalidRequest
+        | StsErrorKind::Clock => RetryClass::NeedsUser,
         StsErrorKind::Unknown => unknown_answer_class(status),
     }
 }

@@ -13,6 +13,7 @@
 //! cache holds nothing secret and does not grow as sessions rotate.
 
 mod error;
+pub(crate) mod limits;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -31,6 +32,7 @@ use time::OffsetDateTime;
 use crate::config::RoleSettings;
 use crate::secret::mask_access_key_id;
 use crate::session::SessionCredentials;
+use crate::timestamp::CLOCK_SKEW;
 
 use error::CallContext;
 pub(crate) use error::{Failure, unknown_answer_class, write_answer};
@@ -209,13 +211,15 @@ impl StsClients {
     }
 
     /// GetSessionToken, signed with the user's long-term keys: starts an MFA
-    /// session of `duration_seconds`.
+    /// session of `duration_seconds`. `now` is the caller's clock (the
+    /// daemon's clock port): the answer's expiry is judged against it.
     pub async fn get_session_token(
         &self,
         long_term: &SigningKeys,
         endpoint: &Endpoint,
         mfa: MfaCode<'_>,
         duration_seconds: u32,
+        now: OffsetDateTime,
     ) -> Result<SessionCredentials, StsError> {
         let call = Call::new(
             StsCall::GetSessionToken,
@@ -223,9 +227,13 @@ impl StsClients {
             long_term,
             endpoint,
             Some(mfa),
-            duration_seconds,
+            Asked {
+                duration: duration_seconds,
+                now,
+            },
             self.timeouts,
         );
+        call.check_clock()?;
         call.check_code(mfa)?;
         let duration = call.duration_seconds()?;
         let client = self.client(endpoint).map_err(|e| call.invalid(e))?;
@@ -254,13 +262,14 @@ impl StsClients {
     /// AssumeRole, signed with the MFA session (`mfa = None`: role chaining,
     /// capped at 3600 s by AWS), or with the long-term keys plus the MFA
     /// device and code (`mfa = Some`: a direct AssumeRole, up to the role's
-    /// MaxSessionDuration).
+    /// MaxSessionDuration). `now` as for [`StsClients::get_session_token`].
     pub async fn assume_role(
         &self,
         signer: &SigningKeys,
         endpoint: &Endpoint,
         role: &RoleSettings,
         mfa: Option<MfaCode<'_>>,
+        now: OffsetDateTime,
     ) -> Result<SessionCredentials, StsError> {
         let call = Call::new(
             StsCall::AssumeRole,
@@ -268,9 +277,13 @@ impl StsClients {
             signer,
             endpoint,
             mfa,
-            role.duration,
+            Asked {
+                duration: role.duration,
+                now,
+            },
             self.timeouts,
         );
+        call.check_clock()?;
         if let Some(mfa) = mfa {
             call.check_code(mfa)?;
         }
@@ -397,6 +410,14 @@ pub(crate) fn check_endpoint_url(service: &str, url: &str) -> Result<(), String>
     Ok(())
 }
 
+/// What a call asks for, and when: the answer's expiry is judged by it.
+struct Asked {
+    /// Requested session duration, in seconds.
+    duration: u32,
+    /// The caller's clock when the call started.
+    now: OffsetDateTime,
+}
+
 /// One call in progress: what is needed to log it and to describe its error.
 struct Call<'a> {
     context: CallContext,
@@ -404,6 +425,8 @@ struct Call<'a> {
     duration: u32,
     /// Values sent that must never appear in an error or a log line.
     secrets: Vec<&'a str>,
+    /// The caller's clock when the call started.
+    now: OffsetDateTime,
 }
 
 impl<'a> Call<'a> {
@@ -413,7 +436,7 @@ impl<'a> Call<'a> {
         signer: &'a SigningKeys,
         endpoint: &Endpoint,
         mfa: Option<MfaCode<'a>>,
-        duration: u32,
+        asked: Asked,
         timeouts: Timeouts,
     ) -> Self {
         let mut secrets = vec![signer.secret_access_key.expose_secret()];
@@ -433,8 +456,9 @@ impl<'a> Call<'a> {
                 endpoint: endpoint.url.clone(),
                 timeout_secs: Some(timeouts.operation.as_secs()),
             },
-            duration,
+            duration: asked.duration,
             secrets,
+            now: asked.now,
         }
     }
 
@@ -483,25 +507,88 @@ impl<'a> Call<'a> {
         })
     }
 
+    /// The latest instant an answer's expiry is believed: what was asked
+    /// for, plus clock skew between AWS and this machine. `None` when the
+    /// clock is so late that it is past what `time` can represent (the
+    /// year 9999 plus the duration).
+    fn latest_expiry(&self) -> Option<OffsetDateTime> {
+        self.now
+            .checked_add(time::Duration::seconds(i64::from(self.duration)))?
+            .checked_add(CLOCK_SKEW)
+    }
+
+    /// Refuses to call (and spend a code) when the answer could not be
+    /// checked: the clock reads an instant no session can last from.
+    fn check_clock(&self) -> Result<(), StsError> {
+        if self.latest_expiry().is_some() {
+            return Ok(());
+        }
+        let error = self.error(Failure {
+            local: Some(StsErrorKind::Clock),
+            detail: Some(format!(
+                "the system clock reads {}, too late for a session of {} s to end",
+                crate::timestamp::rfc3339(self.now),
+                self.duration
+            )),
+            ..Failure::default()
+        });
+        self.log_failure(&error, Instant::now());
+        Err(error)
+    }
+
+    /// The credentials of an answer, checked once here for every output
+    /// (the credentials file, `credential-process`, the endpoint): an
+    /// access key id, secret and token of the shapes in [`limits`], and an
+    /// expiry after `now`. An answer that fails is a [`StsErrorKind::BadAnswer`]
+    /// (retried soon), never handed on. The message names the field and
+    /// what is wrong with it, never its value.
     fn credentials(
         &self,
         credentials: Option<&aws_sdk_sts::types::Credentials>,
         started: Instant,
     ) -> Result<SessionCredentials, StsError> {
-        let unreadable = |detail: &str| {
+        let refuse = |detail: String| {
             let error = self.error(Failure {
-                transport: Some(TransportKind::Response),
-                detail: Some(detail.to_string()),
+                local: Some(StsErrorKind::BadAnswer),
+                detail: Some(detail),
                 ..Failure::default()
             });
             self.log_failure(&error, started);
             error
         };
         let credentials =
-            credentials.ok_or_else(|| unreadable("the answer carried no credentials"))?;
+            credentials.ok_or_else(|| refuse("the answer carried no credentials".to_string()))?;
+        for (field, value, rule) in [
+            (
+                "AccessKeyId",
+                credentials.access_key_id(),
+                &limits::ACCESS_KEY_ID,
+            ),
+            (
+                "SecretAccessKey",
+                credentials.secret_access_key(),
+                &limits::SECRET_ACCESS_KEY,
+            ),
+            (
+                "SessionToken",
+                credentials.session_token(),
+                &limits::SESSION_TOKEN,
+            ),
+        ] {
+            rule.check(value)
+                .map_err(|problem| refuse(format!("the answer's {field}: {problem}")))?;
+        }
         let expiration =
             OffsetDateTime::from_unix_timestamp_nanos(credentials.expiration().as_nanos())
-                .map_err(|_| unreadable("the credentials' expiration is out of range"))?;
+                .map_err(|_| refuse("the credentials' expiration is out of range".to_string()))?;
+        if expiration <= self.now {
+            // A missing <Expiration> reads as 1970 (the SDK fills in zero).
+            return Err(refuse(format!(
+                "the credentials expire at {}, not after now ({}): the answer has no expiration, or this machine's clock is ahead",
+                crate::timestamp::rfc3339(expiration),
+                crate::timestamp::rfc3339(self.now)
+            )));
+        }
         let expiration = self.plausible_expiration(expiration);
         Ok(SessionCredentials {
             access_key_id: credentials.access_key_id().to_string(),
@@ -516,15 +603,17 @@ impl<'a> Call<'a> {
     /// keep a dead profile "fresh" for ever. It is cut to what was asked,
     /// with a warning.
     fn plausible_expiration(&self, expiration: OffsetDateTime) -> OffsetDateTime {
-        let now = OffsetDateTime::now_utc();
-        let asked = now + time::Duration::seconds(i64::from(self.duration));
-        // Clock skew between AWS and this machine is allowed for.
-        if expiration <= asked + time::Duration::minutes(15) {
+        // Checked before the call (`check_clock`).
+        let Some(latest) = self.latest_expiry() else {
+            return self.now;
+        };
+        if expiration <= latest {
             return expiration;
         }
+        let asked = latest - CLOCK_SKEW;
         tracing::warn!(
             action = %self.context.call,
-            role_arn = self.context.role_arn.as_deref().unwrap_or("-"),
+            role_arn = %crate::text::printable(self.context.role_arn.as_deref().unwrap_or("-")),
             "STS said the credentials expire at {}, later than the {} s asked for; treating them as expiring at {}",
             crate::timestamp::rfc3339(expiration),
             self.duration,
@@ -536,7 +625,7 @@ impl<'a> Call<'a> {
     fn log_success(&self, started: Instant, credentials: &SessionCredentials) {
         tracing::debug!(
             action = %self.context.call,
-            role_arn = self.context.role_arn.as_deref().unwrap_or("-"),
+            role_arn = %crate::text::printable(self.context.role_arn.as_deref().unwrap_or("-")),
             access_key = %self.context.access_key,
             new_access_key = %mask_access_key_id(&credentials.access_key_id),
             duration = self.duration,
@@ -549,7 +638,7 @@ impl<'a> Call<'a> {
     fn log_failure(&self, error: &StsError, started: Instant) {
         tracing::debug!(
             action = %self.context.call,
-            role_arn = self.context.role_arn.as_deref().unwrap_or("-"),
+            role_arn = %crate::text::printable(self.context.role_arn.as_deref().unwrap_or("-")),
             access_key = %self.context.access_key,
             duration = self.duration,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -717,7 +806,7 @@ mod tests {
             code: &code,
         };
         let error = clients
-            .get_session_token(&keys, &endpoint, mfa, 3600)
+            .get_session_token(&keys, &endpoint, mfa, 3600, OffsetDateTime::now_utc())
             .await
             .unwrap_err();
         assert_eq!(error.kind(), StsErrorKind::MalformedCode);
@@ -742,7 +831,7 @@ mod tests {
             code: &code,
         };
         let error = clients
-            .get_session_token(&keys, &endpoint, mfa, 3600)
+            .get_session_token(&keys, &endpoint, mfa, 3600, OffsetDateTime::now_utc())
             .await
             .unwrap_err();
         assert_eq!(error.kind(), StsErrorKind::InvalidRequest);

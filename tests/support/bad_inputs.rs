@@ -80,6 +80,31 @@ pub fn expanding_config() -> String {
     config
 }
 
+/// The audit's 3.9 MB config (issue 22): one `assume_role_external_id` of
+/// 3.9 million characters, inherited by 1,000 sections (each a role), so
+/// that expanding it naively copies 3.9 GB.
+pub fn inherited_huge_value_config(endpoint: &str) -> String {
+    let mut config = format!(
+        "{}assume_role_arn = \"arn:aws:iam::111111111111:role/Admin\"\nassume_role_external_id = \"{}\"\n",
+        good_config(endpoint).split("\n[a]").next().unwrap(),
+        "x".repeat(3_900_000)
+    );
+    for i in 0..1_000 {
+        config.push_str(&format!("[s{i}]\n"));
+    }
+    config
+}
+
+/// One section whose `assume_role_external_id` is 3.9 million characters
+/// (AWS takes at most 1,224): refused with a one-line message.
+pub fn long_external_id_config(endpoint: &str) -> String {
+    format!(
+        "{}\n[prod]\nassume_role_arn = \"arn:aws:iam::111111111111:role/Admin\"\nassume_role_external_id = \"{}\"\n",
+        good_config(endpoint).split("\n[a]").next().unwrap(),
+        "x".repeat(3_900_000)
+    )
+}
+
 /// A FIFO at `path`, where a file belongs: a reader that opens it blocks
 /// until a writer comes.
 pub fn mkfifo(path: &Path) {

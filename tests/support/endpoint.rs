@@ -125,6 +125,7 @@ pub fn moto_role_session(moto_url: &str, role: &str) -> SessionCredentials {
                 &StsEndpoint::new("us-east-1", Some(moto_url.to_string())),
                 &role,
                 None,
+                time::OffsetDateTime::now_utc(),
             )
             .await
             .expect("AssumeRole at moto")

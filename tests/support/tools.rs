@@ -53,3 +53,24 @@ pub fn aws() -> PathBuf {
 pub fn python3() -> PathBuf {
     tool("python3")
 }
+
+/// The libfaketime preload library (Debian's `libfaketime`, which
+/// scripts/install-deps.sh installs), for a wall clock the test sets.
+pub fn libfaketime() -> PathBuf {
+    let candidates = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+        "/usr/local/lib/faketime/libfaketimeMT.so.1",
+    ];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "libfaketime is missing (looked in {candidates:?}): apt-get install libfaketime \
+                 (scripts/install-deps.sh does); the clock tests need it and are not skipped"
+            )
+        })
+}
