@@ -8,7 +8,7 @@
 //! `exec` (`AWS_ENDPOINT_URL` pointing at moto).
 //!
 //! ```text
-//! sdk_identity [--repeat N --every SECONDS]
+//! sdk_identity [--repeat N --every SECONDS | --every-ms MILLISECONDS]
 //! ```
 //!
 //! `--repeat`: asks N times, one client, SECONDS apart (a long-running
@@ -30,8 +30,11 @@ async fn main() -> ExitCode {
         match (arg.as_str(), value) {
             ("--repeat", Some(n)) => repeat = n.try_into().unwrap_or(u32::MAX),
             ("--every", Some(s)) => every = Duration::from_secs(s),
+            ("--every-ms", Some(ms)) => every = Duration::from_millis(ms),
             _ => {
-                eprintln!("usage: sdk_identity [--repeat N --every SECONDS]");
+                eprintln!(
+                    "usage: sdk_identity [--repeat N --every SECONDS | --every-ms MILLISECONDS]"
+                );
                 return ExitCode::from(2);
             }
         }

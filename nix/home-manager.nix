@@ -15,11 +15,21 @@ let
   awscli = (config.programs or { }).awscli or { };
   helpers = import ./lib.nix;
   tomlFormat = pkgs.formats.toml { };
-  # longTermKeys and output become top-level defaults of every section.
+  # longTermKeys, output and the endpoint become top-level keys of the config.
   settings =
     cfg.settings
     // (if cfg.longTermKeys != null then { long_term_keys = cfg.longTermKeys; } else { })
-    // (if cfg.output != null then { output = cfg.output; } else { });
+    // (if cfg.output != null then { output = cfg.output; } else { })
+    // (
+      if cfg.endpoint.address != null then
+        {
+          endpoint = cfg.endpoint.address;
+          endpoint_section_tokens = cfg.endpoint.sectionTokens;
+          endpoint_socket = cfg.endpoint.unixSocket;
+        }
+      else
+        { }
+    );
   configFile = tomlFormat.generate "aws-session-daemon-config.toml" settings;
 
   args =
@@ -101,6 +111,32 @@ in
         `credential_process`; add the profiles with `aws-session-daemon config
         aws-config --write`). Null leaves it to settings (default "file").
       '';
+    };
+
+    endpoint = {
+      address = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "127.0.0.1:9911";
+        description = ''
+          Serve every section's session on a local credentials endpoint (the
+          container-credentials protocol of the AWS SDKs and the AWS CLI) at
+          this loopback address; port 0 picks a free port. Null (the
+          default) serves none. `aws-session-daemon status` shows the URL
+          and the token file; docs/endpoint.md explains containers, VMs and
+          `exec --server`.
+        '';
+      };
+      sectionTokens = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Also write a token per section, which opens that section's URL only.";
+      };
+      unixSocket = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Also serve the endpoint on the Unix socket endpoint.sock in the runtime directory.";
+      };
     };
 
     credentialsFile = lib.mkOption {

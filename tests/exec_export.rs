@@ -433,6 +433,20 @@ const KEY_ID: &str = "ASIAWEIRDWEIRDWEIRD1";
 const SECRET: &str = "it's a \"quote\" \\back$lash `tick` $(id) !* ~ {a,b}";
 const TOKEN: &str = "tok'en\\'\\\\\"$HOME\"'' ;&| <>()";
 
+/// The expiry of [weird]'s session: ten hours from the test's start, in
+/// whole seconds (an expiry no session can have, like 2099, is not believed).
+fn weird_expiry() -> &'static str {
+    static EXPIRY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    EXPIRY.get_or_init(|| {
+        (time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap()
+            + time::Duration::hours(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+    })
+}
+
 /// A HOME whose section [weird] holds a fresh session with those values,
 /// written by hand (codes fail: nothing may refresh it).
 fn weird_home() -> Home {
@@ -440,8 +454,9 @@ fn weird_home() -> Home {
                   mfa_process = \"false\"\nregion = \"eu-west-1\"\n";
     let credentials = format!(
         "{}\n[weird]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n\
-         aws_session_token = {TOKEN}\nx_security_token_expires = 2099-01-01T00:00:00Z\n",
-        daemon::USER_TEXT
+         aws_session_token = {TOKEN}\nx_security_token_expires = {}\n",
+        daemon::USER_TEXT,
+        weird_expiry()
     );
     Home::with_credentials(config, &credentials)
 }
@@ -478,7 +493,7 @@ fn export_output_is_taken_by_bash_sh_and_fish_byte_for_byte() {
         ("AWS_ACCESS_KEY_ID", KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", SECRET),
         ("AWS_SESSION_TOKEN", TOKEN),
-        ("AWS_CREDENTIAL_EXPIRATION", "2099-01-01T00:00:00Z"),
+        ("AWS_CREDENTIAL_EXPIRATION", weird_expiry()),
         ("AWS_ACCOUNT_ID", "123457890123"),
         ("AWS_REGION", "eu-west-1"),
         ("AWS_DEFAULT_REGION", "eu-west-1"),
@@ -518,7 +533,7 @@ fn export_json_is_credential_process_version_1() {
             "AccessKeyId": KEY_ID,
             "SecretAccessKey": SECRET,
             "SessionToken": TOKEN,
-            "Expiration": "2099-01-01T00:00:00Z",
+            "Expiration": weird_expiry(),
             "AccountId": "123457890123",
         })
     );

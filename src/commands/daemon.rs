@@ -57,13 +57,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let config = std::sync::Arc::new(super::load_config(cli)?);
     let sections = config.sections.len();
+    let (tx, rx) = mpsc::unbounded_channel();
     let daemon = build_daemon(cli)?
         .with_config(config)
         .with_key_watch(start_key_watch())
-        .with_unlock_watch(start_unlock_watch());
+        .with_unlock_watch(start_unlock_watch())
+        .with_serving(tx.clone());
     let runtime = runtime()?;
     let result = runtime.block_on(async move {
-        let (tx, rx) = mpsc::unbounded_channel();
         let (file_tx, mut file_rx) = mpsc::unbounded_channel();
         let config_path = daemon.config_path();
         let _watcher = watch::watch(config_path.as_deref(), daemon.credentials_path(), file_tx)

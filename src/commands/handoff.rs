@@ -3,23 +3,15 @@
 //! is not), and the environment variables the AWS SDKs and the AWS CLI
 //! read.
 //!
-//! PHASE 2 (lead): [`fresh_session`] is a stand-in that finds the session
-//! the way `credential-process` does (one observation and its plan; the
-//! session from the credentials file or the runtime cache when fresh, else
-//! one pass for the section and what it got), without `credential-process`'s
-//! per-profile refresh lock and shared-runtime-directory check. Make the
-//! two one function; the callers need only its signature.
+//! The session itself comes from the look-up `credential-process` makes
+//! too ([`super::fresh`]).
 
 use anyhow::bail;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::Cli;
-use crate::config::{Config, Output, RawValue, Settings, process_env};
-use crate::credentials::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};
-use crate::daemon::act::Outcome;
-use crate::daemon::decide::{Action, ProfileState};
+use crate::config::{Config, RawValue, Settings};
 use crate::session::SessionCredentials;
-use crate::session_cache::{SessionCache, runtime_dir};
 
 /// The variables that hold a session (botocore reads `AWS_SECURITY_TOKEN`
 /// before `AWS_SESSION_TOKEN`: a stale one left in the environment would
@@ -51,7 +43,6 @@ const PROFILE: [&str; 2] = ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"];
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     pub name: String,
-    pub profile: String,
     /// The section's `region`, when the config (or `--region`) sets one.
     pub region: Option<String>,
     /// The account the session belongs to: the role's, else the MFA
@@ -103,107 +94,20 @@ pub(crate) fn target(config: &Config, name: &str) -> anyhow::Result<Target> {
         Some(RawValue::String(region)) => Some(region.clone()),
         _ => None,
     };
-    let arn = settings
-        .role
-        .as_ref()
-        .map_or(settings.mfa_serial_number.as_str(), |role| {
-            role.arn.as_str()
-        });
     Ok(Target {
         name: section.name.clone(),
-        profile: settings.profile_name.clone(),
-        region,
-        account_id: account_of(arn),
-    })
-}
 
-/// The account in `arn:PARTITION:SERVICE::ACCOUNT:RESOURCE`, if twelve digits.
-fn account_of(arn: &str) -> Option<String> {
-    let account = arn.split(':').nth(4)?;
-    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| account.to_string())
+        region,
+        account_id: settings.account_id(),
+    })
 }
 
 /// `target`'s session, fresh by the plan's rule; refreshed first (one pass
 /// for the section, with the daemon's locks and TOTP rules) when it is
-/// not. `Err` says why it cannot be made fresh.
+/// not: the look-up `credential-process` makes. `Err` says why it cannot
+/// be made fresh.
 pub(crate) fn fresh_session(cli: &Cli, target: &Target) -> anyhow::Result<SessionCredentials> {
-    if let Some(session) = fresh_now(cli, target)? {
-        return Ok(session);
-    }
-    let mut options = super::load_options(cli);
-    options.selected = vec![target.name.clone()];
-    let summary = super::daemon::one_pass(cli, options)?;
-    if let Some(session) = summary.report.sessions.get(&target.name) {
-        return Ok(session.clone());
-    }
-    // Another process may have refreshed it meanwhile.
-    if let Some(session) = fresh_now(cli, target)? {
-        return Ok(session);
-    }
-    let section = crate::text::printable(&target.name);
-    let outcome = summary.report.outcomes.get(&target.name);
-    let planned = summary
-        .plan
-        .section(&target.name)
-        .map(|p| (&p.state, &p.action));
-    match (outcome, planned) {
-        (_, Some((ProfileState::Invalid { reasons }, _))) => {
-            bail!("section [{section}] is invalid: {}", reasons.join("; "))
-        }
-        (_, Some((_, Action::Blocked { reason }))) => {
-            bail!("section [{section}] cannot be made fresh: {reason}")
-        }
-        (Some(Outcome::Failed { error, .. }), _) => {
-            bail!("section [{section}] cannot be made fresh: {error}")
-        }
-        _ => bail!(
-            "section [{section}] has no fresh session (a unit it needs is backing off; `aws-session-daemon status` says why)"
-        ),
-    }
-}
-
-/// The session the plan calls fresh now, from where the section keeps it.
-fn fresh_now(cli: &Cli, target: &Target) -> anyhow::Result<Option<SessionCredentials>> {
-    let observation = super::observe(cli)?;
-    let plan = observation.plan();
-    let Some(planned) = plan.section(&target.name) else {
-        return Ok(None);
-    };
-    let ProfileState::Fresh { expires } = planned.state else {
-        return Ok(None);
-    };
-    if planned.output == Output::Process {
-        let mut cache = SessionCache::new(runtime_dir(&process_env));
-        return Ok(cache
-            .peek()
-            .profiles
-            .get(&target.profile)
-            .filter(|c| planned.due_for(c.expiration) > observation.now)
-            .cloned());
-    }
-    let value = |key: &str| {
-        observation
-            .credentials
-            .document
-            .get(&target.profile, key)
-            .ok()
-            .flatten()
-            .map(str::to_string)
-    };
-    let (Some(access_key_id), Some(secret), Some(token)) = (
-        value(ACCESS_KEY_ID),
-        value(SECRET_ACCESS_KEY),
-        value(SESSION_TOKEN),
-    ) else {
-        return Ok(None);
-    };
-    Ok(Some(SessionCredentials {
-        access_key_id,
-        secret_access_key: SecretString::from(secret),
-        session_token: SecretString::from(token),
-        expiration: expires,
-    }))
+    super::fresh::session(cli, super::fresh::observe(cli)?, &target.name)
 }
 
 /// Environment changes that hand a session (or an endpoint) to a process:
@@ -297,7 +201,6 @@ mod tests {
     fn target(region: Option<&str>, account: Option<&str>) -> Target {
         Target {
             name: "prod".into(),
-            profile: "prod".into(),
             region: region.map(str::to_string),
             account_id: account.map(str::to_string),
         }
@@ -314,17 +217,6 @@ mod tests {
 
     fn names(variables: &Variables) -> Vec<&str> {
         variables.set.iter().map(|(n, _)| *n).collect()
-    }
-
-    #[test]
-    fn account_ids_come_from_twelve_digit_arns_only() {
-        assert_eq!(
-            account_of("arn:aws:iam::123456789012:role/Admin").as_deref(),
-            Some("123456789012")
-        );
-        assert_eq!(account_of("arn:aws:iam::12345:role/x"), None);
-        assert_eq!(account_of("arn:aws:iam::abcdefghijkl:mfa/x"), None);
-        assert_eq!(account_of("not an arn"), None);
     }
 
     #[test]

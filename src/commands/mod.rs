@@ -7,6 +7,7 @@ pub mod credential_process;
 pub mod daemon;
 pub mod exec;
 pub mod export;
+mod fresh;
 mod handoff;
 pub mod keyring;
 pub mod oath;

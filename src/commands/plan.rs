@@ -161,12 +161,26 @@ fn action_column(action: &Action, now: OffsetDateTime) -> String {
 
 /// `plan`: read the config and the credentials file, print the plan.
 pub fn run(cli: &crate::cli::Cli, args: &crate::cli::PlanArgs) -> anyhow::Result<i32> {
-    let plan = super::observe(cli)?.plan();
+    let observation = super::observe(cli)?;
+    let plan = observation.plan();
     let mut out = std::io::stdout().lock();
     if args.json {
         print_json(&plan, &mut out)?;
     } else {
         print_table(&plan, &mut out)?;
+        if let Some(endpoint) = observation.config.endpoint() {
+            writeln!(
+                out,
+                "Credentials endpoint: {} (`run` serves the {} valid section(s) there{}; `status` shows its URL and token file).",
+                endpoint.address,
+                observation.config.valid_sections().count(),
+                if endpoint.section_tokens {
+                    ", with a token per section"
+                } else {
+                    ""
+                }
+            )?;
+        }
     }
     Ok(exit_code(&plan, args.detailed_exitcode))
 }

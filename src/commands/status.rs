@@ -75,6 +75,7 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
         writeln!(out)?;
     } else {
         print_table(&rows, now, &mut out)?;
+        print_endpoint(&mut out)?;
     }
     Ok(if plan.all_fresh() { 0 } else { 1 })
 }
@@ -113,5 +114,45 @@ fn print_table(rows: &[Row], now: OffsetDateTime, out: &mut dyn Write) -> anyhow
             "\n(no daemon has recorded a pass yet: is it running? `systemctl --user status aws-session-daemon`)"
         )?;
     }
+    Ok(())
+}
+
+/// The running daemon's credentials endpoint, from its record in the
+/// runtime directory (none while no daemon serves one).
+fn print_endpoint(out: &mut dyn Write) -> anyhow::Result<()> {
+    let Some(dir) = runtime_dir(&process_env) else {
+        return Ok(());
+    };
+    let record = match crate::endpoint::Record::read(&dir) {
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            writeln!(out, "\ncredentials endpoint: {}", printable(&e.to_string()))?;
+            return Ok(());
+        }
+    };
+    writeln!(out, "\ncredentials endpoint (pid {}):", record.pid)?;
+    writeln!(out, "  URL:           {}SECTION", printable(&record.url))?;
+    writeln!(
+        out,
+        "  token file:    {}",
+        printable(&record.token_file.display().to_string())
+    )?;
+    if let Some(dir) = &record.section_token_dir {
+        writeln!(
+            out,
+            "  section tokens: {}/SECTION",
+            printable(&dir.display().to_string())
+        )?;
+    }
+    if let Some(socket) = &record.unix_socket {
+        writeln!(
+            out,
+            "  socket:        {}",
+            printable(&socket.display().to_string())
+        )?;
+    }
+    let names: Vec<_> = record.sections.iter().map(|s| printable(s)).collect();
+    writeln!(out, "  serves:        {}", names.join(", "))?;
     Ok(())
 }

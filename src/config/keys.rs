@@ -179,6 +179,24 @@ pub const KEYS: &[KeySpec] = &[
         "Key written next to the credentials with the expiry time (RFC 3339, UTC).",
     ),
     key(
+        "endpoint",
+        Text,
+        "off",
+        "Serve every section's session on a local credentials endpoint (the container-credentials protocol of the AWS SDKs and the AWS CLI) at this loopback address, `127.0.0.1:PORT` (port 0: any free port); the address in use and the token file are recorded in the runtime directory (see `status`). Daemon-wide: set it at the top of the config.",
+    ),
+    key(
+        "endpoint_section_tokens",
+        Bool,
+        "false",
+        "Also write a token per section (`endpoint-tokens/SECTION` in the runtime directory), which opens that section's URL only: hand a container one role and no other.",
+    ),
+    key(
+        "endpoint_socket",
+        Bool,
+        "false",
+        "Also serve the endpoint on the Unix socket `endpoint.sock` in the runtime directory (for `ssh -R` or a container's bind mount).",
+    ),
+    key(
         "backups",
         Integer,
         "5",

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 pub use error::ConfigError;
 pub use expand::RawSection;
 pub use keys::{DEFAULT_BACKUPS, KEYS, KeyKind, KeySpec, holds_secret};
-pub use settings::{CodeSource, LongTermKeys, Output, PasswordSpec, RoleSettings, Settings};
+pub use settings::{
+    CodeSource, EndpointSettings, LongTermKeys, Output, PasswordSpec, RoleSettings, Settings,
+};
 
 /// Config files larger than this are refused before parsing: a real config
 /// is a few kilobytes, and a huge file is almost surely the wrong path.
@@ -185,6 +187,12 @@ impl Config {
             .unwrap_or(32)
     }
 
+    /// The credentials endpoint, when it is on: daemon-wide, so every
+    /// section must agree (checked when the config is loaded).
+    pub fn endpoint(&self) -> Option<&EndpointSettings> {
+        self.valid_sections().find_map(|(_, s)| s.endpoint.as_ref())
+    }
+
     /// How many backups the credentials file keeps: the largest any section asks for.
     pub fn backups(&self) -> usize {
         self.valid_sections()
@@ -326,11 +334,45 @@ pub fn load(options: &LoadOptions, env: EnvLookup) -> Result<Config, ConfigError
         })
         .collect::<Vec<_>>();
     warnings.extend(plain_http_warnings(&sections));
+    check_one_endpoint(&sections)?;
     Ok(Config {
         file: file.map(|(path, _)| path),
         sections,
         warnings,
     })
+}
+
+/// The credentials endpoint serves every section from one daemon: two
+/// sections asking for different ones is a mistake, reported with both.
+fn check_one_endpoint(sections: &[Section]) -> Result<(), ConfigError> {
+    let mut first: Option<(&str, &EndpointSettings)> = None;
+    for section in sections {
+        let Some(endpoint) = section
+            .settings
+            .as_ref()
+            .ok()
+            .and_then(|s| s.endpoint.as_ref())
+        else {
+            continue;
+        };
+        match first {
+            None => first = Some((&section.name, endpoint)),
+            Some((name, seen)) if seen != endpoint => {
+                return Err(ConfigError::plain(
+                    format!(
+                        "sections [{}] and [{}] ask for different credentials endpoints ({} and {}); one daemon serves one",
+                        crate::text::printable(name),
+                        crate::text::printable(&section.name),
+                        seen.address,
+                        endpoint.address
+                    ),
+                    "set endpoint (and endpoint_section_tokens, endpoint_socket) once, at the top of the config",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// An STS endpoint over plain HTTP to another host carries the signed

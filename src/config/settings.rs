@@ -75,6 +75,15 @@ pub enum Output {
     Process,
 }
 
+/// The local credentials endpoint (daemon-wide: every section has the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSettings {
+    /// A loopback address (port 0: any free port).
+    pub address: std::net::SocketAddr,
+    pub section_tokens: bool,
+    pub unix_socket: bool,
+}
+
 /// One section's validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -93,9 +102,24 @@ pub struct Settings {
     pub output: Output,
     pub expiry_key: String,
     pub backups: usize,
+    /// The credentials endpoint, when it is on.
+    pub endpoint: Option<EndpointSettings>,
 }
 
 impl Settings {
+    /// The account the section's session belongs to: the role's, else the
+    /// MFA device's (an IAM user's device is in the user's account); `None`
+    /// when the ARN does not say (a hardware token's serial number).
+    pub fn account_id(&self) -> Option<String> {
+        let arn = self
+            .role
+            .as_ref()
+            .map_or(self.mfa_serial_number.as_str(), |role| role.arn.as_str());
+        let account = arn.split(':').nth(4)?;
+        (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| account.to_string())
+    }
+
     /// True when the role is assumed directly with an MFA code (no MFA session).
     pub fn direct_assume_role(&self) -> bool {
         self.mfa_session_duration == 0
@@ -367,6 +391,26 @@ pub(super) fn validate(
     }
     let backups = r.integer("backups", keys::DEFAULT_BACKUPS as i64, 0..=100, "files") as usize;
     let sts_concurrency = r.integer("sts_concurrency", 32, 1..=256, "calls") as usize;
+    let section_tokens = r.boolean("endpoint_section_tokens", false);
+    let unix_socket = r.boolean("endpoint_socket", false);
+    let endpoint = match r.text("endpoint").as_deref() {
+        None | Some("off") => None,
+        Some(text) => match crate::endpoint::parse_address(text) {
+            Ok(address) => Some(EndpointSettings {
+                address,
+                section_tokens,
+                unix_socket,
+            }),
+            Err(e) => {
+                r.error(
+                    "endpoint",
+                    e.to_string(),
+                    "endpoint = \"127.0.0.1:9911\" (or \"off\")",
+                );
+                None
+            }
+        },
+    };
     let output = match r.text("output").as_deref() {
         None | Some("file") => Output::File,
         Some("process") => Output::Process,
@@ -395,6 +439,7 @@ pub(super) fn validate(
             output,
             expiry_key,
             backups,
+            endpoint,
         })
     } else {
         Err(r

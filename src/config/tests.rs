@@ -440,3 +440,62 @@ fn a_profile_name_with_a_control_character_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_sections_account_comes_from_its_role_else_its_mfa_device() {
+    let f = Fixture::new();
+    let config = f
+        .load_text(
+            "mfa_serial_number = \"arn:aws:iam::123457890123:mfa/me\"\nmfa_process = \"echo 123456\"\n[role]\nassume_role_arn = \"arn:aws:iam::098765432101:role/Admin\"\n[mfa]\n[token]\nmfa_serial_number = \"GAHT12345678\"\n",
+        )
+        .unwrap();
+    let account = |name: &str| {
+        config
+            .section(name)
+            .unwrap()
+            .settings
+            .as_ref()
+            .unwrap()
+            .account_id()
+    };
+    assert_eq!(account("role").as_deref(), Some("098765432101"));
+    assert_eq!(account("mfa").as_deref(), Some("123457890123"));
+    assert_eq!(
+        account("token"),
+        None,
+        "a hardware token's serial says nothing"
+    );
+}
+
+#[test]
+fn the_endpoint_is_daemon_wide_and_loopback_only() {
+    let f = Fixture::new();
+    let base =
+        "mfa_serial_number = \"arn:aws:iam::123457890123:mfa/me\"\nmfa_process = \"echo 123456\"\n";
+    let config = f
+        .load_text(&format!("endpoint = \"127.0.0.1:0\"\n{base}[a]\n[b]\n"))
+        .unwrap();
+    assert_eq!(
+        config.endpoint().map(|e| e.address.to_string()).as_deref(),
+        Some("127.0.0.1:0")
+    );
+    let off = f.load_text(&format!("{base}[a]\n")).unwrap();
+    assert!(off.endpoint().is_none(), "off by default");
+    let two = f
+        .load_text(&format!(
+            "{base}[a]\nendpoint = \"127.0.0.1:1\"\n[b]\nendpoint = \"127.0.0.1:2\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(two.contains("different credentials endpoints"), "{two}");
+    let wide = f
+        .load_text(&format!("endpoint = \"0.0.0.0:9911\"\n{base}[a]\n"))
+        .unwrap();
+    let errors = wide.section("a").unwrap().settings.as_ref().unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("not a loopback address")),
+        "{errors:?}"
+    );
+}

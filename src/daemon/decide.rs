@@ -93,6 +93,9 @@ pub struct Inputs<'a> {
     /// write it (another program wrote it under a loose umask); `None`
     /// when it is private (or not ours, or missing).
     pub loose_mode: Option<u32>,
+    /// The credentials endpoint serves every section: their sessions are
+    /// handed to the SDKs, which ask again inside 15 minutes of expiry.
+    pub endpoint: bool,
     pub now: OffsetDateTime,
 }
 
@@ -566,7 +569,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             .applied
             .get(&section.name)
             .is_some_and(|applied| *applied != fingerprint);
-        let margin = refresh_margin(settings);
+        let margin = refresh_margin(settings, inputs.endpoint);
         let (state, due) = match expires {
             // Credentials of a role (or duration) the config no longer names.
             Observed::Expires(expires) if changed => (ProfileState::Refresh { expires }, now),
@@ -751,12 +754,20 @@ fn stale_file_session(settings: &Settings, inputs: &Inputs<'_>) -> (Vec<String>,
 const PROCESS_MIN_MARGIN: u32 = 15 * 60;
 
 /// The refresh margin the plan applies to a section: the configured one,
-/// but for sessions served to a process never inside botocore's refresh
-/// window.
-fn refresh_margin(settings: &Settings) -> u32 {
-    match settings.output {
-        Output::File => settings.refresh_margin,
-        Output::Process => settings.refresh_margin.max(PROCESS_MIN_MARGIN),
+/// but for sessions served to a process (`credential-process`, the
+/// credentials endpoint) never inside botocore's refresh window.
+/// A session shorter than twice that (AssumeRole allows 15 minutes) is
+/// renewed at half its life instead, or it would be due as it arrives.
+fn refresh_margin(settings: &Settings, endpoint: bool) -> u32 {
+    let lifetime = settings
+        .role
+        .as_ref()
+        .map_or(settings.mfa_session_duration, |role| role.duration);
+    match (settings.output, endpoint) {
+        (Output::File, false) => settings.refresh_margin,
+        (Output::Process, _) | (_, true) => settings
+            .refresh_margin
+            .max(PROCESS_MIN_MARGIN.min(lifetime / 2)),
     }
 }
 
@@ -882,7 +893,7 @@ fn decide(
         // margin (a process output's is longer); roles only need it valid
         // for their AssumeRole.
         margin: match settings.role {
-            None => refresh_margin(settings),
+            None => refresh_margin(settings, inputs.endpoint),
             Some(_) => settings.refresh_margin,
         },
     };

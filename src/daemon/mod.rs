@@ -21,6 +21,7 @@ mod alarm;
 pub mod decide;
 pub mod observe;
 pub mod ports;
+mod serve;
 pub mod settle;
 pub mod state;
 pub mod tell;
@@ -62,6 +63,9 @@ pub enum Reason {
     Periodic,
     /// The desktop keyring was unlocked.
     KeyringUnlocked,
+    /// A client of the credentials endpoint asked for a section that is
+    /// not fresh.
+    Requested,
 }
 
 /// What wakes the loop.
@@ -69,6 +73,8 @@ pub enum Reason {
 pub enum Event {
     File(watch::FileEvent),
     Reload,
+    /// The credentials endpoint needs a pass (a section not fresh).
+    Refresh,
     Stop,
 }
 
@@ -89,6 +95,8 @@ pub struct Daemon {
     settler: Settler,
     teller: Teller,
     watches: Watches,
+    /// The sessions in memory and the credentials endpoint (`run` only).
+    serve: Option<serve::Serve>,
     /// The last observation found the keyring locked: the loop awaits its
     /// unlock (a section blocked on it has no timer of its own).
     keyring_locked: bool,
@@ -127,6 +135,7 @@ impl Daemon {
             settler: Settler::new(applied),
             teller: Teller::new(runtime_dir),
             watches: Watches::default(),
+            serve: None,
             keyring_locked: false,
         }
     }
@@ -135,6 +144,18 @@ impl Daemon {
     /// started).
     pub fn with_config(mut self, config: Arc<crate::config::Config>) -> Self {
         self.observer = self.observer.with_config(config);
+        self
+    }
+
+    /// Serves the sessions on the credentials endpoint whenever the config
+    /// in force asks for it; `loop_events` wakes the loop for a section a
+    /// client needs refreshed.
+    pub fn with_serving(mut self, loop_events: tokio::sync::mpsc::UnboundedSender<Event>) -> Self {
+        self.serve = Some(serve::Serve::new(
+            loop_events,
+            Arc::clone(&self.executor.clock),
+            self.teller.runtime_dir().map(PathBuf::from),
+        ));
         self
     }
 
@@ -167,6 +188,9 @@ impl Daemon {
 
     async fn pass_inner(&mut self, reason: Reason) -> anyhow::Result<PassSummary> {
         tracing::debug!("pass begins");
+        if let Some(serve) = &self.serve {
+            serve.pass_starts();
+        }
         let now = self.executor.clock.now();
         self.settler.woken(reason, now);
         if reason == Reason::Start {
@@ -185,6 +209,9 @@ impl Daemon {
         observation.recorded = self.settler.recorded();
         self.executor.concurrency = observation.config.sts_concurrency();
         self.watches.follow(&observation.config).await;
+        if let Some(serve) = &mut self.serve {
+            serve.follow(&observation.config).await;
+        }
         self.keyring_locked = observation.keyring_locked;
 
         // Decide.
@@ -204,7 +231,10 @@ impl Daemon {
         let ended = self.executor.clock.now();
         let settled = self.settler.settle(&plan, &report, ended);
 
-        // Tell.
+        // Tell, and hold the sessions for the endpoint.
+        if let Some(serve) = &self.serve {
+            serve.fill(&settled.plan, &observation, &report, self.cache.contents());
+        }
         tell::log_written(&report, observation.credentials.file.path());
         self.teller
             .record(
@@ -361,6 +391,7 @@ fn reason_of(event: Event) -> Option<Reason> {
         Event::File(watch::FileEvent::Config) => Reason::ConfigChanged,
         Event::File(watch::FileEvent::Credentials) => Reason::CredentialsChanged,
         Event::Reload => Reason::Reload,
+        Event::Refresh => Reason::Requested,
         Event::Stop => return None,
     })
 }
@@ -371,6 +402,7 @@ fn strength(reason: Reason) -> u8 {
         Reason::ConfigChanged => 3,
         Reason::KeyChanged => 2,
         Reason::CredentialsChanged => 1,
+        Reason::Requested => 1,
         _ => 0,
     }
 }

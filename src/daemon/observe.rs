@@ -164,6 +164,7 @@ impl Observation {
             keyring_locked: self.keyring_locked,
             read_only: self.credentials.read_only.as_deref(),
             loose_mode: self.credentials.loose_mode,
+            endpoint: self.config.endpoint().is_some(),
             now: self.now,
         }
     }

@@ -22,6 +22,11 @@ impl Teller {
         Teller { runtime_dir }
     }
 
+    /// The runtime directory in use (this user's own), if any.
+    pub fn runtime_dir(&self) -> Option<&std::path::Path> {
+        self.runtime_dir.as_deref()
+    }
+
     /// Records the pass in the state file (merged under its lock, on a
     /// blocking thread: another daemon process may hold the lock).
     pub async fn record(

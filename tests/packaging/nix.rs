@@ -290,7 +290,7 @@ fn eval_home_manager_module_with(cfg: &str, other: &str) -> serde_json::Value {
             mkOption = o: o // { _type = "option"; };
             literalExpression = text: text;
             types = {
-              package = "package"; path = "path"; str = "str";
+              package = "package"; path = "path"; str = "str"; bool = "bool";
               enum = values: "enum"; listOf = t: "listOf"; nullOr = t: "nullOr"; either = a: b: "either";
             };
             optional = c: v: if c then [ v ] else [ ];
@@ -311,7 +311,11 @@ fn eval_home_manager_module_with(cfg: &str, other: &str) -> serde_json::Value {
           module = import (root + "/nix/home-manager.nix") {
             inherit lib pkgs;
             config = {
-              services.aws-session-daemon = { enable = true; inherit package; } // (@CFG@);
+              services.aws-session-daemon = {
+                enable = true;
+                inherit package;
+                endpoint = { address = null; sectionTokens = false; unixSocket = false; };
+              } // (@CFG@);
             } // (@OTHER@);
           };
         in {
@@ -465,6 +469,7 @@ fn home_manager_module_matches_the_unit_file() {
         "extraArgs",
         "longTermKeys",
         "output",
+        "endpoint",
     ] {
         assert!(
             options.as_array().unwrap().iter().any(|o| o == option),

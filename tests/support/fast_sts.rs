@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 /// A fast STS for tests that need many answers quickly (moto takes tens of
 /// milliseconds a call): answers `GetSessionToken` and `AssumeRole` at once
 /// with fresh, unique credentials in STS's XML format, and counts calls.
-/// It checks nothing. Role and MFA session lifetimes are settable, so that
+/// It checks nothing of those; `GetCallerIdentity` is answered only for an
+/// access key it issued that has not expired by its clock (`ExpiredToken`,
+/// `InvalidClientTokenId` otherwise, as AWS answers), and each key used is
+/// recorded ([`FastSts::identities`]). Role and MFA session lifetimes are settable, so that
 /// a test can make every pass of the daemon rewrite the file.
 pub struct FastSts {
     pub url: String,
@@ -31,6 +34,10 @@ struct FastShared {
     calls: Mutex<BTreeMap<String, u64>>,
     /// Every secret key and session token handed out.
     issued: Mutex<Vec<String>>,
+    /// Access key id → expiry, of every session handed out.
+    keys: Mutex<BTreeMap<String, time::OffsetDateTime>>,
+    /// The access key ids of `GetCallerIdentity` calls answered, in order.
+    identities: Mutex<Vec<String>>,
 }
 
 impl FastSts {
@@ -45,6 +52,8 @@ impl FastSts {
             session_lifetime: AtomicI64::new(43200),
             calls: Mutex::new(BTreeMap::new()),
             issued: Mutex::new(Vec::new()),
+            keys: Mutex::new(BTreeMap::new()),
+            identities: Mutex::new(Vec::new()),
         });
         let accept = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -73,6 +82,12 @@ impl FastSts {
         self.shared.issued.lock().unwrap().clone()
     }
 
+    /// The access key ids that `GetCallerIdentity` calls were answered for
+    /// (issued here, unexpired by this STS's clock), in order.
+    pub fn identities(&self) -> Vec<String> {
+        self.shared.identities.lock().unwrap().clone()
+    }
+
     /// Calls per action so far.
     pub fn calls(&self, action: &str) -> u64 {
         self.shared
@@ -98,6 +113,7 @@ fn serve_fast(stream: TcpStream, shared: &FastShared) {
     let mut writer = stream;
     loop {
         let mut length = 0usize;
+        let mut key_id = None;
         let mut line = String::new();
         // Request line, then headers.
         match reader.read_line(&mut line) {
@@ -113,10 +129,18 @@ fn serve_fast(stream: TcpStream, shared: &FastShared) {
             if header.is_empty() {
                 break;
             }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                // SigV4: `Credential=KEY/DATE/REGION/sts/aws4_request`.
+                if name.eq_ignore_ascii_case("authorization") {
+                    key_id = value
+                        .split("Credential=")
+                        .nth(1)
+                        .and_then(|c| c.split('/').next())
+                        .map(str::to_string);
+                }
             }
         }
         let mut body = vec![0u8; length];
@@ -135,16 +159,59 @@ fn serve_fast(stream: TcpStream, shared: &FastShared) {
             .unwrap()
             .entry(action.clone())
             .or_default() += 1;
+        let offset = shared.clock_offset.load(Ordering::SeqCst);
+        let now = time::OffsetDateTime::now_utc() + time::Duration::seconds(offset);
+        if action == "GetCallerIdentity" {
+            let known = key_id
+                .as_ref()
+                .and_then(|id| shared.keys.lock().unwrap().get(id).copied());
+            let answer = match (key_id, known) {
+                (Some(id), Some(expires)) if expires > now => {
+                    shared.identities.lock().unwrap().push(id);
+                    Ok("<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/Admin/s</Arn><UserId>AROAFAST:s</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>".to_string())
+                }
+                (Some(_), Some(_)) => Err((
+                    "ExpiredToken",
+                    "The security token included in the request is expired",
+                )),
+                _ => Err((
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                )),
+            };
+            let response = match answer {
+                Ok(xml) => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                    xml.len()
+                ),
+                Err((code, message)) => {
+                    let xml = format!(
+                        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+                    );
+                    format!(
+                        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                        xml.len()
+                    )
+                }
+            };
+            if writer.write_all(response.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         let n = shared.counter.fetch_add(1, Ordering::SeqCst);
         let lifetime = if action == "GetSessionToken" {
             shared.session_lifetime.load(Ordering::SeqCst)
         } else {
             shared.role_lifetime.load(Ordering::SeqCst)
         };
-        let offset = shared.clock_offset.load(Ordering::SeqCst);
-        let expiration =
-            time::OffsetDateTime::now_utc() + time::Duration::seconds(offset + lifetime);
-        let expiration = expiration
+        let expires = now + time::Duration::seconds(lifetime);
+        shared
+            .keys
+            .lock()
+            .unwrap()
+            .insert(format!("ASIAFAST{n:012}"), expires);
+        let expiration = expires
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
         let (secret, token) = (format!("fastsecret{n:030}"), format!("FastToken{n:040}"));

@@ -63,6 +63,7 @@ fn plan_with_backoff(
         keyring_locked: false,
         read_only: None,
         loose_mode: None,
+        endpoint: false,
         now: NOW,
     })
 }
@@ -337,6 +338,7 @@ fn a_section_whose_settings_changed_since_the_write_is_refreshed() {
             keyring_locked: false,
             read_only: None,
             loose_mode: None,
+            endpoint: false,
             now: NOW,
         })
     };
@@ -426,6 +428,7 @@ fn keys_from_the_keyring_need_only_the_key_id_to_plan() {
             keyring_locked: false,
             read_only: None,
             loose_mode: None,
+            endpoint: false,
             now: NOW,
         })
     };
