@@ -27,6 +27,9 @@
 //! itself is inherited): its environment may hold the session.
 
 use std::ffi::OsStr;
+use std::os::fd::AsFd;
+
+use rustix::process::{Pid, Signal};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::Command;
@@ -48,18 +51,18 @@ use crate::session_cache::runtime_dir;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Signals passed on to the command.
-const FORWARDED: [libc::c_int; 7] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
+const FORWARDED: [Signal; 7] = [
+    Signal::TERM,
+    Signal::INT,
+    Signal::HUP,
+    Signal::QUIT,
+    Signal::USR1,
+    Signal::USR2,
+    Signal::WINCH,
 ];
 
 /// Signals a terminal sends to its whole foreground process group.
-const FROM_TERMINAL: [libc::c_int; 3] = [libc::SIGINT, libc::SIGQUIT, libc::SIGWINCH];
+const FROM_TERMINAL: [Signal; 3] = [Signal::INT, Signal::QUIT, Signal::WINCH];
 
 /// Requests for the session waiting for the look-up thread.
 const ASK_QUEUE: usize = 64;
@@ -246,17 +249,20 @@ async fn supervise(mut command: Command, program: &OsStr) -> anyhow::Result<i32>
     // process instead.
     let skip_terminal = in_terminal_foreground();
     let mut streams = Vec::new();
-    for number in FORWARDED {
-        let stream = signal(SignalKind::from_raw(number))
-            .with_context(|| format!("cannot catch signal {number}"))?;
-        let forward = !(skip_terminal && FROM_TERMINAL.contains(&number));
-        streams.push((number, stream, forward));
+    for sig in FORWARDED {
+        let stream = signal(SignalKind::from_raw(sig.as_raw()))
+            .with_context(|| format!("cannot catch signal {}", sig.as_raw()))?;
+        let forward = !(skip_terminal && FROM_TERMINAL.contains(&sig));
+        streams.push((sig, stream, forward));
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return Ok(cannot_run(program, &e)),
     };
-    let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
+    let pid = i32::try_from(child.id())
+        .ok()
+        .and_then(Pid::from_raw)
+        .context("child pid out of range")?;
     let (exited_tx, exited) = oneshot::channel();
     std::thread::spawn(move || {
         wait_for_exit(pid);
@@ -264,14 +270,14 @@ async fn supervise(mut command: Command, program: &OsStr) -> anyhow::Result<i32>
     });
     let forwarders: Vec<_> = streams
         .into_iter()
-        .map(|(number, mut stream, forward)| {
+        .map(|(sig, mut stream, forward)| {
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
                     if forward {
-                        // SAFETY: kill with a pid and a signal number. The
-                        // child is not reaped before this task is stopped,
-                        // so the pid is still the child's (or its zombie's).
-                        unsafe { libc::kill(pid, number) };
+                        // The child is not reaped before this task is
+                        // stopped, so the pid is still the child's (or its
+                        // zombie's).
+                        let _ = rustix::process::kill_process(pid, sig);
                     }
                 }
             })
@@ -295,34 +301,23 @@ async fn supervise(mut command: Command, program: &OsStr) -> anyhow::Result<i32>
 
 /// Waits until the child has exited, without reaping it (`WNOWAIT`): its
 /// pid stays its own until `Child::wait`.
-fn wait_for_exit(pid: libc::pid_t) {
-    loop {
-        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid on our own child, writing into `info`.
-        let result = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if result == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
-        {
-            return;
-        }
-    }
+fn wait_for_exit(pid: Pid) {
+    use rustix::process::{WaitId, WaitIdOptions, waitid};
+    while let Err(rustix::io::Errno::INTR) = waitid(
+        WaitId::Pid(pid),
+        WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+    ) {}
 }
 
 /// Whether this process runs in the foreground of a terminal: then the
 /// terminal's signals reach the command (in the same process group) too.
 fn in_terminal_foreground() -> bool {
-    // SAFETY: getpgrp has no preconditions.
-    let group = unsafe { libc::getpgrp() };
-    [libc::STDIN_FILENO, libc::STDOUT_FILENO, libc::STDERR_FILENO]
-        .into_iter()
-        // SAFETY: isatty and tcgetpgrp on descriptors we do not own only
-        // read their state.
-        .any(|fd| unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) == group })
+    let group = rustix::process::getpgrp();
+    [
+        std::io::stdin().as_fd(),
+        std::io::stdout().as_fd(),
+        std::io::stderr().as_fd(),
+    ]
+    .into_iter()
+    .any(|fd| rustix::termios::isatty(fd) && rustix::termios::tcgetpgrp(fd) == Ok(group))
 }

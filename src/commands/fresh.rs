@@ -135,7 +135,7 @@ fn fresh(observed: &mut Observed, planned: &SectionPlan) -> Option<SessionCreden
             .filter(|c| planned.due_for(c.expiration) > now)
             .cloned(),
         Output::File => {
-            let document = &observed.observation.credentials.document;
+            let document = observed.observation.credentials.document();
             let value = |key| {
                 document
                     .get(&planned.profile, key)

@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 use super::decide::{
     Action, CodeAuth, LongTermKeyPair, LongTermSecret, MfaSessionPlan, Plan, StsTarget,
 };
-use super::observe::{CredentialsSnapshot, Stamp};
+use super::observe::CredentialsSnapshot;
 use super::ports::{
     BoxFuture, Clock, CodeProvider, Endpoint, MfaCode, SecretStore, SigningKeys, StsApi, UnitError,
 };
@@ -53,9 +53,10 @@ pub struct PassReport {
     /// became of the runtime cache, and their expiry for the error policy.
     pub sessions: BTreeMap<String, SessionCredentials>,
     pub wrote: bool,
-    /// The credentials file as this pass's write left it (its stamp), so
-    /// that the event the write causes is not taken for news.
-    pub file_left: Option<Stamp>,
+    /// The credentials file as this pass's write left it, so that the
+    /// event the write causes is not taken for news, and the next pass can
+    /// start from it.
+    pub file_left: Option<crate::credentials::Snapshot>,
     pub codes_used: usize,
     pub sts_calls: usize,
     /// Units that worked in this pass beyond the sections written: the MFA
@@ -128,10 +129,8 @@ impl Executor {
             let secrets = Arc::clone(&self.secrets);
             let _ = tokio::task::spawn_blocking(move || secrets.request_unlock()).await;
         }
-        if let Some(mode) = plan.restrict_file_mode
-            && let Some(stamp) = restrict_mode(credentials, mode).await
-        {
-            report.file_left = Some(stamp);
+        if let Some(mode) = plan.restrict_file_mode {
+            restrict_mode(credentials, report.file_left.as_ref(), mode).await;
         }
         report
     }
@@ -604,7 +603,7 @@ impl Executor {
         mut obtained: Vec<Obtained>,
         report: &mut PassReport,
     ) {
-        let document = &credentials.document;
+        let document = credentials.document();
         let mut removals: Vec<(&str, Vec<Edit>)> = plan
             .cleanups()
             .map(|s| {
@@ -624,12 +623,18 @@ impl Executor {
                 .chain(removals.iter().flat_map(|(_, edits)| edits.iter().cloned()))
                 .collect();
             let target = credentials.file.clone();
+            // From the version the plan was made from: not read again while
+            // its stamp proves it unchanged.
+            let base = credentials.snapshot.clone();
             let write = move || {
-                let outcome = target.update(&edits)?;
-                // Not known yet: a `stat` of the path after the update could
-                // find another program's file renamed over ours meanwhile.
-                let stamp: Option<Stamp> = None;
-                Ok::<_, crate::credentials::CredentialsError>((outcome, stamp))
+                let written = match &base {
+                    Some(base) => target.update_from(base, &edits)?,
+                    None => {
+                        let base = target.read_snapshot()?;
+                        target.update_from(&base, &edits)?
+                    }
+                };
+                Ok::<_, crate::credentials::CredentialsError>((written.outcome, written.snapshot))
             };
             let result = match tokio::task::spawn_blocking(write).await {
                 Ok(result) => result,
@@ -641,10 +646,10 @@ impl Executor {
                 }
             };
             match result {
-                Ok((outcome, stamp)) => {
+                Ok((outcome, snapshot)) => {
                     if outcome == WriteOutcome::Written {
                         report.wrote = true;
-                        report.file_left = stamp;
+                        report.file_left = Some(snapshot);
                     }
                     for o in &obtained {
                         report.outcomes.insert(o.section.clone(), Outcome::Written);
@@ -1026,44 +1031,29 @@ impl crate::session_cache::CacheContents {
 }
 
 /// Takes the group and other permission bits off the credentials file
-/// (another program rewrote it under a loose umask), on the file opened
-/// without following a link: one log line. Returns the file's stamp after
-/// the change (its own event is no news).
-async fn restrict_mode(credentials: &CredentialsSnapshot, mode: u32) -> Option<Stamp> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let target = credentials.file.target().ok()?;
-    let private = mode & 0o700;
-    let path = target.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::options()
-            .read(true)
-            .custom_flags(
-                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-            )
-            .open(&path)?;
-        file.set_permissions(std::fs::Permissions::from_mode(private))?;
-        Ok::<_, std::io::Error>(Stamp::of_file(&file))
-    })
-    .await;
-    match result {
-        Ok(Ok(stamp)) => {
-            tracing::warn!(
-                "{} was readable or writable by others (mode {mode:03o}, left so by another program): made it {private:03o}",
-                target.display()
-            );
-            stamp
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(
-                "{} is readable or writable by others (mode {mode:03o}) and cannot be made private: {e}",
-                target.display()
-            );
-            None
-        }
-        Err(e) => {
-            tracing::debug!("restricting the mode was interrupted: {e}");
-            None
-        }
+/// (another program rewrote it under a loose umask), on the version this
+/// pass wrote or read (never through a path another user could swap): one
+/// log line.
+async fn restrict_mode(
+    credentials: &CredentialsSnapshot,
+    written: Option<&crate::credentials::Snapshot>,
+    mode: u32,
+) {
+    let Some(snapshot) = written.or(credentials.snapshot.as_ref()).cloned() else {
+        return;
+    };
+    let file = credentials.file.clone();
+    let shown = printable(&file.path().display().to_string()).into_owned();
+    match tokio::task::spawn_blocking(move || file.make_private(&snapshot)).await {
+        Ok(Ok(true)) => tracing::warn!(
+            "{shown} was readable or writable by others (mode {mode:03o}, left so by another program): made it {:03o}",
+            mode & 0o700
+        ),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => tracing::warn!(
+            "{shown} is readable or writable by others (mode {mode:03o}) and cannot be made private: {e}"
+        ),
+        Err(e) => tracing::debug!("restricting the mode was interrupted: {e}"),
     }
 }
 

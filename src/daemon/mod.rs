@@ -223,8 +223,8 @@ impl Daemon {
             .executor
             .execute(&plan, &observation.credentials, &mut self.cache)
             .await;
-        if report.wrote {
-            self.observer.wrote(report.file_left, None);
+        if let Some(written) = &report.file_left {
+            self.observer.wrote(written.clone());
         }
 
         // Settle.

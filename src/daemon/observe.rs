@@ -14,7 +14,6 @@
 //! blocking threads, never on its workers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +26,7 @@ use super::decide::{
 use super::ports::SecretStore;
 use super::state;
 use crate::config::{Config, LoadOptions};
-use crate::credentials::{CredentialsFile, Document};
+use crate::credentials::{CredentialsFile, Document, Snapshot};
 use crate::session::Backoff;
 use crate::session_cache::SessionCache;
 use crate::text::printable;
@@ -52,58 +51,22 @@ impl Recorded {
     }
 }
 
-/// What `stat` says of the credentials file: enough to tell, without
-/// reading it, whether it is still the version a pass read or wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Stamp {
-    /// The stamp of `path` now; `None` when it does not exist (or cannot
-    /// be examined: then every event is news).
-    pub fn of(path: &Path) -> Option<Stamp> {
-        Self::from_metadata(&std::fs::metadata(path).ok()?)
-    }
-
-    /// The stamp of an open file (`fstat`: whatever the path names now).
-    pub fn of_file(file: &std::fs::File) -> Option<Stamp> {
-        Self::from_metadata(&file.metadata().ok()?)
-    }
-
-    fn from_metadata(meta: &std::fs::Metadata) -> Option<Stamp> {
-        Some(Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        })
-    }
-}
-
 /// The credentials file as one pass read it.
 pub struct CredentialsSnapshot {
     pub file: CredentialsFile,
-    /// The file's document; empty when it could not be read.
-    pub document: Document,
+    /// The version read (`None` when it could not be read).
+    pub snapshot: Option<Snapshot>,
     /// Why the file could not be read (a FIFO, too large, no permission), if
     /// it could not: every section that needs it is invalid, with this
     /// reason, and the others (a fresh `process` session) go on.
     pub unreadable: Option<Unreadable>,
-    /// A hash of the document's text: equal hashes, equal files.
-    pub hash: u64,
-    /// The file's stamp before it was read.
-    pub stamp: Option<Stamp>,
     /// Why the file cannot be replaced now, if it cannot.
     pub read_only: Option<String>,
     /// The file's permission bits, when it is ours and others may read or
     /// write it.
     pub loose_mode: Option<u32>,
+    /// The document of an unreadable file: empty.
+    empty: Document,
 }
 
 /// Everything one pass (or one command) plans from.
@@ -145,7 +108,24 @@ impl CredentialsSnapshot {
     pub fn view(&self) -> &dyn CredentialsView {
         match &self.unreadable {
             Some(unreadable) => unreadable,
-            None => &self.document,
+            None => self.document(),
+        }
+    }
+
+    /// The file's document (empty when it could not be read).
+    pub fn document(&self) -> &Document {
+        self.snapshot
+            .as_ref()
+            .map_or(&self.empty, Snapshot::document)
+    }
+
+    /// A hash of the file's bytes (of the reason, when it could not be
+    /// read): equal hashes, equal files.
+    fn hash(&self) -> u64 {
+        match (&self.snapshot, &self.unreadable) {
+            (Some(snapshot), _) => snapshot.hash(),
+            (None, Some(Unreadable(reason))) => credfile::stable_hash(reason.as_bytes()),
+            (None, None) => 0,
         }
     }
 }
@@ -199,10 +179,13 @@ pub struct Observer {
     secrets: Arc<dyn SecretStore>,
     config: Option<Arc<Config>>,
     last_config_error: Option<String>,
-    /// The credentials file's stamp as the last pass left it (after our
-    /// own write, if it wrote): a file event that finds the file so is our
-    /// own doing, not news.
-    left: Option<Stamp>,
+    /// The credentials file, one value for the daemon's life (it remembers
+    /// the length it last saw, to tell a file cut short by a writer).
+    file: Option<CredentialsFile>,
+    /// The credentials file as the last pass left it (what it wrote, if it
+    /// wrote): a file event that finds the file so is our own doing, not
+    /// news.
+    left: Option<Snapshot>,
     /// The hash of the credentials file as the last pass saw it.
     last_hash: Option<u64>,
     logged_invalid: BTreeMap<String, Vec<String>>,
@@ -222,6 +205,7 @@ impl Observer {
             secrets,
             config: None,
             last_config_error: None,
+            file: None,
             left: None,
             last_hash: None,
             logged_invalid: BTreeMap::new(),
@@ -269,13 +253,18 @@ impl Observer {
         now: OffsetDateTime,
     ) -> anyhow::Result<Observation> {
         let config = self.reload_config()?;
-        let file = CredentialsFile::new(self.credentials_path.clone(), config.backups());
+        let file = match &self.file {
+            Some(file) => file.with_backups(config.backups()),
+            None => CredentialsFile::new(self.credentials_path.clone(), config.backups()),
+        };
+        self.file = Some(file.clone());
         let credentials = tokio::task::spawn_blocking(move || read_credentials(file))
             .await
             .map_err(|e| anyhow::anyhow!("reading the credentials file was interrupted: {e}"))?;
-        let credentials_changed = self.last_hash.is_some_and(|last| last != credentials.hash);
-        self.last_hash = Some(credentials.hash);
-        self.left = credentials.stamp;
+        let hash = credentials.hash();
+        let credentials_changed = self.last_hash.is_some_and(|last| last != hash);
+        self.last_hash = Some(hash);
+        self.left = credentials.snapshot.clone();
         self.warn_sdk_problem(&credentials);
         let sections = keyring_sections(&config);
         let password_in_keyring = config.valid_sections().any(|(_, s)| {
@@ -310,18 +299,17 @@ impl Observer {
     /// the last pass left it (our own write's event, or a `touch` of
     /// nothing). Only `stat`: no read.
     pub fn credentials_changed_since_pass(&self) -> bool {
-        let Some(left) = self.left else { return true };
-        let target = CredentialsFile::new(self.credentials_path.clone(), 0)
-            .target()
-            .unwrap_or_else(|_| self.credentials_path.clone());
-        Stamp::of(&target) != Some(left)
+        match (&self.file, &self.left) {
+            (Some(file), Some(left)) => !file.unchanged_since(left),
+            _ => true,
+        }
     }
 
     /// The pass replaced the credentials file: what it left is the version
-    /// written (`stamp`, `hash`), so its own event is not news.
-    pub fn wrote(&mut self, stamp: Option<Stamp>, hash: Option<u64>) {
-        self.left = stamp;
-        self.last_hash = hash;
+    /// written, so its own event is not news.
+    pub fn wrote(&mut self, written: Snapshot) {
+        self.last_hash = Some(written.hash());
+        self.left = Some(written);
     }
 
     /// Reloads the config; on error keeps the last good one and logs the
@@ -410,7 +398,7 @@ impl Observer {
     /// profile format cannot parse the credentials file (botocore can; the
     /// daemon writes into it).
     fn warn_sdk_problem(&mut self, credentials: &CredentialsSnapshot) {
-        let seen = credentials.hash;
+        let seen = credentials.hash();
         if self
             .sdk_checked
             .as_ref()
@@ -421,7 +409,7 @@ impl Observer {
         if credentials.unreadable.is_some() {
             return;
         }
-        let document = &credentials.document;
+        let document = credentials.document();
         // A file botocore cannot read is refused as a whole (and logged).
         let problem = (document.check_readable().is_ok())
             .then(|| document.sdk_problem().map(|p| p.to_string()))
@@ -436,30 +424,22 @@ impl Observer {
     }
 }
 
-/// Reads and parses the credentials file once, with its stamp and whether
-/// it can be replaced. Blocking.
+/// Reads and parses the credentials file once, with whether it can be
+/// replaced. Blocking.
 fn read_credentials(file: CredentialsFile) -> CredentialsSnapshot {
-    let target = file.target().ok();
-    let stamp = target.as_deref().and_then(Stamp::of);
-    let (document, unreadable) = match file.read() {
-        Ok(document) => (document, None),
-        Err(e) => (Document::default(), Some(Unreadable(e.to_string()))),
+    let (snapshot, unreadable) = match file.read_snapshot() {
+        Ok(snapshot) => (Some(snapshot), None),
+        Err(e) => (None, Some(Unreadable(e.to_string()))),
     };
-    let mut hasher = DefaultHasher::new();
-    match &unreadable {
-        Some(Unreadable(reason)) => reason.hash(&mut hasher),
-        None => document.render().hash(&mut hasher),
-    }
     let read_only = file.check_writable().err().map(|e| e.to_string());
-    let loose_mode = target.as_deref().and_then(loose_mode);
+    let loose_mode = file.target().ok().as_deref().and_then(loose_mode);
     CredentialsSnapshot {
         file,
-        document,
+        snapshot,
         unreadable,
-        hash: hasher.finish(),
-        stamp,
         read_only,
         loose_mode,
+        empty: Document::default(),
     }
 }
 

@@ -323,7 +323,7 @@ fn from_file(
     profile: &str,
     expires: OffsetDateTime,
 ) -> Option<SessionCredentials> {
-    let document = &observation.credentials.document;
+    let document = observation.credentials.document();
     let value = |key| {
         document
             .get(profile, key)

@@ -5,7 +5,6 @@
 //! Its output is a code, so no error message ever includes it.
 
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -218,7 +217,7 @@ fn read_line(
     let mut buffer = Zeroizing::new([0u8; 512]);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !readable(stdout.as_raw_fd(), left) {
+        if left.is_zero() || !readable(stdout, left) {
             return Err(ChildError::Timeout(timeout));
         }
         let n = match stdout.read(&mut buffer[..]) {
@@ -245,23 +244,20 @@ fn read_line(
     }
 }
 
-/// Waits until `fd` can be read (data, or the end of the output), at most
-/// `wait`.
-fn readable(fd: std::os::fd::RawFd, wait: Duration) -> bool {
-    let mut poll = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+/// Waits until `stdout` can be read (data, or the end of the output), at
+/// most `wait`.
+fn readable(stdout: &ChildStdout, wait: Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let timeout = Timespec {
+        tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(wait.subsec_nanos()),
     };
-    let millis = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
     loop {
-        // SAFETY: one pollfd, owned by this frame, for the duration of the call.
-        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-        match ready {
-            -1 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
-                continue;
-            }
-            n => return n > 0,
+        let mut fds = [PollFd::new(stdout, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(n) => return n > 0,
+            Err(_) => return false,
         }
     }
 }
@@ -289,25 +285,34 @@ impl Run {
     /// again until a scan finds none (a process may fork while it is
     /// being killed; its child inherits the marker).
     fn kill(&self) {
-        if let Ok(pid) = libc::pid_t::try_from(self.group) {
-            // SAFETY: kill(2) with a negative pid signals the process group
-            // we created for this run; no memory is involved.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
+        if let Some(pid) = i32::try_from(self.group)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
         let needle = format!("{RUN_MARKER}={}\0", self.marker);
+        // Done after two scans in a row find none, a few milliseconds
+        // apart: a process caught between fork and exec (its environment
+        // unreadable for a moment) is found by the second.
+        let mut empty = 0;
         for _ in 0..20 {
             let marked = marked_processes(needle.as_bytes());
             if marked.is_empty() {
-                return;
-            }
-            for pid in marked {
-                // SAFETY: kill(2) of a process that carries this run's
-                // unique marker, so it is one the run started.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
+                empty += 1;
+                if empty == 2 {
+                    return;
                 }
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            empty = 0;
+            for pid in marked
+                .into_iter()
+                .filter_map(rustix::process::Pid::from_raw)
+            {
+                // A process carrying this run's unique marker: one it started.
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -318,7 +323,7 @@ impl Run {
 /// The processes whose environment holds `needle` (`NAME=VALUE\0`). Only
 /// this user's processes can be read; a process that ended meanwhile, or
 /// whose environment is unreadable, is skipped.
-fn marked_processes(needle: &[u8]) -> Vec<libc::pid_t> {
+fn marked_processes(needle: &[u8]) -> Vec<i32> {
     let own = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -329,7 +334,7 @@ fn marked_processes(needle: &[u8]) -> Vec<libc::pid_t> {
         let Some(pid) = entry
             .file_name()
             .to_str()
-            .and_then(|name| name.parse::<libc::pid_t>().ok())
+            .and_then(|name| name.parse::<i32>().ok())
         else {
             continue;
         };

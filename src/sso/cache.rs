@@ -211,8 +211,7 @@ impl TokenCache {
         let Some(file) = private_file::read(&path, READ_RULES)? else {
             return Ok(None);
         };
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::geteuid() };
+        let uid = rustix::process::geteuid().as_raw();
         if file.meta.uid() != uid {
             return Err(CacheError(format!(
                 "{} belongs to uid {}, not to this user (uid {uid}); remove it",

@@ -264,7 +264,7 @@ impl CredentialsFile {
     }
 
     /// Makes the file (the link's target) private again when group or
-    /// others may read or write it and it is ours: chmod 0600 on the inode
+    /// others may read or write it and it is ours: their bits taken off the inode
     /// `snapshot` was read from, through a descriptor opened without
     /// following a link at the last step (never a path another user could
     /// swap meanwhile). Returns whether it changed anything; `Ok(false)`

@@ -627,7 +627,9 @@ pub(crate) fn wait_for_writers(file: &File, limit: std::time::Duration) -> Write
     }
 }
 
-/// chmod 0600 on the regular file at `path` (a link is followed: the
+/// Takes group's and others' permission bits off the regular file at
+/// `path`, keeping the owner's (a read-only file stays read-only: 0644
+/// becomes 0600, 0444 becomes 0400) (a link is followed: the
 /// credentials file may be a dotfile manager's link), through a descriptor,
 /// when `same(metadata)` says it is the file the caller read, it belongs to
 /// the effective user and group or others have any access. Opened
@@ -648,8 +650,9 @@ pub(crate) fn make_private(target: &Path, same: impl Fn(&fs::Metadata) -> bool) 
     if !meta.is_file() || !loose || meta.uid() != effective_uid() || !same(&meta) {
         return Ok(false);
     }
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(|e| PrivateFileError::io(target, "setting mode 0600 on", e))?;
+    let private = meta.mode() & 0o700;
+    file.set_permissions(fs::Permissions::from_mode(private))
+        .map_err(|e| PrivateFileError::io(target, "making private", e))?;
     Ok(true)
 }
 
