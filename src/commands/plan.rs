@@ -6,7 +6,7 @@ use std::io::Write;
 use time::OffsetDateTime;
 
 use super::table::Table;
-use crate::daemon::decide::{Action, Plan, ProfileState};
+use crate::daemon::decide::{Action, Plan, ProfileState, SsoNeeds, SsoSessionPlan, SsoToken};
 use crate::text::printable;
 use crate::timestamp::{rfc3339, with_relative};
 
@@ -60,9 +60,17 @@ pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
             .iter()
             .map(|(device, n)| format!("{n} from {device}"))
             .collect();
+        let sso = if plan.sso_sessions.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} sign-in(s), {} token refresh(es), {} GetRoleCredentials",
+                work.sso_sign_ins, work.sso_token_refreshes, work.get_role_credentials_calls
+            )
+        };
         writeln!(
             out,
-            "Work: {} MFA code(s){}, {} GetSessionToken, {} AssumeRole.",
+            "Work: {} MFA code(s){}, {} GetSessionToken, {} AssumeRole{sso}.",
             work.total_codes(),
             if codes.is_empty() {
                 String::new()
@@ -84,6 +92,9 @@ pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
                 session.used_by.join(", ")
             )?;
         }
+    }
+    for session in &plan.sso_sessions {
+        writeln!(out, "{}", sso_session_line(session, plan.now))?;
     }
     if let Some(mode) = plan.restrict_file_mode {
         writeln!(
@@ -152,11 +163,99 @@ fn action_column(action: &Action, now: OffsetDateTime) -> String {
             with_relative(*until, now)
         ),
         Action::WriteMfaSession { .. } => "write MFA session".to_string(),
-        Action::AssumeRoleFromMfaSession { role, .. } => {
-            format!("assume {} from MFA session", role.arn)
+        Action::AssumeRoleFromMfaSession { role, .. } => format!(
+            "assume {} from MFA session (role chaining: {} s, at most 1 h)",
+            printable(&role.arn),
+            role.duration
+        ),
+        Action::AssumeRoleWithCode { role, .. } => {
+            format!("assume {} with a code", printable(&role.arn))
         }
-        Action::AssumeRoleWithCode { role, .. } => format!("assume {} with a code", role.arn),
+        Action::SsoRoleCredentials {
+            sso_session,
+            account_id,
+            role_name,
+        } => format!(
+            "GetRoleCredentials {}/{} (SSO session {})",
+            printable(account_id),
+            printable(role_name),
+            printable(sso_session)
+        ),
+        Action::AssumeRoleFromSsoRole {
+            account_id,
+            role_name,
+            role,
+            ..
+        } => format!(
+            "assume {} from SSO role {}/{} (role chaining: {} s, at most 1 h)",
+            printable(&role.arn),
+            printable(account_id),
+            printable(role_name),
+            role.duration
+        ),
+        Action::AwaitSignIn { sso_session } => {
+            format!("wait: sign-in of SSO session {}", printable(sso_session))
+        }
     }
+}
+
+/// What an SSO session's token is, and what the pass takes of it.
+pub(crate) fn sso_session_line(session: &SsoSessionPlan, now: OffsetDateTime) -> String {
+    let token = match &session.token {
+        SsoToken::Valid {
+            expires,
+            refresh_at,
+            refreshable: true,
+        } => format!(
+            "token valid until {} (refreshed from {})",
+            rfc3339(*expires),
+            with_relative(*refresh_at, now)
+        ),
+        SsoToken::Valid { expires, .. } => format!(
+            "token valid until {} (not refreshable: a sign-in after that)",
+            with_relative(*expires, now)
+        ),
+        SsoToken::RefreshDue { expires } => {
+            format!(
+                "token expires {}, refresh due",
+                with_relative(*expires, now)
+            )
+        }
+        SsoToken::SignInPending(pending) => match (&pending.url, &pending.user_code) {
+            (Some(url), Some(code)) => format!(
+                "sign-in needed (code {}, open {}){}",
+                printable(code),
+                printable(url),
+                if pending.by_this_process {
+                    ""
+                } else {
+                    "; another process waits for the approval"
+                }
+            ),
+            _ => "sign-in starting".to_string(),
+        },
+        SsoToken::SignInNeeded => "no valid token: sign-in needed".to_string(),
+        SsoToken::Unreadable { reason } => {
+            format!("token cache unusable: {}", printable(reason))
+        }
+    };
+    let needs = match session.needs {
+        SsoNeeds::Nothing => "",
+        SsoNeeds::Refresh => "; the pass refreshes the token",
+        SsoNeeds::SignIn => "; the pass starts a sign-in",
+        SsoNeeds::AwaitSignIn => "; the pass waits for that sign-in",
+    };
+    let used_by = if session.used_by.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<_> = session.used_by.iter().map(|s| printable(s)).collect();
+        format!("; needed by {}", names.join(", "))
+    };
+    format!(
+        "SSO session {} ({}): {token}{needs}{used_by}",
+        printable(&session.name),
+        printable(&session.start_url)
+    )
 }
 
 /// `plan`: read the config and the credentials file, print the plan.

@@ -71,9 +71,11 @@ fn expands_groups_and_plain_sections_with_defaults() {
     assert_eq!(role.duration, 1800);
     assert_eq!(role.session_name, "aws-session-daemon");
     assert_eq!(s.profile_name, "567890123456");
-    assert_eq!(s.mfa_session_duration, 43_200);
+    assert_eq!(s.mfa().unwrap().mfa_session_duration, 43_200);
     assert_eq!(s.region, "us-east-1");
-    assert!(matches!(&s.long_term, LongTermKeys::CredentialsSection(c) if c == "long-term"));
+    assert!(
+        matches!(&s.mfa().unwrap().long_term, LongTermKeys::CredentialsSection(c) if c == "long-term")
+    );
     let plain = config.sections[2].settings.as_ref().unwrap();
     assert!(plain.role.is_none());
 }

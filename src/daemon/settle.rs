@@ -3,7 +3,8 @@
 //! plus requeue).
 //!
 //! A *unit* is what fails independently: an MFA device (a code or a
-//! GetSessionToken failed) or a section (its AssumeRole failed). Each failure
+//! GetSessionToken failed), an SSO session (its sign-in or its token
+//! failed) or a section (its AssumeRole or GetRoleCredentials failed). Each failure
 //! carries a [`RetryClass`]; this module turns it into the next attempt time.
 //! Pure: the clock is passed in, so scheduling is tested with a fake clock,
 //! including the 8-hour jump of a laptop suspend.
@@ -16,7 +17,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::Reason;
 use super::act::{Outcome, PassReport};
-use super::decide::{Applied, Plan, Wake};
+use super::decide::{Applied, Left, Plan, Wake};
 use super::observe::Recorded;
 use crate::config::Config;
 use crate::retry::RetryClass;
@@ -128,6 +129,12 @@ impl Scheduler {
         let repeated_code_rejection = class == RetryClass::NextTotpStep
             && state.class == RetryClass::NextTotpStep
             && state.failures > 0;
+        // Refused again right after starting anew (a portal that refuses
+        // every new token, an STS that refuses every new MFA session): back
+        // off rather than start anew in a loop.
+        let repeated_reauthentication = class == RetryClass::Reauthenticate
+            && state.class == RetryClass::Reauthenticate
+            && state.failures > 0;
         state.failures += 1;
         state.class = class;
         state.message = message.to_string();
@@ -152,9 +159,13 @@ impl Scheduler {
                 state.waiting = Waiting::Time;
                 state.next_attempt = now + backoff_delay(state);
             }
-            RetryClass::Reauthenticate => {
+            RetryClass::Reauthenticate if !repeated_reauthentication => {
                 state.waiting = Waiting::Time;
                 state.next_attempt = now;
+            }
+            RetryClass::Reauthenticate => {
+                state.waiting = Waiting::Time;
+                state.next_attempt = now + backoff_delay(state);
             }
             RetryClass::WaitForKey => {
                 state.waiting = Waiting::Key;
@@ -313,16 +324,24 @@ impl Settler {
         self.scheduler.user_changed(now);
     }
 
-    /// Forgets the units of sections and devices `config` no longer has.
+    /// Forgets the units of sections, devices and SSO sessions `config` no
+    /// longer has.
     pub fn keep_units_of(&mut self, config: &Config) {
         let names: Vec<&str> = config.sections.iter().map(|s| s.name.as_str()).collect();
         let serials: Vec<&str> = config
             .valid_sections()
-            .map(|(_, s)| s.mfa_serial_number.as_str())
+            .filter_map(|(_, s)| s.mfa())
+            .map(|mfa| mfa.mfa_serial_number.as_str())
+            .collect();
+        let sso_sessions: Vec<&str> = config
+            .valid_sections()
+            .filter_map(|(_, s)| s.sso())
+            .map(|sso| sso.session_name())
             .collect();
         self.scheduler.retain(|unit| match unit {
             Unit::Section(name) => names.contains(&name.as_str()),
             Unit::Device(serial) => serials.contains(&serial.as_str()),
+            Unit::SsoSession(name) => sso_sessions.contains(&name.as_str()),
         });
     }
 
@@ -345,8 +364,11 @@ impl Settler {
             .iter()
             .filter_map(|(section, outcome)| {
                 let result = match outcome {
-                    Outcome::Written => Ok(report.sessions.get(section)?.expiration),
-                    Outcome::Failed { unit, .. } => Err(unit.clone()),
+                    Outcome::Written => Left::Fresh(report.sessions.get(section)?.expiration),
+                    Outcome::Failed { unit, .. } => Left::Failed(unit.clone()),
+                    Outcome::AwaitingSignIn { sso_session } => {
+                        Left::AwaitingSignIn(sso_session.clone())
+                    }
                 };
                 Some((section.clone(), result))
             })
@@ -376,7 +398,11 @@ impl Settler {
                 Outcome::Failed { unit, error } => {
                     failed.entry(unit).or_insert(error);
                 }
+                Outcome::AwaitingSignIn { .. } => {}
             }
+        }
+        for (unit, error) in &report.failed_units {
+            failed.entry(unit).or_insert(error);
         }
         for (unit, error) in failed {
             if self
