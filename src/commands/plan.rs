@@ -6,7 +6,7 @@ use std::io::Write;
 use time::OffsetDateTime;
 
 use super::table::Table;
-use crate::daemon::decide::{Action, Plan, ProfileState, SsoNeeds, SsoSessionPlan, SsoToken};
+use crate::daemon::decide::{Action, Plan, ProfileState, SsoNeeds, SsoSessionPlan};
 use crate::text::printable;
 use crate::timestamp::{rfc3339, with_relative};
 
@@ -200,45 +200,7 @@ fn action_column(action: &Action, now: OffsetDateTime) -> String {
 }
 
 /// What an SSO session's token is, and what the pass takes of it.
-pub(crate) fn sso_session_line(session: &SsoSessionPlan, now: OffsetDateTime) -> String {
-    let token = match &session.token {
-        SsoToken::Valid {
-            expires,
-            refresh_at,
-            refreshable: true,
-        } => format!(
-            "token valid until {} (refreshed from {})",
-            rfc3339(*expires),
-            with_relative(*refresh_at, now)
-        ),
-        SsoToken::Valid { expires, .. } => format!(
-            "token valid until {} (not refreshable: a sign-in after that)",
-            with_relative(*expires, now)
-        ),
-        SsoToken::RefreshDue { expires } => {
-            format!(
-                "token expires {}, refresh due",
-                with_relative(*expires, now)
-            )
-        }
-        SsoToken::SignInPending(pending) => match (&pending.url, &pending.user_code) {
-            (Some(url), Some(code)) => format!(
-                "sign-in needed (code {}, open {}){}",
-                printable(code),
-                printable(url),
-                if pending.by_this_process {
-                    ""
-                } else {
-                    "; another process waits for the approval"
-                }
-            ),
-            _ => "sign-in starting".to_string(),
-        },
-        SsoToken::SignInNeeded => "no valid token: sign-in needed".to_string(),
-        SsoToken::Unreadable { reason } => {
-            format!("token cache unusable: {}", printable(reason))
-        }
-    };
+fn sso_session_line(session: &SsoSessionPlan, now: OffsetDateTime) -> String {
     let needs = match session.needs {
         SsoNeeds::Nothing => "",
         SsoNeeds::Refresh => "; the pass refreshes the token",
@@ -252,9 +214,10 @@ pub(crate) fn sso_session_line(session: &SsoSessionPlan, now: OffsetDateTime) ->
         format!("; needed by {}", names.join(", "))
     };
     format!(
-        "SSO session {} ({}): {token}{needs}{used_by}",
+        "SSO session {} ({}): {}{needs}{used_by}",
         printable(&session.name),
-        printable(&session.start_url)
+        printable(&session.start_url),
+        session.token.describe(now)
     )
 }
 

@@ -725,9 +725,7 @@ fn check_unknown_keys(r: &mut Reader) {
             r.error(
                 &key,
                 format!("{key} belongs to an SSO session, not to a section"),
-                format!(
-                    "define the session once, as [sso-session.NAME] with sso_start_url, sso_region (and sso_registration_scopes), and name it here with sso_session = \"NAME\" (or reuse a [sso-session NAME] of ~/.aws/config)"
-                ),
+                "define the session once, as [sso-session.NAME] with sso_start_url, sso_region (and sso_registration_scopes), and name it here with sso_session = \"NAME\" (or reuse a [sso-session NAME] of ~/.aws/config)",
             );
             continue;
         }

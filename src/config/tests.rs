@@ -501,3 +501,5 @@ fn the_endpoint_is_daemon_wide_and_loopback_only() {
         "{errors:?}"
     );
 }
+
+mod sso;

@@ -107,6 +107,54 @@ pub enum SsoToken {
     Unreadable { reason: String },
 }
 
+impl SsoToken {
+    /// The token's state in words, for `plan` and `status`: its expiry, or
+    /// the sign-in it needs (with the URL and the user code while one
+    /// waits for the person).
+    pub fn describe(&self, now: OffsetDateTime) -> String {
+        use crate::text::printable;
+        use crate::timestamp::{rfc3339, with_relative};
+        match self {
+            SsoToken::Valid {
+                expires,
+                refresh_at,
+                refreshable: true,
+            } => format!(
+                "token valid until {} (refreshed from {})",
+                rfc3339(*expires),
+                with_relative(*refresh_at, now)
+            ),
+            SsoToken::Valid { expires, .. } => format!(
+                "token valid until {} (it cannot be refreshed: a sign-in after that)",
+                with_relative(*expires, now)
+            ),
+            SsoToken::RefreshDue { expires } => {
+                format!(
+                    "token expires {}: refresh due",
+                    with_relative(*expires, now)
+                )
+            }
+            SsoToken::SignInPending(pending) => match (&pending.url, &pending.user_code) {
+                (Some(url), Some(code)) => format!(
+                    "sign-in needed (code {}, open {}){}",
+                    printable(code),
+                    printable(url),
+                    if pending.by_this_process {
+                        ""
+                    } else {
+                        "; another process waits for its approval"
+                    }
+                ),
+                _ => "sign-in starting".to_string(),
+            },
+            SsoToken::SignInNeeded => "no valid token: sign-in needed".to_string(),
+            SsoToken::Unreadable { reason } => {
+                format!("token cache unusable: {}", printable(reason))
+            }
+        }
+    }
+}
+
 /// A sign-in waiting for the person: where to go and which code to check
 /// there (shown on purpose; the device code that obtains the token is
 /// never known here).
@@ -352,9 +400,6 @@ pub struct SectionPlan {
     /// Where the long-term keys come from: `config`, `file` or `keyring`;
     /// `sso` for a section of IAM Identity Center (no long-term keys).
     pub long_term_keys: &'static str,
-    /// The SSO session of an IAM Identity Center section.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sso_session: Option<String>,
     /// The refresh margin and jitter [`due_at`] applied, so that credentials
     /// the pass obtains are judged by the same rule ([`SectionPlan::due_for`]).
     #[serde(skip)]
@@ -815,7 +860,6 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             fingerprint,
             output: settings.output,
             long_term_keys: keys_source(settings),
-            sso_session: settings.sso().map(|sso| sso.session_name().to_string()),
             margin,
             jitter,
             remove_from_file: Vec::new(),
@@ -869,7 +913,6 @@ fn invalid(section: &Section, profile: &str, reasons: Vec<String>) -> SectionPla
         fingerprint: 0,
         output: section.settings.as_ref().map_or(Output::File, |s| s.output),
         long_term_keys: section.settings.as_ref().map_or("file", keys_source),
-        sso_session: None,
         margin: 0,
         jitter: Duration::ZERO,
         remove_from_file: Vec::new(),

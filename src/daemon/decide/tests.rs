@@ -471,3 +471,5 @@ fn keys_from_the_keyring_need_only_the_key_id_to_plan() {
     )]));
     assert!(format!("{:?}", p.sections[0].state).contains("no Secret Service"));
 }
+
+mod sso;
