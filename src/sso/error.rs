@@ -193,11 +193,6 @@ impl SsoError {
         self.kind
     }
 
-    #[cfg(test)]
-    pub(crate) fn call(&self) -> Option<SsoCall> {
-        self.details.call
-    }
-
     /// What the user (or the daemon) should do about it.
     pub(crate) fn advice(&self) -> String {
         let d = &self.details;

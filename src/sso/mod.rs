@@ -29,9 +29,6 @@
 //! Endpoints are overridden as the SDKs do: `AWS_ENDPOINT_URL_SSO_OIDC`,
 //! `AWS_ENDPOINT_URL_SSO`, then `AWS_ENDPOINT_URL` ([`SsoEndpoints`]).
 
-// Phase 1 of issue 19: the parts are built and tested here; the daemon's
-// source adapter (phase 2) is their first caller outside the tests.
-#![allow(dead_code, unused_imports)]
 
 mod cache;
 mod error;
@@ -58,7 +55,7 @@ pub(crate) use error::{SsoCall, SsoError, SsoErrorKind};
 use oidc::{Oidc, Registration};
 use portal::Portal;
 pub(crate) use profile::{
-    SessionConfigError, check_region, check_start_url, read_sso_session, split_scopes,
+    check_region, check_start_url, read_sso_session, split_scopes,
 };
 use sign_in::SignInFiles;
 
@@ -100,6 +97,7 @@ pub(crate) struct SsoSession {
 
 impl SsoSession {
     /// A session with the default scope.
+    #[cfg(test)]
     pub(crate) fn new(
         name: impl Into<String>,
         start_url: impl Into<String>,
@@ -133,12 +131,9 @@ pub(crate) struct AccessToken {
 
 impl AccessToken {
     /// A token as another source hands it out (tests' fakes of the portal).
+    #[cfg(test)]
     pub(crate) fn new(token: SecretString, expires_at: OffsetDateTime) -> Self {
         AccessToken { token, expires_at }
-    }
-
-    pub(crate) fn secret(&self) -> &SecretString {
-        &self.token
     }
 }
 
