@@ -29,7 +29,6 @@
 //! Endpoints are overridden as the SDKs do: `AWS_ENDPOINT_URL_SSO_OIDC`,
 //! `AWS_ENDPOINT_URL_SSO`, then `AWS_ENDPOINT_URL` ([`SsoEndpoints`]).
 
-
 mod cache;
 mod error;
 mod oidc;
@@ -54,9 +53,7 @@ use error::CallContext;
 pub(crate) use error::{SsoCall, SsoError, SsoErrorKind};
 use oidc::{Oidc, Registration};
 use portal::Portal;
-pub(crate) use profile::{
-    check_region, check_start_url, read_sso_session, split_scopes,
-};
+pub(crate) use profile::{check_region, check_start_url, read_sso_session, split_scopes};
 use sign_in::SignInFiles;
 
 use crate::session::SessionCredentials;
