@@ -86,6 +86,10 @@ impl fmt::Display for Unit {
 /// Units backing off after errors, with the earliest next attempt.
 pub type Backoff = BTreeMap<Unit, OffsetDateTime>;
 
+/// Units backing off, with the next attempt and the error that put them
+/// there (what `plan` and `status` say of a unit that waits).
+pub type FailingUnits = BTreeMap<Unit, (OffsetDateTime, String)>;
+
 /// A TOTP code and the time step it belongs to.
 pub struct Code {
     pub value: SecretString,

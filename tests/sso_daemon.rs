@@ -509,3 +509,66 @@ fn a_yubikey_section_and_sso_sections_refresh_independently() {
     assert_eq!(rig.front.calls("StartDeviceAuthorization"), 1);
     assert!(daemon.terminate(Duration::from_secs(10)).is_some());
 }
+
+#[test]
+fn errors_a_person_can_act_on_reach_the_log_once_status_and_plan_with_the_fix() {
+    // A start URL that is no access portal: the sign-in fails before any
+    // code; the SSO session backs off until the user changes something.
+    let accounts = accounts(2);
+    let moto = moto::Moto::start();
+    let rig = Rig::start_with(
+        &format!("{SESSION}\n{}", template(&accounts, "")),
+        moto,
+        &["--not-a-portal"],
+    );
+    let mut daemon = rig.daemon(rig.command(&["run"]));
+    let said =
+        "is not an IAM Identity Center access portal in region eu-west-1: check sso_start_url";
+    wait_until("the error in the log", Duration::from_secs(30), || {
+        daemon.log().contains(said)
+    });
+    // Reloads retry it (the user may have fixed something): the same error
+    // is not logged again.
+    for _ in 0..2 {
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let log = daemon.log();
+    assert_eq!(log.matches(said).count(), 1, "{log}");
+    assert!(rig.front.calls("StartDeviceAuthorization") >= 2, "retried");
+    let status = String::from_utf8_lossy(&rig.run(&["status"]).stdout).into_owned();
+    assert!(status.contains(said), "{status}");
+    let plan = String::from_utf8_lossy(&rig.run(&["plan"]).stdout).into_owned();
+    assert!(
+        plan.contains("wait: SSO session corp backs off") && plan.contains(said),
+        "{plan}"
+    );
+    assert!(daemon.terminate(Duration::from_secs(10)).is_some());
+
+    // An account and role the person may not use: that section alone,
+    // named with both.
+    let rig = Rig::start_with(
+        &format!("{SESSION}\n{}", template(&accounts, "")),
+        moto::Moto::start(),
+        &["--forbid", &format!("{}/{ROLE}", accounts[1])],
+    );
+    let apply = rig
+        .command(&["apply"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rig.approve();
+    let output = apply.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "you may not use account {} with role {ROLE} through sso-session corp",
+            accounts[1]
+        )) && err.contains("check sso_account_id and sso_role_name"),
+        "{err}"
+    );
+    assert_eq!(rig.home.written(&profiles(&accounts)[..1]), 1);
+}

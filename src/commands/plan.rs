@@ -1,12 +1,14 @@
 //! `plan`: what is fresh, what would be refreshed, and what that costs.
 //! Touches neither the YubiKey nor the network, and prints no secret.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use time::OffsetDateTime;
 
 use super::table::Table;
 use crate::daemon::decide::{Action, Plan, ProfileState, SsoNeeds, SsoSessionPlan};
+use crate::session::Unit;
 use crate::text::printable;
 use crate::timestamp::{rfc3339, with_relative};
 
@@ -31,7 +33,13 @@ pub fn print_json(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
+/// `reasons`: the last error of each unit the running daemon backs off
+/// (from its state file), said once for the sections that wait for it.
+pub fn print_table(
+    plan: &Plan,
+    reasons: &BTreeMap<Unit, String>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut table = Table::new([
         "SECTION", "PROFILE", "OUTPUT", "KEYS", "STATE", "EXPIRES", "ACTION",
     ]);
@@ -95,6 +103,24 @@ pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     for session in &plan.sso_sessions {
         writeln!(out, "{}", sso_session_line(session, plan.now))?;
+    }
+    let waited_for: BTreeSet<&Unit> = plan
+        .sections
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Wait { unit, .. } => Some(unit),
+            _ => None,
+        })
+        .collect();
+    for unit in waited_for {
+        if let Some(reason) = reasons.get(unit) {
+            writeln!(
+                out,
+                "{} backs off after: {}",
+                printable(&unit.to_string()),
+                printable(reason.lines().next().unwrap_or(""))
+            )?;
+        }
     }
     if let Some(mode) = plan.restrict_file_mode {
         writeln!(
@@ -229,7 +255,7 @@ pub fn run(cli: &crate::cli::Cli, args: &crate::cli::PlanArgs) -> anyhow::Result
     if args.json {
         print_json(&plan, &mut out)?;
     } else {
-        print_table(&plan, &mut out)?;
+        print_table(&plan, &observation.recorded.reasons, &mut out)?;
         if let Some(endpoint) = observation.config.endpoint() {
             writeln!(
                 out,

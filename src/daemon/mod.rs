@@ -246,7 +246,7 @@ impl Daemon {
                 &settled.plan,
                 &report,
                 self.settler.applied(),
-                self.settler.backoff(),
+                self.settler.failing(),
             )
             .await;
         Ok(PassSummary {

@@ -42,6 +42,9 @@ use crate::text::printable;
 pub struct Recorded {
     pub backoff: Backoff,
     pub applied: Applied,
+    /// The last error of each unit backing off (what `plan` says of a
+    /// section that waits for it).
+    pub reasons: BTreeMap<crate::session::Unit, String>,
 }
 
 impl Recorded {
@@ -52,6 +55,7 @@ impl Recorded {
         Recorded {
             backoff: state.backoff(),
             applied: state.applied(),
+            reasons: state.reasons(),
         }
     }
 }

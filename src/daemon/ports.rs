@@ -27,6 +27,8 @@ pub struct UnitError {
     pub class: RetryClass,
     /// STS asked for fewer calls at once.
     pub throttled: bool,
+    /// What makes it the same error again ([`Classified::recurrence`]).
+    pub recurrence: Option<String>,
 }
 
 impl UnitError {
@@ -35,6 +37,7 @@ impl UnitError {
             message: message.into(),
             class,
             throttled: false,
+            recurrence: None,
         }
     }
 
@@ -43,7 +46,13 @@ impl UnitError {
             message: error.to_string(),
             class: error.retry_class(),
             throttled: error.is_throttling(),
+            recurrence: error.recurrence(),
         }
+    }
+
+    /// What makes it the same error again: its recurrence, else its text.
+    pub fn recurrence(&self) -> &str {
+        self.recurrence.as_deref().unwrap_or(&self.message)
     }
 }
 

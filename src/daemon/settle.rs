@@ -19,9 +19,10 @@ use super::Reason;
 use super::act::{Outcome, PassReport};
 use super::decide::{Applied, Left, Plan, Wake};
 use super::observe::Recorded;
+use super::ports::UnitError;
 use crate::config::Config;
 use crate::retry::RetryClass;
-use crate::session::{Backoff, Unit};
+use crate::session::{Backoff, FailingUnits, Unit};
 
 /// Backoff starts at one second and grows to five minutes.
 const MIN_DELAY: StdDuration = StdDuration::from_secs(1);
@@ -55,6 +56,9 @@ pub struct UnitState {
     pub failures: u32,
     pub class: RetryClass,
     pub message: String,
+    /// What makes the last error the same error again (a repeat is not
+    /// reported).
+    recurrence: String,
     pub next_attempt: OffsetDateTime,
     pub waiting: Waiting,
 }
@@ -109,23 +113,33 @@ impl Scheduler {
         message: &str,
         now: OffsetDateTime,
     ) -> Report {
+        self.record_error(unit, &UnitError::new(class, message), now)
+    }
+
+    /// [`Scheduler::record_failure`] of `error`: a repeat is the same
+    /// recurrence (the text without its request id) in the same class.
+    pub fn record_error(&mut self, unit: &Unit, error: &UnitError, now: OffsetDateTime) -> Report {
+        let (class, message, recurrence) = (error.class, &error.message, error.recurrence());
         if !self.units.contains_key(unit) {
             let state = UnitState {
                 backoff: self.new_backoff(),
                 failures: 0,
                 class,
                 message: String::new(),
+                recurrence: String::new(),
                 next_attempt: now,
                 waiting: Waiting::Time,
             };
             self.units.insert(unit.clone(), state);
         }
         let state = self.units.get_mut(unit).expect("inserted above");
-        let report = if state.failures == 0 || state.message != message || state.class != class {
-            Report::New
-        } else {
-            Report::Repeat
-        };
+        let report =
+            if state.failures == 0 || state.recurrence != recurrence || state.class != class {
+                Report::New
+            } else {
+                Report::Repeat
+            };
+        state.recurrence = recurrence.to_string();
         let repeated_code_rejection = class == RetryClass::NextTotpStep
             && state.class == RetryClass::NextTotpStep
             && state.failures > 0;
@@ -137,7 +151,7 @@ impl Scheduler {
             && state.failures > 0;
         state.failures += 1;
         state.class = class;
-        state.message = message.to_string();
+        state.message = message.clone();
         let backoff_delay = |state: &mut UnitState| {
             let delay = state.backoff.next().unwrap_or(MAX_DELAY).min(MAX_DELAY);
             Duration::try_from(delay).unwrap_or(Duration::minutes(5))
@@ -203,6 +217,14 @@ impl Scheduler {
         self.units
             .iter()
             .map(|(unit, state)| (unit.clone(), state.next_attempt))
+            .collect()
+    }
+
+    /// Every failing unit's next attempt and last error.
+    pub fn failing(&self) -> FailingUnits {
+        self.units
+            .iter()
+            .map(|(unit, state)| (unit.clone(), (state.next_attempt, state.message.clone())))
             .collect()
     }
 
@@ -291,15 +313,22 @@ impl Settler {
         Recorded {
             backoff: self.scheduler.backoff(),
             applied: self.applied.clone(),
+            reasons: self
+                .scheduler
+                .failing()
+                .into_iter()
+                .map(|(unit, (_, message))| (unit, message))
+                .collect(),
         }
+    }
+
+    /// The failing units, with their errors (for the state file).
+    pub fn failing(&self) -> FailingUnits {
+        self.scheduler.failing()
     }
 
     pub fn applied(&self) -> &Applied {
         &self.applied
-    }
-
-    pub fn backoff(&self) -> Backoff {
-        self.scheduler.backoff()
     }
 
     /// Whether some unit waits for the keyring to be unlocked.
@@ -389,7 +418,7 @@ impl Settler {
         for unit in &report.succeeded_units {
             self.scheduler.record_success(unit);
         }
-        let mut failed: BTreeMap<&Unit, &super::ports::UnitError> = BTreeMap::new();
+        let mut failed: BTreeMap<&Unit, &UnitError> = BTreeMap::new();
         for (section, outcome) in &report.outcomes {
             match outcome {
                 Outcome::Written => self
@@ -405,11 +434,7 @@ impl Settler {
             failed.entry(unit).or_insert(error);
         }
         for (unit, error) in failed {
-            if self
-                .scheduler
-                .record_failure(unit, error.class, &error.message, ended)
-                == Report::New
-            {
+            if self.scheduler.record_error(unit, error, ended) == Report::New {
                 tracing::warn!("{unit}: {error} ({})", error.class);
             } else {
                 tracing::debug!("{unit}: still failing: {error}");

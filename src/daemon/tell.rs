@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use super::act::{Outcome, PassReport};
 use super::decide::{Applied, PendingSignIn, Plan, ProfileState, SsoToken};
 use super::state;
-use crate::session::Backoff;
+use crate::session::FailingUnits;
 use crate::text::printable;
 
 /// Where the pass's record goes: the runtime directory (none: nowhere).
@@ -35,7 +35,7 @@ impl Teller {
         plan: &Plan,
         report: &PassReport,
         applied: &Applied,
-        backoff: Backoff,
+        failing: FailingUnits,
     ) {
         let Some(dir) = self.runtime_dir.clone() else {
             return;
@@ -55,11 +55,11 @@ impl Teller {
             let unchanged = updates
                 .iter()
                 .all(|(name, status)| previous.sections.get(name) == Some(status))
-                && backoff == previous.backoff_of(std::process::id());
+                && failing == previous.failing_of(std::process::id());
             if unchanged {
                 return Ok(());
             }
-            state::update(&dir, &updates, &backoff)
+            state::update(&dir, &updates, &failing)
         })
         .await;
         match result {

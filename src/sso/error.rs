@@ -290,6 +290,16 @@ impl Classified for SsoError {
     fn is_throttling(&self) -> bool {
         matches!(self.kind, SsoErrorKind::Throttled | SsoErrorKind::SlowDown)
     }
+
+    /// The same call failing the same way for the same session, account
+    /// and role, whatever its request id.
+    fn recurrence(&self) -> Option<String> {
+        let d = &self.details;
+        Some(format!(
+            "{:?} {:?} {:?} {} {:?} {:?} {:?}",
+            self.kind, d.call, d.aws_code, d.session, d.account_id, d.role_name, d.status
+        ))
+    }
 }
 
 /// The retry class of a kind; `status` decides for [`SsoErrorKind::Unknown`].
