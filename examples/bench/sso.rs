@@ -36,8 +36,10 @@ fn config(accounts: &[String], extra: &str) -> String {
     )
 }
 
+/// The user's own credentials file holds a default region (an empty one
+/// is re-read twice, 5 ms apart, as a writer may be rewriting it).
 fn home(daemon: &Path, front: &SsoFront, config: &str) -> Home {
-    Home::with_credentials(config, "")
+    Home::with_credentials(config, "[default]\nregion = eu-west-1\n")
         .with_daemon(daemon)
         .with_env("AWS_ENDPOINT_URL_SSO_OIDC", &front.url)
         .with_env("AWS_ENDPOINT_URL_SSO", &front.url)
