@@ -87,7 +87,9 @@ fn the_quick_benchmark_runs_and_meets_its_count_targets() {
 
     // IAM Identity Center: one sign-in whatever N, one GetRoleCredentials
     // per section; credential-process from a fresh cache calls nothing.
-    let sso = figures["sso_cold"].as_array().expect("SSO cold-start figures");
+    let sso = figures["sso_cold"]
+        .as_array()
+        .expect("SSO cold-start figures");
     assert!(sso.len() >= 2, "{figures}");
     for run in sso {
         let n = run["n"].as_u64().unwrap();

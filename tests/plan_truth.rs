@@ -37,14 +37,21 @@ struct Cost {
     roles: BTreeMap<String, u64>,
 }
 
-fn planned(home: &Home) -> (Cost, serde_json::Value) {
-    let output = home.run(&["plan", "--json"]);
+/// `plan --json` in `home`, with more environment `env`.
+fn plan_json(home: &Home, env: &[(&str, &str)]) -> serde_json::Value {
+    let mut command = home.command(&["plan", "--json"]);
+    command.envs(env.iter().copied());
+    let output = command.output().expect("run plan");
     assert!(
         output.status.code().is_some_and(|c| c <= 1),
         "plan failed: {}",
         stderr(&output)
     );
-    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("plan --json");
+    serde_json::from_slice(&output.stdout).expect("plan --json")
+}
+
+fn planned(home: &Home) -> (Cost, serde_json::Value) {
+    let plan = plan_json(home, &[]);
     let work = &plan["work"];
     let codes = work["codes"]
         .as_object()
@@ -283,15 +290,7 @@ struct SsoCost {
 }
 
 fn sso_planned(home: &Home, env: &[(&str, &str)]) -> SsoCost {
-    let mut command = home.command(&["plan", "--json"]);
-    command.envs(env.iter().copied());
-    let output = command.output().unwrap();
-    assert!(
-        output.status.code().is_some_and(|c| c <= 1),
-        "{}",
-        stderr(&output)
-    );
-    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("plan --json");
+    let plan = plan_json(home, env);
     let work = &plan["work"];
     let count = |key: &str| work[key].as_u64().unwrap();
     let mut roles = BTreeMap::new();

@@ -99,6 +99,18 @@ impl Rig {
         self.command(args).output().expect("run aws-session-daemon")
     }
 
+    /// `apply`, whose sign-in the person approves meanwhile.
+    fn apply_approving(&self) -> Output {
+        let apply = self
+            .command(&["apply"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.approve();
+        apply.wait_with_output().unwrap()
+    }
+
     fn daemon(&self, command: Command) -> Running {
         Running::start_logging_to(command, self.home.path().join("daemon.log"))
     }
@@ -331,14 +343,7 @@ fn an_expired_access_token_is_refreshed_with_no_device_authorization() {
     let profiles = profiles(&accounts);
     let rig = Rig::start(&format!("{SESSION}\n{}", template(&accounts, "")));
     // `apply` waits for its sign-in; the person approves it meanwhile.
-    let apply = rig
-        .command(&["apply"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    rig.approve();
-    let output = apply.wait_with_output().unwrap();
+    let output = rig.apply_approving();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("Sign in to AWS IAM Identity Center"));
     assert_eq!(rig.home.written(&profiles), 2);
@@ -553,14 +558,7 @@ fn errors_a_person_can_act_on_reach_the_log_once_status_and_plan_with_the_fix() 
         moto::Moto::start(),
         &["--forbid", &format!("{}/{ROLE}", accounts[1])],
     );
-    let apply = rig
-        .command(&["apply"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    rig.approve();
-    let output = apply.wait_with_output().unwrap();
+    let output = rig.apply_approving();
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(

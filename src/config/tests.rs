@@ -259,7 +259,13 @@ const INVALID: &[(&str, &[&str])] = &[
 
 #[test]
 fn invalid_sections_get_located_errors_with_a_fix() {
-    for (text, expected) in INVALID {
+    assert_located_errors(INVALID);
+}
+
+/// Each case's first section has errors that name the config file and
+/// contain every expected fragment.
+fn assert_located_errors(cases: &[(&str, &[&str])]) {
+    for (text, expected) in cases {
         let f = Fixture::new();
         let config = f.load_text(text).unwrap();
         let messages = errors(&config.sections[0]).join("\n");

@@ -1066,16 +1066,7 @@ fn decide(
     work: &mut Work,
 ) -> Action {
     let now = inputs.now;
-    let waiting = |unit: Unit| {
-        inputs
-            .backoff
-            .get(&unit)
-            .filter(|until| **until > now)
-            .map(|until| Action::Wait {
-                unit: unit.clone(),
-                until: *until,
-            })
-    };
+    let waiting = |unit: Unit| waiting(inputs, unit);
     let device = Unit::Device(mfa.mfa_serial_number.clone());
     if let Some(wait) = waiting(Unit::Section(section.name.clone())) {
         return wait;
@@ -1197,17 +1188,7 @@ fn decide_sso(
     sessions: &mut BTreeMap<String, SsoSessionPlan>,
     work: &mut Work,
 ) -> Action {
-    let now = inputs.now;
-    let waiting = |unit: Unit| {
-        inputs
-            .backoff
-            .get(&unit)
-            .filter(|until| **until > now)
-            .map(|until| Action::Wait {
-                unit: unit.clone(),
-                until: *until,
-            })
-    };
+    let waiting = |unit: Unit| waiting(inputs, unit);
     if let Some(wait) = waiting(Unit::Section(section.name.clone())) {
         return wait;
     }
@@ -1267,6 +1248,15 @@ fn decide_sso(
             }
         }
     }
+}
+
+/// `Wait` for `unit` while it backs off after an error.
+fn waiting(inputs: &Inputs<'_>, unit: Unit) -> Option<Action> {
+    let until = *inputs
+        .backoff
+        .get(&unit)
+        .filter(|until| **until > inputs.now)?;
+    Some(Action::Wait { unit, until })
 }
 
 /// Whether spending a code for `auth` reads a secret from the keyring (the

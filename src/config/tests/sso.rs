@@ -276,18 +276,7 @@ const INVALID_SSO: &[(&str, &[&str])] = &[
 
 #[test]
 fn sso_errors_name_the_line_and_the_fix() {
-    for (text, expected) in INVALID_SSO {
-        let f = Fixture::new();
-        let config = f.load_text(text).unwrap();
-        let messages = errors(&config.sections[0]).join("\n");
-        for fragment in *expected {
-            assert!(
-                messages.contains(fragment),
-                "expected {fragment:?} in:\n{messages}\nfor:\n{text}"
-            );
-        }
-        assert!(messages.contains("config.toml"), "{messages}");
-    }
+    assert_located_errors(INVALID_SSO);
 }
 
 #[test]

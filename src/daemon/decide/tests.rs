@@ -53,20 +53,37 @@ fn plan_with_backoff(
     backoff: &Backoff,
 ) -> Plan {
     plan(&Inputs {
-        sections: s,
-        credentials: creds,
         mfa_sessions: known,
-        process_profiles: &ProcessProfiles::new(),
-        keyring: &KeyringKeys::new(),
-        sso_tokens: &SsoTokens::new(),
         backoff,
-        applied: &Applied::new(),
+        ..inputs(s, creds)
+    })
+}
+
+static NO_MFA_SESSIONS: KnownMfaSessions = BTreeMap::new();
+static NO_PROCESS_PROFILES: ProcessProfiles = BTreeMap::new();
+static NO_KEYRING_KEYS: KeyringKeys = BTreeMap::new();
+static NO_SSO_TOKENS: SsoTokens = BTreeMap::new();
+static NO_BACKOFF: Backoff = BTreeMap::new();
+static NO_APPLIED: Applied = BTreeMap::new();
+
+/// The inputs of `sections` over `creds` at [`NOW`], with nothing else
+/// known: a test sets what it is about.
+fn inputs<'a>(sections: &'a [Section], creds: &'a dyn CredentialsView) -> Inputs<'a> {
+    Inputs {
+        sections,
+        credentials: creds,
+        mfa_sessions: &NO_MFA_SESSIONS,
+        process_profiles: &NO_PROCESS_PROFILES,
+        keyring: &NO_KEYRING_KEYS,
+        sso_tokens: &NO_SSO_TOKENS,
+        backoff: &NO_BACKOFF,
+        applied: &NO_APPLIED,
         keyring_locked: false,
         read_only: None,
         loose_mode: None,
         endpoint: false,
         now: NOW,
-    })
+    }
 }
 
 fn sections(toml: &str) -> Vec<Section> {

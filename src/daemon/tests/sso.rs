@@ -273,6 +273,13 @@ impl Fixture {
     }
 }
 
+/// Every section the pass gave work failed with `unit`, saying `what`.
+fn all_failed_with(report: &PassReport, unit: &Unit, what: &str) -> bool {
+    report.outcomes.values().all(|o| {
+        matches!(o, Outcome::Failed { unit: u, error } if u == unit && error.message.contains(what))
+    })
+}
+
 #[tokio::test]
 async fn twenty_sections_cold_one_sign_in_beside_the_loop_then_twenty_role_credentials() {
     let mut f = Fixture::with_sign_in_tasks(&sso_org(20));
@@ -418,11 +425,7 @@ async fn a_denied_sign_in_backs_the_sso_session_off_instead_of_asking_again() {
     let summary = f.daemon.pass(Reason::SignIn).await.unwrap();
     let unit = Unit::SsoSession("corp".into());
     assert!(
-        summary
-            .report
-            .outcomes
-            .values()
-            .all(|o| matches!(o, Outcome::Failed { unit: u, error } if *u == unit && error.message.contains("denied"))),
+        all_failed_with(&summary.report, &unit, "denied"),
         "{:?}",
         summary.report
     );
@@ -506,13 +509,7 @@ async fn a_refused_token_is_the_sso_sessions_failure_and_is_replaced_at_once() {
     let summary = f.summary().await;
     assert_eq!(failed(&summary.report), 2);
     let unit = Unit::SsoSession("corp".into());
-    assert!(
-        summary
-            .report
-            .outcomes
-            .values()
-            .all(|o| matches!(o, Outcome::Failed { unit: u, .. } if *u == unit))
-    );
+    assert!(all_failed_with(&summary.report, &unit, "refused"));
     assert_eq!(summary.next_reason, Reason::Retry);
     assert!(summary.next_wake <= NOW, "re-authenticated at once");
     let report = f.daemon.pass(Reason::Retry).await.unwrap().report;

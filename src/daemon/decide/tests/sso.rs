@@ -23,19 +23,9 @@ fn plan_sso(
 ) -> Plan {
     let tokens = SsoTokens::from([("corp".to_string(), token)]);
     plan(&Inputs {
-        sections,
-        credentials: creds,
-        mfa_sessions: &KnownMfaSessions::new(),
-        process_profiles: &ProcessProfiles::new(),
-        keyring: &KeyringKeys::new(),
         sso_tokens: &tokens,
         backoff,
-        applied: &Applied::new(),
-        keyring_locked: false,
-        read_only: None,
-        loose_mode: None,
-        endpoint: false,
-        now: NOW,
+        ..inputs(sections, creds)
     })
 }
 
@@ -259,20 +249,11 @@ fn a_chained_role_costs_an_assume_role_after_its_role_credentials() {
 fn a_read_only_credentials_file_blocks_an_sso_section_before_any_call() {
     let sections = sections(CONFIG);
     let tokens = SsoTokens::from([("corp".to_string(), SsoToken::SignInNeeded)]);
+    let creds = FakeCredentials::default();
     let p = plan(&Inputs {
-        sections: &sections,
-        credentials: &FakeCredentials::default(),
-        mfa_sessions: &KnownMfaSessions::new(),
-        process_profiles: &ProcessProfiles::new(),
-        keyring: &KeyringKeys::new(),
         sso_tokens: &tokens,
-        backoff: &Backoff::new(),
-        applied: &Applied::new(),
-        keyring_locked: false,
         read_only: Some("the credentials file is read-only"),
-        loose_mode: None,
-        endpoint: false,
-        now: NOW,
+        ..inputs(&sections, &creds)
     });
     assert!(matches!(p.sections[0].action, Action::Blocked { .. }));
     assert_eq!(
