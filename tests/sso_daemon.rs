@@ -490,9 +490,14 @@ fn a_yubikey_section_and_sso_sections_refresh_independently() {
     std::thread::sleep(Duration::from_secs(1));
     sso_front::approve(&url);
     let approved = Instant::now();
-    wait_until("the SSO sections", Duration::from_secs(15), || {
+    let written = daemon::poll_until(Duration::from_millis(20), Duration::from_secs(15), || {
         rig.home.written(&profiles) == 2
     });
+    assert!(
+        written.is_some(),
+        "the SSO sections waited: {}",
+        daemon.log()
+    );
     assert!(
         approved.elapsed() < Duration::from_secs(10),
         "{:?}",

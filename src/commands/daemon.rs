@@ -124,8 +124,7 @@ fn spawn_signal_handlers(tx: mpsc::UnboundedSender<Event>) -> anyhow::Result<()>
 /// One pass over the sections `options` select, as the daemon makes it
 /// (an IAM Identity Center sign-in is waited for in the pass), and a second
 /// one when the first found an MFA session that STS no longer accepts (its
-/// outcome says to re-authenticate at once), or waited for a sign-in that
-/// another process had under way (its token is for the second pass).
+/// outcome says to re-authenticate at once).
 pub(crate) fn one_pass(
     cli: &Cli,
     options: crate::config::LoadOptions,
@@ -137,12 +136,7 @@ pub(crate) fn one_pass(
         let reauthenticate = summary.report.outcomes.values().any(|outcome| {
             matches!(outcome, Outcome::Failed { error, .. } if error.class == RetryClass::Reauthenticate)
         });
-        let signed_in = summary
-            .plan
-            .sections
-            .iter()
-            .any(|s| matches!(s.action, Action::AwaitSignIn { .. }));
-        if reauthenticate || signed_in {
+        if reauthenticate {
             summary = daemon.pass(Reason::Retry).await?;
         }
         anyhow::Ok(summary)

@@ -138,14 +138,14 @@ fn print_table(rows: &[Row], now: OffsetDateTime, out: &mut dyn Write) -> anyhow
         }
         writeln!(out, "  expires:       {}", when(row.expires))?;
         writeln!(out, "  last refresh:  {}", when(row.daemon.last_refresh))?;
-        let awaits_sign_in = row.sso.as_ref().is_some_and(|sso| {
-            matches!(sso.token, crate::daemon::decide::SsoToken::SignInPending(_))
-        });
-        match row.daemon.next_attempt {
-            None if awaits_sign_in => {
-                writeln!(out, "  next attempt:  as soon as the sign-in is approved")?
-            }
-            next => writeln!(out, "  next attempt:  {}", when(next))?,
+        let awaits_sign_in = row.state != "fresh"
+            && row.sso.as_ref().is_some_and(|sso| {
+                matches!(sso.token, crate::daemon::decide::SsoToken::SignInPending(_))
+            });
+        if awaits_sign_in {
+            writeln!(out, "  next attempt:  as soon as the sign-in is approved")?;
+        } else {
+            writeln!(out, "  next attempt:  {}", when(row.daemon.next_attempt))?;
         }
         if let Some(error) = &row.daemon.last_error {
             writeln!(

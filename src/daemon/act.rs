@@ -88,6 +88,19 @@ pub struct PassReport {
 }
 
 impl PassReport {
+    /// Adds what another part of the pass did (the other session source).
+    fn absorb(&mut self, other: PassReport) {
+        self.outcomes.extend(other.outcomes);
+        self.sessions.extend(other.sessions);
+        self.wrote |= other.wrote;
+        self.file_left = other.file_left.or(self.file_left);
+        self.codes_used += other.codes_used;
+        self.sts_calls += other.sts_calls;
+        self.portal_calls += other.portal_calls;
+        self.succeeded_units.extend(other.succeeded_units);
+        self.failed_units.extend(other.failed_units);
+    }
+
     fn fail(&mut self, section: &str, unit: Unit, error: UnitError) {
         self.outcomes
             .insert(section.to_string(), Outcome::Failed { unit, error });
@@ -113,6 +126,14 @@ pub struct Executor {
     pub clock: Arc<dyn Clock>,
     /// At most this many AssumeRole (or GetRoleCredentials) calls at once.
     pub concurrency: usize,
+}
+
+/// Whether a write also removes the old sessions of `process` sections
+/// from the credentials file (one of the pass's writes does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cleanups {
+    Remove,
+    Leave,
 }
 
 /// Credentials a section got, waiting for the write.
@@ -157,19 +178,49 @@ impl Executor {
         if !plan.has_work() {
             return report;
         }
-        let sessions = self.mfa_sessions(plan, cache, &mut report).await;
-        let tokens = self.sso_tokens(plan, &failed_sign_ins, &mut report).await;
-        let mut obtained = self.direct_roles(plan, cache, &mut report).await;
-        obtained.extend(
-            self.chained_roles(plan, cache, &sessions, &mut report)
-                .await,
-        );
-        obtained.extend(self.sso_roles(plan, &tokens, &mut report).await);
+        // The two sources go their own ways, each to its own write: a code
+        // that waits for its TOTP step (or a touch) never holds up the SSO
+        // sections, nor a slow portal the MFA ones. Their due times differ
+        // (each has its own jitter), so a pass has work of one mostly: one
+        // write.
+        let mut sso_report = PassReport::default();
+        let mut sso_cache = cache.sibling();
+        let mfa_done = tokio::sync::Notify::new();
+        let mfa = async {
+            let sessions = self.mfa_sessions(plan, cache, &mut report).await;
+            let mut obtained = self.direct_roles(plan, cache, &mut report).await;
+            obtained.extend(
+                self.chained_roles(plan, cache, &sessions, &mut report)
+                    .await,
+            );
+            let cleanups = Cleanups::Remove;
+            self.write(plan, credentials, cache, obtained, cleanups, &mut report)
+                .await;
+            mfa_done.notify_one();
+        };
+        let sso = async {
+            let mut tokens = self
+                .sso_tokens(plan, &failed_sign_ins, &mut sso_report)
+                .await;
+            self.sign_ins_beside(plan, &mut tokens, &mfa_done, &mut sso_report)
+                .await;
+            let obtained = self.sso_roles(plan, &tokens, &mut sso_report).await;
+            let (cache, cleanups) = (&mut sso_cache, Cleanups::Leave);
+            self.write(
+                plan,
+                credentials,
+                cache,
+                obtained,
+                cleanups,
+                &mut sso_report,
+            )
+            .await;
+        };
+        tokio::join!(mfa, sso);
+        report.absorb(sso_report);
         // The next call is normally an hour away.
         self.sts.close_connections();
         self.sso.close_connections();
-        self.write(plan, credentials, cache, obtained, &mut report)
-            .await;
         if plan.request_unlock {
             let secrets = Arc::clone(&self.secrets);
             let _ = tokio::task::spawn_blocking(move || secrets.request_unlock()).await;
@@ -332,6 +383,72 @@ impl Executor {
         tokens
     }
 
+    /// While the MFA part of the pass is still at work (a code waiting for
+    /// its TOTP step, a touch, an `mfa_process` prompt: minutes, maybe), a
+    /// sign-in under way may end: its sections are served in this pass, not
+    /// after it. Waits no longer than the MFA part (a pass with nothing
+    /// else to do does not wait at all).
+    async fn sign_ins_beside(
+        &self,
+        plan: &Plan,
+        tokens: &mut BTreeMap<String, Result<AccessToken, TokenMiss>>,
+        mfa_done: &tokio::sync::Notify,
+        report: &mut PassReport,
+    ) {
+        let mut ended = self.sign_ins.subscribe();
+        loop {
+            let waiting: Vec<String> = tokens
+                .iter()
+                .filter(|(_, token)| matches!(token, Err(TokenMiss::AwaitingSignIn)))
+                .map(|(name, _)| name.clone())
+                .collect();
+            if waiting.is_empty() {
+                return;
+            }
+            for (name, result) in self.sign_ins.take_ended_of(&waiting) {
+                let Some(session) = plan.sso_session(&name) else {
+                    continue;
+                };
+                let token = match result {
+                    Ok(()) => {
+                        report.succeeded_units.push(Unit::SsoSession(name.clone()));
+                        self.token_after_sign_in(session).await
+                    }
+                    Err(error) => Err(TokenMiss::Failed(error)),
+                };
+                tokens.insert(name, token);
+            }
+            if tokens
+                .values()
+                .all(|token| !matches!(token, Err(TokenMiss::AwaitingSignIn)))
+            {
+                return;
+            }
+            tokio::select! {
+                () = mfa_done.notified() => return,
+                changed = ended.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// The token a sign-in that just ended put into the cache.
+    async fn token_after_sign_in(
+        &self,
+        session: &SsoSessionPlan,
+    ) -> Result<AccessToken, TokenMiss> {
+        match self.sso.token(&session.session).await {
+            Ok(TokenNow::Token(token)) => Ok(token),
+            Ok(_) => Err(TokenMiss::Failed(UnitError::new(
+                RetryClass::Soon,
+                format!(
+                    "SSO session {}: the sign-in ended, but its token is not in the cache",
+                    printable(&session.name)
+                ),
+            ))),
+            Err(error) => Err(TokenMiss::Failed(error)),
+        }
+    }
+
     /// A sign-in for `session` (or the wait for another process's): as a
     /// task whose end wakes the loop, or, for a command, here and now.
     async fn sign_in(
@@ -356,17 +473,7 @@ impl Executor {
             return Err(TokenMiss::Failed(error));
         }
         report.succeeded_units.push(unit);
-        match self.sso.token(&session.session).await {
-            Ok(TokenNow::Token(token)) => Ok(token),
-            Ok(_) => Err(TokenMiss::Failed(UnitError::new(
-                RetryClass::Soon,
-                format!(
-                    "SSO session {}: the sign-in ended, but its token is not in the cache",
-                    printable(&session.name)
-                ),
-            ))),
-            Err(error) => Err(TokenMiss::Failed(error)),
-        }
+        self.token_after_sign_in(session).await
     }
 
     /// Phase 3c: GetRoleCredentials for every SSO section with a token, in
@@ -423,32 +530,6 @@ impl Executor {
                 }
                 // Its sign-in failed: the section failed with it.
                 None => {}
-            }
-        }
-        // The sections that waited for a sign-in before this pass: still
-        // waiting, or failed with it (with the token in hand, a command's
-        // next pass gets their credentials).
-        for section in &plan.sections {
-            let Action::AwaitSignIn { sso_session } = &section.action else {
-                continue;
-            };
-            if report.outcomes.contains_key(&section.section) {
-                continue;
-            }
-            let unit = Unit::SsoSession(sso_session.clone());
-            match tokens.get(sso_session) {
-                Some(Ok(_)) => {}
-                Some(Err(TokenMiss::Failed(error))) => {
-                    report.fail(&section.section, unit, error.clone())
-                }
-                Some(Err(TokenMiss::AwaitingSignIn)) | None => {
-                    report.outcomes.insert(
-                        section.section.clone(),
-                        Outcome::AwaitingSignIn {
-                            sso_session: sso_session.clone(),
-                        },
-                    );
-                }
             }
         }
         let start = |index: usize| -> BoxFuture<'static, Result<SessionCredentials, UnitError>> {
@@ -863,6 +944,7 @@ impl Executor {
         credentials: &CredentialsSnapshot,
         cache: &mut SessionCache,
         obtained: Vec<Obtained>,
+        cleanups: Cleanups,
         report: &mut PassReport,
     ) {
         for o in &obtained {
@@ -872,7 +954,8 @@ impl Executor {
             .into_iter()
             .partition(|o| o.output == Output::Process);
         self.write_cache(cache, to_cache, report).await;
-        self.write_file(plan, credentials, to_file, report).await;
+        self.write_file(plan, credentials, to_file, cleanups, report)
+            .await;
     }
 
     /// `output = "process"` sessions go to the runtime cache only.
@@ -918,11 +1001,13 @@ impl Executor {
         plan: &Plan,
         credentials: &CredentialsSnapshot,
         mut obtained: Vec<Obtained>,
+        cleanups: Cleanups,
         report: &mut PassReport,
     ) {
         let document = &credentials.document;
         let mut removals: Vec<(&str, Vec<Edit>)> = plan
             .cleanups()
+            .filter(|_| cleanups == Cleanups::Remove)
             .map(|s| {
                 let edits = s
                     .remove_from_file
@@ -1253,6 +1338,8 @@ pub struct SignIns {
     /// `None`: inline (a command waits for its sign-in in the pass).
     wake: Option<Arc<dyn Fn() + Send + Sync>>,
     state: std::sync::Mutex<SignInState>,
+    /// Counts the sign-ins that ended (a pass under way waits on it).
+    ended: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -1270,6 +1357,7 @@ impl SignIns {
         Arc::new(SignIns {
             wake: None,
             state: std::sync::Mutex::default(),
+            ended: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -1279,6 +1367,7 @@ impl SignIns {
         Arc::new(SignIns {
             wake: Some(Arc::new(wake)),
             state: std::sync::Mutex::default(),
+            ended: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -1297,6 +1386,21 @@ impl SignIns {
 
     fn take_ended(&self) -> Vec<(String, Result<(), UnitError>)> {
         std::mem::take(&mut self.state().ended)
+    }
+
+    /// How the sign-ins of `sessions` that ended since the last look ended.
+    fn take_ended_of(&self, sessions: &[String]) -> Vec<(String, Result<(), UnitError>)> {
+        let mut state = self.state();
+        let (of, others) = std::mem::take(&mut state.ended)
+            .into_iter()
+            .partition(|(name, _)| sessions.contains(name));
+        state.ended = others;
+        of
+    }
+
+    /// Changes when a sign-in ends.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ended.subscribe()
     }
 
     /// Starts the sign-in of `session` unless one runs; `waiting`: the
@@ -1346,6 +1450,7 @@ impl SignIns {
                 state.running.remove(&sso_session.name);
                 state.ended.push((sso_session.name.clone(), result));
             }
+            sign_ins.ended.send_modify(|n| *n += 1);
             wake();
         });
     }

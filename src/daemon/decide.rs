@@ -348,8 +348,8 @@ pub enum Action {
         #[serde(skip)]
         sts: StsTarget,
     },
-    /// Due, but the SSO session's sign-in is under way: no work and no
-    /// wake-up of its own (the sign-in's end wakes the loop).
+    /// Waits for its SSO session's sign-in, under way, as a pass left it:
+    /// no work and no wake-up of its own (the sign-in's end wakes the loop).
     AwaitSignIn { sso_session: String },
 }
 
@@ -455,13 +455,12 @@ impl MfaSessionPlan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SsoNeeds {
-    /// Nothing: the cached token is valid (or this process's sign-in,
-    /// under way, brings one).
+    /// Nothing: the cached token is valid.
     Nothing,
     /// A refresh with the refresh token (no person involved).
     Refresh,
-    /// Waiting for the token of the sign-in another process has under way
-    /// (no device code of this one's).
+    /// Waiting for the token of a sign-in under way (this process's, or
+    /// another's: no device code of this one's).
     AwaitSignIn,
     /// A sign-in: a device code for the person to approve.
     SignIn,
@@ -557,10 +556,6 @@ impl Plan {
             || self.cleanups().next().is_some()
             || self.restrict_file_mode.is_some()
             || self.request_unlock
-            || self
-                .sso_sessions
-                .iter()
-                .any(|s| s.needs == SsoNeeds::AwaitSignIn)
     }
 
     pub fn has_invalid(&self) -> bool {
@@ -1202,7 +1197,6 @@ fn decide_sso(
         SsoToken::Valid { .. } => SsoNeeds::Nothing,
         SsoToken::RefreshDue { .. } => SsoNeeds::Refresh,
         SsoToken::SignInNeeded => SsoNeeds::SignIn,
-        SsoToken::SignInPending(pending) if pending.by_this_process => SsoNeeds::Nothing,
         SsoToken::SignInPending(_) => SsoNeeds::AwaitSignIn,
         SsoToken::Unreadable { reason } => {
             return Action::Blocked {
@@ -1217,11 +1211,9 @@ fn decide_sso(
     }
     session.needs = session.needs.max(needs);
     session.used_by.push(section.name.clone());
-    if matches!(session.token, SsoToken::SignInPending(_)) {
-        return Action::AwaitSignIn {
-            sso_session: name.to_string(),
-        };
-    }
+    // A sign-in under way: the credentials come when it ends (in this pass
+    // for a command, which waits for it; the daemon's sections wait for it
+    // without a timer, and its end wakes the loop).
     work.get_role_credentials_calls += 1;
     let (sso_session, account_id, role_name) = (
         name.to_string(),

@@ -39,6 +39,9 @@ struct FakeCodes {
     steps: Mutex<Vec<u64>>,
     next: AtomicUsize,
     calls: AtomicUsize,
+    /// While set, a code is given only once the test sends on it (a touch
+    /// the person has not made yet).
+    touch: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl FakeCodes {
@@ -47,6 +50,7 @@ impl FakeCodes {
             steps: Mutex::new(steps.to_vec()),
             next: AtomicUsize::new(1000),
             calls: AtomicUsize::new(0),
+            touch: Mutex::new(None),
         }
     }
 }
@@ -58,6 +62,9 @@ impl CodeProvider for FakeCodes {
         _now: std::time::SystemTime,
     ) -> Result<Code, UnitError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(touch) = self.touch.lock().unwrap().take() {
+            let _ = touch.recv();
+        }
         let mut steps = self.steps.lock().unwrap();
         let step = if steps.is_empty() {
             self.next.fetch_add(1, Ordering::SeqCst) as u64

@@ -555,3 +555,94 @@ async fn a_role_chained_from_the_sso_role_is_signed_with_its_credentials() {
         "the role's session is written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_that_waits_for_a_touch_holds_up_no_sso_section() {
+    let config = format!(
+        "{}\n[mfa]\nmfa_serial_number = \"arn:aws:iam::123457890123:mfa/me\"\nmfa_process = \"unused\"\nmfa_session_duration = 0\nassume_role_arn = \"arn:aws:iam::{{section}}:role/R\"\n[mfa.100000000000]\n",
+        sso_org(2)
+    );
+    let f = Fixture::new(&config, &[]);
+    f.sso.set_token(NOW + Duration::hours(4), true);
+    let (touch, touched) = std::sync::mpsc::channel();
+    *f.codes.touch.lock().unwrap() = Some(touched);
+    let credentials = f.credentials.clone();
+    let pass = tokio::spawn(async move {
+        let mut f = f;
+        let report = f.pass().await;
+        (f, report)
+    });
+    // The SSO sections are written while the code still waits.
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&credentials).unwrap();
+        if text.contains(&format!("[{}]", section(1)))
+            && text.contains(&format!("[{}]", section(0)))
+        {
+            assert!(!text.contains("[100000000000]"), "{text}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    touch.send(()).unwrap();
+    let (f, report) = pass.await.unwrap();
+    assert_eq!(report.written(), 3, "{report:?}");
+    assert!(f.text().contains("[100000000000]"));
+    assert_eq!(report.portal_calls, 2);
+    assert_eq!(report.codes_used, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_that_ends_while_a_code_waits_is_served_in_that_pass() {
+    let config = format!(
+        "{}\n[mfa]\nmfa_serial_number = \"arn:aws:iam::123457890123:mfa/me\"\nmfa_process = \"unused\"\nmfa_session_duration = 0\nassume_role_arn = \"arn:aws:iam::{{section}}:role/R\"\n[mfa.100000000000]\n",
+        sso_org(2)
+    );
+    let mut f = Fixture::with_sign_in_tasks(&config);
+    f.sso.hold.store(true, Ordering::SeqCst);
+    // The sign-in starts and waits for the person.
+    let report = f.pass().await;
+    assert_eq!(Fixture::awaiting(&report), 2);
+    assert_eq!(f.sign_in_event().await, Event::SignIn);
+    // A pass whose code waits for a touch: the MFA section is due again.
+    let text = f.text().replace("[100000000000]", "[gone]");
+    std::fs::write(&f.credentials, text).unwrap();
+    let (touch, touched) = std::sync::mpsc::channel();
+    *f.codes.touch.lock().unwrap() = Some(touched);
+    let (credentials, sso) = (f.credentials.clone(), f.sso.clone());
+    let pass = tokio::spawn(async move {
+        let mut f = f;
+        let report = f
+            .daemon
+            .pass(Reason::CredentialsChanged)
+            .await
+            .unwrap()
+            .report;
+        (f, report)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The person approves meanwhile: the SSO sections are written before
+    // the touch.
+    sso.approve();
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&credentials).unwrap();
+        if text.contains(&format!("[{}]", section(1))) {
+            assert!(!text.contains("[100000000000]"), "{text}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    touch.send(()).unwrap();
+    let (f, report) = pass.await.unwrap();
+    assert_eq!(report.written(), 3, "{report:?}");
+    assert_eq!(f.sso.counts(), (1, 1, 0, 2), "one sign-in");
+}

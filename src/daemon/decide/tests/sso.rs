@@ -96,17 +96,17 @@ fn a_due_sections_action_and_its_sso_sessions_needs_follow_the_token() {
             "this process signs in",
             pending(true),
             None,
-            "await-sign-in",
-            SsoNeeds::Nothing,
-            (0, 0, 0),
+            "sso-role-credentials",
+            SsoNeeds::AwaitSignIn,
+            (0, 0, 2),
         ),
         (
             "another process signs in",
             pending(false),
             None,
-            "await-sign-in",
+            "sso-role-credentials",
             SsoNeeds::AwaitSignIn,
-            (0, 0, 0),
+            (0, 0, 2),
         ),
         (
             "cache unusable",
@@ -149,9 +149,9 @@ fn a_due_sections_action_and_its_sso_sessions_needs_follow_the_token() {
             "another's sign-in, the session backs off",
             pending(false),
             Some(sso.clone()),
-            "await-sign-in",
+            "sso-role-credentials",
             SsoNeeds::AwaitSignIn,
-            (0, 0, 0),
+            (0, 0, 2),
         ),
         // The section's own backoff: it waits; the other section goes on.
         (
@@ -181,13 +181,6 @@ fn a_due_sections_action_and_its_sso_sessions_needs_follow_the_token() {
             "{name}"
         );
         assert_eq!(p.work.total_codes(), 0, "{name}");
-        if action == "await-sign-in" {
-            assert_eq!(
-                p.next_pass_of(&p.sections[0]),
-                None,
-                "{name}: no timer of its own"
-            );
-        }
         if action == "wait" {
             assert_eq!(
                 p.next_pass_of(&p.sections[0]),
