@@ -29,7 +29,7 @@
 //!   the first connection. When vpcd is not listening (pcscd stopped), the
 //!   card retries until it is.
 
-#[path = "../src/oath/applet.rs"]
+#[path = "../crates/ykoath/src/applet.rs"]
 mod applet;
 
 use std::path::PathBuf;

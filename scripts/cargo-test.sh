@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test step of scripts/test.sh: `cargo test --locked --all-targets
+# The test step of scripts/test.sh: `cargo test --locked --workspace --all-targets
 # --no-fail-fast` with the given arguments, so that every test binary runs
 # even when an earlier one fails (cargo's default stops at the first, and a
 # fresh machine's one failure hid 126 later tests), then a summary that
@@ -12,7 +12,7 @@ set -uo pipefail
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked --all-targets --no-fail-fast "$@" 2>&1 | tee "$log"
+cargo test --locked --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 # cargo prints `Running tests/x.rs (target/...)` (or `Running unittests

@@ -165,6 +165,10 @@ pub enum ConfigCommand {
         /// the same locked, byte-preserving editor as the credentials file.
         #[arg(long)]
         write: bool,
+        /// With --write: replace a credential_process another program
+        /// wrote (without it, such a profile is refused).
+        #[arg(long, requires = "write")]
+        force: bool,
     },
 }
 

@@ -51,27 +51,17 @@ unsafe impl GlobalAlloc for ZeroOnFree {
 /// No core dumps, no `ptrace` by the same user. Called first thing in
 /// `main`; a failure is reported, not fatal (a sandbox may forbid prctl).
 pub fn harden_process() -> Result<(), std::io::Error> {
-    // SAFETY: prctl with an integer argument.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    use rustix::process::{DumpableBehavior, Resource, Rlimit};
+    rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
+    let no_core = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
     };
-    // SAFETY: a valid rlimit struct.
-    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) } != 0 {
-        let error = std::io::Error::last_os_error();
+    if let Err(error) = rustix::process::setrlimit(Resource::Core, no_core) {
         // The unit's seccomp filter denies setrlimit (@resources); its
         // LimitCORE=0 has set the limit already.
-        let mut current = libc::rlimit {
-            rlim_cur: 1,
-            rlim_max: 1,
-        };
-        // SAFETY: a valid, writable rlimit struct.
-        let read = unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut current) };
-        if read != 0 || current.rlim_cur != 0 {
-            return Err(error);
+        if rustix::process::getrlimit(Resource::Core).current != Some(0) {
+            return Err(error.into());
         }
     }
     Ok(())

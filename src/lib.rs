@@ -15,7 +15,7 @@ pub mod hardening;
 pub mod keyring;
 pub mod logging;
 pub mod oath;
-pub(crate) mod private_file;
+mod private_file;
 pub mod retry;
 pub mod secret;
 pub mod session;

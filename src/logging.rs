@@ -1,7 +1,8 @@
 //! Logging set-up.
 //!
-//! Only this crate logs at the requested level; every other crate (the AWS
-//! SDK, hyper, rustls) is held at `warn`, because their trace output can
+//! Only this program's crates (the daemon, `credfile`, `ykoath`) log at the
+//! requested level; every other crate (the AWS SDK, hyper, rustls) is held
+//! at `warn`, because their trace output can
 //! include request headers such as the session token. Under systemd
 //! (`JOURNAL_STREAM` set) lines carry no colour and no timestamp: the journal
 //! adds its own; when standard error is the journal's stream, each line goes
@@ -14,6 +15,10 @@ use tracing_subscriber::prelude::*;
 
 const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
+/// The crates whose log lines hold no secret by design (every message is
+/// written for it), logged at the level asked for.
+const OWN_CRATES: [&str; 3] = ["aws_session_daemon", "credfile", "ykoath"];
+
 pub fn init(level: &str) -> anyhow::Result<()> {
     let level = level.trim().to_ascii_lowercase();
     let parsed = match level.parse::<tracing::Level>() {
@@ -24,7 +29,7 @@ pub fn init(level: &str) -> anyhow::Result<()> {
     // and `EnvFilter`'s directive language brings a regex engine along.
     let filter = Targets::new()
         .with_default(tracing::Level::WARN)
-        .with_target("aws_session_daemon", parsed);
+        .with_targets(OWN_CRATES.map(|target| (target, parsed)));
     let fmt = tracing_subscriber::fmt::format().with_target(false);
     if let Some(journal) = journal::connect() {
         // The journal stamps each entry with the time itself.

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use aws_session_daemon::credentials::{CredentialsFile, Document, Edit};
+use aws_session_daemon::credentials::{CredentialsFile, Document, Edit, SessionEdits};
 use aws_session_daemon::secret::{ExposeSecret, SecretString};
 use aws_session_daemon::session::SessionCredentials;
 use proptest::strategy::{Strategy, ValueTree};
@@ -204,7 +204,7 @@ fn compare_with_botocore(
         }
         for key in doc.keys(section).into_iter().chain(doc.keys("DEFAULT")) {
             assert!(
-                keys.contains_key(key),
+                keys.contains_key(key.as_ref()),
                 "{}: [{section}] {key} unseen by botocore",
                 case.name
             );

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use aws_session_daemon::credentials::{
-    CredentialsError, CredentialsFile, Document, Edit, WriteOutcome,
-};
+use aws_session_daemon::credentials::{CredentialsFile, Document, Edit, ErrorKind, WriteOutcome};
 use aws_session_daemon::retry::{Classified, RetryClass};
 use aws_session_daemon::secret::SecretString;
 
@@ -246,7 +244,7 @@ fn a_read_only_file_is_refused_and_left_alone() {
     let err = file
         .update(&[set("prod", "aws_session_token", "NEWTOKEN")])
         .unwrap_err();
-    assert!(matches!(err, CredentialsError::ReadOnly { .. }), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::ReadOnly { .. }), "{err:?}");
     assert_eq!(err.retry_class(), RetryClass::NeedsUser);
     let message = err.to_string();
     assert!(
@@ -276,7 +274,7 @@ fn a_duplicated_owned_section_is_refused_and_left_alone() {
         ])
         .unwrap_err();
     assert!(
-        matches!(err, CredentialsError::DuplicateSection { .. }),
+        matches!(err.kind(), ErrorKind::DuplicateSection { .. }),
         "{err:?}"
     );
     assert_eq!(err.retry_class(), RetryClass::NeedsUser);
@@ -305,7 +303,7 @@ fn unreadable_inputs_get_clear_errors() {
     let (dir, path) = setup(None);
     fs::create_dir(&path).unwrap();
     let err = CredentialsFile::new(path.clone(), 2).read().unwrap_err();
-    assert!(matches!(err, CredentialsError::NotAFile { .. }), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::NotAFile { .. }), "{err:?}");
     assert!(err.to_string().contains("is a directory"), "{err}");
     assert!(err.to_string().contains(&path.display().to_string()));
     assert!(
@@ -319,7 +317,7 @@ fn unreadable_inputs_get_clear_errors() {
     fs::write(&path, b"[p]\nk = v\nbad = \xff\xfe\n").unwrap();
     let err = CredentialsFile::new(path.clone(), 2).read().unwrap_err();
     assert!(
-        matches!(err, CredentialsError::NotUtf8 { line: 3, .. }),
+        err.line() == Some(3) && matches!(err.kind(), ErrorKind::NotUtf8),
         "{err:?}"
     );
     assert!(
@@ -333,7 +331,7 @@ fn unreadable_inputs_get_clear_errors() {
     let big = fs::File::create(&path).unwrap();
     big.set_len(17 * 1024 * 1024).unwrap();
     let err = CredentialsFile::new(path.clone(), 2).read().unwrap_err();
-    assert!(matches!(err, CredentialsError::TooLarge { .. }), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::TooLarge { .. }), "{err:?}");
     assert_eq!(err.retry_class(), RetryClass::NeedsUser);
     assert_no_temp_files(dir.path());
 }
@@ -344,7 +342,7 @@ fn invalid_edits_are_refused_before_touching_the_disk() {
     let path = dir.path().join("missing-dir/credentials");
     let file = CredentialsFile::new(path.clone(), 2);
     let err = file.update(&[set("DEFAULT", "k", "v")]).unwrap_err();
-    assert!(matches!(err, CredentialsError::InvalidSection { .. }));
+    assert!(matches!(err.kind(), ErrorKind::InvalidSection { .. }));
     assert!(!dir.path().join("missing-dir").exists());
 }
 

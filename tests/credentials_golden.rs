@@ -21,7 +21,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use aws_session_daemon::credentials::{CredentialsFile, Document, Edit, WriteOutcome};
+use aws_session_daemon::credentials::{
+    CredentialsFile, Document, Edit, SessionEdits, WriteOutcome,
+};
 use aws_session_daemon::secret::SecretString;
 use aws_session_daemon::session::SessionCredentials;
 use time::macros::datetime;

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_session_daemon::credentials::{CredentialsError, Document, Edit};
+use aws_session_daemon::credentials::{Document, Edit, ErrorKind};
 use aws_session_daemon::secret::SecretString;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -107,7 +107,7 @@ fn check_new_key_is_last(doc: &Document, section: &str, key: &str) -> Result<(),
     let line = doc.key_lines(section, key).unwrap()[0];
     for other in doc.keys(section) {
         // (An indented key has no well-defined lines of its own: skipped.)
-        if let (true, Ok(lines)) = (other != key, doc.key_lines(section, other)) {
+        if let (true, Ok(lines)) = (other != key, doc.key_lines(section, &other)) {
             let last = *lines.last().unwrap();
             prop_assert!(
                 last < line,
@@ -149,7 +149,7 @@ fn run(text: &str, edits: &[TestEdit]) -> Result<(), TestCaseError> {
             Err(err) => {
                 prop_assert_eq!(doc.render(), before, "a refused edit changed the document");
                 prop_assert!(
-                    !matches!(err, CredentialsError::ReadersDisagree { .. }),
+                    !matches!(err.kind(), ErrorKind::ReadersDisagree { .. }),
                     "only the named checks should refuse these documents: {}",
                     err
                 );

@@ -372,6 +372,83 @@ fn import_with_remove_from_file_leaves_the_secret_in_no_file() {
     assert_failure_says(&out, "has no aws_access_key_id");
 }
 
+/// The versions of the file that held the keys are overwritten in place
+/// before they are replaced or removed (read here through descriptors kept
+/// open across the import: an unlinked file's blocks are what the file
+/// system's free space keeps), and other files next to it that hold the
+/// secret (an editor's backup, a copy) are named, not silently left.
+#[test]
+fn import_with_remove_from_file_overwrites_old_versions_and_names_other_copies() {
+    let rig = SecretServiceRig::start();
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYKeyringWip1";
+    let aws = rig.home().join(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    let file = aws.join("credentials");
+    let with_keys =
+        format!("[prod]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {secret}\n");
+    std::fs::write(&file, &with_keys).unwrap();
+    // Five backups (the default count) hold the keys: the oldest is rotated
+    // out by the import's write.
+    for n in 1..=5 {
+        std::fs::write(aws.join(format!("credentials.{n}")), &with_keys).unwrap();
+    }
+    let copies = ["credentials.bak", "credentials~", ".credentials.swp"];
+    for copy in copies {
+        std::fs::write(aws.join(copy), &with_keys).unwrap();
+    }
+    let kept: Vec<(String, std::fs::File)> = ["credentials", "credentials.1", "credentials.5"]
+        .iter()
+        .map(|name| {
+            (
+                name.to_string(),
+                std::fs::File::open(aws.join(name)).unwrap(),
+            )
+        })
+        .collect();
+
+    let out = run(
+        &rig,
+        &[
+            "keyring",
+            "import",
+            "--credentials-section",
+            "prod",
+            "--remove-from-file",
+        ],
+        "",
+    );
+    assert_success(&out);
+    for (name, mut old) in kept {
+        use std::io::{Read, Seek};
+        let mut bytes = Vec::new();
+        old.rewind().unwrap();
+        old.read_to_end(&mut bytes).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "the version of {name} read before the import still holds the secret in its blocks"
+        );
+    }
+    let warnings = text(&out.stderr);
+    for copy in copies {
+        assert!(
+            warnings.contains(&format!("{}", aws.join(copy).display())),
+            "{copy} not named: {warnings}"
+        );
+        // Not the daemon's file: left as it is, for the user to delete.
+        assert!(
+            std::fs::read_to_string(aws.join(copy))
+                .unwrap()
+                .contains(secret)
+        );
+    }
+    assert!(!warnings.contains(secret), "{warnings}");
+    for n in 1..=5 {
+        let backup = std::fs::read_to_string(aws.join(format!("credentials.{n}"))).unwrap();
+        assert!(!backup.contains(secret), "credentials.{n}: {backup}");
+    }
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(secret));
+}
+
 #[test]
 fn import_refuses_temporary_keys() {
     let rig = SecretServiceRig::start();

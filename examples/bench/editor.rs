@@ -21,6 +21,12 @@
 //!    the user's keys, as a cold start makes it: time on tmpfs and peak
 //!    memory, the same way.
 //!
+//! c. The daemon's pass on the shapes that cost the editor most per byte
+//!    (300,000 one-key sections, 4.1 MB; 1.5 million keys in one section,
+//!    15 MB): read the file once (`read_snapshot`), check it, write one
+//!    profile from that read (`update_from`) and take the snapshot of what
+//!    was written: time and peak memory against 3x the file + 20 MB.
+//!
 //! Peak memory is measured in a child process (this program, started again
 //! with `AWS_SESSION_DAEMON_BENCH_EDITOR_CHILD` set), so that nothing of
 //! the benchmark's own (the generated text, earlier runs) counts.
@@ -29,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aws_session_daemon::credentials::{CredentialsFile, Document, Edit};
+use aws_session_daemon::credentials::{CredentialsFile, Document, Edit, SessionEdits};
 use aws_session_daemon::session::SessionCredentials;
 use serde_json::json;
 
@@ -40,7 +46,7 @@ use crate::report::{Table, Verdict, median, ms, percentile, verdict};
 const TOKEN_LEN: usize = 700;
 
 /// The environment variable that makes this program a child measuring one
-/// write: `refresh PATH SECTION` or `cold PATH PROFILES`.
+/// write: `refresh PATH SECTION`, `cold PATH PROFILES` or `pass PATH`.
 const CHILD: &str = "AWS_SESSION_DAEMON_BENCH_EDITOR_CHILD";
 
 /// New profiles in one write, in the full run (the quick run takes what
@@ -248,14 +254,32 @@ fn status_kb(field: &str) -> u64 {
 /// process's peak resident memory.
 fn child(job: &str) -> ! {
     let parts: Vec<&str> = job.splitn(3, ' ').collect();
+    let parts = if parts.len() < 3 {
+        vec![parts[0], parts[1], ""]
+    } else {
+        parts
+    };
     let path = PathBuf::from(parts[1]);
     let (backups, edits) = match parts[0] {
         "refresh" => (5, refresh_edits(parts[2], 7)),
+        "pass" => (5, refresh_edits("daemon", 7)),
         _ => (0, cold_edits(parts[2].parse().unwrap(), 7)),
     };
     let file = CredentialsFile::new(path, backups);
     let started = Instant::now();
-    let result = file.update(&edits);
+    let result = if parts[0] == "pass" {
+        // The daemon's pass: one read, the check, one write from that read,
+        // the snapshot of what was written.
+        file.read_snapshot().and_then(|snapshot| {
+            snapshot.document().check_readable()?;
+            let written = file.update_from(&snapshot, &edits)?;
+            drop(snapshot);
+            std::hint::black_box(written.snapshot.document().has_section("daemon"));
+            Ok(written.outcome)
+        })
+    } else {
+        file.update(&edits)
+    };
     let took = started.elapsed();
     drop(edits);
     match result {
@@ -523,5 +547,75 @@ pub fn run(
          keys, with backups = 0 (a first write has nothing to back up); the time is the \
          `CredentialsFile::update` call, the peak RSS the highest of the 5 processes' VmHWM.",
     );
-    Ok((cold, json!(json)))
+    cold.print();
+
+    let mut hostile = Table::new(
+        "4c. Editor: the daemon's pass on hostile shapes (read once, check, write from the read)",
+        &[
+            "file",
+            "size",
+            "pass",
+            "peak RSS (limit 3x file + 20 MB)",
+            "",
+        ],
+    );
+    let scale = if full { 1 } else { 10 };
+    for (what, text) in [
+        (
+            format!("{} one-key sections", 300_000 / scale),
+            tiny_sections(300_000 / scale),
+        ),
+        (
+            format!("{} keys in one section", 1_500_000 / scale),
+            one_big_section(1_500_000 / scale),
+        ),
+    ] {
+        let dir = tmpfs_dir()?;
+        let path = dir.path().join("credentials");
+        std::fs::write(&path, &text).map_err(|e| e.to_string())?;
+        // Last written an hour ago, as when the daemon refreshes a profile.
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)))
+            .map_err(|e| e.to_string())?;
+        let measured = in_child(&format!("pass {}", path.display()))?;
+        let limit = memory_limit_kb(text.len());
+        hostile.row(vec![
+            what.clone(),
+            format!("{:.1} MB", text.len() as f64 / 1e6),
+            ms(measured.took),
+            format!("{} ({})", mb(measured.peak_kb), mb(limit)),
+            verdict(Verdict::of(measured.peak_kb <= limit)),
+        ]);
+        json.push(json!({
+            "hostile_pass": what,
+            "bytes": text.len(),
+            // The whole pass (read, check, write from the read), on tmpfs.
+            "write_tmpfs_ms": ms_of(measured.took),
+            "peak_rss_kb": measured.peak_kb,
+            "peak_rss_limit_kb": limit,
+        }));
+    }
+    hostile.note(
+        "One process each, on tmpfs: `read_snapshot`, `check_readable`, `update_from` writing \
+         one new profile (4 edits) with 5 backups, then the written snapshot's document (parsed \
+         once the read one is dropped). The first document model took 306 MB (`plan`) for the \
+         4.1 MB file and 666 MB for the 15 MB one (issue 22's audit).",
+    );
+    Ok((hostile, json!(json)))
+}
+
+/// `sections` sections of one short key each (`[s1]` / `k=1`).
+fn tiny_sections(sections: usize) -> String {
+    (0..sections).map(|i| format!("[s{i}]\nk=1\n")).collect()
+}
+
+/// One section of `keys` short keys.
+fn one_big_section(keys: usize) -> String {
+    let mut text = String::from("[big]\n");
+    for i in 0..keys {
+        text.push_str(&format!("k{i:06x}=1\n"));
+    }
+    text
 }

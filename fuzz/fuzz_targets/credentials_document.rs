@@ -232,7 +232,7 @@ fn check_others_unchanged(before: &Document, after: &Document, section: &str, ke
             if name == section && k == key.to_lowercase() {
                 continue;
             }
-            if let (Ok(old), Ok(new)) = (before.get(name, k), after.get(name, k)) {
+            if let (Ok(old), Ok(new)) = (before.get(name, &k), after.get(name, &k)) {
                 assert_eq!(
                     old, new,
                     "[{name}] {k} changed by an edit of [{section}] {key}"

@@ -99,7 +99,12 @@ pub fn credential_process_command(profile: &str) -> anyhow::Result<String> {
 
 /// `config aws-config`: the `[profile NAME]` entries of the `output =
 /// "process"` sections, printed, or written into ~/.aws/config.
-pub fn aws_config(config: &Config, write: bool, out: &mut dyn Write) -> anyhow::Result<i32> {
+pub fn aws_config(
+    config: &Config,
+    write: bool,
+    force: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<i32> {
     let profiles: Vec<String> = config
         .valid_sections()
         .filter(|(_, s)| s.output == crate::config::Output::Process)
@@ -114,15 +119,22 @@ pub fn aws_config(config: &Config, write: bool, out: &mut dyn Write) -> anyhow::
         .collect::<anyhow::Result<_>>()?;
     if write {
         let path = super::aws_config_path()?;
-        let outcome = crate::credentials::write_credential_process_entries(
+        let written = crate::credentials::write_credential_process_entries(
             &path,
             &entries,
             config.backups(),
+            force,
         )?;
+        for profile in &written.replaced {
+            writeln!(
+                out,
+                "replaced another program's credential_process of profile {profile}"
+            )?;
+        }
         writeln!(
             out,
             "{} {} profile(s) in {}",
-            if outcome == crate::credentials::WriteOutcome::Written {
+            if written.outcome == crate::credentials::WriteOutcome::Written {
                 "wrote"
             } else {
                 "already up to date:"
@@ -133,7 +145,11 @@ pub fn aws_config(config: &Config, write: bool, out: &mut dyn Write) -> anyhow::
         return Ok(0);
     }
     for (profile, command) in &entries {
-        writeln!(out, "[profile {profile}]\ncredential_process = {command}\n")?;
+        writeln!(
+            out,
+            "[{}]\ncredential_process = {command}\n",
+            crate::credentials::new_section_name(profile)
+        )?;
     }
     Ok(0)
 }

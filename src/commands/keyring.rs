@@ -10,7 +10,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::fd::AsRawFd;
 
 use anyhow::{Context, anyhow, bail};
 use zeroize::Zeroizing;
@@ -159,11 +158,21 @@ fn import(
             path.display()
         );
     }
+    // The versions of the file that held the keys are overwritten in
+    // place before they go, not left in the file system's free blocks.
+    let file = file.wiping_old_versions();
     let outcome = file.update(&[
         Edit::remove(section, ACCESS_KEY_ID),
         Edit::remove(section, SECRET_ACCESS_KEY),
     ])?;
-    let scrubbed = file.remove_from_backups(section, &key_id, &secret)?;
+    let key_id_secret = SecretString::from(key_id.as_str());
+    let scrubbed = file.remove_from_backups(
+        section,
+        &[
+            (SECRET_ACCESS_KEY, &secret),
+            (ACCESS_KEY_ID, &key_id_secret),
+        ],
+    )?;
     if outcome == WriteOutcome::Written {
         writeln!(
             out,
@@ -183,6 +192,14 @@ fn import(
         eprintln!(
             "warning: {} still holds the secret access key of [{}] (in another form or section); delete it",
             backup.display(),
+            printable(section)
+        );
+    }
+    for other in &scrubbed.elsewhere {
+        eprintln!(
+            "warning: {} (not a file the daemon writes) holds the secret access key of [{}]; \
+             delete it (shred -u overwrites it first)",
+            other.display(),
             printable(section)
         );
     }
@@ -347,11 +364,18 @@ impl Terminal {
     /// input without signals, so that Ctrl-C cancels here (and the echo
     /// comes back) instead of killing the process with echo off; Backspace
     /// and Ctrl-U edit as usual.
+    ///
+    /// Not `rpassword`: its Ctrl-C raises SIGINT with the terminal still
+    /// raw, ending the process with exit status 130 and echo off (the
+    /// shell may or may not put it back), where `keyring set` must cancel
+    /// with a message and exit 1 (`tests/keyring.rs`,
+    /// `at_a_terminal_the_secret_is_not_echoed`). The terminal calls are
+    /// rustix's (no unsafe code of ours).
     fn ask_secret(&mut self, prompt: &str) -> anyhow::Result<Zeroizing<String>> {
         // Echo goes off before the prompt shows, and what was typed ahead
         // (echoed) is discarded: nothing typed after the prompt is shown.
         let line = {
-            let _raw = RawMode::enter(self.tty.as_raw_fd())?;
+            let _raw = RawMode::enter(&self.tty)?;
             self.tty.write_all(prompt.as_bytes())?;
             self.read_hidden()
         };
@@ -396,33 +420,36 @@ fn utf8_line(mut line: Zeroizing<Vec<u8>>) -> anyhow::Result<Zeroizing<String>> 
 /// The terminal without echo, line editing or signals, restored on drop
 /// (also when reading fails).
 struct RawMode {
-    fd: i32,
-    saved: libc::termios,
+    tty: File,
+    saved: rustix::termios::Termios,
 }
 
 impl RawMode {
-    fn enter(fd: i32) -> io::Result<RawMode> {
-        // SAFETY: `termios` is plain data; tcgetattr fills it or fails.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: `fd` is an open terminal for the duration of the call.
-        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut raw = saved;
-        raw.c_lflag &= !(libc::ECHO | libc::ECHONL | libc::ICANON | libc::ISIG | libc::IEXTEN);
-        raw.c_cc[libc::VMIN] = 1;
-        raw.c_cc[libc::VTIME] = 0;
-        // SAFETY: as above; `raw` is a valid termios from tcgetattr.
-        if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &raw) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(RawMode { fd, saved })
+    fn enter(tty: &File) -> io::Result<RawMode> {
+        use rustix::termios::{
+            LocalModes, OptionalActions, SpecialCodeIndex, tcgetattr, tcsetattr,
+        };
+        let tty = tty.try_clone()?;
+        let saved = tcgetattr(&tty)?;
+        let mut raw = saved.clone();
+        raw.local_modes -= LocalModes::ECHO
+            | LocalModes::ECHONL
+            | LocalModes::ICANON
+            | LocalModes::ISIG
+            | LocalModes::IEXTEN;
+        raw.special_codes[SpecialCodeIndex::VMIN] = 1;
+        raw.special_codes[SpecialCodeIndex::VTIME] = 0;
+        tcsetattr(&tty, OptionalActions::Flush, &raw)?;
+        Ok(RawMode { tty, saved })
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        // SAFETY: restores the settings read in `enter` on the same fd.
-        unsafe { libc::tcsetattr(self.fd, libc::TCSAFLUSH, &self.saved) };
+        let _ = rustix::termios::tcsetattr(
+            &self.tty,
+            rustix::termios::OptionalActions::Flush,
+            &self.saved,
+        );
     }
 }

@@ -75,7 +75,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 ConfigCommand::Find { key, value } => {
                     config::find(&config, key, value.as_deref(), stdout)
                 }
-                ConfigCommand::AwsConfig { write } => config::aws_config(&config, *write, stdout),
+                ConfigCommand::AwsConfig { write, force } => {
+                    config::aws_config(&config, *write, *force, stdout)
+                }
             }
         }
         Some(Command::Oath(sub)) => oath::run(cli, sub),

@@ -1,61 +1,92 @@
-//! The shared credentials file: a byte-preserving document model, edits,
-//! and the locked atomic write with backups.
-//!
-//! Two readers matter, and they disagree on details (technical brief §2):
-//! botocore (the AWS CLI, boto3: Python's `RawConfigParser`) and the AWS
-//! SDKs (for Rust: `aws-runtime`'s profile parser). [`Document`] parses the
-//! file as botocore does, because botocore is the strict one: it refuses the
-//! whole file on a duplicate section or key. The editor writes only what both
-//! read the same way (`key = value`, lowercase keys, no indentation, no
-//! inline comments, never `[DEFAULT]`), keeps every other byte, and checks
-//! after each edit that both readers read exactly the value written.
-//!
-//! Choices worth knowing:
-//! - `[ prod ]` is section " prod " for botocore (`\[(?P<header>.+)\]` keeps
-//!   the spaces) but profile `prod` for the SDKs; the editor refuses to
-//!   touch `prod` while such a header exists (`AmbiguousSection`).
-//! - Continuation lines (indented lines after a key) belong to the value. A
-//!   set or removed key loses its continuation lines, and also indented
-//!   comment lines after it, which the SDKs read as continuations.
-//! - A UTF-8 byte order mark makes both readers fail; the parser skips it,
-//!   and the first edit that changes the file drops it.
-//! - Line endings: new lines use the file's first line ending (CRLF or LF);
-//!   a file without a final newline keeps ending without one.
-//! - botocore merges `[DEFAULT]` into every section: [`Document::get`]
-//!   reads a section's own keys, [`Document::get_inherited`] what botocore
-//!   reads.
+//! The shared credentials file, edited by the [`credfile`] crate (its
+//! crate doc says how it reads and writes the file), and what this program
+//! adds: the keys of an AWS profile, the edits that write a session, the
+//! retry class of the editor's errors, and the `credential_process`
+//! entries of the AWS config file.
 
-mod document;
-mod error;
-mod file;
-mod parse;
-mod sdk;
-mod wipe;
-
-pub use document::{
-    ACCESS_KEY_ID, DEFAULT_SECTION, Document, Edit, SECRET_ACCESS_KEY, SESSION_TOKEN,
+pub use credfile::{
+    CredentialsError, CredentialsFile, DEFAULT_SECTION, Document, Edit, ErrorKind, MAX_SIZE,
+    Scrubbed, SdkProblem, Snapshot, WriteOutcome, Written,
 };
-pub use error::{CredentialsError, FileName, SdkProblem};
-pub use file::{CredentialsFile, MAX_SIZE, Scrubbed, WriteOutcome};
+use secrecy::SecretString;
 
-/// Sets `credential_process = COMMAND` in `[profile PROFILE]` of the AWS
-/// config file at `path`, for each `(PROFILE, COMMAND)`: the same locked,
-/// byte-preserving write as the credentials file's (other profiles, their
-/// keys, comments and order stay as they are).
-pub fn write_credential_process_entries(
-    path: &std::path::Path,
-    entries: &[(String, String)],
-    backups: usize,
-) -> Result<WriteOutcome, CredentialsError> {
-    let edits: Vec<Edit> = entries
-        .iter()
-        .map(|(profile, command)| {
-            Edit::set(
-                format!("profile {profile}"),
-                "credential_process",
-                secrecy::SecretString::from(command.clone()),
-            )
-        })
-        .collect();
-    CredentialsFile::aws_config(path.to_path_buf(), backups).update(&edits)
+use crate::retry::{Classified, RetryClass};
+use crate::session::SessionCredentials;
+
+mod aws_config;
+
+pub use aws_config::{AwsConfigWrite, new_section_name, write_credential_process_entries};
+
+/// The keys of a profile: the long-term pair, and the session token of
+/// temporary credentials.
+pub const ACCESS_KEY_ID: &str = "aws_access_key_id";
+pub const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
+pub const SESSION_TOKEN: &str = "aws_session_token";
+/// What botocore reads before `aws_session_token` (an old name of it).
+const SECURITY_TOKEN: &str = "aws_security_token";
+
+/// The edits that write a session into a profile.
+pub trait SessionEdits {
+    /// The edits that write `creds` into profile `section`:
+    /// `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`,
+    /// `aws_security_token` when the section (or `[DEFAULT]`) has one —
+    /// botocore reads it before `aws_session_token`, so a stale one would
+    /// shadow the new token — and `expiry_key` with the expiry in RFC 3339
+    /// UTC (`2026-11-25T16:05:00Z`).
+    fn session_edits(
+        &self,
+        section: &str,
+        creds: &SessionCredentials,
+        expiry_key: &str,
+    ) -> Vec<Edit>;
 }
+
+impl SessionEdits for Document {
+    fn session_edits(
+        &self,
+        section: &str,
+        creds: &SessionCredentials,
+        expiry_key: &str,
+    ) -> Vec<Edit> {
+        let mut edits = vec![
+            Edit::set(
+                section,
+                ACCESS_KEY_ID,
+                SecretString::from(creds.access_key_id.clone()),
+            ),
+            Edit::set(section, SECRET_ACCESS_KEY, creds.secret_access_key.clone()),
+            Edit::set(section, SESSION_TOKEN, creds.session_token.clone()),
+        ];
+        let has_security_token = [section, DEFAULT_SECTION]
+            .iter()
+            .any(|s| self.keys(s).iter().any(|key| key == SECURITY_TOKEN));
+        if has_security_token {
+            edits.push(Edit::set(
+                section,
+                SECURITY_TOKEN,
+                creds.session_token.clone(),
+            ));
+        }
+        edits.push(Edit::set(
+            section,
+            expiry_key,
+            SecretString::from(crate::timestamp::rfc3339(creds.expiration)),
+        ));
+        edits
+    }
+}
+
+/// Failed writes and other programs writing meanwhile may pass; a file or
+/// edit the editor refuses needs the user.
+impl Classified for CredentialsError {
+    fn retry_class(&self) -> RetryClass {
+        if self.is_transient() {
+            RetryClass::Soon
+        } else {
+            RetryClass::NeedsUser
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -42,7 +42,7 @@ use super::ports::{
     SigningKeys, SsoApi, StsApi, TokenNow, UnitError,
 };
 use crate::config::{Output, RoleSettings};
-use crate::credentials::{Edit, WriteOutcome};
+use crate::credentials::{Edit, SessionEdits, WriteOutcome};
 use crate::retry::RetryClass;
 use crate::session::{Code, MfaSessionKey, SessionCredentials, Unit};
 use crate::session_cache::{CacheLock, SessionCache};
@@ -1656,7 +1656,9 @@ async fn restrict_mode(credentials: &CredentialsSnapshot, mode: u32) -> Option<S
     let result = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::options()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+            )
             .open(&path)?;
         file.set_permissions(std::fs::Permissions::from_mode(private))?;
         Ok::<_, std::io::Error>(Stamp::of_file(&file))

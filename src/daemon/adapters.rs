@@ -44,6 +44,9 @@ pub struct RealKeyring {
     /// The same for the key ids (hidden while locked after a restart);
     /// cleared when they read again.
     announced_ids: std::sync::atomic::AtomicBool,
+    /// The unlock prompts the daemon asked for (one at a time, quiet after
+    /// a dismissal), for every `Keyring` it makes.
+    prompts: crate::keyring::UnlockPrompts,
 }
 
 impl RealKeyring {
@@ -55,8 +58,10 @@ impl RealKeyring {
         }
     }
 
-    fn keyring() -> Result<Keyring, UnitError> {
-        Keyring::from_env(&crate::config::process_env).map_err(|e| keyring_error(&e))
+    fn keyring(&self) -> Result<Keyring, UnitError> {
+        Keyring::from_env(&crate::config::process_env)
+            .map(|keyring| keyring.sharing_prompts(&self.prompts))
+            .map_err(|e| keyring_error(&e))
     }
 
     /// The key ids are locked away (GNOME Keyring after a restart shows
@@ -95,7 +100,7 @@ fn keyring_error(error: &crate::keyring::KeyringError) -> UnitError {
 impl super::ports::SecretStore for RealKeyring {
     fn key_ids(&self) -> Result<super::ports::KeyIds, UnitError> {
         use std::sync::atomic::Ordering;
-        let keyring = Self::keyring()?;
+        let keyring = self.keyring()?;
         let listing = match keyring.list() {
             Err(e) if e.is_locked() && self.unlocked_on_request(&keyring) => keyring.list(),
             listed => listed,
@@ -120,7 +125,7 @@ impl super::ports::SecretStore for RealKeyring {
         if self.dry_run || self.announced.swap(true, Ordering::SeqCst) {
             return;
         }
-        match Self::keyring().map(|keyring| keyring.request_unlock()) {
+        match self.keyring().map(|keyring| keyring.request_unlock()) {
             Ok(Ok(())) => {
                 self.announced.store(false, Ordering::SeqCst);
                 return;
@@ -136,7 +141,7 @@ impl super::ports::SecretStore for RealKeyring {
 
     fn long_term_secret(&self, credentials_section: &str) -> Result<SecretString, UnitError> {
         use std::sync::atomic::Ordering;
-        let result = Self::keyring()?.long_term_secret(credentials_section);
+        let result = self.keyring()?.long_term_secret(credentials_section);
         match &result {
             Ok(_) => self.announced.store(false, Ordering::SeqCst),
             Err(e) if e.is_locked() && !self.announced.swap(true, Ordering::SeqCst) => {

@@ -12,7 +12,7 @@
 //! When no timerfd can be made (a seccomp filter, an exotic kernel), tokio's
 //! sleep does the job with its extra wake-up.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -34,33 +34,30 @@ pub(crate) async fn sleep(duration: Duration) {
 /// A non-blocking timerfd that expires once, `duration` from now (at least
 /// one nanosecond: a zero value would disarm it).
 fn arm(duration: Duration) -> std::io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: timerfd_create takes no pointers; the result is checked.
-    let fd = unsafe {
-        libc::timerfd_create(libc::CLOCK_BOOTTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+    use rustix::time::{
+        Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
+        timerfd_settime,
     };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just created and is owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = timerfd_create(
+        TimerfdClockId::Boottime,
+        TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+    )?;
     let duration = duration.max(Duration::from_nanos(1));
-    let value = libc::itimerspec {
-        it_interval: libc::timespec {
+    let value = Itimerspec {
+        it_interval: Timespec {
             tv_sec: 0,
             tv_nsec: 0,
         },
-        it_value: libc::timespec {
-            tv_sec: libc::time_t::try_from(duration.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::from(duration.subsec_nanos() as i32),
+        it_value: Timespec {
+            tv_sec: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: duration.subsec_nanos().into(),
         },
     };
-    // SAFETY: both pointers are valid for the call; a null old value is allowed.
-    let rc = unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &value, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    timerfd_settime(&fd, TimerfdTimerFlags::empty(), &value)?;
     // SAFETY: the OwnedFd moves into the AsyncFd, which owns it until it is
     // dropped: it stays open and is the same descriptor for its lifetime.
+    // (tokio's safe `with_interest` is deprecated as unsound for exactly
+    // this reason; this is the one unsafe block left in the application.)
     unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
@@ -70,23 +67,12 @@ async fn wait(timer: &AsyncFd<OwnedFd>) -> std::io::Result<()> {
     loop {
         let mut guard = timer.readable().await?;
         let mut expirations = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into a buffer of 8.
-        let n = unsafe {
-            libc::read(
-                timer.get_ref().as_raw_fd(),
-                expirations.as_mut_ptr().cast(),
-                expirations.len(),
-            )
-        };
-        if n == 8 {
-            return Ok(());
+        match rustix::io::read(timer.get_ref(), &mut expirations) {
+            Ok(8) => return Ok(()),
+            Ok(_) => return Err(std::io::Error::other("short read from the timerfd")),
+            Err(rustix::io::Errno::AGAIN) => guard.clear_ready(),
+            Err(e) => return Err(e.into()),
         }
-        let error = std::io::Error::last_os_error();
-        if error.kind() == std::io::ErrorKind::WouldBlock {
-            guard.clear_ready();
-            continue;
-        }
-        return Err(error);
     }
 }
 

@@ -691,8 +691,8 @@ pub enum Left {
 const JITTER_SECONDS: u64 = 5;
 
 fn jitter_of(text: &str) -> Duration {
-    // FNV-1a: stable across runs and processes (std's hasher is seeded).
-    Duration::seconds((fnv1a(text) % (JITTER_SECONDS + 1)) as i64)
+    // Stable across runs and processes (std's hasher is seeded).
+    Duration::seconds((stable_hash(text) % (JITTER_SECONDS + 1)) as i64)
 }
 
 fn session_jitter(key: &MfaSessionKey) -> Duration {
@@ -1007,8 +1007,9 @@ fn keys_source(settings: &Settings) -> &'static str {
 
 /// A fingerprint of the settings that shape a profile's credentials: the
 /// role and its session parameters, or the MFA session written as it is.
-/// Stable across runs and versions (FNV-1a over a fixed rendering), so that
-/// only a real change of the config refreshes a fresh profile.
+/// Stable across runs and versions (the program's one hash function over a
+/// fixed rendering), so that only a real change of the config refreshes a
+/// fresh profile.
 pub fn fingerprint(settings: &Settings) -> u64 {
     let mut text = match &settings.source {
         Source::Mfa(mfa) => format!(
@@ -1032,19 +1033,14 @@ pub fn fingerprint(settings: &Settings) -> u64 {
             role.policy
         ));
     }
-    fnv1a(&text)
+    stable_hash(&text)
 }
 
 /// A hash of `text` that is the same in every process and version (std's
-/// hasher is seeded per process).
+/// hasher is seeded per process): the program's one hash function,
+/// [`credfile::stable_hash`] (XXH3-64).
 pub(crate) fn stable_hash(text: &str) -> u64 {
-    fnv1a(text)
-}
-
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    credfile::stable_hash(text.as_bytes())
 }
 
 /// The action for a section that is due, and its cost; `Wait` when a unit

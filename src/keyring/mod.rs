@@ -29,7 +29,7 @@ mod unlock;
 
 pub use error::{KeyringError, UnlockPrompt};
 pub use key_id::{KeyIdError, check_long_term_key_id};
-pub use unlock::UnlockEvents;
+pub use unlock::{UnlockEvents, UnlockPrompts};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -102,6 +102,8 @@ pub struct Keyring {
     /// `Some`: a user is at the desktop; show the unlock prompt and wait
     /// this long for it. `None` (the daemon): never wait on a prompt.
     prompt: Option<Duration>,
+    /// The unlock prompts asked for on this bus.
+    prompts: UnlockPrompts,
 }
 
 impl Keyring {
@@ -130,7 +132,16 @@ impl Keyring {
         Keyring {
             address: address.into(),
             prompt: None,
+            prompts: UnlockPrompts::default(),
         }
+    }
+
+    /// The same bus, remembering its unlock prompts in `prompts` (the
+    /// daemon's, which outlive each `Keyring` it makes): one prompt at a
+    /// time, none for a while after a dismissal.
+    pub fn sharing_prompts(mut self, prompts: &UnlockPrompts) -> Keyring {
+        self.prompts = prompts.clone();
+        self
     }
 
     /// For the commands: a locked collection is unlocked through the
@@ -473,7 +484,7 @@ impl Keyring {
                 Requested::Unlocked => Ok(()),
                 Requested::Prompt(prompt) => Err(locked(prompt)),
             },
-            None => match unlock::request(&self.address, object.clone()).await? {
+            None => match unlock::request(&self.prompts, &self.address, object.clone()).await? {
                 Requested::Unlocked => Ok(()),
                 Requested::Prompt(prompt) => Err(locked(prompt)),
             },

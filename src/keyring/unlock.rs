@@ -60,24 +60,36 @@ struct PromptState {
     quiet_until: Option<Instant>,
 }
 
-static PROMPTS: Mutex<Option<HashMap<String, PromptState>>> = Mutex::new(None);
+/// What the unlock prompts asked for remember, per bus: whether one is up,
+/// and until when to show none after a dismissal. State of the value that
+/// asks (the daemon keeps one for its life, shared by the [`Keyring`]s it
+/// makes: see [`Keyring::sharing_prompts`](super::Keyring::sharing_prompts));
+/// clones share it.
+#[derive(Clone, Default)]
+pub struct UnlockPrompts(Arc<Mutex<HashMap<String, PromptState>>>);
 
-fn with_state<T>(address: &str, f: impl FnOnce(&mut PromptState) -> T) -> T {
-    let mut prompts = PROMPTS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    f(prompts
-        .get_or_insert_with(HashMap::new)
-        .entry(address.to_string())
-        .or_default())
+impl std::fmt::Debug for UnlockPrompts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnlockPrompts")
+    }
+}
+
+impl UnlockPrompts {
+    fn with_state<T>(&self, address: &str, f: impl FnOnce(&mut PromptState) -> T) -> T {
+        let mut prompts = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(prompts.entry(address.to_string()).or_default())
+    }
 }
 
 /// Clears `in_flight` however the prompt thread ends.
-struct InFlight(String);
+struct InFlight(UnlockPrompts, String);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        with_state(&self.0, |state| state.in_flight = false);
+        self.0.with_state(&self.1, |state| state.in_flight = false);
     }
 }
 
@@ -86,10 +98,11 @@ impl Drop for InFlight {
 /// keeps its connection until the prompt completes. Returns as soon as the
 /// service answered `Unlock` (and the prompt is shown, if any).
 pub(crate) async fn request(
+    prompts: &UnlockPrompts,
     address: &str,
     object: OwnedObjectPath,
 ) -> Result<Requested, KeyringError> {
-    let start = with_state(address, |state| {
+    let start = prompts.with_state(address, |state| {
         if state.in_flight {
             return Some(Requested::Prompt(UnlockPrompt::Shown));
         }
@@ -105,7 +118,8 @@ pub(crate) async fn request(
     if let Some(answer) = start {
         return Ok(answer);
     }
-    let guard = InFlight(address.to_string());
+    let guard = InFlight(prompts.clone(), address.to_string());
+    let prompts = prompts.clone();
     let (answer, answered) = tokio::sync::oneshot::channel();
     let address = address.to_string();
     std::thread::Builder::new()
@@ -122,7 +136,7 @@ pub(crate) async fn request(
                     return;
                 }
             };
-            runtime.block_on(prompt_thread(&address, &object, answer));
+            runtime.block_on(prompt_thread(&prompts, &address, &object, answer));
         })
         .map_err(KeyringError::Runtime)?;
     answered.await.unwrap_or_else(|_| {
@@ -133,6 +147,7 @@ pub(crate) async fn request(
 }
 
 async fn prompt_thread(
+    prompts: &UnlockPrompts,
     address: &str,
     object: &OwnedObjectPath,
     answer: tokio::sync::oneshot::Sender<Result<Requested, KeyringError>>,
@@ -159,7 +174,7 @@ async fn prompt_thread(
     match tokio::time::timeout(PROMPT_LIFETIME, prompt.completed()).await {
         Ok(Some(Completed::Dismissed)) => {
             tracing::debug!("the keyring's unlock prompt was dismissed");
-            with_state(address, |state| {
+            prompts.with_state(address, |state| {
                 state.quiet_until = Some(Instant::now() + QUIET_AFTER_DISMISS);
             });
         }
@@ -515,4 +530,36 @@ async fn read_hints(mut signals: SelectAll<MessageStream>, hints: Arc<Hints>) {
 /// broken connection.
 fn is_refusal(error: &zbus::Error) -> bool {
     matches!(error, zbus::Error::MethodError(..) | zbus::Error::FDO(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the prompts remember is the asking value's: clones share it,
+    /// another value (another daemon in the same process, a test) starts
+    /// afresh.
+    #[test]
+    fn prompt_state_belongs_to_the_value_that_asks() {
+        let daemon = UnlockPrompts::default();
+        daemon.with_state("bus", |state| {
+            state.quiet_until = Some(Instant::now() + QUIET_AFTER_DISMISS)
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let object =
+            OwnedObjectPath::try_from("/org/freedesktop/secrets/collection/login").unwrap();
+        // Quiet after a dismissal: answered without asking any bus.
+        let answer = runtime
+            .block_on(request(&daemon.clone(), "bus", object.clone()))
+            .unwrap();
+        assert_eq!(answer, Requested::Prompt(UnlockPrompt::Dismissed));
+        // Another value has not seen the dismissal: it asks the bus (which
+        // does not exist here).
+        let other = runtime.block_on(request(&UnlockPrompts::default(), "bus", object));
+        assert!(other.is_err(), "{other:?}");
+        assert!(daemon.with_state("other bus", |state| state.quiet_until.is_none()));
+    }
 }

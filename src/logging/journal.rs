@@ -23,7 +23,6 @@
 
 use std::cell::RefCell;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 
@@ -62,16 +61,10 @@ fn stderr_is_journal(journal_stream: Option<&str>) -> bool {
     let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
         return false;
     };
-    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat writes a `stat` into the buffer it is given and
-    // nothing else; the buffer is read only when it succeeded.
-    let stat = unsafe {
-        if libc::fstat(io::stderr().as_raw_fd(), stat.as_mut_ptr()) != 0 {
-            return false;
-        }
-        stat.assume_init()
+    let Ok(stat) = rustix::fs::fstat(io::stderr()) else {
+        return false;
     };
-    stat.st_dev as u64 == dev && stat.st_ino as u64 == ino
+    stat.st_dev == dev && stat.st_ino == ino
 }
 
 thread_local! {
@@ -232,12 +225,7 @@ mod tests {
 
     #[test]
     fn only_standard_errors_own_device_and_inode_is_the_journal() {
-        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: as in stderr_is_journal.
-        let stat = unsafe {
-            assert_eq!(libc::fstat(2, stat.as_mut_ptr()), 0);
-            stat.assume_init()
-        };
+        let stat = rustix::fs::fstat(std::io::stderr()).unwrap();
         let own = format!("{}:{}", stat.st_dev, stat.st_ino);
         assert!(stderr_is_journal(Some(&own)));
         let other = format!("{}:{}", stat.st_dev, stat.st_ino + 1);

@@ -6,7 +6,8 @@
 //! (the daemon) and in a thread without any runtime (`oath code`).
 
 use super::*;
-use crate::oath::touch::{TouchPrompt, show_notification};
+use crate::oath::TouchPrompt;
+use crate::oath::touch::show_notification;
 use std::time::Instant;
 use tokio::sync::mpsc;
 

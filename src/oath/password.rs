@@ -136,41 +136,6 @@ fn to_secret(bytes: &[u8], what: &'static str) -> Result<SecretString, PasswordE
     Ok(SecretString::from(text.as_str()))
 }
 
-/// The password of one operation: read at the first applet that wants it,
-/// then reused for the other readers.
-pub(crate) struct PasswordCache<'a> {
-    source: Option<&'a PasswordSource>,
-    value: Option<SecretString>,
-    timeout: Duration,
-}
-
-impl<'a> PasswordCache<'a> {
-    pub(crate) fn new(source: Option<&'a PasswordSource>) -> Self {
-        PasswordCache {
-            source,
-            value: None,
-            timeout: DEFAULT_PROCESS_TIMEOUT,
-        }
-    }
-
-    /// A password command may run this long.
-    pub(crate) fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// `Ok(None)` when no source is configured.
-    pub(crate) fn get(&mut self) -> Result<Option<&SecretString>, PasswordError> {
-        if self.value.is_none() {
-            match self.source {
-                None => return Ok(None),
-                Some(source) => self.value = Some(source.read_within(self.timeout)?),
-            }
-        }
-        Ok(self.value.as_ref())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,19 +214,6 @@ mod tests {
     }
 
     #[test]
-    fn cache_reads_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let count = dir.path().join("count");
-        let cmd = format!("echo x >> {}; echo pw", count.display());
-        let source = PasswordSource::Command(cmd);
-        let mut cache = PasswordCache::new(Some(&source));
-        assert_eq!(cache.get().unwrap().unwrap().expose_secret(), "pw");
-        assert_eq!(cache.get().unwrap().unwrap().expose_secret(), "pw");
-        assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 1);
-        assert!(PasswordCache::new(None).get().unwrap().is_none());
-    }
-
-    #[test]
     fn hostile_sources_are_bounded() {
         let e = PasswordSource::Command("cat /dev/zero".into())
             .read()
@@ -279,9 +231,8 @@ mod tests {
         assert!(e.to_string().contains("not a regular file"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success(), "mkfifo");
         let e = PasswordSource::File(fifo).read().unwrap_err();
         assert!(e.to_string().contains("not a regular file"), "{e}");
     }

@@ -8,23 +8,7 @@
 
 use std::time::Duration;
 
-/// A CALCULATE is about to wait for a touch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TouchPrompt {
-    /// The OATH credential name (not secret).
-    pub credential: String,
-    pub reader: String,
-}
-
-impl std::fmt::Display for TouchPrompt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "touch the YubiKey in {:?} to get a code for {:?}",
-            self.reader, self.credential
-        )
-    }
-}
+use ykoath::TouchPrompt;
 
 /// Logs the prompt at warn level and sends a desktop notification when
 /// `DBUS_SESSION_BUS_ADDRESS` is set. Returns at once (see

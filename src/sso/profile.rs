@@ -83,7 +83,7 @@ fn session_from(
         _ => {
             let mut lines = Vec::new();
             for key in document.keys(&section) {
-                lines.extend(document.key_lines(&section, key)?);
+                lines.extend(document.key_lines(&section, &key)?);
             }
             Err(SessionConfigError::Missing {
                 file: file.to_path_buf(),

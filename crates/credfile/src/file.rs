@@ -1,24 +1,24 @@
 //! Reading the credentials file, and the locked, atomic update with backups.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fs::{self, File, Metadata};
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::document::{Document, Edit, Edited};
-use super::error::{CredentialsError, FileName};
-use super::parse::split_lines;
-use super::sdk::FileKind;
-use super::wipe::SecretText;
-use crate::private_file::{
-    self, PrivateFileError, ReadRules, Replacement, Swapped, Writers, parent_dir, sibling,
+use crate::document::{Document, Edit, Edited};
+use crate::error::{CredentialsError, ErrorKind, FileName};
+use crate::private::{self, PrivateFileError, Replacement, Swapped, Writers, parent_dir, sibling};
+use crate::sdk::FileKind;
+use crate::snapshot::{
+    SETTLE_PAUSE, SETTLE_READS, Snapshot, Stamp, current_stamp, load_settled, utf8,
 };
+use crate::wipe::SecretText;
 
 /// A credentials file is a few kilobytes; anything this large is the wrong
 /// file.
@@ -30,36 +30,14 @@ pub const MAX_SIZE: u64 = 16 * 1024 * 1024;
 /// it gives up and lets the caller retry later.
 const ATTEMPTS: usize = 8;
 
-/// A file that is empty, or shorter than this process last saw it, may be
-/// one that a writer has truncated and not yet written again (`aws
-/// configure set` writes in place: `O_TRUNC`, then the new text). It is
-/// read again after this pause, until three reads in a row agree...
-const SETTLE_PAUSE: Duration = Duration::from_millis(5);
-/// ... at most this many times.
-const SETTLE_READS: usize = 10;
-
 /// How long the update waits for a program that still has the replaced
 /// file open for writing (one that opened it just before the swap).
 const WRITER_WAIT: Duration = Duration::from_millis(500);
 
-/// A file last modified longer than this before it was read cannot have
-/// been written since without its modification time changing: a write
-/// sets it from the kernel's clock, which lags the real time by a clock
-/// tick at most, and file systems keep it to the nanosecond (2 s on FAT).
-/// Such a file is not compared byte for byte after the swap.
-const MTIME_MARGIN: Duration = Duration::from_secs(3);
-
 /// Symlink hops followed before giving up (Linux's own limit).
 const MAX_SYMLINKS: usize = 40;
 
-/// The credentials file may be a dotfile manager's symlink; it need not be
-/// private (the daemon warns of nothing here; the editor keeps its mode).
-const READ_RULES: ReadRules = ReadRules {
-    limit: MAX_SIZE,
-    follow: true,
-    owned: false,
-};
-
+/// Whether an update changed the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The edits changed nothing: the file was not written, and no backup made.
@@ -67,16 +45,44 @@ pub enum WriteOutcome {
     Written,
 }
 
+/// What [`CredentialsFile::update_from`] did, and what the file holds
+/// after it (our version, or another program's merged with ours), known
+/// without reading the file back.
+#[derive(Debug)]
+pub struct Written {
+    pub outcome: WriteOutcome,
+    pub snapshot: Snapshot,
+}
+
 /// The shared credentials file at `path` (a symlink is followed and its
 /// target written, so the link survives), keeping `backups` older versions
 /// next to the target as `credentials.1` (newest) … `credentials.N`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Keep one value (or its clones, which share its memory) for as long as
+/// the file is watched: it remembers the length it last saw, to tell a file
+/// that another writer has cut short and not yet written again.
+#[derive(Debug, Clone)]
 pub struct CredentialsFile {
     path: PathBuf,
     backups: usize,
     /// The credentials file, or the config file (`[profile NAME]` headers).
     kind: FileKind,
+    /// Old versions that this update unlinks or replaces are overwritten in
+    /// place first (see [`CredentialsFile::wiping_old_versions`]).
+    wipe: bool,
+    /// The length of the file when this value (or a clone) last read or
+    /// wrote it; `u64::MAX` before the first.
+    last_len: Arc<AtomicU64>,
 }
+
+impl PartialEq for CredentialsFile {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.path, self.backups, self.kind, self.wipe)
+            == (&other.path, other.backups, other.kind, other.wipe)
+    }
+}
+
+impl Eq for CredentialsFile {}
 
 impl CredentialsFile {
     pub fn new(path: PathBuf, backups: usize) -> Self {
@@ -84,17 +90,40 @@ impl CredentialsFile {
             path,
             backups,
             kind: FileKind::Credentials,
+            wipe: false,
+            last_len: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
 
     /// The AWS config file (`~/.aws/config`), edited with the same locked,
-    /// byte-preserving writer; its profiles are `[profile NAME]`.
+    /// byte-preserving writer; its profiles are `[profile NAME]`, and
+    /// messages name `AWS_CONFIG_FILE` instead of the credentials file's
+    /// options.
     pub fn aws_config(path: PathBuf, backups: usize) -> Self {
         CredentialsFile {
-            path,
-            backups,
             kind: FileKind::Config,
+            ..CredentialsFile::new(path, backups)
         }
+    }
+
+    /// The same file, keeping `backups` older versions; the memory of the
+    /// last length is shared.
+    pub fn with_backups(&self, backups: usize) -> Self {
+        CredentialsFile {
+            backups,
+            ..self.clone()
+        }
+    }
+
+    /// The same file, whose updates overwrite the old versions they replace
+    /// or remove (the replaced file when no backup is kept, a backup
+    /// rotated out) with zeros before unlinking them, so that a secret taken
+    /// out of the file does not stay readable in the file system's free
+    /// blocks. Costs a write of each old version: for removing long-term
+    /// keys, not for the daemon's routine refreshes.
+    pub fn wiping_old_versions(mut self) -> Self {
+        self.wipe = true;
+        self
     }
 
     /// `--credentials-file`, else `$AWS_SHARED_CREDENTIALS_FILE` (when set
@@ -136,7 +165,7 @@ impl CredentialsFile {
                 });
                 return match given {
                     Some(path) if !needs_home(&path) => Ok(path),
-                    _ => Err(CredentialsError::NoHome),
+                    _ => Err(CredentialsError::of(ErrorKind::NoHome)),
                 };
             }
         };
@@ -155,7 +184,7 @@ impl CredentialsFile {
     /// How messages name the file: the path as given, the `target` it
     /// resolves to, and the kind of file.
     fn name(&self, target: &Path) -> FileName {
-        FileName::new(&self.path, target).with_kind(self.kind)
+        FileName::new(&self.path, target, self.kind)
     }
 
     /// The file that is really read and written: `path` with its symlink
@@ -164,10 +193,12 @@ impl CredentialsFile {
         let name = self.name(&self.path);
         match resolve_symlinks(&self.path) {
             Ok(target) => Ok(target),
-            Err(None) => Err(CredentialsError::NotAFile {
-                file: name,
-                what: "a loop of symbolic links",
-            }),
+            Err(None) => Err(CredentialsError::new(
+                &name,
+                ErrorKind::NotAFile {
+                    what: "a loop of symbolic links",
+                },
+            )),
             Err(Some(e)) => Err(CredentialsError::io(&name, "following symbolic links", e)),
         }
     }
@@ -192,31 +223,82 @@ impl CredentialsFile {
     /// ours (`.credentials.XXXXXX.tmp`) are touched.
     pub fn remove_stale_temp_files(&self) {
         let Ok(target) = self.target() else { return };
-        if private_file::orphans(&target).is_empty() {
+        if private::orphans(&target).is_empty() {
             return;
         }
         // A writer holding the lock cleans up itself, and its own temporary
         // file is not an orphan.
-        if let Ok(Some(_lock)) = private_file::try_lock(&lock_path(&target)) {
-            private_file::remove_orphans(&target);
+        if let Ok(Some(_lock)) = private::try_lock(&lock_path(&target)) {
+            private::remove_orphans(&target);
         }
     }
 
-    /// The current document. A missing file is an empty document. A file
-    /// that looks cut short (empty, or shorter than this process last saw
-    /// it) is read again after a few milliseconds, until it stops changing:
-    /// a writer that rewrites it in place may be half-way.
+    /// The current document: [`CredentialsFile::read_snapshot`]'s.
     pub fn read(&self) -> Result<Document, CredentialsError> {
+        self.read_snapshot().map(Snapshot::into_document)
+    }
+
+    /// Reads the file once: its document, stamp and hash. A missing file is
+    /// an empty document. A file that looks cut short (empty, or shorter
+    /// than this value last saw it) is read again after a few milliseconds,
+    /// until it stops changing: a writer that rewrites it in place may be
+    /// half-way.
+    pub fn read_snapshot(&self) -> Result<Snapshot, CredentialsError> {
         let target = self.target()?;
         let name = self.name(&target);
-        Ok(load_settled(&name, &target)?.into_document(&name))
+        load_settled(&name, &target, &self.last_len, "observe")
+    }
+
+    /// Whether the file is still the version of `snapshot`, from its
+    /// metadata alone (no read): the same inode, size, modification and
+    /// change times to the nanosecond, mode and owner. Meant for telling the
+    /// file event of our own write from another program's: a write of the
+    /// same size by another program within the same tick of the kernel's
+    /// clock as the snapshot's is not told apart (an update that starts
+    /// from the snapshot still checks under the lock).
+    pub fn unchanged_since(&self, snapshot: &Snapshot) -> bool {
+        let Ok(target) = self.target() else {
+            return false;
+        };
+        current_stamp(&self.name(&target), &target).is_ok_and(|now| now == snapshot.stamp())
+    }
+
+    /// Makes the file (the link's target) private again when group or
+    /// others may read or write it and it is ours: chmod 0600 on the inode
+    /// `snapshot` was read from, through a descriptor opened without
+    /// following a link at the last step (never a path another user could
+    /// swap meanwhile). Returns whether it changed anything; `Ok(false)`
+    /// for a private, missing or replaced file, or another user's (which
+    /// only its owner can change).
+    pub fn make_private(&self, snapshot: &Snapshot) -> Result<bool, CredentialsError> {
+        if snapshot.is_private() {
+            return Ok(false);
+        }
+        let target = self.target()?;
+        let name = self.name(&target);
+        private::make_private(&target, |meta| {
+            snapshot
+                .stamp()
+                .is_some_and(|stamp| stamp.same_version(&Stamp::of(meta)))
+        })
+        .map_err(|e| file_error(&name, "making the file private", e))
+    }
+
+    /// Applies `edits` under the lock: [`CredentialsFile::update_from`]
+    /// without a snapshot (the file is read under the lock) and without
+    /// building one of the result.
+    pub fn update(&self, edits: &[Edit]) -> Result<WriteOutcome, CredentialsError> {
+        self.update_with(None, edits, false)
+            .map(|(outcome, _)| outcome)
     }
 
     /// Applies `edits` under the lock, and keeps what programs that do not
     /// take the lock write meanwhile:
     ///
-    /// 1. lock, remove temporary files left by a killed writer, read the
-    ///    file (again after a pause if it looks cut short);
+    /// 1. lock, remove temporary files left by a killed writer; if the
+    ///    file is provably still the version of `base` (its stamp, see
+    ///    [`Snapshot`]), use `base`'s document, otherwise read the file
+    ///    (again after a pause if it looks cut short);
     /// 2. check that botocore can read the whole file, apply the edits
     ///    (checked section by section); if nothing changed, stop (no write,
     ///    no backup);
@@ -228,21 +310,40 @@ impl CredentialsFile {
     /// 5. swap the new version into place (an exchange: the replaced file
     ///    stays reachable); wait until no program has the replaced file
     ///    open for writing, and compare it with what was read (byte for
-    ///    byte, unless its modification time, unchanged and older than the
-    ///    read by [`MTIME_MARGIN`], proves it untouched): a program that
+    ///    byte, unless its stamp proves it untouched): a program that
     ///    opened it before the swap (`aws configure set` opens, then
-    ///    writes) may have written into it. If it did,
-    ///    that version becomes the base: start over from 2, and the next
-    ///    swap replaces our own version;
+    ///    writes) may have written into it. If it did, that version
+    ///    becomes the base: start over from 2, and the next swap replaces
+    ///    our own version;
     /// 6. the replaced file becomes the backup `credentials.1` (older ones
     ///    move up, those beyond `backups` are removed); fsync the directory.
     ///
     /// Creates the directory (0700) and the file when missing. At most
-    /// [`ATTEMPTS`] rounds, then [`CredentialsError::ChangedDuringUpdate`]
+    /// [`ATTEMPTS`] rounds, then [`ErrorKind::ChangedDuringUpdate`]
     /// (retried later). On an error before a swap the file is as it was; a
     /// version another program wrote into the replaced file is put back
     /// even when the edits cannot be applied to it.
-    pub fn update(&self, edits: &[Edit]) -> Result<WriteOutcome, CredentialsError> {
+    ///
+    /// The result holds the snapshot of what the file holds now, built from
+    /// the text written (or `base`, when nothing changed).
+    pub fn update_from(
+        &self,
+        base: &Snapshot,
+        edits: &[Edit],
+    ) -> Result<Written, CredentialsError> {
+        let (outcome, snapshot) = self.update_with(Some(base), edits, true)?;
+        Ok(Written {
+            outcome,
+            snapshot: snapshot.expect("asked for"),
+        })
+    }
+
+    fn update_with(
+        &self,
+        base: Option<&Snapshot>,
+        edits: &[Edit],
+        want_snapshot: bool,
+    ) -> Result<(WriteOutcome, Option<Snapshot>), CredentialsError> {
         for edit in edits {
             edit.validate()?;
         }
@@ -250,16 +351,26 @@ impl CredentialsFile {
         let name = self.name(&target);
         check_writable(&name, &target)?;
         let dir = parent_dir(&target);
-        create_dir(&name, dir)?;
+        create_dir(&name, dir, target != self.path)?;
         let lock = lock_path(&target);
-        let _lock = private_file::lock(&lock).map_err(|e| file_error(&name, "locking", e))?;
-        private_file::remove_orphans(&target);
+        let _lock = private::lock(&lock).map_err(|e| file_error(&name, "locking", e))?;
+        private::remove_orphans(&target);
+        let seen = match base {
+            Some(base) if base.proves_unchanged(current_stamp(&name, &target)?) => {
+                tracing::debug!("{name}: unchanged since it was read; not read again");
+                base.clone()
+            }
+            _ => load_settled(&name, &target, &self.last_len, "locked re-read")?,
+        };
         let mut update = Update {
             name: &name,
             target: &target,
-            seen: load_settled(&name, &target)?,
+            file: self,
+            seen: Seen::Read(seen),
             base: None,
             backup: None,
+            placed: None,
+            want_snapshot,
         };
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -270,10 +381,11 @@ impl CredentialsFile {
             }
             match update.attempt(edits)? {
                 Round::Done(outcome) => {
-                    update.finish(self.backups)?;
-                    return outcome;
+                    update.finish()?;
+                    let outcome = outcome?;
+                    return Ok((outcome, update.snapshot()));
                 }
-                Round::Unchanged => return Ok(WriteOutcome::Unchanged),
+                Round::Unchanged => return Ok((WriteOutcome::Unchanged, update.snapshot())),
                 Round::Again => {}
             }
         }
@@ -287,12 +399,18 @@ impl CredentialsFile {
                     ""
                 }
             );
-            update.finish(self.backups)?;
+            update.finish()?;
         }
-        Err(CredentialsError::ChangedDuringUpdate {
-            file: name,
-            lock: lock.display().to_string(),
-        })
+        Err(CredentialsError::new(
+            &name,
+            ErrorKind::ChangedDuringUpdate {
+                lock: lock.display().to_string(),
+            },
+        ))
+    }
+
+    fn remember_length(&self, len: usize) {
+        self.last_len.store(len as u64, Ordering::Relaxed);
     }
 }
 
@@ -336,6 +454,7 @@ impl Desired<'_> {
 struct Update<'a> {
     name: &'a FileName,
     target: &'a Path,
+    file: &'a CredentialsFile,
     /// What the path holds, as far as this update knows: as read, or the
     /// version this update put there.
     seen: Seen,
@@ -345,6 +464,10 @@ struct Update<'a> {
     base: Option<Document>,
     /// The file the first swap replaced, for the backup.
     backup: Option<Replaced>,
+    /// The text last put in place and the new file's stamp, when the
+    /// caller wants the snapshot of the result.
+    placed: Option<(SecretText, Stamp)>,
+    want_snapshot: bool,
 }
 
 /// The file a swap replaced: open, and (unless the fallback rename
@@ -369,7 +492,7 @@ impl Update<'_> {
         let other;
         let doc = match (&self.base, &self.seen) {
             (Some(doc), _) => doc,
-            (None, Seen::File { doc, .. }) => &**doc,
+            (None, Seen::Read(snapshot)) => snapshot.document(),
             (None, seen) => {
                 other = Document::from_string(seen.text().unwrap_or_default().to_string())
                     .in_file(self.name.clone());
@@ -400,7 +523,12 @@ impl Update<'_> {
             return done(failure);
         }
         let owner = self.seen.owner();
-        let temp = Replacement::write_pieces(self.target, &desired.pieces(), owner)
+        // The config file holds no secret of ours: it keeps its mode.
+        let shared_mode = match self.file.kind {
+            FileKind::Config => self.seen.mode(),
+            FileKind::Credentials => None,
+        };
+        let temp = Replacement::write_pieces(self.target, &desired.pieces(), owner, shared_mode)
             .map_err(|e| file_error(self.name, "writing a temporary file", e))?;
         // The final check, right before the swap.
         if current_stamp(self.name, self.target)? != self.seen.stamp() {
@@ -417,35 +545,55 @@ impl Update<'_> {
                 return Ok(Round::Again);
             }
             Swapped::Created => {
-                remember_length(self.target, desired.len() as u64);
+                self.file.remember_length(desired.len());
+                if self.want_snapshot {
+                    self.placed = Some((desired.to_text(), Stamp::of(&meta)));
+                }
                 return done(failure);
             }
             Swapped::Replaced { old, file } => Replaced { path: old, file },
         };
         // Did a program that opened the replaced file before the swap
         // write into it after our read?
-        let writers = private_file::wait_for_writers(&replaced.file, WRITER_WAIT);
+        let writers = private::wait_for_writers(&replaced.file, WRITER_WAIT);
         let expected = self.seen.text().unwrap_or_default().as_bytes();
         let checking = |e| CredentialsError::io(self.name, "checking the replaced file", e);
-        // Where no writer can hold it any more, its metadata may prove it
+        // Where no writer can hold it any more, its stamp may prove it
         // untouched; otherwise it is compared byte for byte.
         let same = (writers == Writers::None
             && self
                 .seen
-                .untouched_since_read(&replaced.file)
+                .proves_replaced_untouched(&replaced.file)
                 .map_err(checking)?)
-            || same_content(&replaced.file, expected).map_err(checking)?;
+            || {
+                tracing::debug!(
+                    "read {} bytes of {} (replaced-file check)",
+                    expected.len(),
+                    self.target.display()
+                );
+                same_content(&replaced.file, expected).map_err(checking)?
+            };
         let written_to = if same {
             None
         } else {
             let theirs = read_settled(&replaced.file, writers, expected.len())
                 .map_err(|e| CredentialsError::io(self.name, "reading the replaced file", e))?;
+            tracing::debug!(
+                "read {} bytes of {} (the replaced file, written to meanwhile)",
+                theirs.len(),
+                self.target.display()
+            );
             Some((theirs, desired.to_text()))
         };
-        remember_length(self.target, desired.len() as u64);
+        self.file.remember_length(desired.len());
+        if self.want_snapshot {
+            self.placed = Some((desired.to_text(), Stamp::of(&meta)));
+        }
         drop(desired);
         if self.backup.is_none() {
             self.backup = Some(replaced);
+        } else if self.file.wipe {
+            wipe_in_place(&replaced.file);
         }
         let Some((theirs, ours)) = written_to else {
             self.base = None;
@@ -481,38 +629,99 @@ impl Update<'_> {
                 self.name
             );
         }
-        self.seen = load_settled(self.name, self.target)?;
+        self.placed = None;
+        self.seen = Seen::Read(load_settled(
+            self.name,
+            self.target,
+            &self.file.last_len,
+            "locked re-read",
+        )?);
         Ok(())
+    }
+
+    /// What the file holds when the update ends: the text this update
+    /// last put in place, else what was read. Parsed from memory.
+    fn snapshot(&mut self) -> Option<Snapshot> {
+        if !self.want_snapshot {
+            return None;
+        }
+        let margin = match &self.seen {
+            Seen::Read(snapshot) => snapshot.margin(),
+            Seen::Written { .. } => None,
+        };
+        if let Some((text, stamp)) = self.placed.take() {
+            return Some(Snapshot::written(text, self.name, stamp, margin));
+        }
+        Some(
+            match std::mem::replace(
+                &mut self.seen,
+                Seen::Written {
+                    text: SecretText::default(),
+                    stamp: Stamp::default(),
+                    owner: None,
+                },
+            ) {
+                Seen::Read(snapshot) => snapshot,
+                Seen::Written { text, stamp, .. } => {
+                    Snapshot::written(text, self.name, stamp, margin)
+                }
+            },
+        )
     }
 
     /// Step 6: the replaced file becomes `.1`, older backups move up, and
     /// those beyond `backups` go; then the directory is synced.
-    fn finish(&mut self, backups: usize) -> Result<(), CredentialsError> {
+    fn finish(&mut self) -> Result<(), CredentialsError> {
+        let backups = self.file.backups;
         let io = |e| CredentialsError::io(self.name, "rotating the backups", e);
-        if let Some(replaced) = self.backup.take()
-            && backups > 0
-        {
-            for n in (1..backups).rev() {
-                let from = sibling(self.target, &format!(".{n}"));
-                match fs::rename(&from, sibling(self.target, &format!(".{}", n + 1))) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io(e)),
+        if let Some(replaced) = self.backup.take() {
+            if backups > 0 {
+                if self.file.wipe {
+                    wipe_path_in_place(&sibling(self.target, &format!(".{backups}")));
                 }
-            }
-            for n in 2..=backups {
-                let path = sibling(self.target, &format!(".{n}"));
-                let loose = fs::symlink_metadata(&path)
-                    .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o077 != 0);
-                if loose {
-                    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+                for n in (1..backups).rev() {
+                    let from = sibling(self.target, &format!(".{n}"));
+                    match fs::rename(&from, sibling(self.target, &format!(".{}", n + 1))) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(e)),
+                    }
                 }
+                for n in 2..=backups {
+                    let path = sibling(self.target, &format!(".{n}"));
+                    let loose = fs::symlink_metadata(&path)
+                        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o077 != 0);
+                    if loose {
+                        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                            .map_err(io)?;
+                    }
+                }
+                keep_as_backup(self.name, self.target, replaced)?;
+            } else if self.file.wipe {
+                wipe_in_place(&replaced.file);
             }
-            keep_as_backup(self.name, self.target, replaced)?;
         }
-        remove_extra_backups(self.target, backups);
-        private_file::sync_dir(parent_dir(self.target))
+        remove_extra_backups(self.target, backups, self.file.wipe);
+        private::sync_dir(parent_dir(self.target))
             .map_err(|e| file_error(self.name, "syncing the directory", e))
+    }
+}
+
+/// Overwrites the file's bytes with zeros in place (the same blocks, on
+/// file systems that do not copy on write) and syncs them: an old version
+/// about to be unlinked leaves no secret in the free blocks. Best effort:
+/// a file that cannot be written is left as it is (and logged).
+pub(crate) fn wipe_in_place(file: &File) {
+    if let Err(e) = private::overwrite_with_zeros(file) {
+        tracing::warn!("cannot overwrite an old version of the file before removing it: {e}");
+    }
+}
+
+/// [`wipe_in_place`] of the regular file at `path` (not followed if a
+/// link), if there is one.
+fn wipe_path_in_place(path: &Path) {
+    if let Ok(file) = private::open_for_wipe(path) {
+        wipe_in_place(&file);
     }
 }
 
@@ -541,7 +750,7 @@ fn keep_as_backup(
 
 /// Removes `credentials.N` for every N beyond `backups` (an older setting,
 /// or the original daemon, may have kept more). Regular files only.
-fn remove_extra_backups(target: &Path, backups: usize) {
+fn remove_extra_backups(target: &Path, backups: usize, wipe: bool) {
     let Some(name) = target.file_name().and_then(OsStr::to_str) else {
         return;
     };
@@ -560,6 +769,9 @@ fn remove_extra_backups(target: &Path, backups: usize) {
             .and_then(|n| n.parse::<usize>().ok())
             .is_some_and(|n| n > backups);
         if extra && entry.file_type().is_ok_and(|t| t.is_file()) {
+            if wipe {
+                wipe_path_in_place(&entry.path());
+            }
             match fs::remove_file(entry.path()) {
                 Ok(()) => tracing::debug!(
                     "removed {}, beyond backups = {backups}",
@@ -649,35 +861,26 @@ fn read_settled(
     Ok(bytes)
 }
 
-/// The lengths this process last saw of each credentials file, to tell a
-/// file cut short by a writer that rewrites it in place.
-static LAST_LENGTHS: Mutex<BTreeMap<PathBuf, u64>> = Mutex::new(BTreeMap::new());
-
-fn remember_length(target: &Path, len: u64) {
-    if let Ok(mut lengths) = LAST_LENGTHS.lock() {
-        lengths.insert(target.to_path_buf(), len);
-    }
-}
-
-fn last_length(target: &Path) -> Option<u64> {
-    LAST_LENGTHS.lock().ok()?.get(target).copied()
-}
-
 /// A private-file error as the credentials editor reports it: with the
 /// file's name as the user gave it, and the editor's own messages for a
 /// special or oversized file.
-fn file_error(name: &FileName, action: &'static str, error: PrivateFileError) -> CredentialsError {
+pub(crate) fn file_error(
+    name: &FileName,
+    action: &'static str,
+    error: PrivateFileError,
+) -> CredentialsError {
     match error {
         PrivateFileError::Io { source, .. } => CredentialsError::io(name, action, source),
         PrivateFileError::TooLarge { size, .. } => too_large(name, size),
-        PrivateFileError::NotAFile { what, .. } => CredentialsError::NotAFile {
-            file: name.clone(),
-            what,
-        },
-        unsafe_file @ PrivateFileError::Unsafe { .. } => CredentialsError::Unsafe {
-            file: name.clone(),
-            detail: unsafe_file.to_string(),
-        },
+        PrivateFileError::NotAFile { what, .. } => {
+            CredentialsError::new(name, ErrorKind::NotAFile { what })
+        }
+        unsafe_file @ PrivateFileError::Unsafe { .. } => CredentialsError::new(
+            name,
+            ErrorKind::Unsafe {
+                detail: unsafe_file.to_string(),
+            },
+        ),
     }
 }
 
@@ -709,15 +912,8 @@ fn lock_path(target: &Path) -> PathBuf {
 
 /// What the path holds, as far as an update knows.
 enum Seen {
-    Missing,
-    /// As read from the file.
-    File {
-        doc: Box<Document>,
-        stamp: Stamp,
-        owner: (u32, u32),
-        /// The clock just before the file was opened.
-        read_at: SystemTime,
-    },
+    /// As read (or as the caller's snapshot, proved still in place).
+    Read(Snapshot),
     /// As this update wrote it.
     Written {
         text: SecretText,
@@ -729,165 +925,52 @@ enum Seen {
 impl Seen {
     fn stamp(&self) -> Option<Stamp> {
         match self {
-            Seen::Missing => None,
-            Seen::File { stamp, .. } | Seen::Written { stamp, .. } => Some(*stamp),
-        }
-    }
-
-    fn into_document(self, name: &FileName) -> Document {
-        match self {
-            Seen::File { doc, .. } => *doc,
-            Seen::Missing => Document::default().in_file(name.clone()),
-            Seen::Written { text, .. } => Document::parse(&text).in_file(name.clone()),
+            Seen::Read(snapshot) => snapshot.stamp(),
+            Seen::Written { stamp, .. } => Some(*stamp),
         }
     }
 
     fn text(&self) -> Option<&str> {
         match self {
-            Seen::Missing => None,
-            Seen::File { doc, .. } => Some(doc.text()),
+            Seen::Read(snapshot) => snapshot.exists().then(|| snapshot.document().text()),
             Seen::Written { text, .. } => Some(text),
         }
     }
 
     /// Whether `file` (the file the swap replaced) is provably the version
-    /// read, from its metadata alone: the same inode and size, the same
-    /// modification time, and that time [`MTIME_MARGIN`] older than the
-    /// read (so that a write since would have changed it).
-    fn untouched_since_read(&self, file: &File) -> io::Result<bool> {
-        let Seen::File { stamp, read_at, .. } = self else {
+    /// read, from its metadata alone (see [`Snapshot`]).
+    fn proves_replaced_untouched(&self, file: &File) -> io::Result<bool> {
+        let Seen::Read(snapshot) = self else {
             return Ok(false);
         };
-        let meta = file.metadata()?;
-        let now = Stamp::of(&meta);
-        let modified = SystemTime::UNIX_EPOCH
-            + Duration::new(
-                stamp.mtime.0.max(0) as u64,
-                stamp.mtime.1.clamp(0, 999_999_999) as u32,
-            );
-        let old_enough = read_at
-            .checked_sub(MTIME_MARGIN)
-            .is_some_and(|limit| stamp.mtime.0 >= 0 && modified < limit);
-        Ok(old_enough
-            && (now.dev, now.ino, now.len, now.mtime)
-                == (stamp.dev, stamp.ino, stamp.len, stamp.mtime))
+        Ok(snapshot.proves_same_file(&Stamp::of(&file.metadata()?)))
+    }
+
+    /// The permission bits of the file at the path.
+    fn mode(&self) -> Option<u32> {
+        match self {
+            Seen::Read(snapshot) => snapshot.mode(),
+            Seen::Written { stamp, .. } => Some(stamp.mode() & 0o7777),
+        }
     }
 
     /// The owner to give a new version (only root can).
     fn owner(&self) -> Option<(u32, u32)> {
         match self {
-            Seen::Missing => None,
-            Seen::File { owner, .. } => Some(*owner),
+            Seen::Read(snapshot) => snapshot.owner(),
             Seen::Written { owner, .. } => *owner,
         }
     }
 }
 
-/// What tells one version of the file from another without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Stamp {
-    fn of(meta: &Metadata) -> Stamp {
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-}
-
-fn current_stamp(name: &FileName, target: &Path) -> Result<Option<Stamp>, CredentialsError> {
-    match fs::metadata(target) {
-        Ok(meta) => Ok(Some(Stamp::of(&meta))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CredentialsError::io(name, "checking the file", e)),
-    }
-}
-
-/// Reads the file; one that looks cut short (empty, or shorter than this
-/// process last saw it: a writer that truncates and rewrites in place may
-/// be half-way) is read again after a pause, until three reads in a row
-/// agree (or it is whole again).
-fn load_settled(name: &FileName, target: &Path) -> Result<Seen, CredentialsError> {
-    let last = last_length(target);
-    let read = || {
-        let at = SystemTime::now();
-        private_file::read(target, READ_RULES)
-            .map(|file| (file, at))
-            .map_err(|e| file_error(name, "reading", e))
-    };
-    let (mut current, mut read_at) = read()?;
-    let mut previous: Option<(Stamp, Zeroizing<Vec<u8>>)> = None;
-    let mut agreeing = 0;
-    for _ in 0..SETTLE_READS {
-        let Some(file) = &current else { break };
-        let len = file.bytes.len() as u64;
-        if len > 0 && last.is_none_or(|last| len >= last) {
-            break;
-        }
-        let stamp = Stamp::of(&file.meta);
-        let agrees = previous
-            .as_ref()
-            .is_some_and(|(s, bytes)| *s == stamp && **bytes == *file.bytes);
-        agreeing = if agrees { agreeing + 1 } else { 0 };
-        if agreeing >= 2 {
-            break;
-        }
-        let file = current.take().expect("checked above");
-        previous = Some((stamp, file.bytes));
-        std::thread::sleep(SETTLE_PAUSE);
-        (current, read_at) = read()?;
-    }
-    let Some(mut file) = current else {
-        return Ok(Seen::Missing);
-    };
-    remember_length(target, file.bytes.len() as u64);
-    let stamp = Stamp::of(&file.meta);
-    let owner = (file.meta.uid(), file.meta.gid());
-    let text = utf8(name, std::mem::take(&mut file.bytes))?;
-    Ok(Seen::File {
-        doc: Box::new(Document::from_string(text).in_file(name.clone())),
-        stamp,
-        owner,
-        read_at,
-    })
-}
-
-/// The bytes as text, without a copy; not UTF-8: the error names the line.
-fn utf8(name: &FileName, mut bytes: Zeroizing<Vec<u8>>) -> Result<String, CredentialsError> {
-    match String::from_utf8(std::mem::take(&mut *bytes)) {
-        Ok(text) => Ok(text),
-        Err(e) => {
-            let valid_up_to = e.utf8_error().valid_up_to();
-            let bytes = Zeroizing::new(e.into_bytes());
-            let valid = std::str::from_utf8(&bytes[..valid_up_to]).unwrap_or_default();
-            let ended = split_lines(valid)
-                .iter()
-                .filter(|l| l.end > l.content_end)
-                .count();
-            Err(CredentialsError::NotUtf8 {
-                file: name.clone(),
-                line: ended + 1,
-            })
-        }
-    }
-}
-
 fn too_large(name: &FileName, size: u64) -> CredentialsError {
-    CredentialsError::TooLarge {
-        file: name.clone(),
-        size,
-        limit: MAX_SIZE,
-    }
+    CredentialsError::new(
+        name,
+        ErrorKind::TooLarge {
+            size,
+            limit: MAX_SIZE,
+        },
+    )
 }
 
 /// Refuses early, with the reason, a target the daemon must not replace:
@@ -901,40 +984,46 @@ fn check_writable(name: &FileName, target: &Path) -> Result<(), CredentialsError
     let linked = name.path().is_some_and(|path| path != target);
     let store = target.starts_with("/nix/store");
     if linked && (store || read_only_dir(parent_dir(target))) {
-        return Err(CredentialsError::ReadOnly {
-            file: name.clone(),
-            why: format!(
-                "is in a read-only directory ({}), so no program can keep sessions in it \
-                 (home-manager's programs.awscli.credentials makes such a link)",
-                if store {
-                    "the Nix store"
-                } else {
-                    "by its mode or its file system"
-                }
-            ),
-            fix: "leave programs.awscli.credentials (or the link) out and keep a plain file \
-                  here with the long-term keys (or those in the keyring: long_term_keys = \
-                  \"keyring\")",
-        });
+        return Err(CredentialsError::new(
+            name,
+            ErrorKind::ReadOnly {
+                why: format!(
+                    "is in a read-only directory ({}), so no program can keep sessions in it \
+                     (home-manager's programs.awscli.credentials makes such a link)",
+                    if store {
+                        "the Nix store"
+                    } else {
+                        "by its mode or its file system"
+                    }
+                ),
+                fix: "leave programs.awscli.credentials (or the link) out and keep a plain file \
+                      here with the long-term keys (or those in the keyring: long_term_keys = \
+                      \"keyring\")",
+            },
+        ));
     }
     if store {
-        return Err(CredentialsError::ReadOnly {
-            file: name.clone(),
-            why: "is in the Nix store, which is read-only (home-manager or NixOS manages it)"
-                .into(),
-            fix: "stop managing the file with Nix and leave it to the daemon",
-        });
+        return Err(CredentialsError::new(
+            name,
+            ErrorKind::ReadOnly {
+                why: "is in the Nix store, which is read-only (home-manager or NixOS manages it)"
+                    .into(),
+                fix: "stop managing the file with Nix and leave it to the daemon",
+            },
+        ));
     }
     match fs::metadata(target) {
         Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o200 == 0 => {
-            Err(CredentialsError::ReadOnly {
-                file: name.clone(),
-                why: format!(
-                    "is read-only (mode {:04o})",
-                    meta.permissions().mode() & 0o7777
-                ),
-                fix: "make it writable by its owner (chmod 600)",
-            })
+            Err(CredentialsError::new(
+                name,
+                ErrorKind::ReadOnly {
+                    why: format!(
+                        "is read-only (mode {:04o})",
+                        meta.permissions().mode() & 0o7777
+                    ),
+                    fix: "make it writable by its owner (chmod 600)",
+                },
+            ))
         }
         _ => Ok(()),
     }
@@ -946,23 +1035,29 @@ fn read_only_dir(dir: &Path) -> bool {
     let Ok(meta) = fs::metadata(dir) else {
         return false;
     };
-    if meta.permissions().mode() & 0o200 == 0 {
-        return true;
-    }
-    let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: statvfs writes into the buffer it is given; read only on success.
-    unsafe {
-        libc::statvfs(c_dir.as_ptr(), stat.as_mut_ptr()) == 0
-            && stat.assume_init().f_flag & libc::ST_RDONLY != 0
-    }
+    meta.permissions().mode() & 0o200 == 0
+        || rustix::fs::statvfs(dir)
+            .is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
-fn create_dir(name: &FileName, dir: &Path) -> Result<(), CredentialsError> {
+/// Creates the file's directory (0700) when missing; not the directory a
+/// link points into (`linked`), which is not ours to make: a dangling link
+/// into a missing directory is an error.
+fn create_dir(name: &FileName, dir: &Path, linked: bool) -> Result<(), CredentialsError> {
     if dir.is_dir() {
         return Ok(());
+    }
+    if linked {
+        return Err(CredentialsError::new(
+            name,
+            ErrorKind::Unsafe {
+                detail: format!(
+                    "the link points into {}, which does not exist; the daemon does not create \
+                     the directories a link points into: create it, or fix the link",
+                    dir.display()
+                ),
+            },
+        ));
     }
     fs::DirBuilder::new()
         .recursive(true)
@@ -979,76 +1074,132 @@ pub struct Scrubbed {
     /// Backups in which the secret is still found (in another form or
     /// section): the user must delete them.
     pub left: Vec<PathBuf>,
+    /// Other files next to the file, named like it (`credentials.bak`, an
+    /// editor's `credentials~` or `.credentials.swp`), that hold the
+    /// secret: not the editor's to change; the user must delete them.
+    pub elsewhere: Vec<PathBuf>,
 }
 
 impl CredentialsFile {
-    /// Removes `section`'s long-term keys (`aws_access_key_id` = `key_id`,
-    /// and `aws_secret_access_key` = `secret`) from every backup
-    /// (`credentials.1` ..., also those beyond the `backups` setting): after
-    /// the keys moved to the keyring, no plain file may hold them. Under
-    /// the lock, so that no writer rotates the backups meanwhile; each
-    /// backup is rewritten like the file (temp file, fsync, rename), its
-    /// owner kept.
+    /// Removes `section`'s keys from every backup (`credentials.1` ...,
+    /// also those beyond the `backups` setting): each `(key, value)` of
+    /// `keys` whose value is the one given, when the first (the secret)
+    /// matches. After the keys moved elsewhere, no plain file may hold
+    /// them. Under the lock, so that no writer rotates the backups
+    /// meanwhile; each backup is rewritten like the file (temp file, fsync,
+    /// rename, its owner kept), and its old version overwritten with zeros
+    /// in place before it is replaced, so that the secret is not left in
+    /// the file system's free blocks. Other files next to the file that
+    /// hold the secret are reported, not changed.
     pub fn remove_from_backups(
         &self,
         section: &str,
-        key_id: &str,
-        secret: &secrecy::SecretString,
+        keys: &[(&str, &secrecy::SecretString)],
     ) -> Result<Scrubbed, CredentialsError> {
         use secrecy::ExposeSecret;
         let target = self.target()?;
         let name = self.name(&target);
         let _lock =
-            private_file::lock(&lock_path(&target)).map_err(|e| file_error(&name, "locking", e))?;
+            private::lock(&lock_path(&target)).map_err(|e| file_error(&name, "locking", e))?;
         let mut scrubbed = Scrubbed::default();
+        let Some((secret_key, secret)) = keys.first() else {
+            return Ok(scrubbed);
+        };
         let needle = secret.expose_secret().as_bytes();
-        let holds_secret = |bytes: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-        for backup in backup_files(&target) {
-            let rules = ReadRules {
-                limit: MAX_SIZE,
-                follow: false,
-                owned: false,
-            };
-            let Some(read) = private_file::read(&backup, rules)
+        let holds_secret =
+            |bytes: &[u8]| !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle);
+        let rules = private::ReadRules {
+            limit: MAX_SIZE,
+            follow: false,
+            owned: false,
+        };
+        let backups = backup_files(&target);
+        for backup in &backups {
+            let Some(read) = private::read(backup, rules)
                 .map_err(|e| file_error(&name, "reading a backup", e))?
             else {
                 continue;
             };
             let Ok(text) = std::str::from_utf8(&read.bytes) else {
                 if holds_secret(&read.bytes) {
-                    scrubbed.left.push(backup);
+                    scrubbed.left.push(backup.clone());
                 }
                 continue;
             };
             let mut doc = Document::parse(text);
             let mut edited = false;
-            if doc.get(section, super::SECRET_ACCESS_KEY).ok().flatten()
-                == Some(secret.expose_secret())
-                && doc
-                    .apply(&Edit::remove(section, super::SECRET_ACCESS_KEY))
-                    .is_ok()
+            let holds = |doc: &Document, key: &str, value: &secrecy::SecretString| {
+                doc.get(section, key).ok().flatten() == Some(value.expose_secret())
+            };
+            if holds(&doc, secret_key, secret)
+                && doc.apply(&Edit::remove(section, *secret_key)).is_ok()
             {
                 edited = true;
-                if doc.get(section, super::ACCESS_KEY_ID).ok().flatten() == Some(key_id) {
-                    edited |= doc
-                        .apply(&Edit::remove(section, super::ACCESS_KEY_ID))
-                        .is_ok();
+                for (key, value) in &keys[1..] {
+                    if holds(&doc, key, value) {
+                        edited |= doc.apply(&Edit::remove(section, *key)).is_ok();
+                    }
                 }
             }
             let rendered = Zeroizing::new(doc.render());
             if edited {
                 let owner = Some((read.meta.uid(), read.meta.gid()));
-                Replacement::write(&backup, rendered.as_bytes(), owner)
-                    .and_then(Replacement::commit)
+                let new = Replacement::write(backup, rendered.as_bytes(), owner)
+                    .map_err(|e| file_error(&name, "removing the keys from a backup", e))?;
+                if let Ok(old) = private::open_for_wipe(backup) {
+                    wipe_in_place(&old);
+                }
+                new.commit()
                     .map_err(|e| file_error(&name, "removing the keys from a backup", e))?;
                 scrubbed.cleaned.push(backup.clone());
             }
             if holds_secret(rendered.as_bytes()) {
-                scrubbed.left.push(backup);
+                scrubbed.left.push(backup.clone());
+            }
+        }
+        for other in look_alikes(&target, &backups) {
+            if let Ok(Some(read)) = private::read(&other, rules)
+                && holds_secret(&read.bytes)
+            {
+                scrubbed.elsewhere.push(other);
             }
         }
         Ok(scrubbed)
     }
+}
+
+/// Regular files next to `target` named like it, other than the file, its
+/// lock, its temporary files and `backups`: `credentials.bak`,
+/// `credentials~`, `credentials.orig`, Vim's `.credentials.swp`, Emacs's
+/// `#credentials#`.
+fn look_alikes(target: &Path, backups: &[PathBuf]) -> Vec<PathBuf> {
+    let Some(name) = target.file_name().and_then(OsStr::to_str) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(parent_dir(target)) else {
+        return Vec::new();
+    };
+    let lock = lock_path(target);
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|entry| {
+            let file_name = entry.file_name();
+            let Some(other) = file_name.to_str() else {
+                return false;
+            };
+            let alike = other
+                .trim_start_matches(['.', '#'])
+                .strip_prefix(name)
+                .is_some_and(|rest| !rest.is_empty() || other != name);
+            alike
+                && !private::is_temp_file_of(&file_name, OsStr::new(name))
+                && entry.file_type().is_ok_and(|t| t.is_file())
+        })
+        .map(|entry| entry.path())
+        .filter(|path| path != target && *path != lock && !backups.contains(path))
+        .collect();
+    found.sort();
+    found
 }
 
 /// `<target>.N` next to the target, in order of N: the backups the writer
@@ -1079,6 +1230,7 @@ fn backup_files(target: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     #[test]
     fn backups_are_the_numbered_siblings() {
@@ -1220,10 +1372,7 @@ mod tests {
             err.to_string().contains("a loop of symbolic links"),
             "{err}"
         );
-        assert_eq!(
-            crate::retry::Classified::retry_class(&err),
-            crate::retry::RetryClass::NeedsUser
-        );
+        assert!(!err.is_transient());
     }
 
     #[test]
@@ -1261,7 +1410,7 @@ mod tests {
         // At start: only when the lock is free.
         let orphan = dir.path().join(".credentials.zzzzzz.tmp");
         fs::write(&orphan, "x").unwrap();
-        let held = private_file::lock(&lock_path(&target)).unwrap();
+        let held = private::lock(&lock_path(&target)).unwrap();
         file.remove_stale_temp_files();
         assert!(
             orphan.exists(),
@@ -1285,7 +1434,7 @@ mod tests {
                 .update(&[Edit::set("prod", "k", "v".to_string().into())])
                 .unwrap_err();
             assert!(
-                matches!(err, CredentialsError::UnreadableLine { .. }),
+                matches!(err.kind(), ErrorKind::UnreadableLine { .. }),
                 "{err:?}"
             );
             assert_eq!(err.line(), Some(line));
@@ -1296,9 +1445,9 @@ mod tests {
             );
             assert!(message.contains("the AWS CLI cannot parse"), "{message}");
             assert_eq!(fs::read_to_string(&path).unwrap(), text, "unchanged");
-            // The planner's view names the file too.
+            // The document read names the file in its errors too.
             let doc = CredentialsFile::new(path.clone(), 2).read().unwrap();
-            let reason = crate::daemon::decide::CredentialsView::check(&doc, "prod").unwrap_err();
+            let reason = doc.check_readable().unwrap_err().to_string();
             assert!(reason.contains(&path.display().to_string()), "{reason}");
         }
     }
@@ -1341,7 +1490,7 @@ mod tests {
         // The replaced file, with the other writer's change, is the backup.
         let backup = fs::read_to_string(dir.path().join("credentials.1")).unwrap();
         assert!(backup.contains("[user]"), "{backup}");
-        assert!(private_file::orphans(&path).is_empty());
+        assert!(private::orphans(&path).is_empty());
     }
 
     /// A writer that truncates the file and writes it again (in place) may

@@ -3,10 +3,9 @@
 //! that it runs against the in-memory applet in unit tests; the transport
 //! wraps each call in one PC/SC transaction.
 
-use super::error::{AppletError, OathError};
-use super::password::PasswordCache;
-use super::protocol::{self, AllState, Card, OathType, SelectInfo};
-use super::{Code, CredentialInfo, ReaderListing, TouchPrompt};
+use crate::error::{AppletError, Error, ErrorKind};
+use crate::protocol::{self, AllState, Card, OathType, SelectInfo};
+use crate::{Code, CredentialInfo, PasswordCache, ReaderListing, TouchPrompt};
 
 /// SELECT, then VALIDATE if the applet asks for a password.
 fn open(
@@ -14,17 +13,18 @@ fn open(
     reader: &str,
     password: &mut PasswordCache<'_>,
     host_challenge: [u8; 8],
-) -> Result<SelectInfo, OathError> {
-    let info = protocol::select(card).map_err(|e| OathError::from_applet(reader, e))?;
+) -> Result<SelectInfo, Error> {
+    let info = protocol::select(card).map_err(|e| Error::from_applet(reader, e))?;
     if info.needs_password() {
-        let Some(password) = password.get()? else {
-            return Err(OathError::PasswordNotConfigured {
-                reader: reader.to_string(),
-            });
+        let password = password
+            .get()
+            .map_err(|e| Error::new(Some(reader), ErrorKind::Password(e)))?;
+        let Some(password) = password else {
+            return Err(Error::new(Some(reader), ErrorKind::PasswordRequired));
         };
         let key = protocol::derive_key(password, &info.salt);
         protocol::validate(card, &*key, &info, &host_challenge)
-            .map_err(|e| OathError::from_applet(reader, e))?;
+            .map_err(|e| Error::from_applet(reader, e))?;
     }
     Ok(info)
 }
@@ -49,12 +49,17 @@ pub(crate) fn calculate_on(
     unix: u64,
     password: &mut PasswordCache<'_>,
     on_touch: &dyn Fn(&TouchPrompt),
-) -> Result<Code, OathError> {
-    let applet = |e| OathError::from_applet(reader, e);
+) -> Result<Code, Error> {
+    let applet = |e| Error::from_applet(reader, e);
     let period = protocol::parse_name(name)
-        .map_err(|reason| OathError::InvalidName {
-            name: name.to_string(),
-            reason,
+        .map_err(|reason| {
+            Error::new(
+                None,
+                ErrorKind::InvalidName {
+                    name: name.to_string(),
+                    reason,
+                },
+            )
         })?
         .period;
     open(card, reader, password, random_challenge())?;
@@ -103,8 +108,8 @@ pub(crate) fn list_on(
     reader: &str,
     unix: u64,
     password: &mut PasswordCache<'_>,
-) -> Result<ReaderListing, OathError> {
-    let applet = |e| OathError::from_applet(reader, e);
+) -> Result<ReaderListing, Error> {
+    let applet = |e| Error::from_applet(reader, e);
     let info = open(card, reader, password, random_challenge())?;
     let entries = protocol::list(card).map_err(applet)?;
     let (_, challenge) = protocol::totp_challenge(unix, protocol::DEFAULT_PERIOD);

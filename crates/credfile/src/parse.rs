@@ -7,6 +7,7 @@
 //! The parser never fails: lines botocore would reject are classified
 //! ([`Kind::Orphan`], [`Kind::Invalid`]) and kept as they are.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Python's `str.isspace()`, which `str.strip()`, regex `\s` and `\S` use.
@@ -36,18 +37,20 @@ fn is_ascii_visible(b: u8) -> bool {
 /// nothing on a last line without newline).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RawLine {
-    pub start: usize,
-    pub content_end: usize,
-    pub end: usize,
+    pub(crate) start: usize,
+    pub(crate) content_end: usize,
+    pub(crate) end: usize,
 }
 
 /// The physical lines of a text, split like Python's universal-newline
 /// mode, which `open()` uses for text files: `\r\n`, `\n` and a bare `\r`
 /// all end a line.
 ///
-/// Line ends are found with `str::find`, which searches a byte a word at a
-/// time: the editor splits multi-megabyte files on every write, and a
-/// byte-by-byte loop was a good part of the cost.
+/// Line ends are found with `memchr` (vector instructions, whatever the
+/// optimisation level: the release profile optimises for size, where a
+/// plain byte loop is not vectorised): the editor splits multi-megabyte
+/// files on every write, and a byte-by-byte loop was a good part of the
+/// cost.
 pub(crate) struct Lines<'t> {
     text: &'t str,
     at: usize,
@@ -65,7 +68,7 @@ impl<'t> Lines<'t> {
             text,
             at: 0,
             next_lf: None,
-            has_cr: text.contains('\r'),
+            has_cr: memchr::memchr(b'\r', text.as_bytes()).is_some(),
         }
     }
 }
@@ -80,11 +83,11 @@ impl Iterator for Lines<'_> {
         }
         let lf = match self.next_lf {
             Some(lf) if lf >= start => lf,
-            _ => text[start..].find('\n').map_or(text.len(), |i| start + i),
+            _ => memchr::memchr(b'\n', &text.as_bytes()[start..]).map_or(text.len(), |i| start + i),
         };
         self.next_lf = Some(lf);
         let cr = if self.has_cr {
-            text[start..lf].find('\r').map(|i| start + i)
+            memchr::memchr(b'\r', &text.as_bytes()[start..lf]).map(|i| start + i)
         } else {
             None
         };
@@ -146,12 +149,13 @@ pub(crate) enum Kind {
     Blank,
     /// A full-line comment: `#` or `;` after optional indentation.
     Comment,
-    /// `[name]`, the start of section number `.0`.
-    Header(usize),
-    /// `key = value` or `key: value`, entry number `.0`.
-    Key(usize),
-    /// An indented line that continues the value of entry number `.0`.
-    Continuation(usize),
+    /// `[name]`, the start of a section.
+    Header,
+    /// `key = value` or `key: value`, an entry.
+    Key,
+    /// An indented line that continues the value of the entry of the last
+    /// [`Kind::Key`] line before it.
+    Continuation,
     /// A non-comment line before the first header (botocore:
     /// `MissingSectionHeaderError`).
     Orphan,
@@ -160,80 +164,183 @@ pub(crate) enum Kind {
     Invalid,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One physical line, as [`Parsed::line`] describes it: byte offsets into
+/// the text, and its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Line {
-    pub raw: RawLine,
+    pub(crate) start: usize,
     /// Where the content starts: after the byte order mark on the first line.
-    pub content_start: usize,
-    pub kind: Kind,
+    pub(crate) content_start: usize,
+    pub(crate) content_end: usize,
+    pub(crate) end: usize,
+    pub(crate) kind: Kind,
 }
 
 impl Line {
-    pub fn content<'t>(&self, text: &'t str) -> &'t str {
-        &text[self.content_start..self.raw.content_end]
+    pub(crate) fn content<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.content_start..self.content_end]
     }
 
-    pub fn terminator<'t>(&self, text: &'t str) -> &'t str {
-        &text[self.raw.content_end..self.raw.end]
+    pub(crate) fn terminator<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.content_end..self.end]
     }
 }
 
+/// A section, as [`Parsed::section`] describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Section {
-    /// The header's name as botocore reads it, byte range into the text.
-    pub name: Range<usize>,
-    pub header_line: usize,
+    pub(crate) header_line: usize,
     /// One past the last line before the next header (or the end).
-    pub end_line: usize,
+    pub(crate) end_line: usize,
     /// Its entries: entries are numbered in file order, so a section's
     /// are consecutive.
-    pub entries: Range<usize>,
+    pub(crate) entries: Range<usize>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub section: usize,
-    pub line: usize,
-    pub continuations: Vec<usize>,
-    /// The key as written (stripped), byte range into the text.
-    key: Range<usize>,
-    /// The key as botocore compares it, when lowercasing changes it.
-    lowercase: Option<Box<str>>,
-    /// A hash of the key as botocore compares it: keys are compared by it
-    /// first, without reading the text again.
-    pub key_hash: u32,
-    /// The value on the key's own line (stripped), byte range into the text.
-    first: Range<usize>,
-    /// The whole value when continuation lines add to it (rare): the
-    /// first part and the continuation lines, each stripped, joined with
-    /// `\n`, blank lines inside kept, trailing ones dropped.
-    joined: Option<Box<str>>,
+/// The text as botocore splits it, in as little memory as the editor's
+/// questions allow: five bytes per line (where it ends, its kind) and four
+/// per section and per entry (the line of its header or key). Names, keys
+/// and values are read from the text when asked for; only a value that
+/// continuation lines add to (rare) is kept, joined. A file of 300,000
+/// one-key sections kept 430 bytes per section in the first model (byte
+/// ranges and vectors per line and entry: 129 MB for 4 MB of text); this
+/// one keeps 18 (`tests/memory.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    /// Per line, one past its terminator.
+    ends: Vec<u32>,
+    kinds: Vec<Kind>,
+    /// The byte order mark's length (0 or 3).
+    bom: u32,
+    /// Per section, its header line.
+    headers: Vec<u32>,
+    /// Per entry, its key line (a section's entries are those whose key
+    /// lines lie between its header and the next).
+    keys: Vec<u32>,
+    /// The values that continuation lines add to, by key line, in order:
+    /// the first part and the continuation lines, each stripped, joined
+    /// with `\n`, blank lines inside kept, trailing ones dropped.
+    joined: Vec<(u32, Box<str>)>,
 }
 
-impl Entry {
+impl Parsed {
+    pub(crate) fn line_count(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn line(&self, index: usize, text: &str) -> Line {
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1] as usize,
+        };
+        let end = self.ends[index] as usize;
+        let bytes = &text.as_bytes()[start..end];
+        let content_end = match bytes {
+            [.., b'\r', b'\n'] => end - 2,
+            [.., b'\n' | b'\r'] => end - 1,
+            _ => end,
+        };
+        Line {
+            start,
+            content_start: start.max(self.bom as usize).min(content_end),
+            content_end,
+            end,
+            kind: self.kinds[index],
+        }
+    }
+
+    pub(crate) fn lines<'a>(&'a self, text: &'a str) -> impl DoubleEndedIterator<Item = Line> + 'a {
+        (0..self.line_count()).map(move |index| self.line(index, text))
+    }
+
+    pub(crate) fn section_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    pub(crate) fn section(&self, s: usize) -> Section {
+        let next = s + 1;
+        Section {
+            header_line: self.headers[s] as usize,
+            end_line: self
+                .headers
+                .get(next)
+                .map_or(self.line_count(), |&h| h as usize),
+            entries: self.first_entry_after(self.headers[s])
+                ..self
+                    .headers
+                    .get(next)
+                    .map_or(self.keys.len(), |&h| self.first_entry_after(h)),
+        }
+    }
+
+    /// The first entry whose key line comes after line `line`.
+    fn first_entry_after(&self, line: u32) -> usize {
+        self.keys.partition_point(|&key| key <= line)
+    }
+
+    /// The header's name as botocore reads it.
+    pub(crate) fn section_name<'t>(&self, s: usize, text: &'t str) -> &'t str {
+        let content = self.line(self.headers[s] as usize, text).content(text);
+        let stripped = py_strip(content);
+        let name = header_name(stripped).expect("a header line has a name");
+        &stripped[name]
+    }
+
+    pub(crate) fn entry_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The key line of entry `e`.
+    pub(crate) fn entry_line(&self, e: usize) -> usize {
+        self.keys[e] as usize
+    }
+
+    /// The section entry `e` belongs to.
+    pub(crate) fn entry_section(&self, e: usize) -> usize {
+        self.headers
+            .partition_point(|&header| header < self.keys[e])
+            - 1
+    }
+
+    /// The key and the value on the key line, stripped.
+    fn key_line<'t>(&self, e: usize, text: &'t str) -> (&'t str, &'t str) {
+        let content = self.line(self.entry_line(e), text).content(text);
+        option(py_strip(content)).expect("a key line has a separator")
+    }
+
     /// The key as botocore compares it: lowercased.
-    pub fn key<'t>(&'t self, text: &'t str) -> &'t str {
-        self.lowercase.as_deref().unwrap_or(&text[self.key.clone()])
+    pub(crate) fn entry_key<'t>(&self, e: usize, text: &'t str) -> Cow<'t, str> {
+        let key = self.key_line(e, text).0;
+        match lowercase(key) {
+            Some(lower) => Cow::Owned(lower.into()),
+            None => Cow::Borrowed(key),
+        }
     }
 
     /// The value botocore reads.
-    pub fn value<'t>(&'t self, text: &'t str) -> &'t str {
-        self.joined.as_deref().unwrap_or(&text[self.first.clone()])
-    }
-
-    /// Zeroes the copy of a value held outside the text.
-    pub fn zeroize(&mut self) {
-        if let Some(joined) = &mut self.joined {
-            zeroize::Zeroize::zeroize(&mut **joined);
+    pub(crate) fn entry_value<'a>(&'a self, e: usize, text: &'a str) -> &'a str {
+        let line = self.keys[e];
+        match self.joined.binary_search_by_key(&line, |(l, _)| *l) {
+            Ok(at) => &self.joined[at].1,
+            Err(_) => self.key_line(e, text).1,
         }
     }
-}
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Parsed {
-    pub lines: Vec<Line>,
-    pub sections: Vec<Section>,
-    pub entries: Vec<Entry>,
+    /// The continuation lines of entry `e`: those after its key line, up
+    /// to the next key or header.
+    pub(crate) fn continuations(&self, e: usize) -> impl Iterator<Item = usize> + '_ {
+        let from = self.entry_line(e) + 1;
+        (from..self.line_count())
+            .take_while(|&index| !matches!(self.kinds[index], Kind::Key | Kind::Header))
+            .filter(|&index| self.kinds[index] == Kind::Continuation)
+    }
+
+    /// Zeroes the copies of values held outside the text.
+    pub(crate) fn zeroize(&mut self) {
+        for (_, value) in &mut self.joined {
+            zeroize::Zeroize::zeroize(&mut **value);
+        }
+    }
 }
 
 /// `SECTCRE = \[(?P<header>.+)\]`, matched (not anchored at the end) on the
@@ -269,22 +376,6 @@ fn lowercase(key: &str) -> Option<Box<str>> {
     }
 }
 
-/// FNV-1a of a key, folded to 32 bits.
-pub(crate) fn key_hash(key: &str) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in key.as_bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash ^ (hash >> 32)) as u32
-}
-
-/// The byte range of `part` (a slice of `text`) in `text`.
-fn range_in(text: &str, part: &str) -> Range<usize> {
-    let start = part.as_ptr() as usize - text.as_ptr() as usize;
-    start..start + part.len()
-}
-
 /// The number of leading Python-whitespace characters (configparser
 /// measures indentation in characters).
 fn indent_of(content: &str) -> usize {
@@ -294,47 +385,69 @@ fn indent_of(content: &str) -> usize {
     }
 }
 
-/// Continuation parts of the entry being read: lines are added to the
-/// current entry only, so one buffer serves all entries.
+/// The value being read: its key line and its continuation parts, so far.
+/// Lines are added to the current entry only, so one buffer serves all
+/// entries.
 struct OpenValue<'t> {
-    entry: usize,
+    key_line: u32,
+    first: &'t str,
     parts: Vec<&'t str>,
 }
 
-impl<'t> OpenValue<'t> {
-    fn close(&mut self, text: &str, entries: &mut [Entry]) {
+impl OpenValue<'_> {
+    fn close(&mut self, joined: &mut Vec<(u32, Box<str>)>) {
         if self.parts.iter().any(|p| !p.is_empty()) {
-            let entry = &mut entries[self.entry];
-            let mut joined = String::from(&text[entry.first.clone()]);
+            let mut value = String::from(self.first);
             for part in &self.parts {
-                joined.push('\n');
-                joined.push_str(part);
+                value.push('\n');
+                value.push_str(part);
             }
-            let len = joined.trim_end_matches(is_py_space).len();
-            joined.truncate(len);
-            entry.joined = Some(joined.into_boxed_str());
+            let len = value.trim_end_matches(is_py_space).len();
+            value.truncate(len);
+            joined.push((self.key_line, value.into_boxed_str()));
         }
         self.parts.clear();
     }
 }
 
+/// Ends the value being read, if any, keeping its buffer for the next.
+fn close<'t>(
+    open: &mut Option<OpenValue<'t>>,
+    joined: &mut Vec<(u32, Box<str>)>,
+    spare_parts: &mut Vec<&'t str>,
+) {
+    if let Some(mut value) = open.take() {
+        value.close(joined);
+        *spare_parts = std::mem::take(&mut value.parts);
+    }
+}
+
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).expect("texts are at most MAX_SIZE bytes")
+}
+
 pub(crate) fn parse(text: &str) -> Parsed {
     let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
-    // Room for a file of the usual shape (a line every 40 bytes or so,
-    // two keys in three lines), so that the vectors are not copied as they
-    // grow: the editor parses multi-megabyte files on every write.
+    // The number of lines (`memchr` counts a megabyte in tens of
+    // microseconds), so that the per-line vectors are allocated once, not
+    // grown by copying: the editor parses multi-megabyte files. Headers and
+    // keys are at most one per line, most often one in several.
+    let lines = memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1;
     let mut parsed = Parsed {
-        lines: Vec::with_capacity(text.len() / 40 + 4),
-        sections: Vec::new(),
-        entries: Vec::with_capacity(text.len() / 60 + 4),
+        ends: Vec::with_capacity(lines),
+        kinds: Vec::with_capacity(lines),
+        bom,
+        headers: Vec::with_capacity(lines / 8),
+        keys: Vec::with_capacity(lines / 2),
+        joined: Vec::new(),
     };
-    let mut current_section: Option<usize> = None;
+    let mut in_section = false;
     let mut open: Option<OpenValue> = None;
     let mut spare_parts: Vec<&str> = Vec::new();
     let mut indent_level = 0usize;
 
     for (index, raw) in Lines::new(text).enumerate() {
-        let content_start = raw.start.max(bom);
+        let content_start = raw.start.max(bom as usize);
         let content = &text[content_start..raw.content_end];
         let stripped = py_strip(content);
         let kind = if stripped.starts_with(['#', ';']) {
@@ -350,63 +463,31 @@ pub(crate) fn parse(text: &str) -> Parsed {
             match &mut open {
                 Some(value) if indent > indent_level => {
                     value.parts.push(stripped);
-                    parsed.entries[value.entry].continuations.push(index);
-                    Kind::Continuation(value.entry)
+                    Kind::Continuation
                 }
                 _ => {
                     indent_level = indent;
-                    if let Some(name) = header_name(stripped) {
-                        if let Some(mut value) = open.take() {
-                            value.close(text, &mut parsed.entries);
-                            spare_parts = value.parts;
-                        }
-                        let section = parsed.sections.len();
-                        if let Some(previous) = current_section {
-                            parsed.sections[previous].end_line = index;
-                        }
-                        let offset = range_in(text, stripped).start;
-                        let entries = parsed.entries.len();
-                        parsed.sections.push(Section {
-                            name: offset + name.start..offset + name.end,
-                            header_line: index,
-                            end_line: index + 1,
-                            entries: entries..entries,
-                        });
-                        current_section = Some(section);
-                        Kind::Header(section)
-                    } else if let Some(section) = current_section {
+                    if header_name(stripped).is_some() {
+                        close(&mut open, &mut parsed.joined, &mut spare_parts);
+                        parsed.headers.push(offset(index));
+                        in_section = true;
+                        Kind::Header
+                    } else if in_section {
                         match option(stripped) {
                             Some((key, value)) if !key.is_empty() => {
-                                if let Some(mut value) = open.take() {
-                                    value.close(text, &mut parsed.entries);
-                                    spare_parts = value.parts;
-                                }
-                                let entry = parsed.entries.len();
-                                let lowercase = lowercase(key);
-                                parsed.entries.push(Entry {
-                                    section,
-                                    line: index,
-                                    continuations: Vec::new(),
-                                    key: range_in(text, key),
-                                    lowercase: lowercase.clone(),
-                                    key_hash: key_hash(lowercase.as_deref().unwrap_or(key)),
-                                    first: range_in(text, value),
-                                    joined: None,
-                                });
-                                parsed.sections[section].entries.end = entry + 1;
+                                close(&mut open, &mut parsed.joined, &mut spare_parts);
+                                parsed.keys.push(offset(index));
                                 open = Some(OpenValue {
-                                    entry,
+                                    key_line: offset(index),
+                                    first: value,
                                     parts: std::mem::take(&mut spare_parts),
                                 });
-                                Kind::Key(entry)
+                                Kind::Key
                             }
                             // An empty key name is falsy in Python: no value
                             // continues after it.
                             Some(_) => {
-                                if let Some(mut value) = open.take() {
-                                    value.close(text, &mut parsed.entries);
-                                    spare_parts = value.parts;
-                                }
+                                close(&mut open, &mut parsed.joined, &mut spare_parts);
                                 Kind::Invalid
                             }
                             None => Kind::Invalid,
@@ -417,18 +498,15 @@ pub(crate) fn parse(text: &str) -> Parsed {
                 }
             }
         };
-        parsed.lines.push(Line {
-            raw,
-            content_start,
-            kind,
-        });
+        parsed.ends.push(offset(raw.end));
+        parsed.kinds.push(kind);
     }
     if let Some(mut value) = open.take() {
-        value.close(text, &mut parsed.entries);
+        value.close(&mut parsed.joined);
     }
-    if let Some(last) = current_section {
-        parsed.sections[last].end_line = parsed.lines.len();
-    }
+    parsed.headers.shrink_to_fit();
+    parsed.keys.shrink_to_fit();
+    parsed.joined.shrink_to_fit();
     parsed
 }
 
@@ -456,16 +534,59 @@ pub(crate) fn py_splitlines(value: &str) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
 
-    fn kinds(text: &str) -> Vec<Kind> {
-        parse(text).lines.iter().map(|l| l.kind).collect()
+    /// A line's kind with the section or entry it belongs to, numbered as
+    /// [`Parsed`] numbers them.
+    #[derive(Debug, PartialEq, Eq)]
+    enum T {
+        Blank,
+        Comment,
+        Header(usize),
+        Key(usize),
+        Continuation(usize),
+        Orphan,
+        Invalid,
+    }
+
+    fn kinds(text: &str) -> Vec<T> {
+        let parsed = parse(text);
+        let (mut sections, mut entries) = (0, 0);
+        let kinds: Vec<T> = parsed
+            .lines(text)
+            .map(|line| match line.kind {
+                Kind::Blank => T::Blank,
+                Kind::Comment => T::Comment,
+                Kind::Header => {
+                    sections += 1;
+                    T::Header(sections - 1)
+                }
+                Kind::Key => {
+                    entries += 1;
+                    T::Key(entries - 1)
+                }
+                Kind::Continuation => T::Continuation(entries - 1),
+                Kind::Orphan => T::Orphan,
+                Kind::Invalid => T::Invalid,
+            })
+            .collect();
+        // The entries' own view agrees: each continuation line is one of
+        // its entry's.
+        for (index, kind) in kinds.iter().enumerate() {
+            if let T::Continuation(e) = kind {
+                assert!(parsed.continuations(*e).any(|l| l == index));
+            }
+        }
+        kinds
     }
 
     fn values(text: &str) -> Vec<(String, String)> {
         let parsed = parse(text);
-        parsed
-            .entries
-            .iter()
-            .map(|e| (e.key(text).to_string(), e.value(text).to_string()))
+        (0..parsed.entry_count())
+            .map(|e| {
+                (
+                    parsed.entry_key(e, text).to_string(),
+                    parsed.entry_value(e, text).to_string(),
+                )
+            })
             .collect()
     }
 
@@ -563,7 +684,7 @@ mod tests {
 
     #[test]
     fn classifies_every_kind_of_line() {
-        use Kind::*;
+        use T::*;
         let text = "orphan = 1\n# c\n[s]\n  ; indented comment\nKey = v\n  more\n\n  after blank\nnoseparator\n[t]\n  indented = key\n";
         assert_eq!(
             kinds(text),
@@ -592,7 +713,7 @@ mod tests {
 
     #[test]
     fn indentation_is_relative_to_the_last_key_line() {
-        use Kind::*;
+        use T::*;
         // An indented first key sets the level; lines at that level are keys.
         let text = "[s]\n  a = 1\n  b = 2\n    c\nd = 3\n";
         assert_eq!(
@@ -615,7 +736,7 @@ mod tests {
 
     #[test]
     fn empty_key_continues_nothing() {
-        use Kind::*;
+        use T::*;
         assert_eq!(kinds("[s]\n= 1\n  x\n"), [Header(0), Invalid, Invalid]);
         // A line without separator keeps the current value open.
         assert_eq!(
@@ -640,16 +761,18 @@ mod tests {
     fn a_byte_order_mark_is_skipped() {
         let text = "\u{feff}[s]\na = 1\n";
         let parsed = parse(text);
-        assert_eq!(parsed.lines[0].kind, Kind::Header(0));
-        assert_eq!(&text[parsed.sections[0].name.clone()], "s");
-        assert_eq!(parsed.lines[0].content(text), "[s]");
+        assert_eq!(parsed.line(0, text).kind, Kind::Header);
+        assert_eq!(parsed.section_name(0, text), "s");
+        assert_eq!(parsed.line(0, text).content(text), "[s]");
     }
 
     #[test]
     fn sections_end_at_the_next_header() {
         let parsed = parse("[a]\nx = 1\n\n[b]\ny = 2");
-        assert_eq!(parsed.sections[0].end_line, 3);
-        assert_eq!(parsed.sections[1].header_line, 3);
-        assert_eq!(parsed.sections[1].end_line, 5);
+        assert_eq!(parsed.section(0).end_line, 3);
+        assert_eq!(parsed.section(1).header_line, 3);
+        assert_eq!(parsed.section(1).end_line, 5);
+        assert_eq!(parsed.section(1).entries, 1..2);
+        assert_eq!(parsed.entry_section(1), 1);
     }
 }

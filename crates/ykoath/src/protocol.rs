@@ -8,7 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::error::{AppletError, CardError, StatusWord};
+use crate::error::{AppletError, CardError, StatusWord};
 
 /// One APDU exchange with a card.
 pub trait Card {
@@ -16,7 +16,7 @@ pub trait Card {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError>;
 }
 
-pub const OATH_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01];
+pub(crate) const OATH_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01];
 
 const INS_SELECT: u8 = 0xA4;
 const INS_LIST: u8 = 0xA1;
@@ -38,7 +38,7 @@ const TAG_TOUCH: u8 = 0x7C;
 /// The period assumed when a name has no `NN/` prefix.
 pub const DEFAULT_PERIOD: u64 = 30;
 /// Longest name the YubiKey stores.
-pub const MAX_NAME_LEN: usize = 64;
+pub(crate) const MAX_NAME_LEN: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -200,7 +200,7 @@ pub fn parse_name(name: &str) -> Result<CredentialName<'_>, &'static str> {
 }
 
 /// The TOTP time step and its 8-byte big-endian challenge.
-pub fn totp_challenge(unix_seconds: u64, period: u64) -> (u64, [u8; 8]) {
+pub(crate) fn totp_challenge(unix_seconds: u64, period: u64) -> (u64, [u8; 8]) {
     let step = unix_seconds / period;
     (step, step.to_be_bytes())
 }
@@ -245,7 +245,7 @@ fn find<'a>(tags: &[(u8, &'a [u8])], tag: u8) -> Option<&'a [u8]> {
 /// Why [`exchange`] failed, before the status word is interpreted for the
 /// command that was sent.
 #[derive(Debug)]
-pub enum ExchangeError {
+pub(crate) enum ExchangeError {
     Card(CardError),
     Status(StatusWord),
     ShortResponse,
@@ -254,7 +254,10 @@ pub enum ExchangeError {
 
 /// Sends a command and follows SEND REMAINING while SW1 is `61`. Returns
 /// the whole response data, zeroed on drop (it may hold codes).
-pub fn exchange(card: &mut dyn Card, command: &[u8]) -> Result<Zeroizing<Vec<u8>>, ExchangeError> {
+pub(crate) fn exchange(
+    card: &mut dyn Card,
+    command: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ExchangeError> {
     let mut data = Zeroizing::new(Vec::new());
     let mut response = Zeroizing::new(card.transmit(command).map_err(ExchangeError::Card)?);
     // A card that keeps saying "more" forever must not hang us.
@@ -282,7 +285,7 @@ pub fn exchange(card: &mut dyn Card, command: &[u8]) -> Result<Zeroizing<Vec<u8>
 /// The meaning of a status word that is not `90 00`, for command `ins`.
 /// `69 82` and `69 84` mean different things for different commands; the
 /// callers that know better (touch, VALIDATE, a named CALCULATE) refine them.
-pub fn status_error(ins: u8, sw: StatusWord) -> AppletError {
+pub(crate) fn status_error(ins: u8, sw: StatusWord) -> AppletError {
     match sw.0 {
         0x6982 => AppletError::AuthenticationRequired,
         0x6A80 => AppletError::WrongData { ins },
@@ -328,7 +331,7 @@ pub fn select(card: &mut dyn Card) -> Result<SelectInfo, AppletError> {
 }
 
 /// The access key: PBKDF2-HMAC-SHA1(password, salt, 1000 iterations, 16 bytes).
-pub fn derive_key(password: &SecretString, salt: &[u8]) -> Zeroizing<[u8; 16]> {
+pub(crate) fn derive_key(password: &SecretString, salt: &[u8]) -> Zeroizing<[u8; 16]> {
     let mut key = Zeroizing::new([0u8; 16]);
     pbkdf2::pbkdf2_hmac::<sha1::Sha1>(password.expose_secret().as_bytes(), salt, 1000, &mut *key);
     key
@@ -342,7 +345,11 @@ fn hmac_sha1(key: &[u8], message: &[u8]) -> Zeroizing<Vec<u8>> {
 
 /// The VALIDATE command: our answer to the card's challenge, and our own
 /// challenge for the card.
-pub fn validate_apdu(key: &[u8], card_challenge: &[u8], host_challenge: &[u8; 8]) -> Vec<u8> {
+pub(crate) fn validate_apdu(
+    key: &[u8],
+    card_challenge: &[u8],
+    host_challenge: &[u8; 8],
+) -> Vec<u8> {
     let mut data = Vec::new();
     tlv(&mut data, TAG_RESPONSE, &hmac_sha1(key, card_challenge));
     tlv(&mut data, TAG_CHALLENGE, host_challenge);
@@ -427,7 +434,7 @@ pub fn list(card: &mut dyn Card) -> Result<Vec<ListEntry>, AppletError> {
 }
 
 /// The CALCULATE command for one credential, truncated (P2 = 01).
-pub fn calculate_apdu(name: &str, challenge: &[u8; 8]) -> Vec<u8> {
+pub(crate) fn calculate_apdu(name: &str, challenge: &[u8; 8]) -> Vec<u8> {
     let mut data = Vec::new();
     tlv(&mut data, TAG_NAME, name.as_bytes());
     tlv(&mut data, TAG_CHALLENGE, challenge);

@@ -5,11 +5,12 @@ use std::cell::RefCell;
 
 use secrecy::ExposeSecret;
 
+use secrecy::SecretString;
+
 use super::*;
-use crate::oath::PasswordSource;
-use crate::oath::applet::{Algorithm, Applet, Kind};
-use crate::oath::protocol::tests::{Recorder, cred};
-use crate::retry::{Classified, RetryClass};
+use crate::PasswordError;
+use crate::applet::{Algorithm, Applet, Kind};
+use crate::protocol::tests::{Recorder, cred};
 
 const AWS: &str = "Amazon Web Services:user@123457890123";
 
@@ -17,7 +18,7 @@ fn no_touch(_: &TouchPrompt) {
     panic!("no touch expected");
 }
 
-fn calc(card: &mut dyn Card, name: &str, unix: u64) -> Result<Code, OathError> {
+fn calc(card: &mut dyn Card, name: &str, unix: u64) -> Result<Code, Error> {
     calculate_on(
         card,
         "mem",
@@ -62,7 +63,7 @@ fn touch_is_announced_before_the_calculate_that_waits_for_it() {
     let log = RefCell::new(Vec::<String>::new());
     struct Logged<'a>(Applet, &'a RefCell<Vec<String>>);
     impl Card for Logged<'_> {
-        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, crate::oath::CardError> {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, crate::CardError> {
             self.1.borrow_mut().push(format!("apdu {:02X}", apdu[1]));
             Ok(self.0.process(apdu))
         }
@@ -93,7 +94,7 @@ fn touch_is_announced_before_the_calculate_that_waits_for_it() {
     );
 
     let mut never = Applet::new(vec![cred("touch", Algorithm::Sha1, 6, true)]);
-    never.touch = Box::new(crate::oath::applet::NeverTouched);
+    never.touch = Box::new(crate::applet::NeverTouched);
     let e = calculate_on(
         &mut never,
         "mem",
@@ -105,15 +106,11 @@ fn touch_is_announced_before_the_calculate_that_waits_for_it() {
     .unwrap_err();
     assert!(
         matches!(
-            e,
-            OathError::Applet {
-                source: AppletError::TouchTimeout { .. },
-                ..
-            }
+            e.kind(),
+            ErrorKind::Applet(AppletError::TouchTimeout { .. })
         ),
         "{e:?}"
     );
-    assert_eq!(e.retry_class(), RetryClass::Soon);
     assert!(e.to_string().contains("touch timed out"), "{e}");
 }
 
@@ -124,65 +121,55 @@ fn password_protected_applet() {
         a.set_password("hunter2");
         a
     };
-    let good = PasswordSource::Command("echo hunter2".into());
+    let good = || Ok::<_, PasswordError>(SecretString::from("hunter2"));
+    let good: &dyn Fn() -> Result<SecretString, PasswordError> = &good;
     let code = calculate_on(
         &mut applet(),
         "mem",
         AWS,
         59,
-        &mut PasswordCache::new(Some(&good)),
+        &mut PasswordCache::new(Some(good)),
         &no_touch,
     )
     .unwrap();
     assert_eq!(code.value.expose_secret(), "287082");
 
-    let bad = PasswordSource::Command("echo hunter3".into());
+    let bad = || Ok::<_, PasswordError>(SecretString::from("hunter3"));
+    let bad: &dyn Fn() -> Result<SecretString, PasswordError> = &bad;
     let e = calculate_on(
         &mut applet(),
         "mem",
         AWS,
         59,
-        &mut PasswordCache::new(Some(&bad)),
+        &mut PasswordCache::new(Some(bad)),
         &no_touch,
     )
     .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            OathError::Applet {
-                source: AppletError::WrongPassword,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    assert_eq!(e.retry_class(), RetryClass::NeedsUser);
+    assert!(matches!(e.kind(), ErrorKind::WrongPassword), "{e:?}");
     assert!(!format!("{e} {e:?}").contains("hunter"));
 
     let e = calc(&mut applet(), AWS, 59).unwrap_err();
-    assert!(
-        matches!(e, OathError::PasswordNotConfigured { .. }),
-        "{e:?}"
-    );
-    assert!(e.to_string().contains("oath_password_command"), "{e}");
+    assert!(matches!(e.kind(), ErrorKind::PasswordRequired), "{e:?}");
+    assert!(e.to_string().contains("password protected"), "{e}");
 
-    let failing = PasswordSource::Command("exit 1".into());
+    let failing = || Err::<SecretString, PasswordError>("the command failed".into());
+    let failing: &dyn Fn() -> Result<SecretString, PasswordError> = &failing;
     let e = calculate_on(
         &mut applet(),
         "mem",
         AWS,
         59,
-        &mut PasswordCache::new(Some(&failing)),
+        &mut PasswordCache::new(Some(failing)),
         &no_touch,
     )
     .unwrap_err();
-    assert!(matches!(e, OathError::Password(_)), "{e:?}");
+    assert!(matches!(e.kind(), ErrorKind::Password(_)), "{e:?}");
 
     let listing = list_on(
         &mut applet(),
         "mem",
         59,
-        &mut PasswordCache::new(Some(&good)),
+        &mut PasswordCache::new(Some(good)),
     )
     .unwrap();
     assert!(listing.password_protected);
@@ -196,7 +183,6 @@ fn a_missing_credential_names_those_that_exist() {
         cred("GitHub:me", Algorithm::Sha1, 6, false),
     ]);
     let e = calc(&mut applet, "Amazon Web Services:usr@123457890123", 59).unwrap_err();
-    assert_eq!(e.retry_class(), RetryClass::NeedsUser);
     let text = e.to_string();
     assert!(
         text.contains(&format!("{AWS:?}"))
@@ -213,13 +199,7 @@ fn hotp_is_refused() {
     let mut applet = Applet::new(vec![hotp]);
     let e = calc(&mut applet, "h", 59).unwrap_err();
     assert!(
-        matches!(
-            e,
-            OathError::Applet {
-                source: AppletError::NotTotp { .. },
-                ..
-            }
-        ),
+        matches!(e.kind(), ErrorKind::Applet(AppletError::NotTotp { .. })),
         "{e:?}"
     );
     assert_eq!(
@@ -233,8 +213,7 @@ fn no_oath_applet() {
     let mut applet = Applet::new(vec![]);
     applet.has_oath = false;
     let e = calc(&mut applet, AWS, 59).unwrap_err();
-    assert!(matches!(e, OathError::AppletMissing { .. }), "{e:?}");
-    assert_eq!(e.retry_class(), RetryClass::WaitForKey);
+    assert!(matches!(e.kind(), ErrorKind::AppletMissing { .. }), "{e:?}");
 }
 
 #[test]
@@ -261,7 +240,7 @@ fn listing_shows_everything_but_codes() {
         ),
         (
             OathType::Totp,
-            crate::oath::HashAlgorithm::Sha1,
+            crate::HashAlgorithm::Sha1,
             Some(6),
             Some(30),
             false
@@ -277,7 +256,7 @@ fn listing_shows_everything_but_codes() {
         ),
         (
             OathType::Totp,
-            crate::oath::HashAlgorithm::Sha256,
+            crate::HashAlgorithm::Sha256,
             Some(8),
             Some(60),
             true
@@ -293,7 +272,7 @@ fn listing_shows_everything_but_codes() {
         ),
         (
             OathType::Hotp,
-            crate::oath::HashAlgorithm::Sha512,
+            crate::HashAlgorithm::Sha512,
             Some(8),
             None,
             false

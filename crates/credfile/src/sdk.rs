@@ -142,7 +142,7 @@ fn is_identifier(name: &str) -> bool {
 /// Which file a text is: the shared credentials file, or the config file
 /// (`~/.aws/config`), whose profiles are written `[profile NAME]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum FileKind {
+pub(crate) enum FileKind {
     #[default]
     Credentials,
     Config,

@@ -1,6 +1,7 @@
 //! The credentials file as a document that keeps every byte it does not
 //! change, and the edits the daemon makes to it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Range;
@@ -9,21 +10,14 @@ use std::sync::OnceLock;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use super::error::{CredentialsError, FileName, SdkProblem};
-use super::parse::{self, Kind, Parsed, is_py_space, py_strip};
-use super::sdk;
-use super::wipe::{SecretText, wipe};
-use crate::session::SessionCredentials;
+use crate::error::{CredentialsError, ErrorKind, FileName, SdkProblem};
+use crate::parse::{self, Kind, Line, Parsed, is_py_space, py_strip};
+use crate::sdk;
+use crate::wipe::{SecretText, wipe};
 
 /// The section botocore (Python's configparser) merges into every other
 /// section; the editor never writes into it.
 pub const DEFAULT_SECTION: &str = "DEFAULT";
-
-/// The keys of a profile: the long-term pair, and the session token of
-/// temporary credentials.
-pub const ACCESS_KEY_ID: &str = "aws_access_key_id";
-pub const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
-pub const SESSION_TOKEN: &str = "aws_session_token";
 
 /// One change to the file. `Debug` shows section and key but never the value.
 #[derive(Clone, Debug)]
@@ -82,7 +76,10 @@ impl Edit {
 fn validate_section(section: &str) -> Result<(), CredentialsError> {
     // The config file's header form; in the credentials file the SDKs
     // ignore it, which the check after the edit refuses.
-    if let Some(name) = section.strip_prefix("profile ")
+    if let Some(name) = section
+        .strip_prefix("profile")
+        .filter(|rest| rest.starts_with([' ', '\t']))
+        .map(|rest| rest.trim_matches([' ', '\t']))
         && !name.is_empty()
         && name != DEFAULT_SECTION
         && name
@@ -110,10 +107,9 @@ fn validate_section(section: &str) -> Result<(), CredentialsError> {
         None
     };
     match reason {
-        Some(reason) => Err(CredentialsError::InvalidSection {
-            section: section.to_string(),
-            reason,
-        }),
+        Some(reason) => {
+            Err(CredentialsError::of(ErrorKind::InvalidSection { reason }).in_section(section))
+        }
         None => Ok(()),
     }
 }
@@ -126,9 +122,9 @@ fn validate_key(key: &str) -> Result<(), CredentialsError> {
     if valid {
         Ok(())
     } else {
-        Err(CredentialsError::InvalidKey {
+        Err(CredentialsError::of(ErrorKind::InvalidKey {
             key: key.to_string(),
-        })
+        }))
     }
 }
 
@@ -140,11 +136,11 @@ fn validate_value(section: &str, key: &str, value: &str) -> Result<(), Credentia
         value_problem(value)
     };
     match reason {
-        Some(reason) => Err(CredentialsError::InvalidValue {
-            section: section.to_string(),
+        Some(reason) => Err(CredentialsError::of(ErrorKind::InvalidValue {
             key: key.to_string(),
             reason,
-        }),
+        })
+        .in_section(section)),
         None => Ok(()),
     }
 }
@@ -227,161 +223,99 @@ pub struct Document {
     unreadable: OnceLock<Option<Unreadable>>,
 }
 
-/// Section lookups by name, for [`Document`]: an open-addressing table of
-/// section numbers hashed by name, the names compared in the text itself,
-/// so that building it allocates nothing per section (a file can hold
-/// thousands).
+/// Section lookups by name, for [`Document`]: the section numbers sorted by
+/// a hash of their name (then by number), found by binary search, the
+/// names compared in the text itself. Eight bytes per section, where a
+/// `HashMap<&str, _>` took over forty (the name's slice, the value, the
+/// table's spare room): a file of 300,000 one-key sections would have
+/// spent 13 MB on it, more than the editor's whole budget of three times
+/// the file (`tests/memory.rs`). Lookups are O(log n) with no allocation;
+/// the planner asks about each configured section.
 struct SectionIndex {
-    /// `s + 1` for section `s`, the first with its name; 0 for an empty slot.
-    slots: Vec<usize>,
-    /// Per section, `t + 1` for the next section `t` with the same name.
-    next: Vec<usize>,
-    /// Per section, whether an earlier section has its name.
-    repeat: Vec<bool>,
+    /// (hash of the name, section), sorted.
+    by_hash: Vec<(u32, u32)>,
     /// Sections whose header the AWS SDKs read as another profile name
     /// (`[ prod ]` is profile `prod`), with that name, in file order.
     renamed: Vec<(usize, String)>,
 }
 
-/// FNV-1a: short keys, no allocation, good enough spread.
-fn hash_name(name: &str) -> usize {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in name.as_bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash ^ (hash >> 29)) as usize
+fn name_hash(name: &str) -> u32 {
+    crate::hash(name.as_bytes()) as u32
 }
 
 impl SectionIndex {
     fn build(doc: &Document) -> SectionIndex {
-        let count = doc.parsed.sections.len();
-        let mask = (count * 2).next_power_of_two().max(8) - 1;
-        let mut index = SectionIndex {
-            slots: vec![0; mask + 1],
-            next: vec![0; count],
-            repeat: vec![false; count],
-            renamed: Vec::new(),
-        };
-        // The last section with each first section's name.
-        let mut last = vec![0usize; count];
-        for s in 0..count {
-            let name = doc.section_name(s);
-            let mut slot = hash_name(name) & mask;
-            loop {
-                match index.slots[slot] {
-                    0 => {
-                        index.slots[slot] = s + 1;
-                        last[s] = s;
-                        break;
-                    }
-                    taken if doc.section_name(taken - 1) == name => {
-                        let first = taken - 1;
-                        index.next[last[first]] = s + 1;
-                        last[first] = s;
-                        index.repeat[s] = true;
-                        break;
-                    }
-                    _ => slot = (slot + 1) & mask,
+        let count = doc.parsed.section_count();
+        let mut by_hash: Vec<(u32, u32)> = (0..count)
+            .map(|s| (name_hash(doc.section_name(s)), s as u32))
+            .collect();
+        by_hash.sort_unstable();
+        let renamed = (0..count)
+            .filter_map(|s| {
+                let name = doc.section_name(s);
+                sdk::profile_name_in(name, doc.file.kind())
+                    .filter(|profile| *profile != name)
+                    .map(|profile| (s, profile.to_string()))
+            })
+            .collect();
+        SectionIndex { by_hash, renamed }
+    }
+
+    /// The sections named `name`, in file order.
+    fn named<'a>(&'a self, doc: &'a Document, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let hash = name_hash(name);
+        let from = self.by_hash.partition_point(|&(h, _)| h < hash);
+        self.by_hash[from..]
+            .iter()
+            .take_while(move |&&(h, _)| h == hash)
+            .map(|&(_, s)| s as usize)
+            .filter(move |&s| doc.section_name(s) == name)
+    }
+
+    /// The first section (in file order) whose name an earlier section
+    /// has, other than `[DEFAULT]`, with that earlier one.
+    fn first_repeat(&self, doc: &Document) -> Option<(usize, usize)> {
+        let mut found: Option<(usize, usize)> = None;
+        for run in self.by_hash.chunk_by(|a, b| a.0 == b.0) {
+            if run.len() < 2 {
+                continue;
+            }
+            for (i, &(_, again)) in run.iter().enumerate() {
+                let again = again as usize;
+                let name = doc.section_name(again);
+                if name == DEFAULT_SECTION {
+                    continue;
+                }
+                let first = run[..i]
+                    .iter()
+                    .map(|&(_, s)| s as usize)
+                    .find(|&s| doc.section_name(s) == name);
+                if let Some(first) = first
+                    && found.is_none_or(|(_, earliest)| again < earliest)
+                {
+                    found = Some((first, again));
                 }
             }
-            if let Some(profile) = sdk::profile_name_in(name, doc.file.kind())
-                && profile != name
-            {
-                index.renamed.push((s, profile.to_string()));
-            }
         }
-        index
-    }
-
-    /// The first section named `name`.
-    fn first(&self, doc: &Document, name: &str) -> Option<usize> {
-        let mask = self.slots.len() - 1;
-        let mut slot = hash_name(name) & mask;
-        loop {
-            match self.slots[slot] {
-                0 => return None,
-                taken if doc.section_name(taken - 1) == name => return Some(taken - 1),
-                _ => slot = (slot + 1) & mask,
-            }
-        }
-    }
-
-    /// `first` and the sections after it with its name, in file order.
-    fn chain(&self, first: Option<usize>) -> impl Iterator<Item = usize> + '_ {
-        std::iter::successors(first, |&s| self.next[s].checked_sub(1))
+        found
     }
 }
 
 /// Why botocore refuses the whole file, found once per document.
 #[derive(Clone, Debug)]
-enum Unreadable {
-    Line {
-        line: usize,
-        what: &'static str,
-    },
-    DuplicateSection {
-        section: String,
-        line: usize,
-        first_line: usize,
-    },
-    DuplicateKey {
-        section: String,
-        key: String,
-        line: usize,
-        first_line: usize,
-    },
-    Nested {
-        section: String,
-        key: String,
-        line: usize,
-    },
+struct Unreadable {
+    /// 1-based.
+    line: usize,
+    section: Option<String>,
+    kind: ErrorKind,
 }
 
 impl Unreadable {
-    fn line(&self) -> usize {
-        match self {
-            Unreadable::Line { line, .. }
-            | Unreadable::DuplicateSection { line, .. }
-            | Unreadable::DuplicateKey { line, .. }
-            | Unreadable::Nested { line, .. } => *line,
-        }
-    }
-
     fn error(&self, file: &FileName) -> CredentialsError {
-        let file = file.clone();
-        match self.clone() {
-            Unreadable::Line { line, what } => {
-                CredentialsError::UnreadableLine { file, line, what }
-            }
-            Unreadable::DuplicateSection {
-                section,
-                line,
-                first_line,
-            } => CredentialsError::DuplicateSection {
-                file,
-                section,
-                line,
-                first_line,
-            },
-            Unreadable::DuplicateKey {
-                section,
-                key,
-                line,
-                first_line,
-            } => CredentialsError::DuplicateKey {
-                file,
-                section,
-                key,
-                line,
-                first_line,
-            },
-            Unreadable::Nested { section, key, line } => CredentialsError::NestedValue {
-                file,
-                section,
-                key,
-                line,
-            },
+        let error = CredentialsError::new(file, self.kind.clone()).at_line(self.line);
+        match &self.section {
+            Some(section) => error.in_section(section),
+            None => error,
         }
     }
 }
@@ -414,8 +348,9 @@ impl Document {
     /// [`Document::parse`] without copying the text.
     pub(crate) fn from_string(text: String) -> Document {
         let parsed = parse::parse(&text);
-        let newline = match parsed.lines.first() {
-            Some(line) if line.terminator(&text) == "\r\n" => "\r\n",
+        let newline = match parsed.line_count() {
+            0 => "\n",
+            _ if parsed.line(0, &text).terminator(&text) == "\r\n" => "\r\n",
             _ => "\n",
         };
         Document {
@@ -438,7 +373,7 @@ impl Document {
     }
 
     /// The same document, naming `file` in the errors its methods return.
-    pub fn in_file(mut self, file: FileName) -> Document {
+    pub(crate) fn in_file(mut self, file: FileName) -> Document {
         if file.kind() != self.file.kind() {
             // The SDK's profile names depend on the kind of file.
             self.index = OnceLock::new();
@@ -485,8 +420,7 @@ impl Document {
         let mut found: Vec<Unreadable> = Vec::new();
         if let Some((index, line)) = self
             .parsed
-            .lines
-            .iter()
+            .lines(&self.text)
             .enumerate()
             .find(|(_, l)| matches!(l.kind, Kind::Orphan | Kind::Invalid))
         {
@@ -496,23 +430,19 @@ impl Document {
                 "a line that is neither a [section] header, a `key = value`, a comment nor \
                  an indented continuation"
             };
-            found.push(Unreadable::Line {
+            found.push(Unreadable {
                 line: index + 1,
-                what,
+                section: None,
+                kind: ErrorKind::UnreadableLine { what },
             });
         }
-        let index = self.index();
-        if let Some(again) = (0..self.parsed.sections.len())
-            .find(|&s| index.repeat[s] && self.section_name(s) != DEFAULT_SECTION)
-        {
-            let name = self.section_name(again);
-            let first = index
-                .first(self, name)
-                .expect("a repeated name has a first");
-            found.push(Unreadable::DuplicateSection {
-                section: name.to_string(),
-                line: self.parsed.sections[again].header_line + 1,
-                first_line: self.parsed.sections[first].header_line + 1,
+        if let Some((first, again)) = self.index().first_repeat(self) {
+            found.push(Unreadable {
+                line: self.parsed.section(again).header_line + 1,
+                section: Some(self.section_name(again).to_string()),
+                kind: ErrorKind::DuplicateSection {
+                    first_line: self.parsed.section(first).header_line + 1,
+                },
             });
         }
         // Keys repeat within one header's lines, except in [DEFAULT],
@@ -521,78 +451,95 @@ impl Document {
         let mut first_duplicate: Option<Unreadable> = None;
         let mut consider = |found: Option<(usize, usize)>| {
             let Some((first, again)) = found else { return };
-            let entry = &self.parsed.entries[again];
-            if first_duplicate
-                .as_ref()
-                .is_none_or(|d| entry.line + 1 < d.line())
-            {
-                first_duplicate = Some(Unreadable::DuplicateKey {
-                    section: self.section_name(entry.section).to_string(),
-                    key: entry.key(&self.text).to_string(),
-                    line: entry.line + 1,
-                    first_line: self.parsed.entries[first].line + 1,
+            let line = self.parsed.entry_line(again);
+            if first_duplicate.as_ref().is_none_or(|d| line + 1 < d.line) {
+                first_duplicate = Some(Unreadable {
+                    line: line + 1,
+                    section: Some(
+                        self.section_name(self.parsed.entry_section(again))
+                            .to_string(),
+                    ),
+                    kind: ErrorKind::DuplicateKey {
+                        key: self.entry_key(again).to_string(),
+                        first_line: self.parsed.entry_line(first) + 1,
+                    },
                 });
             }
         };
         let defaults_entries: Vec<usize> =
             defaults.iter().flat_map(|&s| self.entries_of(s)).collect();
         consider(self.first_duplicate_key(&defaults_entries));
-        for s in 0..self.parsed.sections.len() {
+        for s in 0..self.parsed.section_count() {
             if !defaults.contains(&s) {
-                let entries = self.parsed.sections[s].entries.clone();
-                consider(self.first_duplicate_key_in(entries));
+                consider(self.first_duplicate_key_in(self.parsed.section(s).entries));
             }
         }
         found.extend(first_duplicate);
         if let Some(nested) = self.first_bad_nested_line() {
             found.push(nested);
         }
-        found.into_iter().min_by_key(Unreadable::line)
+        found.into_iter().min_by_key(|u| u.line)
+    }
+
+    /// The key of entry `e`, as botocore compares it.
+    fn entry_key(&self, e: usize) -> Cow<'_, str> {
+        self.parsed.entry_key(e, &self.text)
     }
 
     /// The first key that repeats among `entries` (as configparser sees
     /// it: at the repetition), with its first occurrence.
     fn first_duplicate_key(&self, entries: &[usize]) -> Option<(usize, usize)> {
-        let key = |e: usize| self.parsed.entries[e].key(&self.text);
-        if entries.len() <= 16 {
-            // A few keys per section: comparing pairs (their hashes first)
-            // is cheaper than a hash set.
-            for (i, &again) in entries.iter().enumerate() {
-                if let Some(&first) = entries[..i].iter().find(|&&e| self.same_key(e, again)) {
-                    return Some((first, again));
+        self.first_duplicate_among(entries.len(), entries.iter().copied())
+    }
+
+    /// [`Document::first_duplicate_key`] of `count` entries.
+    fn first_duplicate_among(
+        &self,
+        count: usize,
+        entries: impl Iterator<Item = usize>,
+    ) -> Option<(usize, usize)> {
+        if count <= 16 {
+            // A few keys per section: comparing pairs is cheaper than
+            // sorting (each key read from its line once).
+            let keys: Vec<(usize, Cow<'_, str>)> =
+                entries.map(|e| (e, self.entry_key(e))).collect();
+            for (i, (again, key)) in keys.iter().enumerate() {
+                if let Some((first, _)) = keys[..i].iter().find(|(_, k)| k == key) {
+                    return Some((*first, *again));
                 }
             }
             return None;
         }
-        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
-        for &e in entries {
-            if let Some(&first) = seen.get(key(e)) {
-                return Some((first, e));
+        // Entry numbers sorted by a hash of their key, then by number:
+        // eight bytes per key (a section of a million keys must not cost a
+        // hash map of them), equal keys next to each other, in file order.
+        let mut by_hash: Vec<(u32, u32)> = Vec::with_capacity(count);
+        by_hash
+            .extend(entries.map(|e| (crate::hash(self.entry_key(e).as_bytes()) as u32, e as u32)));
+        by_hash.sort_unstable();
+        let mut found: Option<(usize, usize)> = None;
+        for run in by_hash.chunk_by(|a, b| a.0 == b.0) {
+            for (i, &(_, again)) in run.iter().enumerate().skip(1) {
+                let again = again as usize;
+                let key = self.entry_key(again);
+                let first = run[..i]
+                    .iter()
+                    .map(|&(_, e)| e as usize)
+                    .find(|&e| self.entry_key(e) == key);
+                if let Some(first) = first
+                    && found.is_none_or(|(_, earliest)| again < earliest)
+                {
+                    found = Some((first, again));
+                }
             }
-            seen.insert(key(e), e);
         }
-        None
+        found
     }
 
     /// [`Document::first_duplicate_key`] for one section's entries.
     /// (Without collecting the range: it runs for every section.)
     fn first_duplicate_key_in(&self, entries: Range<usize>) -> Option<(usize, usize)> {
-        if entries.len() <= 16 {
-            for again in entries.clone() {
-                if let Some(first) = (entries.start..again).find(|&e| self.same_key(e, again)) {
-                    return Some((first, again));
-                }
-            }
-            return None;
-        }
-        self.first_duplicate_key(&entries.collect::<Vec<_>>())
-    }
-
-    /// Whether entries `a` and `b` have the same key (hashes compared first).
-    fn same_key(&self, a: usize, b: usize) -> bool {
-        let entries = &self.parsed.entries;
-        entries[a].key_hash == entries[b].key_hash
-            && entries[a].key(&self.text) == entries[b].key(&self.text)
+        self.first_duplicate_among(entries.len(), entries)
     }
 
     /// botocore's `_parse_nested`: a value that starts with a line break
@@ -601,19 +548,26 @@ impl Document {
     /// the AWS CLI (`ConfigParseError`). [DEFAULT]'s values count too: every
     /// section inherits them, the profiles the daemon writes included.
     fn first_bad_nested_line(&self) -> Option<Unreadable> {
-        self.parsed.entries.iter().find_map(|entry| {
-            if entry.continuations.is_empty() || !entry.value(&self.text).starts_with('\n') {
+        (0..self.parsed.entry_count()).find_map(|entry| {
+            let mut continuations = self.parsed.continuations(entry).peekable();
+            continuations.peek()?;
+            if !self.parsed.entry_value(entry, &self.text).starts_with('\n') {
                 return None;
             }
-            let bad = entry.continuations.iter().copied().find(|&line| {
+            let bad = continuations.find(|&line| {
                 parse::py_splitlines(py_strip(self.line_text(line)))
                     .map(py_strip)
                     .any(|part| !part.is_empty() && !part.contains('='))
             })?;
-            Some(Unreadable::Nested {
-                section: self.section_name(entry.section).to_string(),
-                key: entry.key(&self.text).to_string(),
+            Some(Unreadable {
                 line: bad + 1,
+                section: Some(
+                    self.section_name(self.parsed.entry_section(entry))
+                        .to_string(),
+                ),
+                kind: ErrorKind::NestedValue {
+                    key: self.entry_key(entry).to_string(),
+                },
             })
         })
     }
@@ -649,12 +603,12 @@ impl Document {
     }
 
     fn section_name(&self, section: usize) -> &str {
-        &self.text[self.parsed.sections[section].name.clone()]
+        self.parsed.section_name(section, &self.text)
     }
 
     /// Section names in file order, duplicates included.
     pub fn section_names(&self) -> Vec<&str> {
-        (0..self.parsed.sections.len())
+        (0..self.parsed.section_count())
             .map(|s| self.section_name(s))
             .collect()
     }
@@ -667,20 +621,19 @@ impl Document {
         self.index.get_or_init(|| SectionIndex::build(self))
     }
 
-    fn sections_named(&self, name: &str) -> impl Iterator<Item = usize> + '_ {
-        let index = self.index();
-        index.chain(index.first(self, name))
+    fn sections_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+        self.index().named(self, name)
     }
 
     fn entries_of(&self, section: usize) -> impl Iterator<Item = usize> + use<> {
-        self.parsed.sections[section].entries.clone()
+        self.parsed.section(section).entries
     }
 
     /// The keys of `section` in file order (lowercased, duplicates included).
-    pub fn keys(&self, section: &str) -> Vec<&str> {
+    pub fn keys(&self, section: &str) -> Vec<Cow<'_, str>> {
         self.sections_named(section)
             .flat_map(|s| self.entries_of(s))
-            .map(|e| self.parsed.entries[e].key(&self.text))
+            .map(|e| self.entry_key(e))
             .collect()
     }
 
@@ -692,12 +645,12 @@ impl Document {
             return Ok(first);
         }
         if let (Some(first), Some(again)) = (first, found.next()) {
-            return Err(CredentialsError::DuplicateSection {
-                file: self.file.clone(),
-                section: section.to_string(),
-                line: self.parsed.sections[again].header_line + 1,
-                first_line: self.parsed.sections[first].header_line + 1,
-            });
+            return Err(self
+                .error(ErrorKind::DuplicateSection {
+                    first_line: self.parsed.section(first).header_line + 1,
+                })
+                .at_line(self.parsed.section(again).header_line + 1)
+                .in_section(section));
         }
         Ok(first)
     }
@@ -714,18 +667,17 @@ impl Document {
         };
         self.sections_named(section)
             .flat_map(|s| self.entries_of(s))
-            .filter(|&e| self.parsed.entries[e].key(&self.text) == key)
+            .filter(|&e| self.entry_key(e) == key)
             .collect()
     }
 
     fn duplicate_key(&self, section: &str, entries: &[usize]) -> CredentialsError {
-        CredentialsError::DuplicateKey {
-            file: self.file.clone(),
-            section: section.to_string(),
-            key: self.parsed.entries[entries[0]].key(&self.text).to_string(),
-            line: self.parsed.entries[entries[1]].line + 1,
-            first_line: self.parsed.entries[entries[0]].line + 1,
-        }
+        self.error(ErrorKind::DuplicateKey {
+            key: self.entry_key(entries[0]).to_string(),
+            first_line: self.parsed.entry_line(entries[0]) + 1,
+        })
+        .at_line(self.parsed.entry_line(entries[1]) + 1)
+        .in_section(section)
     }
 
     /// Value of `key` (case-insensitive key, case-sensitive section) in
@@ -739,7 +691,7 @@ impl Document {
         let entries = self.entries_for(section, key);
         match entries.as_slice() {
             [] => Ok(None),
-            [entry] => Ok(Some(self.parsed.entries[*entry].value(&self.text))),
+            [entry] => Ok(Some(self.parsed.entry_value(*entry, &self.text))),
             _ => Err(self.duplicate_key(section, &entries)),
         }
     }
@@ -765,26 +717,23 @@ impl Document {
     /// on which section it is): the editor must refuse to touch it.
     pub fn check_section(&self, section: &str) -> Result<(), CredentialsError> {
         self.duplicate_section(section)?;
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        for s in self.sections_named(section) {
-            for e in self.entries_of(s) {
-                let key = self.parsed.entries[e].key(&self.text);
-                if let Some(&first) = seen.get(key) {
-                    return Err(self.duplicate_key(section, &[first, e]));
-                }
-                seen.insert(key, e);
-            }
+        let entries: Vec<usize> = self
+            .sections_named(section)
+            .flat_map(|s| self.entries_of(s))
+            .collect();
+        if let Some((first, again)) = self.first_duplicate_key(&entries) {
+            return Err(self.duplicate_key(section, &[first, again]));
         }
         for (s, profile) in &self.index().renamed {
-            let (s, info) = (*s, &self.parsed.sections[*s]);
+            let (s, info) = (*s, self.parsed.section(*s));
             let raw = self.section_name(s);
             if raw != section && profile == section {
-                return Err(CredentialsError::AmbiguousSection {
-                    file: self.file.clone(),
-                    section: section.to_string(),
-                    header: raw.to_string(),
-                    line: info.header_line + 1,
-                });
+                return Err(self
+                    .error(ErrorKind::AmbiguousSection {
+                        header: raw.to_string(),
+                    })
+                    .at_line(info.header_line + 1)
+                    .in_section(section));
             }
         }
         Ok(())
@@ -961,12 +910,7 @@ impl Document {
         section: &str,
         expected: &[(&str, Option<&str>)],
     ) -> Result<(), CredentialsError> {
-        let disagree = |key: &str, detail| CredentialsError::ReadersDisagree {
-            file: self.file.clone(),
-            section: section.to_string(),
-            key: key.to_string(),
-            detail,
-        };
+        let disagree = |key: &str, detail| self.disagree(section, key, detail);
         self.check_section(section)?;
         for &(key, value) in expected {
             if self.get(section, key)? != value {
@@ -990,14 +934,13 @@ impl Document {
 
     /// Section `s` as a part to edit on its own.
     fn chunk(&self, s: usize) -> Chunk {
-        let info = &self.parsed.sections[s];
-        let lines = &self.parsed.lines;
-        let header = &lines[info.header_line];
+        let info = self.parsed.section(s);
+        let header = self.parsed.line(info.header_line, &self.text);
         let start = header.content_start;
-        let end = lines
-            .get(info.end_line)
-            .map_or(self.text.len(), |l| l.raw.start);
-        let context_end = lines.get(info.end_line).map_or(end, |l| l.raw.end);
+        let next = (info.end_line < self.parsed.line_count())
+            .then(|| self.parsed.line(info.end_line, &self.text));
+        let end = next.map_or(self.text.len(), |l| l.start);
+        let context_end = next.map_or(end, |l| l.end);
         let bytes = self.text.as_bytes();
         let starts_a_line = |at: usize| at <= self.bom_len() || bytes[at - 1] == b'\n';
         let sdk_header = |at: usize| starts_a_line(at) && self.text[at..].starts_with('[');
@@ -1023,12 +966,7 @@ impl Document {
             // Already unreadable for the SDK: not made worse.
             return Ok(());
         }
-        let disagree = |section: &str, key: &str, detail| CredentialsError::ReadersDisagree {
-            file: self.file.clone(),
-            section: section.to_string(),
-            key: key.to_string(),
-            detail,
-        };
+        let disagree = |section: &str, key: &str, detail| self.disagree(section, key, detail);
         let Ok(view) = sdk::parse(after) else {
             let edit = edits
                 .iter()
@@ -1089,45 +1027,6 @@ impl Document {
         Ok(())
     }
 
-    /// The edits that write `creds` into profile `section`:
-    /// `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`,
-    /// `aws_security_token` when the section (or `[DEFAULT]`) has one —
-    /// botocore reads it before `aws_session_token`, so a stale one would
-    /// shadow the new token — and `expiry_key` with the expiry in RFC 3339
-    /// UTC (`2026-11-25T16:05:00Z`).
-    pub fn session_edits(
-        &self,
-        section: &str,
-        creds: &SessionCredentials,
-        expiry_key: &str,
-    ) -> Vec<Edit> {
-        let mut edits = vec![
-            Edit::set(
-                section,
-                ACCESS_KEY_ID,
-                SecretString::from(creds.access_key_id.clone()),
-            ),
-            Edit::set(section, SECRET_ACCESS_KEY, creds.secret_access_key.clone()),
-            Edit::set(section, SESSION_TOKEN, creds.session_token.clone()),
-        ];
-        let has_security_token = [section, DEFAULT_SECTION]
-            .iter()
-            .any(|s| !self.entries_for(s, "aws_security_token").is_empty());
-        if has_security_token {
-            edits.push(Edit::set(
-                section,
-                "aws_security_token",
-                creds.session_token.clone(),
-            ));
-        }
-        edits.push(Edit::set(
-            section,
-            expiry_key,
-            SecretString::from(crate::timestamp::rfc3339(creds.expiration)),
-        ));
-        edits
-    }
-
     /// The lines (0-based, physical) that hold `key` in `section`: its key
     /// line and the lines of its value, which a set replaces and a removal
     /// deletes. Empty when the key is missing. Errors as
@@ -1138,14 +1037,19 @@ impl Document {
             return Ok(Vec::new());
         };
         let mut lines = self.value_lines(section, key, entry)?;
-        lines.insert(self.parsed.entries[entry].line);
+        lines.insert(self.parsed.entry_line(entry));
         Ok(lines.into_iter().collect())
     }
 
     // ----- editing -----
 
+    fn last_line(&self) -> Option<Line> {
+        let count = self.parsed.line_count();
+        (count > 0).then(|| self.parsed.line(count - 1, &self.text))
+    }
+
     fn line_text(&self, line: usize) -> &str {
-        self.parsed.lines[line].content(&self.text)
+        self.parsed.line(line, &self.text).content(&self.text)
     }
 
     fn canonical_line(key: &str, value: &str) -> Zeroizing<String> {
@@ -1168,18 +1072,17 @@ impl Document {
         key: &str,
         entry: usize,
     ) -> Result<BTreeSet<usize>, CredentialsError> {
-        let key_line = self.parsed.entries[entry].line;
+        let key_line = self.parsed.entry_line(entry);
         // botocore's continuation lines, including those after a line it
         // rejects (no separator): such a line does not end the value.
-        let mut lines: BTreeSet<usize> = self.parsed.entries[entry]
-            .continuations
-            .iter()
-            .copied()
-            .collect();
-        for index in key_line + 1..self.parsed.lines.len() {
-            let content = self.line_text(index);
-            match self.parsed.lines[index].kind {
-                Kind::Continuation(e) if e == entry => {}
+        let mut lines: BTreeSet<usize> = self.parsed.continuations(entry).collect();
+        for index in key_line + 1..self.parsed.line_count() {
+            let line = self.parsed.line(index, &self.text);
+            let content = line.content(&self.text);
+            match line.kind {
+                // Until the next key or header, a continuation is this
+                // entry's.
+                Kind::Continuation => {}
                 Kind::Blank => {}
                 Kind::Comment if content.starts_with([' ', '\t']) => {
                     lines.insert(index);
@@ -1195,12 +1098,24 @@ impl Document {
     }
 
     fn indented_line(&self, section: &str, key: &str, line: usize) -> CredentialsError {
-        CredentialsError::IndentedLine {
-            file: self.file.clone(),
-            section: section.to_string(),
+        self.error(ErrorKind::IndentedLine {
             key: key.to_string(),
-            line: line + 1,
-        }
+        })
+        .at_line(line + 1)
+        .in_section(section)
+    }
+
+    /// An error about this document's file.
+    fn error(&self, kind: ErrorKind) -> CredentialsError {
+        CredentialsError::new(&self.file, kind)
+    }
+
+    fn disagree(&self, section: &str, key: &str, detail: &'static str) -> CredentialsError {
+        self.error(ErrorKind::ReadersDisagree {
+            key: key.to_string(),
+            detail,
+        })
+        .in_section(section)
     }
 
     fn with_set(
@@ -1215,9 +1130,9 @@ impl Document {
         let entries = self.entries_for(section, key);
         if let Some(&entry) = entries.first() {
             let drop = self.value_lines(section, key, entry)?;
-            let key_line = self.parsed.entries[entry].line;
+            let key_line = self.parsed.entry_line(entry);
             let unchanged = drop.is_empty()
-                && self.parsed.entries[entry].value(&self.text) == value
+                && self.parsed.entry_value(entry, &self.text) == value
                 && !self.line_text(key_line).starts_with(is_py_space)
                 && sdk::property_line(self.line_text(key_line))
                     .is_some_and(|(k, v)| k == key && v == value);
@@ -1243,7 +1158,7 @@ impl Document {
         // or a column-0 comment: its last key, continuation or indented
         // comment. Trailing comments and blank lines stay with the next
         // section.
-        let info = &self.parsed.sections[s];
+        let info = self.parsed.section(s);
         let after = (info.header_line + 1..info.end_line)
             .rev()
             .find(|&index| {
@@ -1253,9 +1168,10 @@ impl Document {
             .unwrap_or(info.header_line);
         // The next line that is not blank or a comment must not be indented,
         // or it would continue the new key's value.
-        for index in after + 1..self.parsed.lines.len() {
-            let content = self.line_text(index);
-            match self.parsed.lines[index].kind {
+        for index in after + 1..self.parsed.line_count() {
+            let line = self.parsed.line(index, &self.text);
+            let content = line.content(&self.text);
+            match line.kind {
                 Kind::Blank => {}
                 Kind::Comment if content.starts_with(['#', ';']) => {}
                 _ if content.starts_with(is_py_space) => {
@@ -1276,9 +1192,7 @@ impl Document {
         let header = format!("[{section}]");
         let line = Self::canonical_line(key, value);
         let last_is_blank = self
-            .parsed
-            .lines
-            .last()
+            .last_line()
             .is_none_or(|l| py_strip(l.content(&self.text)).is_empty());
         let mut new_lines = Vec::new();
         if !last_is_blank {
@@ -1286,7 +1200,7 @@ impl Document {
         }
         new_lines.push(header.as_str());
         new_lines.push(line.as_str());
-        let last = self.parsed.lines.len().checked_sub(1);
+        let last = self.parsed.line_count().checked_sub(1);
         self.rebuild(|_| Out::Keep, last, &new_lines)
     }
 
@@ -1300,7 +1214,7 @@ impl Document {
             return Ok(None);
         };
         let mut drop = self.value_lines(section, key, entry)?;
-        drop.insert(self.parsed.entries[entry].line);
+        drop.insert(self.parsed.entry_line(entry));
         Ok(Some(self.rebuild(
             |index| {
                 if drop.contains(&index) {
@@ -1329,12 +1243,12 @@ impl Document {
         insert: &[&'n str],
     ) -> Zeroizing<String> {
         // (content, own line ending; `None` for a new line)
-        let mut out: Vec<(&str, Option<&str>)> = Vec::with_capacity(self.parsed.lines.len() + 4);
+        let mut out: Vec<(&str, Option<&str>)> = Vec::with_capacity(self.parsed.line_count() + 4);
         let new_lines = insert.iter().map(|content| (*content, None));
         if after.is_none() {
             out.extend(new_lines.clone());
         }
-        for (index, line) in self.parsed.lines.iter().enumerate() {
+        for (index, line) in self.parsed.lines(&self.text).enumerate() {
             let terminator = Some(line.terminator(&self.text));
             match each(index) {
                 Out::Keep => out.push((line.content(&self.text), terminator)),
@@ -1346,9 +1260,7 @@ impl Document {
             }
         }
         let ends_without_newline = self
-            .parsed
-            .lines
-            .last()
+            .last_line()
             .is_some_and(|l| l.terminator(&self.text).is_empty());
         let count = out.len();
         let mut text = Zeroizing::new(String::with_capacity(self.text.len() + 256));
@@ -1381,12 +1293,7 @@ impl Document {
         expected: Option<&str>,
         check_sdk: bool,
     ) -> Result<(), CredentialsError> {
-        let disagree = |detail| CredentialsError::ReadersDisagree {
-            file: self.file.clone(),
-            section: section.to_string(),
-            key: key.to_string(),
-            detail,
-        };
+        let disagree = |detail| self.disagree(section, key, detail);
         self.check_section(section)?;
         if self.get(section, key)? != expected {
             return Err(disagree("the AWS CLI would not read the new value"));
@@ -1533,9 +1440,7 @@ enum Out<'a> {
 impl Drop for Document {
     fn drop(&mut self) {
         wipe(&mut self.text);
-        for entry in &mut self.parsed.entries {
-            entry.zeroize();
-        }
+        self.parsed.zeroize();
     }
 }
 
@@ -1543,7 +1448,7 @@ impl fmt::Debug for Document {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Document")
             .field("sections", &self.section_names())
-            .field("lines", &self.parsed.lines.len())
+            .field("lines", &self.parsed.line_count())
             .finish_non_exhaustive()
     }
 }

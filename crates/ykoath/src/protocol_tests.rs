@@ -2,9 +2,8 @@
 //! with the known-answer vectors of docs/test-vectors.md.
 
 use super::*;
-use crate::oath::applet::{self, Algorithm, Applet, Credential, Kind};
-use crate::oath::error::AppletError;
-use crate::retry::{Classified, RetryClass};
+use crate::applet::{self, Algorithm, Applet, Credential, Kind};
+use crate::error::AppletError;
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
@@ -225,7 +224,6 @@ fn password_handshake_matches_the_vectors() {
     // Before VALIDATE: 69 82, authentication required.
     let e = list(&mut card).unwrap_err();
     assert!(matches!(e, AppletError::AuthenticationRequired), "{e:?}");
-    assert_eq!(e.retry_class(), RetryClass::NeedsUser);
     validate(&mut card, &*key, &info, &host).unwrap();
     let (sent, answer) = card.log.last().unwrap();
     assert_eq!(sent, &apdu);
@@ -244,7 +242,6 @@ fn wrong_password_and_a_card_that_does_not_know_the_key() {
     let wrong = derive_key(&SecretString::from("hunter3"), &info.salt);
     let e = validate(&mut applet, &*wrong, &info, &[7; 8]).unwrap_err();
     assert!(matches!(e, AppletError::WrongPassword), "{e:?}");
-    assert_eq!(e.retry_class(), RetryClass::NeedsUser);
 
     // A card that accepts our answer but cannot answer our challenge.
     let key = derive_key(&SecretString::from("hunter2"), &[1; 8]);
@@ -312,7 +309,6 @@ fn status_words_become_typed_errors() {
         matches!(e, AppletError::NotOath(StatusWord(0x6D00))),
         "{e:?}"
     );
-    assert_eq!(e.retry_class(), RetryClass::WaitForKey);
     let e = list(&mut sw("69 82")).unwrap_err();
     assert!(matches!(e, AppletError::AuthenticationRequired), "{e:?}");
     let e = list(&mut sw("6F 00")).unwrap_err();
@@ -337,7 +333,6 @@ fn status_words_become_typed_errors() {
     // 69 82 on CALCULATE: touch timeout for a touch credential only.
     let e = calculate(&mut sw("69 82"), "x", &[0; 8], true).unwrap_err();
     assert!(matches!(e, AppletError::TouchTimeout { .. }), "{e:?}");
-    assert_eq!(e.retry_class(), RetryClass::Soon);
     let e = calculate(&mut sw("69 82"), "x", &[0; 8], false).unwrap_err();
     assert!(matches!(e, AppletError::AuthenticationRequired), "{e:?}");
     let e = calculate(&mut sw("69 84"), "x", &[0; 8], false).unwrap_err();
@@ -356,7 +351,6 @@ fn status_words_become_typed_errors() {
     .unwrap_err();
     // A YubiKey's answer to a wrong VALIDATE (ykman: "wrong password").
     assert!(matches!(e, AppletError::WrongPassword), "{e:?}");
-    assert_eq!(e.retry_class(), RetryClass::NeedsUser);
     // Transport failures pass through.
     let e = list(&mut Scripted(vec![])).unwrap_err();
     assert!(matches!(e, AppletError::Card(CardError::Link(_))), "{e:?}");
