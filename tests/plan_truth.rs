@@ -83,9 +83,9 @@ fn planned(home: &Home) -> (Cost, serde_json::Value) {
     (cost, plan)
 }
 
-fn observed(card: &pcsc::VirtualCard, codes_before: u64, front: &sts_front::StsFront) -> Cost {
-    let stats = front.stats();
-    let roles = stats["roles"]
+/// AssumeRole calls per role ARN the STS front counted.
+fn roles_at(front: &sts_front::StsFront) -> BTreeMap<String, u64> {
+    front.stats()["roles"]
         .as_object()
         .map(|roles| {
             roles
@@ -93,7 +93,12 @@ fn observed(card: &pcsc::VirtualCard, codes_before: u64, front: &sts_front::StsF
                 .map(|(arn, n)| (arn.clone(), n.as_u64().unwrap()))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn observed(card: &pcsc::VirtualCard, codes_before: u64, front: &sts_front::StsFront) -> Cost {
+    let stats = front.stats();
+    let roles = roles_at(front);
     Cost {
         codes: card.calculations() - codes_before,
         get_session_token: stats["actions"]["GetSessionToken"].as_u64().unwrap_or(0),
@@ -337,15 +342,7 @@ fn sso_observed(sso: &sso_front::SsoFront, sts: &sts_front::StsFront) -> SsoCost
         sign_ins: count("StartDeviceAuthorization"),
         refreshes: count("CreateToken:refresh_token"),
         role_credentials: count("GetRoleCredentials"),
-        roles: sts.stats()["roles"]
-            .as_object()
-            .map(|roles| {
-                roles
-                    .iter()
-                    .map(|(arn, n)| (arn.clone(), n.as_u64().unwrap()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        roles: roles_at(sts),
     }
 }
 

@@ -573,21 +573,7 @@ async fn a_code_that_waits_for_a_touch_holds_up_no_sso_section() {
         (f, report)
     });
     // The SSO sections are written while the code still waits.
-    let started = std::time::Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&credentials).unwrap();
-        if text.contains(&format!("[{}]", section(1)))
-            && text.contains(&format!("[{}]", section(0)))
-        {
-            assert!(!text.contains("[100000000000]"), "{text}");
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "{text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    sso_written_before_the_mfa_section(&credentials).await;
     touch.send(()).unwrap();
     let (f, report) = pass.await.unwrap();
     assert_eq!(report.written(), 3, "{report:?}");
@@ -628,12 +614,22 @@ async fn a_sign_in_that_ends_while_a_code_waits_is_served_in_that_pass() {
     // The person approves meanwhile: the SSO sections are written before
     // the touch.
     sso.approve();
+    sso_written_before_the_mfa_section(&credentials).await;
+    touch.send(()).unwrap();
+    let (f, report) = pass.await.unwrap();
+    assert_eq!(report.written(), 3, "{report:?}");
+    assert_eq!(f.sso.counts(), (1, 1, 0, 2), "one sign-in");
+}
+
+/// Waits (5 s at most) for both SSO sections in the credentials file, and
+/// checks that the MFA section is not there yet.
+async fn sso_written_before_the_mfa_section(credentials: &std::path::Path) {
     let started = std::time::Instant::now();
     loop {
-        let text = std::fs::read_to_string(&credentials).unwrap();
-        if text.contains(&format!("[{}]", section(1))) {
+        let text = std::fs::read_to_string(credentials).unwrap();
+        if (0..2).all(|i| text.contains(&format!("[{}]", section(i)))) {
             assert!(!text.contains("[100000000000]"), "{text}");
-            break;
+            return;
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(5),
@@ -641,8 +637,4 @@ async fn a_sign_in_that_ends_while_a_code_waits_is_served_in_that_pass() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    touch.send(()).unwrap();
-    let (f, report) = pass.await.unwrap();
-    assert_eq!(report.written(), 3, "{report:?}");
-    assert_eq!(f.sso.counts(), (1, 1, 0, 2), "one sign-in");
 }
