@@ -295,9 +295,13 @@ impl SsoClients {
             .await?
         {
             Step::Token(token) => Ok(token),
-            Step::SignIn { files, .. } => {
-                self.sign_in(session, &context, &files, now, on_device_code)
-                    .await
+            // Both locks held until the sign-in ends.
+            Step::SignIn { gate, lock, files } => {
+                let signed_in = self
+                    .sign_in(session, &context, &files, now, on_device_code)
+                    .await;
+                drop((gate, lock));
+                signed_in
             }
             Step::UnderWay => Err(SsoError::local(
                 SsoErrorKind::Cache,
@@ -401,11 +405,7 @@ impl SsoClients {
                 return Ok(Step::Token(token_of(&cached)));
             }
         }
-        Ok(Step::SignIn {
-            _gate: gate,
-            _lock: lock,
-            files,
-        })
+        Ok(Step::SignIn { gate, lock, files })
     }
 
     /// GetRoleCredentials of `account_id` and `role_name` with `token`. A
@@ -670,8 +670,8 @@ enum Step {
     Token(AccessToken),
     /// Only a sign-in helps: both locks are held for it.
     SignIn {
-        _gate: tokio::sync::OwnedMutexGuard<()>,
-        _lock: crate::private_file::Lock,
+        gate: tokio::sync::OwnedMutexGuard<()>,
+        lock: crate::private_file::Lock,
         files: SignInFiles,
     },
     /// Another task or process holds the lock (not waited for).
