@@ -11,7 +11,9 @@
 //! 5. `credential-process` from a fresh cache (`process`);
 //! 6. the size of the daemon binary (`size`);
 //! 7. peak memory under hostile input (`hostile`);
-//! 8. the local credentials endpoint: latency and memory (`endpoint`).
+//! 8. the local credentials endpoint: latency and memory (`endpoint`);
+//! 9. IAM Identity Center sections: cold start with one sign-in, and
+//!    `credential-process` for an SSO section (`sso`).
 //!
 //! ```text
 //! cargo run --release --example bench -- [--quick] [--only latency,startup,...]
@@ -46,6 +48,8 @@ mod report;
 mod rig;
 #[path = "bench/size.rs"]
 mod size;
+#[path = "bench/sso.rs"]
+mod sso;
 #[path = "bench/startup.rs"]
 mod startup;
 #[path = "bench/throttle.rs"]
@@ -69,6 +73,8 @@ mod fast_sts;
 mod moto;
 #[path = "../tests/support/pcsc.rs"]
 mod pcsc;
+#[path = "../tests/support/sso_front.rs"]
+mod sso_front;
 #[path = "../tests/support/sts_front.rs"]
 mod sts_front;
 #[path = "../tests/support/tools.rs"]
@@ -89,9 +95,9 @@ struct Args {
     idle_seconds: Option<u64>,
 }
 
-const ALL: [&str; 11] = [
+const ALL: [&str; 12] = [
     "latency", "startup", "throttle", "cold", "reaction", "process", "hostile", "idle", "editor",
-    "endpoint", "size",
+    "endpoint", "sso", "size",
 ];
 /// The benchmarks that need the rig (pcscd, the virtual YubiKey, the fronts).
 const WITH_RIG: [&str; 8] = [
@@ -285,6 +291,24 @@ fn run(args: &Args) -> Result<(), String> {
         let (table, json) = endpoint_bench::run(if args.quick { 200 } else { 1000 })?;
         table.print();
         figures.insert("endpoint".into(), json);
+    }
+    if wants("sso") {
+        let daemon = match (&binaries, &args.daemon) {
+            (Some(daemon), _) | (None, Some(daemon)) => daemon.clone(),
+            (None, None) => example_bin::try_daemon(args.build)?,
+        };
+        let (sizes, repeats, runs): (&[usize], usize, usize) = if args.quick {
+            (&[1, 20], 1, 20)
+        } else {
+            (&[1, 20, 200], 3, 200)
+        };
+        let tables = sso::run(&daemon, args.build, sizes, repeats, runs)?;
+        let mut json = tables.iter().map(|(_, json)| json.clone());
+        figures.insert("sso_cold".into(), json.next().unwrap_or_default());
+        figures.insert("sso_process".into(), json.next().unwrap_or_default());
+        for (table, _) in &tables {
+            table.print();
+        }
     }
     if wants("size") {
         let daemon = match binaries {

@@ -53,4 +53,11 @@ pub trait Classified {
     fn is_throttling(&self) -> bool {
         false
     }
+
+    /// What makes this error the same error when it happens again: its
+    /// text without what differs from one answer to the next (a request
+    /// id). `None`: the text itself. A repeat is not logged again.
+    fn recurrence(&self) -> Option<String> {
+        None
+    }
 }

@@ -56,7 +56,9 @@ impl fmt::Display for MfaSessionKey {
 }
 
 /// What fails, and backs off, independently: an MFA device (a code or a
-/// GetSessionToken failed) or a section (its AssumeRole or its write failed).
+/// GetSessionToken failed), an SSO session (a sign-in or its token failed)
+/// or a section (its AssumeRole, its GetRoleCredentials or its write
+/// failed).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
 pub enum Unit {
@@ -64,6 +66,9 @@ pub enum Unit {
     Device(String),
     /// A section, by name: its AssumeRole and its write.
     Section(String),
+    /// An IAM Identity Center SSO session, by name: its sign-in and the
+    /// refresh of its access token.
+    SsoSession(String),
 }
 
 impl fmt::Display for Unit {
@@ -73,12 +78,17 @@ impl fmt::Display for Unit {
         match self {
             Unit::Device(serial) => write!(f, "MFA device {}", printable(serial)),
             Unit::Section(name) => write!(f, "section [{}]", printable(name)),
+            Unit::SsoSession(name) => write!(f, "SSO session {}", printable(name)),
         }
     }
 }
 
 /// Units backing off after errors, with the earliest next attempt.
 pub type Backoff = BTreeMap<Unit, OffsetDateTime>;
+
+/// Units backing off, with the next attempt and the error that put them
+/// there (what `plan` and `status` say of a unit that waits).
+pub type FailingUnits = BTreeMap<Unit, (OffsetDateTime, String)>;
 
 /// A TOTP code and the time step it belongs to.
 pub struct Code {

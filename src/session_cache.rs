@@ -304,6 +304,12 @@ impl SessionCache {
         }
     }
 
+    /// Another view of the same shared file, with nothing in memory yet:
+    /// for a part of a pass that writes beside another.
+    pub fn sibling(&self) -> Self {
+        SessionCache::new(self.dir.clone())
+    }
+
     /// Waits for the cross-process lock without blocking a thread, so that
     /// the wait ends with the task (a SIGTERM while another process holds
     /// the lock during a YubiKey touch).

@@ -5,7 +5,8 @@
 //! whatever the number of sections, one AssumeRole per section, every
 //! profile written and restored, a throttled pass that narrows its window
 //! and completes, `credential-process` without an STS call, hostile inputs
-//! without a panic or a stall, an idle daemon that does not poll.
+//! without a panic or a stall, an idle daemon that does not poll, one
+//! IAM Identity Center sign-in for any number of SSO sections.
 
 #[path = "support/example_bin.rs"]
 mod example_bin;
@@ -18,6 +19,7 @@ fn the_quick_benchmark_runs_and_meets_its_count_targets() {
     // The programs it starts, built for this profile like the other tests'.
     example_bin::path("sts_fault_front");
     example_bin::path("virtual_yubikey");
+    example_bin::path("sso_front");
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("figures.json");
     let output = Command::new(&bench)
@@ -82,6 +84,20 @@ fn the_quick_benchmark_runs_and_meets_its_count_targets() {
         process["sts_calls"], 0,
         "a fresh cache needs no STS call: {process}"
     );
+
+    // IAM Identity Center: one sign-in whatever N, one GetRoleCredentials
+    // per section; credential-process from a fresh cache calls nothing.
+    let sso = figures["sso_cold"]
+        .as_array()
+        .expect("SSO cold-start figures");
+    assert!(sso.len() >= 2, "{figures}");
+    for run in sso {
+        let n = run["n"].as_u64().unwrap();
+        assert_eq!(run["sign_ins"], 1, "{run}");
+        assert_eq!(run["get_role_credentials"], n, "{run}");
+        assert_eq!(run["written"], n, "{run}");
+    }
+    assert_eq!(figures["sso_process"]["calls"], 0, "{figures}");
 
     let hostile = figures["hostile"]["cases"]
         .as_array()

@@ -1,8 +1,9 @@
 //! The dry run tells the truth: for each scenario, `plan --json` says what a
 //! pass will cost (YubiKey codes, GetSessionToken, AssumeRole, section by
-//! section), then `apply` runs against the virtual YubiKey (pcscd + vpcd)
-//! and the counting STS front before moto, and what the daemon did must be
-//! exactly what the plan said.
+//! section; sign-ins, token refreshes and GetRoleCredentials for IAM
+//! Identity Center), then `apply` runs against the virtual YubiKey (pcscd +
+//! vpcd), the counting STS front before moto and the IAM Identity Center
+//! stand-in, and what the daemon did must be exactly what the plan said.
 
 #[path = "support/daemon.rs"]
 mod daemon;
@@ -14,6 +15,8 @@ mod key_and_sts;
 mod moto;
 #[path = "support/pcsc.rs"]
 mod pcsc;
+#[path = "support/sso_front.rs"]
+mod sso_front;
 #[path = "support/sts_front.rs"]
 mod sts_front;
 #[path = "support/tools.rs"]
@@ -34,14 +37,21 @@ struct Cost {
     roles: BTreeMap<String, u64>,
 }
 
-fn planned(home: &Home) -> (Cost, serde_json::Value) {
-    let output = home.run(&["plan", "--json"]);
+/// `plan --json` in `home`, with more environment `env`.
+fn plan_json(home: &Home, env: &[(&str, &str)]) -> serde_json::Value {
+    let mut command = home.command(&["plan", "--json"]);
+    command.envs(env.iter().copied());
+    let output = command.output().expect("run plan");
     assert!(
         output.status.code().is_some_and(|c| c <= 1),
         "plan failed: {}",
         stderr(&output)
     );
-    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("plan --json");
+    serde_json::from_slice(&output.stdout).expect("plan --json")
+}
+
+fn planned(home: &Home) -> (Cost, serde_json::Value) {
+    let plan = plan_json(home, &[]);
     let work = &plan["work"];
     let codes = work["codes"]
         .as_object()
@@ -73,9 +83,9 @@ fn planned(home: &Home) -> (Cost, serde_json::Value) {
     (cost, plan)
 }
 
-fn observed(card: &pcsc::VirtualCard, codes_before: u64, front: &sts_front::StsFront) -> Cost {
-    let stats = front.stats();
-    let roles = stats["roles"]
+/// AssumeRole calls per role ARN the STS front counted.
+fn roles_at(front: &sts_front::StsFront) -> BTreeMap<String, u64> {
+    front.stats()["roles"]
         .as_object()
         .map(|roles| {
             roles
@@ -83,7 +93,12 @@ fn observed(card: &pcsc::VirtualCard, codes_before: u64, front: &sts_front::StsF
                 .map(|(arn, n)| (arn.clone(), n.as_u64().unwrap()))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn observed(card: &pcsc::VirtualCard, codes_before: u64, front: &sts_front::StsFront) -> Cost {
+    let stats = front.stats();
+    let roles = roles_at(front);
     Cost {
         codes: card.calculations() - codes_before,
         get_session_token: stats["actions"]["GetSessionToken"].as_u64().unwrap_or(0),
@@ -266,5 +281,169 @@ fn a_direct_assume_role_section_costs_the_codes_planned() {
             .count(),
         2,
         "a direct AssumeRole carries the code"
+    );
+}
+
+/// What a pass costs at IAM Identity Center (and the roles chained from
+/// its credentials, at STS).
+#[derive(Debug, PartialEq, Eq)]
+struct SsoCost {
+    sign_ins: u64,
+    refreshes: u64,
+    role_credentials: u64,
+    roles: BTreeMap<String, u64>,
+}
+
+fn sso_planned(home: &Home, env: &[(&str, &str)]) -> SsoCost {
+    let plan = plan_json(home, env);
+    let work = &plan["work"];
+    let count = |key: &str| work[key].as_u64().unwrap();
+    let mut roles = BTreeMap::new();
+    let mut role_credentials = 0;
+    for section in plan["sections"].as_array().unwrap() {
+        match section["action"].as_str().unwrap() {
+            "sso-role-credentials" => role_credentials += 1,
+            "assume-role-from-sso-role" => {
+                role_credentials += 1;
+                *roles
+                    .entry(section["role_arn"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        role_credentials,
+        count("get_role_credentials_calls"),
+        "{plan:#}"
+    );
+    assert_eq!(roles.values().sum::<u64>(), count("assume_role_calls"));
+    assert_eq!(
+        count("sso_sign_ins"),
+        plan["sso_sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["needs"] == "sign-in")
+            .count() as u64
+    );
+    SsoCost {
+        sign_ins: count("sso_sign_ins"),
+        refreshes: count("sso_token_refreshes"),
+        role_credentials,
+        roles,
+    }
+}
+
+fn sso_observed(sso: &sso_front::SsoFront, sts: &sts_front::StsFront) -> SsoCost {
+    let stats = sso.stats();
+    let count = |op: &str| stats["calls"][op].as_u64().unwrap_or(0);
+    SsoCost {
+        sign_ins: count("StartDeviceAuthorization"),
+        refreshes: count("CreateToken:refresh_token"),
+        role_credentials: count("GetRoleCredentials"),
+        roles: roles_at(sts),
+    }
+}
+
+#[test]
+fn what_plan_says_is_what_apply_does_for_sso_sections() {
+    let moto = moto::Moto::start();
+    let sts = sts_front::StsFront::start(&moto.url, &[]);
+    let sso = sso_front::SsoFront::start(&["--interval-seconds", "1", "--sts-upstream", &moto.url]);
+    let accounts = daemon::accounts_from(600_000_000_000, 20);
+    let list: Vec<String> = accounts.iter().map(|a| format!("\"{a}\"")).collect();
+    let config = format!(
+        "sso_session = \"corp\"\nsts_endpoint = \"{}\"\nregion = \"us-east-1\"\n\n[sso-session.corp]\nsso_start_url = \"https://d-1234567890.awsapps.com/start\"\nsso_region = \"eu-west-1\"\n\n[every]\nsso_role_name = \"ReadOnly\"\nsso_account_id = [{}]\n\n[deploy]\nsso_account_id = \"{}\"\nsso_role_name = \"Admin\"\nassume_role_arn = \"arn:aws:iam::{}:role/Deploy\"\n",
+        sts.url,
+        list.join(", "),
+        accounts[0],
+        accounts[1],
+    );
+    let home = Home::new(&config);
+    let env = [
+        ("AWS_ENDPOINT_URL_SSO_OIDC", sso.url.as_str()),
+        ("AWS_ENDPOINT_URL_SSO", sso.url.as_str()),
+    ];
+    let profile = |i: usize| format!("{}-ReadOnly", accounts[i]);
+    let token_file = || {
+        let dir = home.aws_dir().join("sso/cache");
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"))
+            .expect("the token cache")
+    };
+
+    type Setup<'a> = Box<dyn Fn() + 'a>;
+    let scenarios: Vec<(&str, Setup)> = vec![
+        (
+            "cold start, 20 roles and a chained one on one SSO session",
+            Box::new(|| {}),
+        ),
+        ("token cached, every profile fresh", Box::new(|| {})),
+        (
+            "one profile deleted",
+            Box::new(|| delete_profile(&home, &profile(3))),
+        ),
+        (
+            "access token expired, two profiles and the chained one deleted",
+            Box::new(|| {
+                let path = token_file();
+                let mut token: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                token["expiresAt"] = "2020-01-01T00:00:00Z".into();
+                std::fs::write(&path, serde_json::to_vec(&token).unwrap()).unwrap();
+                delete_profile(&home, &profile(0));
+                delete_profile(&home, &profile(19));
+                delete_profile(&home, "deploy");
+            }),
+        ),
+    ];
+    let mut history = Vec::new();
+    for (name, setup) in &scenarios {
+        setup();
+        sso.control(serde_json::json!({"op": "reset_stats"}));
+        sts.reset_stats();
+        let plan = sso_planned(&home, &env);
+        let mut apply = home.command(&["apply"]);
+        apply
+            .envs(env)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = apply.spawn().unwrap();
+        if plan.sign_ins > 0 {
+            sso_front::approve(&sso.wait_for_pending(std::time::Duration::from_secs(30)));
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{name}: apply: {}",
+            stderr(&output)
+        );
+        let did = sso_observed(&sso, &sts);
+        eprintln!("{name}: planned {plan:?}");
+        assert_eq!(
+            did, plan,
+            "{name}: the daemon did other work than `plan` said"
+        );
+        history.push(plan);
+    }
+    let costs: Vec<(u64, u64, u64, u64)> = history
+        .iter()
+        .map(|c| {
+            (
+                c.sign_ins,
+                c.refreshes,
+                c.role_credentials,
+                c.roles.values().sum(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        costs,
+        [(1, 0, 21, 1), (0, 0, 0, 0), (0, 0, 1, 0), (0, 1, 3, 1)],
+        "{history:#?}"
     );
 }

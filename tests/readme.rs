@@ -130,7 +130,8 @@ fn links(prose: &str) -> Vec<String> {
 #[test]
 fn config_reference_documents_every_config_key() {
     let page = read(&Path::new(ROOT).join("docs/configuration.md"));
-    for key in aws_session_daemon::config::KEYS {
+    let keys = aws_session_daemon::config::KEYS.iter();
+    for key in keys.chain(aws_session_daemon::config::SSO_SESSION_KEYS) {
         assert!(
             page.contains(&format!("| `{}` |", key.name)),
             "docs/configuration.md lacks a row for `{}`",

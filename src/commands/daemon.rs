@@ -8,9 +8,9 @@ use tokio::sync::mpsc;
 
 use crate::cli::Cli;
 use crate::config::process_env;
-use crate::daemon::act::{Executor, Outcome};
+use crate::daemon::act::{Executor, Outcome, SignIns};
 use crate::daemon::adapters::{
-    RealCodes, RealKeyring, RealSts, start_key_watch, start_unlock_watch,
+    RealCodes, RealKeyring, RealSso, RealSts, start_key_watch, start_unlock_watch,
 };
 use crate::daemon::decide::{Action, ProfileState};
 use crate::daemon::ports::SystemClock;
@@ -22,15 +22,20 @@ use crate::text::printable;
 /// AssumeRole calls in flight at once until the config says (`sts_concurrency`).
 const ASSUME_ROLE_CONCURRENCY: usize = 32;
 
-fn build_daemon(cli: &Cli) -> anyhow::Result<Daemon> {
-    build_daemon_with(cli, super::load_options(cli))
-}
-
-fn build_daemon_with(cli: &Cli, options: crate::config::LoadOptions) -> anyhow::Result<Daemon> {
+/// The daemon with the real outside systems; `sign_ins`: how its IAM
+/// Identity Center sign-ins run (tasks that wake the loop, or in the pass).
+fn build_daemon_with(
+    cli: &Cli,
+    options: crate::config::LoadOptions,
+    sign_ins: Arc<SignIns>,
+) -> anyhow::Result<Daemon> {
+    let runtime_dir = runtime_dir(&process_env);
     let executor = Executor {
         codes: Arc::new(RealCodes),
         sts: Arc::new(RealSts::new()),
         secrets: Arc::new(RealKeyring::default()),
+        sso: Arc::new(RealSso::from_env(runtime_dir.clone())),
+        sign_ins,
         clock: Arc::new(SystemClock),
         concurrency: ASSUME_ROLE_CONCURRENCY,
     };
@@ -38,7 +43,7 @@ fn build_daemon_with(cli: &Cli, options: crate::config::LoadOptions) -> anyhow::
         options,
         super::credentials_path(cli)?,
         executor,
-        runtime_dir(&process_env),
+        runtime_dir,
     ))
 }
 
@@ -58,7 +63,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let config = std::sync::Arc::new(super::load_config(cli)?);
     let sections = config.sections.len();
     let (tx, rx) = mpsc::unbounded_channel();
-    let daemon = build_daemon(cli)?
+    let wake = tx.clone();
+    let sign_ins = SignIns::background(move || {
+        let _ = wake.send(Event::SignIn);
+    });
+    let daemon = build_daemon_with(cli, super::load_options(cli), sign_ins)?
         .with_config(config)
         .with_key_watch(start_key_watch())
         .with_unlock_watch(start_unlock_watch())
@@ -112,14 +121,15 @@ fn spawn_signal_handlers(tx: mpsc::UnboundedSender<Event>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// One pass over the sections `options` select, as the daemon makes it,
-/// and a second one when the first found an MFA session that STS no
-/// longer accepts (its outcome says to re-authenticate at once).
+/// One pass over the sections `options` select, as the daemon makes it
+/// (an IAM Identity Center sign-in is waited for in the pass), and a second
+/// one when the first found an MFA session that STS no longer accepts (its
+/// outcome says to re-authenticate at once).
 pub(crate) fn one_pass(
     cli: &Cli,
     options: crate::config::LoadOptions,
 ) -> anyhow::Result<crate::daemon::PassSummary> {
-    let mut daemon = build_daemon_with(cli, options)?;
+    let mut daemon = build_daemon_with(cli, options, SignIns::inline())?;
     let runtime = runtime()?;
     let summary = runtime.block_on(async {
         let mut summary = daemon.pass(Reason::Start).await?;

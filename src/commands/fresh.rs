@@ -48,6 +48,9 @@ pub(crate) fn observe(cli: &Cli) -> anyhow::Result<Observed> {
         super::load_options(cli),
         super::credentials_path(cli)?,
         Arc::new(crate::daemon::adapters::RealKeyring::dry_run()),
+        Arc::new(crate::daemon::adapters::RealSso::from_env(
+            runtime_dir.clone(),
+        )),
         &mut cache,
         runtime_dir.as_deref(),
     )?;
@@ -110,6 +113,10 @@ pub(crate) fn session(
         (_, Some((_, Action::Blocked { reason }))) => {
             bail!("section [{name}] cannot be made fresh: {reason}")
         }
+        (_, Some((_, Action::AwaitSignIn { sso_session }))) => bail!(
+            "section [{name}] waits for the sign-in of SSO session {}; `aws-session-daemon status` shows where to approve it",
+            printable(sso_session)
+        ),
         (Some(Outcome::Failed { error, .. }), _) => {
             bail!("section [{name}] cannot be made fresh: {error}")
         }

@@ -144,6 +144,9 @@ pub(crate) fn observe(cli: &Cli) -> anyhow::Result<crate::daemon::observe::Obser
         load_options(cli),
         credentials_path(cli)?,
         std::sync::Arc::new(crate::daemon::adapters::RealKeyring::dry_run()),
+        std::sync::Arc::new(crate::daemon::adapters::RealSso::from_env(
+            runtime_dir.clone(),
+        )),
         &mut cache,
         runtime_dir.as_deref(),
     )

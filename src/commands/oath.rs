@@ -129,12 +129,12 @@ fn options_from(cli: &crate::cli::Cli) -> OathOptions {
             crate::config::load(&super::load_options(cli), &crate::config::process_env)
     {
         for (_, settings) in config.valid_sections() {
-            if let crate::config::CodeSource::Oath {
+            if let Some(crate::config::CodeSource::Oath {
                 reader,
                 password,
                 timeout,
                 ..
-            } = &settings.code_source
+            }) = settings.mfa().map(|m| &m.code_source)
             {
                 options.password_timeout = *timeout;
                 if options.reader_filter.is_none() {

@@ -1,12 +1,14 @@
 //! `plan`: what is fresh, what would be refreshed, and what that costs.
 //! Touches neither the YubiKey nor the network, and prints no secret.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use time::OffsetDateTime;
 
 use super::table::Table;
-use crate::daemon::decide::{Action, Plan, ProfileState};
+use crate::daemon::decide::{Action, Plan, ProfileState, SsoNeeds, SsoSessionPlan};
+use crate::session::Unit;
 use crate::text::printable;
 use crate::timestamp::{rfc3339, with_relative};
 
@@ -31,7 +33,13 @@ pub fn print_json(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
+/// `reasons`: the last error of each unit the running daemon backs off
+/// (from its state file), said once for the sections that wait for it.
+pub fn print_table(
+    plan: &Plan,
+    reasons: &BTreeMap<Unit, String>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut table = Table::new([
         "SECTION", "PROFILE", "OUTPUT", "KEYS", "STATE", "EXPIRES", "ACTION",
     ]);
@@ -60,9 +68,17 @@ pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
             .iter()
             .map(|(device, n)| format!("{n} from {device}"))
             .collect();
+        let sso = if plan.sso_sessions.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} sign-in(s), {} token refresh(es), {} GetRoleCredentials",
+                work.sso_sign_ins, work.sso_token_refreshes, work.get_role_credentials_calls
+            )
+        };
         writeln!(
             out,
-            "Work: {} MFA code(s){}, {} GetSessionToken, {} AssumeRole.",
+            "Work: {} MFA code(s){}, {} GetSessionToken, {} AssumeRole{sso}.",
             work.total_codes(),
             if codes.is_empty() {
                 String::new()
@@ -82,6 +98,27 @@ pub fn print_table(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<()> {
                 "MFA session {}: {source}; used by {}",
                 session.key,
                 session.used_by.join(", ")
+            )?;
+        }
+    }
+    for session in &plan.sso_sessions {
+        writeln!(out, "{}", sso_session_line(session, plan.now))?;
+    }
+    let waited_for: BTreeSet<&Unit> = plan
+        .sections
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Wait { unit, .. } => Some(unit),
+            _ => None,
+        })
+        .collect();
+    for unit in waited_for {
+        if let Some(reason) = reasons.get(unit) {
+            writeln!(
+                out,
+                "{} backs off after: {}",
+                printable(&unit.to_string()),
+                printable(reason.lines().next().unwrap_or(""))
             )?;
         }
     }
@@ -152,11 +189,62 @@ fn action_column(action: &Action, now: OffsetDateTime) -> String {
             with_relative(*until, now)
         ),
         Action::WriteMfaSession { .. } => "write MFA session".to_string(),
-        Action::AssumeRoleFromMfaSession { role, .. } => {
-            format!("assume {} from MFA session", role.arn)
+        Action::AssumeRoleFromMfaSession { role, .. } => format!(
+            "assume {} from MFA session (role chaining: {} s, at most 1 h)",
+            printable(&role.arn),
+            role.duration
+        ),
+        Action::AssumeRoleWithCode { role, .. } => {
+            format!("assume {} with a code", printable(&role.arn))
         }
-        Action::AssumeRoleWithCode { role, .. } => format!("assume {} with a code", role.arn),
+        Action::SsoRoleCredentials {
+            sso_session,
+            account_id,
+            role_name,
+        } => format!(
+            "GetRoleCredentials {}/{} (SSO session {})",
+            printable(account_id),
+            printable(role_name),
+            printable(sso_session)
+        ),
+        Action::AssumeRoleFromSsoRole {
+            account_id,
+            role_name,
+            role,
+            ..
+        } => format!(
+            "assume {} from SSO role {}/{} (role chaining: {} s, at most 1 h)",
+            printable(&role.arn),
+            printable(account_id),
+            printable(role_name),
+            role.duration
+        ),
+        Action::AwaitSignIn { sso_session } => {
+            format!("wait: sign-in of SSO session {}", printable(sso_session))
+        }
     }
+}
+
+/// What an SSO session's token is, and what the pass takes of it.
+fn sso_session_line(session: &SsoSessionPlan, now: OffsetDateTime) -> String {
+    let needs = match session.needs {
+        SsoNeeds::Nothing => "",
+        SsoNeeds::Refresh => "; the pass refreshes the token",
+        SsoNeeds::SignIn => "; the pass starts a sign-in",
+        SsoNeeds::AwaitSignIn => "; the pass waits for that sign-in",
+    };
+    let used_by = if session.used_by.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<_> = session.used_by.iter().map(|s| printable(s)).collect();
+        format!("; needed by {}", names.join(", "))
+    };
+    format!(
+        "SSO session {} ({}): {}{needs}{used_by}",
+        printable(&session.name),
+        printable(&session.start_url),
+        session.token.describe(now)
+    )
 }
 
 /// `plan`: read the config and the credentials file, print the plan.
@@ -167,7 +255,7 @@ pub fn run(cli: &crate::cli::Cli, args: &crate::cli::PlanArgs) -> anyhow::Result
     if args.json {
         print_json(&plan, &mut out)?;
     } else {
-        print_table(&plan, &mut out)?;
+        print_table(&plan, &observation.recorded.reasons, &mut out)?;
         if let Some(endpoint) = observation.config.endpoint() {
             writeln!(
                 out,

@@ -26,12 +26,26 @@ struct Row {
     #[serde(with = "crate::timestamp::option")]
     expires: Option<OffsetDateTime>,
     seconds_left: Option<i64>,
+    /// An IAM Identity Center section's SSO session, account, role and
+    /// token (a sign-in waiting shows its URL and user code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sso: Option<SsoRow>,
     #[serde(flatten)]
     daemon: SectionStatus,
 }
 
+#[derive(Serialize)]
+struct SsoRow {
+    sso_session: String,
+    account_id: String,
+    role_name: String,
+    #[serde(flatten)]
+    token: crate::daemon::decide::SsoToken,
+}
+
 pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
-    let plan = super::observe(cli)?.plan();
+    let observation = super::observe(cli)?;
+    let plan = observation.plan();
     let now = plan.now;
     let daemon_state = match runtime_dir(&process_env).map(|dir| state::read_checked(&dir)) {
         Some(Ok(state)) => state,
@@ -57,6 +71,19 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
             // The instant the daemon's loop wakes for this section: the
             // plan's, from the same inputs the daemon plans with.
             daemon.next_attempt = plan.next_pass_of(s).map(|(at, _)| at);
+            let sso = observation
+                .config
+                .section(&s.section)
+                .and_then(|section| section.settings.as_ref().ok())
+                .and_then(|settings| settings.sso())
+                .and_then(|sso| {
+                    Some(SsoRow {
+                        sso_session: sso.session_name().to_string(),
+                        account_id: sso.account_id.clone(),
+                        role_name: sso.role_name.clone(),
+                        token: plan.sso_session(sso.session_name())?.token.clone(),
+                    })
+                });
             Row {
                 section: s.section.clone(),
                 profile: s.profile.clone(),
@@ -65,6 +92,7 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<i32> {
                 long_term_keys: s.long_term_keys,
                 expires,
                 seconds_left: expires.map(|e| (e - now).whole_seconds()),
+                sso,
                 daemon,
             }
         })
@@ -95,10 +123,30 @@ fn print_table(rows: &[Row], now: OffsetDateTime, out: &mut dyn Write) -> anyhow
             crate::config::Output::Process => "the runtime cache (credential-process)",
         };
         writeln!(out, "  session in:    {output}")?;
-        writeln!(out, "  keys from:     {}", row.long_term_keys)?;
+        match &row.sso {
+            Some(sso) => {
+                writeln!(
+                    out,
+                    "  from:          IAM Identity Center, SSO session {}: account {}, role {}",
+                    printable(&sso.sso_session),
+                    printable(&sso.account_id),
+                    printable(&sso.role_name)
+                )?;
+                writeln!(out, "  token:         {}", sso.token.describe(now))?;
+            }
+            None => writeln!(out, "  keys from:     {}", row.long_term_keys)?,
+        }
         writeln!(out, "  expires:       {}", when(row.expires))?;
         writeln!(out, "  last refresh:  {}", when(row.daemon.last_refresh))?;
-        writeln!(out, "  next attempt:  {}", when(row.daemon.next_attempt))?;
+        let awaits_sign_in = row.state != "fresh"
+            && row.sso.as_ref().is_some_and(|sso| {
+                matches!(sso.token, crate::daemon::decide::SsoToken::SignInPending(_))
+            });
+        if awaits_sign_in {
+            writeln!(out, "  next attempt:  as soon as the sign-in is approved")?;
+        } else {
+            writeln!(out, "  next attempt:  {}", when(row.daemon.next_attempt))?;
+        }
         if let Some(error) = &row.daemon.last_error {
             writeln!(
                 out,

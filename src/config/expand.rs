@@ -6,7 +6,17 @@
 //!   named by its key; arrays of strings are values, not sub-tables;
 //! - a table with sub-tables is a group: its own keys are inherited by its
 //!   children, to any depth, children overriding; a group is never a section;
-//! - `{section}` in a string becomes the leaf's name; no other brace is touched;
+//! - a leaf whose `sso_account_id` or `sso_role_name` (own or inherited)
+//!   is a list is a **template**: one section per account and role (the
+//!   cross product), named by `section_name` (default
+//!   `{sso_account_id}-{sso_role_name}`);
+//! - `section_name` names a leaf's section instead of its key;
+//! - `{sso_account_id}` and `{sso_role_name}` in a string become the
+//!   section's account and role, then `{section}` its name; no other brace
+//!   is touched;
+//! - the top-level table `sso-session` is reserved: `[sso-session.NAME]`
+//!   defines an SSO session (the AWS config's `[sso-session NAME]`), never a
+//!   section or a group;
 //! - two leaves with the same name are an error naming both paths.
 
 use std::collections::BTreeMap;
@@ -46,12 +56,34 @@ pub const MAX_EXPANDED_VALUES: usize = 200_000;
 /// 200 sections of 20 keys of real values stay under 2 MiB.
 pub const MAX_EXPANDED_BYTES: usize = 16 * 1024 * 1024;
 
+/// An SSO session defined in the config file (`[sso-session.NAME]`),
+/// before validation.
+#[derive(Debug, Clone)]
+pub struct RawSsoSession {
+    pub name: String,
+    /// Span of its table, for messages.
+    pub span: Option<Range<usize>>,
+    pub values: BTreeMap<String, Sourced>,
+}
+
+/// What the file defines: the sections, and the SSO sessions they may name.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    pub sections: Vec<RawSection>,
+    pub sso_sessions: Vec<RawSsoSession>,
+}
+
+/// The reserved top-level table of SSO sessions.
+pub const SSO_SESSION_TABLE: &str = "sso-session";
+
 /// The sections found so far, and what they hold.
 struct Expansion {
     sections: Vec<RawSection>,
     values: usize,
     bytes: usize,
     too_large: bool,
+    /// A template that makes no section (an empty list).
+    error: Option<ConfigError>,
 }
 
 /// A table of the file, however it was written (`[a]`, `a = {...}`, an
@@ -134,19 +166,24 @@ struct Scope<'a> {
     values: BTreeMap<String, Sourced>,
 }
 
-pub(super) fn expand(root: &Table) -> Result<Vec<RawSection>, ConfigError> {
+pub(super) fn expand(root: &Table) -> Result<Expanded, ConfigError> {
     let mut out = Expansion {
         sections: Vec::new(),
         values: 0,
         bytes: 0,
         too_large: false,
+        error: None,
     };
     let root = Node::Table(root);
     let scope = Scope {
         parent: None,
         values: own_values(root),
     };
+    let sso_sessions = sso_sessions(root)?;
     visit_children(root, "", &scope, &mut out);
+    if let Some(error) = out.error {
+        return Err(error);
+    }
     if out.too_large {
         return Err(ConfigError::plain(
             format!(
@@ -157,7 +194,79 @@ pub(super) fn expand(root: &Table) -> Result<Vec<RawSection>, ConfigError> {
         ));
     }
     check_unique_names(&out.sections)?;
-    Ok(out.sections)
+    Ok(Expanded {
+        sections: out.sections,
+        sso_sessions,
+    })
+}
+
+/// The `[sso-session.NAME]` tables: each a table of values, named by its key.
+fn sso_sessions(root: Node) -> Result<Vec<RawSsoSession>, ConfigError> {
+    let fix = "write each SSO session as a table of its own: [sso-session.NAME] with sso_start_url, sso_region (and sso_registration_scopes)";
+    let mut sessions = Vec::new();
+    for (key, entry) in root.entries() {
+        if key != SSO_SESSION_TABLE {
+            continue;
+        }
+        let span = root.key_span(key);
+        let (tables, indexed) = match entry {
+            Entry::Tables(tables, indexed) => (tables, indexed),
+            Entry::Value(value) => {
+                return Err(ConfigError::at(
+                    value.span().or(span),
+                    "sso-session is reserved for SSO sessions and cannot be a key",
+                    fix,
+                ));
+            }
+        };
+        if indexed {
+            return Err(ConfigError::at(
+                span,
+                "[[sso-session]] is not how SSO sessions are written",
+                fix,
+            ));
+        }
+        for table in tables {
+            for (name, entry) in table.entries() {
+                match entry {
+                    Entry::Tables(children, false)
+                        if children.len() == 1
+                            && children[0]
+                                .entries()
+                                .iter()
+                                .all(|(_, e)| matches!(e, Entry::Value(_))) =>
+                    {
+                        let session = children[0];
+                        sessions.push(RawSsoSession {
+                            name: name.to_string(),
+                            span: session.span().or(table.key_span(name)),
+                            values: own_values(session),
+                        });
+                    }
+                    Entry::Value(value) => {
+                        return Err(ConfigError::at(
+                            value.span().or(table.key_span(name)),
+                            format!(
+                                "{} is directly in [sso-session], which holds only named SSO sessions",
+                                crate::text::quoted(name)
+                            ),
+                            format!("name the session: [sso-session.NAME] with {name} = ..."),
+                        ));
+                    }
+                    Entry::Tables(..) => {
+                        return Err(ConfigError::at(
+                            table.key_span(name),
+                            format!(
+                                "[sso-session.{name}] holds tables; an SSO session holds only values"
+                            ),
+                            fix,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(sessions)
 }
 
 fn visit_children(node: Node, path: &str, scope: &Scope, out: &mut Expansion) {
@@ -165,6 +274,9 @@ fn visit_children(node: Node, path: &str, scope: &Scope, out: &mut Expansion) {
         let Entry::Tables(tables, indexed) = entry else {
             continue;
         };
+        if path.is_empty() && key == SSO_SESSION_TABLE {
+            continue;
+        }
         let key_path = join_path(path, key);
         for (index, table) in tables.into_iter().enumerate() {
             let (element_path, span) = if indexed {
@@ -203,8 +315,16 @@ fn visit_table(
     }
 }
 
-/// Builds a section from its scope chain, after counting what it would
-/// hold against the caps.
+/// The account and role keys a template lists, and the key naming sections.
+const ACCOUNT_KEY: &str = "sso_account_id";
+const ROLE_KEY: &str = "sso_role_name";
+const NAME_KEY: &str = "section_name";
+/// How a template names its sections when `section_name` does not say.
+const TEMPLATE_NAME: &str = "{sso_account_id}-{sso_role_name}";
+
+/// Builds the section of a leaf (or, for a template, one per account and
+/// role) from its scope chain, after counting what each would hold
+/// against the caps.
 fn add_section(
     name: &str,
     path: &str,
@@ -221,11 +341,160 @@ fn add_section(
         }
         level = current.parent;
     }
+    let listed = |key: &str| match effective.get(key).map(|s| &s.value) {
+        Some(RawValue::StringList(list)) => Some(list.as_slice()),
+        _ => None,
+    };
+    let text = |key: &str| match effective.get(key).map(|s| &s.value) {
+        Some(RawValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let (accounts, roles) = (listed(ACCOUNT_KEY), listed(ROLE_KEY));
+    if accounts.is_none() && roles.is_none() {
+        let placeholders = Placeholders {
+            account: text(ACCOUNT_KEY),
+            role: text(ROLE_KEY),
+            section: "",
+        };
+        let section_name = text(NAME_KEY)
+            .map(|pattern| placeholders.substitute(pattern))
+            .unwrap_or_else(|| name.to_string());
+        build_section(
+            &section_name,
+            path,
+            span,
+            &effective,
+            &placeholders,
+            None,
+            out,
+        );
+        return;
+    }
+    // A template: the cross product of its accounts and roles.
+    for (key, list) in [(ACCOUNT_KEY, accounts), (ROLE_KEY, roles)] {
+        if list.is_some_and(<[String]>::is_empty) {
+            out.error = Some(ConfigError::at(
+                effective[key].span().or(span.clone()),
+                format!("{key} = [] in {path} lists nothing, so the template makes no section"),
+                format!("list at least one value, or remove {key}"),
+            ));
+            return;
+        }
+    }
+    let one = |key| text(key).map(|value| vec![value.to_string()]);
+    let accounts = accounts
+        .map(<[String]>::to_vec)
+        .or_else(|| one(ACCOUNT_KEY));
+    let roles = roles.map(<[String]>::to_vec).or_else(|| one(ROLE_KEY));
+    // A template without the other key (or with one of another type)
+    // makes sections all the same: validation says what is missing.
+    let accounts = accounts.unwrap_or_else(|| vec![String::new()]);
+    let roles = roles.unwrap_or_else(|| vec![String::new()]);
+    let pattern = text(NAME_KEY).unwrap_or(TEMPLATE_NAME);
+    for account in &accounts {
+        for role in &roles {
+            if out.too_large {
+                return;
+            }
+            let placeholders = Placeholders {
+                account: Some(account),
+                role: Some(role),
+                section: "",
+            };
+            let section_name = placeholders.substitute(pattern);
+            let element_path = format!("{path}({account}/{role})");
+            let chosen = [(ACCOUNT_KEY, account.as_str()), (ROLE_KEY, role.as_str())];
+            build_section(
+                &section_name,
+                &element_path,
+                span.clone(),
+                &effective,
+                &placeholders,
+                Some(&chosen),
+                out,
+            );
+        }
+    }
+}
+
+/// What the placeholders of a section's strings become.
+struct Placeholders<'a> {
+    account: Option<&'a str>,
+    role: Option<&'a str>,
+    section: &'a str,
+}
+
+impl Placeholders<'_> {
+    fn pairs(&self) -> [(&'static str, Option<&str>); 3] {
+        [
+            (ACCOUNT_PLACEHOLDER, self.account),
+            (ROLE_PLACEHOLDER, self.role),
+            (
+                PLACEHOLDER,
+                (!self.section.is_empty()).then_some(self.section),
+            ),
+        ]
+    }
+
+    /// `text` with each placeholder replaced, in one pass: what a value
+    /// brings in is never scanned again (a role name holding `{section}`
+    /// stays as written), so the length is known before it is built.
+    fn substitute(&self, text: &str) -> String {
+        let pairs = self.pairs();
+        let mut out = String::with_capacity(self.substituted_len(text));
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            rest = &rest[open..];
+            match pairs.iter().find_map(|(placeholder, value)| {
+                Some((*placeholder, (*value)?)).filter(|(p, _)| rest.starts_with(p))
+            }) {
+                Some((placeholder, value)) => {
+                    out.push_str(value);
+                    rest = &rest[placeholder.len()..];
+                }
+                None => {
+                    out.push('{');
+                    rest = &rest[1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The length of `text` once substituted, without building it.
+    fn substituted_len(&self, text: &str) -> usize {
+        self.pairs()
+            .iter()
+            .filter_map(|(placeholder, value)| Some((*placeholder, (*value)?)))
+            .fold(text.len(), |len, (placeholder, value)| {
+                let count = text.matches(placeholder).count();
+                len - count * placeholder.len() + count * value.len()
+            })
+    }
+}
+
+/// Counts one section against the caps, then builds it: `chosen` replaces
+/// the listed values of a template's keys.
+fn build_section(
+    name: &str,
+    path: &str,
+    span: Option<Range<usize>>,
+    effective: &BTreeMap<&str, &Sourced>,
+    placeholders: &Placeholders,
+    chosen: Option<&[(&str, &str)]>,
+    out: &mut Expansion,
+) {
+    let placeholders = Placeholders {
+        section: name,
+        ..*placeholders
+    };
     let bytes = name.len()
         + path.len()
         + effective
             .iter()
-            .map(|(key, sourced)| key.len() + substituted_len(&sourced.value, name))
+            .map(|(key, sourced)| key.len() + value_len(&sourced.value, &placeholders))
             .sum::<usize>();
     out.values += effective.len();
     out.bytes += bytes;
@@ -234,9 +503,12 @@ fn add_section(
         return;
     }
     let values = effective
-        .into_iter()
+        .iter()
         .map(|(key, sourced)| {
-            let value = substitute_section(&sourced.value, name);
+            let value = match chosen.and_then(|c| c.iter().find(|(k, _)| k == key)) {
+                Some((_, value)) => RawValue::String(value.to_string()),
+                None => substitute(&sourced.value, &placeholders),
+            };
             (
                 key.to_string(),
                 Sourced {
@@ -323,17 +595,15 @@ fn check_unique_names(sections: &[RawSection]) -> Result<(), ConfigError> {
 }
 
 const PLACEHOLDER: &str = "{section}";
+const ACCOUNT_PLACEHOLDER: &str = "{sso_account_id}";
+const ROLE_PLACEHOLDER: &str = "{sso_role_name}";
 
-/// The length of a value once `{section}` in it is replaced by `section`
-/// (the text of a secret counts as written; no placeholder is replaced in it).
-fn substituted_len(value: &RawValue, section: &str) -> usize {
-    let one = |s: &str| {
-        let count = s.matches(PLACEHOLDER).count();
-        s.len() - count * PLACEHOLDER.len() + count * section.len()
-    };
+/// The length of a value once its placeholders are replaced (the text of
+/// a secret counts as written; no placeholder is replaced in it).
+fn value_len(value: &RawValue, placeholders: &Placeholders) -> usize {
     match value {
-        RawValue::String(s) => one(s),
-        RawValue::StringList(list) => list.iter().map(|s| one(s)).sum(),
+        RawValue::String(s) => placeholders.substituted_len(s),
+        RawValue::StringList(list) => list.iter().map(|s| placeholders.substituted_len(s)).sum(),
         RawValue::Secret(secret) => {
             use secrecy::ExposeSecret;
             secret.text.as_ref().map_or(0, |t| t.expose_secret().len())
@@ -342,16 +612,15 @@ fn substituted_len(value: &RawValue, section: &str) -> usize {
     }
 }
 
-/// Replaces the literal `{section}` and nothing else, so that JSON policies
-/// and other braces survive (the original used `str.format` and crashed).
-fn substitute_section(value: &RawValue, section: &str) -> RawValue {
+/// Replaces the literal placeholders and nothing else, so that JSON
+/// policies and other braces survive (the original used `str.format` and
+/// crashed).
+fn substitute(value: &RawValue, placeholders: &Placeholders) -> RawValue {
     match value {
-        RawValue::String(s) => RawValue::String(s.replace(PLACEHOLDER, section)),
-        RawValue::StringList(list) => RawValue::StringList(
-            list.iter()
-                .map(|s| s.replace(PLACEHOLDER, section))
-                .collect(),
-        ),
+        RawValue::String(s) => RawValue::String(placeholders.substitute(s)),
+        RawValue::StringList(list) => {
+            RawValue::StringList(list.iter().map(|s| placeholders.substitute(s)).collect())
+        }
         other => other.clone(),
     }
 }
@@ -362,7 +631,7 @@ mod tests {
 
     fn sections(toml: &str) -> Vec<RawSection> {
         let doc = toml_edit::Document::parse(toml).unwrap();
-        expand(doc.as_table()).unwrap()
+        expand(doc.as_table()).unwrap().sections
     }
 
     fn text<'a>(section: &'a RawSection, key: &str) -> &'a str {

@@ -137,6 +137,36 @@ pub const KEYS: &[KeySpec] = &[
         "ExternalId passed to AssumeRole (2-1,224 characters of `[\\w+=,.@:/-]`, no spaces).",
     ),
     key(
+        "sso_session",
+        Text,
+        "",
+        "IAM Identity Center: the SSO session the section signs in with, `[sso-session.NAME]` of this file, else `[sso-session NAME]` of the AWS config (`$AWS_CONFIG_FILE`, `~/.aws/config`). With `sso_account_id` and `sso_role_name`, instead of the MFA keys.",
+    ),
+    key(
+        "sso_account_id",
+        Text,
+        "",
+        "IAM Identity Center: the 12-digit id of the account whose role credentials the section gets. A list (`[\"111111111111\", \"222222222222\"]`) makes the table a template: one section per account and role.",
+    ),
+    key(
+        "sso_role_name",
+        Text,
+        "",
+        "IAM Identity Center: the role (the permission set's name, 1-32 characters of `[\\w+=,.@-]`) in that account. A list makes the table a template.",
+    ),
+    key(
+        "sso_open_browser",
+        Bool,
+        "false",
+        "IAM Identity Center: open the sign-in page in the browser (`xdg-open`) when a sign-in starts; it is always announced by a desktop notification, the log and `status`.",
+    ),
+    key(
+        "section_name",
+        Text,
+        "the table's name; for a template `{sso_account_id}-{sso_role_name}`",
+        "The section's name (and default profile name), with `{sso_account_id}` and `{sso_role_name}` replaced: how a template names the sections it makes.",
+    ),
+    key(
         "region",
         Text,
         "$AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1",
@@ -231,6 +261,29 @@ pub const KEYS: &[KeySpec] = &[
         Text,
         "file",
         "Where the IAM user's long-term keys are: `file` (the credentials file's `credentials_section`) or `keyring` (the desktop keyring, through the Secret Service: the item of `credentials_section`, stored with `aws-session-daemon keyring set` or `keyring import`).",
+    ),
+];
+
+/// The keys of an SSO session (`[sso-session.NAME]`), as the AWS config
+/// spells them; not section keys.
+pub const SSO_SESSION_KEYS: &[KeySpec] = &[
+    key(
+        "sso_start_url",
+        Text,
+        "",
+        "The AWS access portal URL, `https://d-XXXXXXXXXX.awsapps.com/start` (or its custom name). Required.",
+    ),
+    key(
+        "sso_region",
+        Text,
+        "",
+        "The region of the IAM Identity Center instance (OIDC and the portal). Required.",
+    ),
+    key(
+        "sso_registration_scopes",
+        TextList,
+        "[\"sso:account:access\"]",
+        "Scopes of the client registration; `sso:account:access` earns a refresh token (the access token is renewed without a sign-in).",
     ),
 ];
 

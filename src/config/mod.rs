@@ -10,16 +10,18 @@ mod error;
 mod expand;
 mod keys;
 mod settings;
+mod sso;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
-pub use expand::RawSection;
-pub use keys::{DEFAULT_BACKUPS, KEYS, KeyKind, KeySpec, holds_secret};
+pub use expand::{RawSection, RawSsoSession};
+pub use keys::{DEFAULT_BACKUPS, KEYS, KeyKind, KeySpec, SSO_SESSION_KEYS, holds_secret};
 pub use settings::{
-    CodeSource, EndpointSettings, LongTermKeys, Output, PasswordSpec, RoleSettings, Settings,
+    CodeSource, EndpointSettings, LongTermKeys, MfaSource, Output, PasswordSpec, RoleSettings,
+    SSO_ROLE_LIFETIME, Settings, Source, SsoSource,
 };
 
 /// Config files larger than this are refused before parsing: a real config
@@ -273,6 +275,7 @@ pub fn load(options: &LoadOptions, env: EnvLookup) -> Result<Config, ConfigError
     let mut warnings = Vec::new();
     let mut file = None;
     let mut raw_sections = Vec::new();
+    let mut sso_sessions = Vec::new();
     if let Some(location) = location
         && let Some(text) = read_config_text(&location)?
     {
@@ -282,7 +285,9 @@ pub fn load(options: &LoadOptions, env: EnvLookup) -> Result<Config, ConfigError
                     location.path.display()
                 ));
         }
-        raw_sections = parse_and_expand(&text).map_err(|e| e.locate(&location.path, &text))?;
+        let expanded = parse_config(&text).map_err(|e| e.locate(&location.path, &text))?;
+        raw_sections = expanded.sections;
+        sso_sessions = expanded.sso_sessions;
         if has_secret(&raw_sections)
             && let Some(warning) = permission_warning(&location.path)
         {
@@ -313,10 +318,11 @@ pub fn load(options: &LoadOptions, env: EnvLookup) -> Result<Config, ConfigError
         Some((path, text)) => (Some(path.as_path()), text.as_str()),
         None => (None, ""),
     };
+    let sso_sessions = sso::resolve(&raw_sections, &sso_sessions, env);
     let sections = raw_sections
         .into_iter()
         .map(|raw| {
-            let settings = settings::validate(&raw, path, env).map_err(|errors| {
+            let settings = settings::validate(&raw, path, env, &sso_sessions).map_err(|errors| {
                 errors
                     .into_iter()
                     .map(|e| match path {
@@ -420,8 +426,14 @@ fn plain_http_warnings(sections: &[Section]) -> Vec<String> {
         .collect()
 }
 
-/// Parses TOML text and expands it; errors carry spans, not yet lines.
+/// Parses TOML text and expands it into sections; errors carry spans, not
+/// yet lines.
 pub fn parse_and_expand(text: &str) -> Result<Vec<RawSection>, ConfigError> {
+    parse_config(text).map(|expanded| expanded.sections)
+}
+
+/// Parses TOML text into its sections and the SSO sessions it defines.
+fn parse_config(text: &str) -> Result<expand::Expanded, ConfigError> {
     let doc = toml_edit::Document::parse(text).map_err(|e| {
         ConfigError::at(
             e.span(),

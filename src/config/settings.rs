@@ -84,20 +84,64 @@ pub struct EndpointSettings {
     pub unix_socket: bool,
 }
 
-/// One section's validated settings.
+/// Where a section's session comes from: one source per section.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub profile_name: String,
+pub enum Source {
+    /// An IAM user's long-term keys and an MFA code (the YubiKey or
+    /// `mfa_process`): GetSessionToken, or AssumeRole with the code.
+    Mfa(MfaSource),
+    /// IAM Identity Center: an SSO session's access token buys the role
+    /// credentials of an account (GetRoleCredentials).
+    Sso(SsoSource),
+}
+
+/// The MFA source: long-term keys, an MFA device and where its codes come from.
+#[derive(Debug, Clone)]
+pub struct MfaSource {
     pub long_term: LongTermKeys,
     pub mfa_serial_number: String,
     pub code_source: CodeSource,
     /// GetSessionToken duration; 0 means a direct AssumeRole with the code.
     pub mfa_session_duration: u32,
+}
+
+impl MfaSource {
+    /// True when the role is assumed directly with an MFA code (no MFA session).
+    pub fn direct_assume_role(&self) -> bool {
+        self.mfa_session_duration == 0
+    }
+}
+
+/// The IAM Identity Center source: an SSO session and the account and
+/// role (permission set) its token is exchanged for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SsoSource {
+    pub(crate) session: crate::sso::SsoSession,
+    pub account_id: String,
+    pub role_name: String,
+    /// Open the verification URL in the browser when a sign-in starts
+    /// (`sso_open_browser`).
+    pub open_browser: bool,
+}
+
+impl SsoSource {
+    /// The SSO session's name (its `[sso-session NAME]`).
+    pub fn session_name(&self) -> &str {
+        &self.session.name
+    }
+}
+
+/// One section's validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub profile_name: String,
+    pub source: Source,
     pub role: Option<RoleSettings>,
     pub region: String,
     pub sts_endpoint: Option<String>,
     pub refresh_margin: u32,
-    /// Most AssumeRole calls in flight at once (`sts_concurrency`).
+    /// Most AssumeRole (and GetRoleCredentials) calls in flight at once
+    /// (`sts_concurrency`).
     pub sts_concurrency: usize,
     pub output: Output,
     pub expiry_key: String,
@@ -106,23 +150,56 @@ pub struct Settings {
     pub endpoint: Option<EndpointSettings>,
 }
 
+/// The lifetime assumed for role credentials from IAM Identity Center when
+/// nothing says otherwise: a permission set's session lasts one hour unless
+/// its administrator chose longer (up to 12 h).
+pub const SSO_ROLE_LIFETIME: u32 = 3600;
+
 impl Settings {
     /// The account the section's session belongs to: the role's, else the
-    /// MFA device's (an IAM user's device is in the user's account); `None`
-    /// when the ARN does not say (a hardware token's serial number).
+    /// SSO account, else the MFA device's (an IAM user's device is in the
+    /// user's account); `None` when the ARN does not say (a hardware
+    /// token's serial number).
     pub fn account_id(&self) -> Option<String> {
-        let arn = self
-            .role
-            .as_ref()
-            .map_or(self.mfa_serial_number.as_str(), |role| role.arn.as_str());
+        let arn = match (&self.role, &self.source) {
+            (Some(role), _) => role.arn.as_str(),
+            (None, Source::Sso(sso)) => return Some(sso.account_id.clone()),
+            (None, Source::Mfa(mfa)) => mfa.mfa_serial_number.as_str(),
+        };
         let account = arn.split(':').nth(4)?;
         (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
             .then(|| account.to_string())
     }
 
+    /// The MFA source, when the section has one.
+    pub fn mfa(&self) -> Option<&MfaSource> {
+        match &self.source {
+            Source::Mfa(mfa) => Some(mfa),
+            Source::Sso(_) => None,
+        }
+    }
+
+    /// The IAM Identity Center source, when the section has one.
+    pub fn sso(&self) -> Option<&SsoSource> {
+        match &self.source {
+            Source::Sso(sso) => Some(sso),
+            Source::Mfa(_) => None,
+        }
+    }
+
     /// True when the role is assumed directly with an MFA code (no MFA session).
     pub fn direct_assume_role(&self) -> bool {
-        self.mfa_session_duration == 0
+        self.mfa().is_some_and(MfaSource::direct_assume_role)
+    }
+
+    /// How long the section's credentials last: the role's session, the
+    /// MFA session, or (SSO) what a permission set gives by default.
+    pub fn lifetime(&self) -> u32 {
+        match (&self.role, &self.source) {
+            (Some(role), _) => role.duration,
+            (None, Source::Mfa(mfa)) => mfa.mfa_session_duration,
+            (None, Source::Sso(_)) => SSO_ROLE_LIFETIME,
+        }
     }
 }
 
@@ -266,6 +343,7 @@ pub(super) fn validate(
     raw: &RawSection,
     config_file: Option<&Path>,
     env: EnvLookup,
+    sso_sessions: &SsoSessions,
 ) -> Result<Settings, Vec<ConfigError>> {
     let mut r = Reader {
         values: &raw.values,
@@ -275,51 +353,21 @@ pub(super) fn validate(
 
     let profile_name = r.text("profile_name").unwrap_or_else(|| raw.name.clone());
     check_profile_name(&mut r, &profile_name);
-    let credentials_section = r
-        .text("credentials_section")
-        .unwrap_or_else(|| keys::DEFAULT_CREDENTIALS_SECTION.to_string());
-    if profile_name == credentials_section {
-        r.error(
-            if raw.values.contains_key("profile_name") { "profile_name" } else { "credentials_section" },
-            format!("profile_name and credentials_section are both [{profile_name}]: the daemon would overwrite the long-term keys it needs"),
-            "write the session to another profile (profile_name) or keep the long-term keys in another section (credentials_section)",
-        );
-    }
-    let long_term = long_term_keys(&mut r, credentials_section);
-
-    let mfa_serial_number = match r.text("mfa_serial_number") {
-        Some(serial) => {
-            check_mfa_serial(&mut r, &serial);
-            serial
-        }
-        None => {
-            if !raw.values.contains_key("mfa_serial_number") {
-                r.errors.push(ConfigError::at(
-                    raw.span.clone(),
-                    "mfa_serial_number is not set",
-                    "add mfa_serial_number = \"arn:aws:iam::ACCOUNT:mfa/NAME\" (IAM console, Security credentials, MFA device)",
-                ));
-            }
-            String::new()
-        }
+    let source = match source_kind(&mut r) {
+        SourceKind::Sso => sso_source(&mut r, raw, sso_sessions).map(Source::Sso),
+        SourceKind::Mfa => mfa_source(&mut r, raw, &profile_name, config_file).map(Source::Mfa),
     };
-    let code_source = code_source(&mut r, raw, config_file);
-
-    let mfa_session_duration = r.integer(
-        "mfa_session_duration",
-        keys::DEFAULT_MFA_SESSION_DURATION,
-        0..=*limits::SESSION_TOKEN_DURATION.end(),
-        "seconds",
-    );
-    if (1..*limits::SESSION_TOKEN_DURATION.start()).contains(&mfa_session_duration) {
-        r.error(
-            "mfa_session_duration",
-            format!("mfa_session_duration = {mfa_session_duration} is out of range"),
-            "use 900-129600 seconds, or 0 to assume the role directly with the MFA code",
-        );
-    }
-    let role = role_settings(&mut r, raw, mfa_session_duration, config_file);
-    if mfa_session_duration == 0
+    // A role assumed from temporary credentials is role chaining (1 h at
+    // most); from the long-term keys with a code, it is not.
+    let chained_from = match &source {
+        Some(Source::Sso(_)) => Some("IAM Identity Center role credentials"),
+        Some(Source::Mfa(mfa)) if mfa.direct_assume_role() => None,
+        Some(Source::Mfa(_)) => Some("an MFA session"),
+        None => None,
+    };
+    let role = role_settings(&mut r, raw, chained_from, config_file);
+    if let Some(Source::Mfa(mfa)) = &source
+        && mfa.direct_assume_role()
         && role.is_none()
         && raw.values.contains_key("mfa_session_duration")
     {
@@ -363,8 +411,15 @@ pub(super) fn validate(
         60..=3600,
         "seconds",
     );
+    // The lifetimes the config knows (an SSO role's is the permission
+    // set's, known only when it arrives).
     let shortest = [
-        (mfa_session_duration > 0 && role.is_none()).then_some(mfa_session_duration),
+        match (&source, &role) {
+            (Some(Source::Mfa(mfa)), None) if !mfa.direct_assume_role() => {
+                Some(i64::from(mfa.mfa_session_duration))
+            }
+            _ => None,
+        },
         role.as_ref().map(|role| i64::from(role.duration)),
     ]
     .into_iter()
@@ -424,13 +479,10 @@ pub(super) fn validate(
         }
     };
 
-    if r.errors.is_empty() {
-        Ok(Settings {
+    match (source, r.errors.is_empty()) {
+        (Some(source), true) => Ok(Settings {
             profile_name,
-            long_term: long_term.expect("no errors means the keys were read"),
-            mfa_serial_number,
-            code_source: code_source.expect("no errors means a code source was read"),
-            mfa_session_duration: mfa_session_duration as u32,
+            source,
             role,
             region,
             sts_endpoint,
@@ -440,14 +492,225 @@ pub(super) fn validate(
             expiry_key,
             backups,
             endpoint,
-        })
-    } else {
-        Err(r
+        }),
+        _ => Err(r
             .errors
             .into_iter()
             .map(|e| e.in_section(&raw.name))
-            .collect())
+            .collect()),
     }
+}
+
+/// The keys only one source reads. A section is of the source whose keys
+/// it has; keys of both are a mistake (one of them would be ignored).
+const SSO_KEYS: [&str; 3] = ["sso_session", "sso_account_id", "sso_role_name"];
+const MFA_KEYS: [&str; 12] = [
+    "mfa_serial_number",
+    "mfa_oath_slot",
+    "mfa_process",
+    "mfa_session_duration",
+    "credentials_section",
+    "long_term_keys",
+    "access_key_id",
+    "secret_access_key",
+    "yubikey_reader",
+    "oath_password_command",
+    "oath_password_file",
+    "oath_password_keyring",
+];
+
+/// The settings of an SSO session (`[sso-session.NAME]` of the config
+/// file, or `[sso-session NAME]` of the AWS config), by name, resolved
+/// once per load: the session, or why the sections naming it are invalid.
+pub(super) type SsoSessions = BTreeMap<String, Result<crate::sso::SsoSession, SessionProblem>>;
+
+/// Why an SSO session cannot be used, said for every section that names it.
+#[derive(Debug, Clone)]
+pub(super) enum SessionProblem {
+    /// Its `[sso-session.NAME]` here has errors (at their keys).
+    InThisFile(Vec<ConfigError>),
+    /// Not here, and the AWS config does not have it as it should (the
+    /// message names that file and line); said at `sso_session`.
+    Elsewhere { message: String, hint: String },
+}
+
+enum SourceKind {
+    Mfa,
+    Sso,
+}
+
+fn source_kind(r: &mut Reader) -> SourceKind {
+    let present = |keys: &[&'static str]| -> Vec<&'static str> {
+        keys.iter()
+            .copied()
+            .filter(|key| r.values.contains_key(*key))
+            .collect()
+    };
+    let sso = present(&SSO_KEYS);
+    let mfa = present(&MFA_KEYS);
+    match (sso.is_empty(), mfa.is_empty()) {
+        (true, _) => SourceKind::Mfa,
+        (false, true) => SourceKind::Sso,
+        (false, false) => {
+            let lines = |keys: &[&str]| {
+                keys.iter()
+                    .map(|key| key.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            r.error(
+                sso[0],
+                format!(
+                    "the section has keys of two session sources: IAM Identity Center ({}) and an MFA device ({}); a section takes its session from one",
+                    lines(&sso),
+                    lines(&mfa)
+                ),
+                format!(
+                    "keep the sso_* keys or the MFA keys in this section; defaults of one source (at the top of the file, in a group) belong in a group of its own, e.g. [mfa] with the MFA keys and the MFA sections below it (first MFA key: {})",
+                    mfa[0]
+                ),
+            );
+            SourceKind::Sso
+        }
+    }
+}
+
+fn sso_source(r: &mut Reader, raw: &RawSection, sessions: &SsoSessions) -> Option<SsoSource> {
+    let required = |r: &mut Reader, key: &str, example: &str| {
+        let value = r.text(key);
+        if value.is_none() && !r.values.contains_key(key) {
+            r.errors.push(ConfigError::at(
+                raw.span.clone(),
+                format!("{key} is not set"),
+                format!("add {key} = {example}"),
+            ));
+        }
+        value
+    };
+    let name = required(
+        r,
+        "sso_session",
+        "\"NAME\" (a [sso-session.NAME] of this file, or of ~/.aws/config)",
+    );
+    let account_id = required(
+        r,
+        "sso_account_id",
+        "\"123456789012\" (the account's 12-digit id)",
+    );
+    let role_name = required(
+        r,
+        "sso_role_name",
+        "\"ReadOnly\" (the permission set's name)",
+    );
+    let open_browser = r.boolean("sso_open_browser", false);
+    if let Some(account) = &account_id
+        && !(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+    {
+        r.error(
+            "sso_account_id",
+            format!(
+                "sso_account_id {} is not an AWS account id",
+                quoted(account)
+            ),
+            "use the account's 12-digit id, as the access portal shows it",
+        );
+    }
+    if let Some(role) = &role_name {
+        // A permission set's name: 1-32 characters of [\w+=,.@-].
+        r.check(
+            "sso_role_name",
+            "role name",
+            role,
+            &limits::PERMISSION_SET_NAME,
+        );
+    }
+    let session = match name.as_deref().map(|name| (name, sessions.get(name))) {
+        Some((_, Some(Ok(session)))) => Some(session.clone()),
+        Some((_, Some(Err(SessionProblem::InThisFile(errors))))) => {
+            r.errors.extend(errors.iter().cloned());
+            None
+        }
+        Some((name, Some(Err(SessionProblem::Elsewhere { message, hint })))) => {
+            r.error(
+                "sso_session",
+                format!("sso_session {}: {message}", quoted(name)),
+                hint.clone(),
+            );
+            None
+        }
+        Some((name, None)) => {
+            r.error(
+                "sso_session",
+                format!("sso_session {} names no SSO session", quoted(name)),
+                format!("add [sso-session.{name}] with sso_start_url and sso_region"),
+            );
+            None
+        }
+        None => None,
+    };
+    Some(SsoSource {
+        session: session?,
+        account_id: account_id?,
+        role_name: role_name?,
+        open_browser,
+    })
+}
+
+fn mfa_source(
+    r: &mut Reader,
+    raw: &RawSection,
+    profile_name: &str,
+    config_file: Option<&Path>,
+) -> Option<MfaSource> {
+    let credentials_section = r
+        .text("credentials_section")
+        .unwrap_or_else(|| keys::DEFAULT_CREDENTIALS_SECTION.to_string());
+    if profile_name == credentials_section {
+        r.error(
+            if raw.values.contains_key("profile_name") { "profile_name" } else { "credentials_section" },
+            format!("profile_name and credentials_section are both [{profile_name}]: the daemon would overwrite the long-term keys it needs"),
+            "write the session to another profile (profile_name) or keep the long-term keys in another section (credentials_section)",
+        );
+    }
+    let long_term = long_term_keys(r, credentials_section);
+
+    let mfa_serial_number = match r.text("mfa_serial_number") {
+        Some(serial) => {
+            check_mfa_serial(r, &serial);
+            serial
+        }
+        None => {
+            if !raw.values.contains_key("mfa_serial_number") {
+                r.errors.push(ConfigError::at(
+                    raw.span.clone(),
+                    "mfa_serial_number is not set",
+                    "add mfa_serial_number = \"arn:aws:iam::ACCOUNT:mfa/NAME\" (IAM console, Security credentials, MFA device), or sso_session, sso_account_id and sso_role_name for IAM Identity Center",
+                ));
+            }
+            String::new()
+        }
+    };
+    let code_source = code_source(r, raw, config_file);
+
+    let mfa_session_duration = r.integer(
+        "mfa_session_duration",
+        keys::DEFAULT_MFA_SESSION_DURATION,
+        0..=*limits::SESSION_TOKEN_DURATION.end(),
+        "seconds",
+    );
+    if (1..*limits::SESSION_TOKEN_DURATION.start()).contains(&mfa_session_duration) {
+        r.error(
+            "mfa_session_duration",
+            format!("mfa_session_duration = {mfa_session_duration} is out of range"),
+            "use 900-129600 seconds, or 0 to assume the role directly with the MFA code",
+        );
+    }
+    Some(MfaSource {
+        long_term: long_term?,
+        mfa_serial_number,
+        code_source: code_source?,
+        mfa_session_duration: mfa_session_duration as u32,
+    })
 }
 
 fn check_unknown_keys(r: &mut Reader) {
@@ -458,6 +721,14 @@ fn check_unknown_keys(r: &mut Reader) {
         .cloned()
         .collect();
     for key in unknown {
+        if keys::SSO_SESSION_KEYS.iter().any(|k| k.name == key) {
+            r.error(
+                &key,
+                format!("{key} belongs to an SSO session, not to a section"),
+                "define the session once, as [sso-session.NAME] with sso_start_url, sso_region (and sso_registration_scopes), and name it here with sso_session = \"NAME\" (or reuse a [sso-session NAME] of ~/.aws/config)",
+            );
+            continue;
+        }
         let hint = match keys::suggest(&key) {
             Some(known) => format!("did you mean {known}?"),
             None => "see the config reference in README.md for the known keys".to_string(),
@@ -644,10 +915,13 @@ fn code_source(r: &mut Reader, raw: &RawSection, config_file: Option<&Path>) -> 
     }
 }
 
+/// `chained_from`: the temporary credentials the role is assumed with (an
+/// MFA session, IAM Identity Center's role credentials), which makes it
+/// role chaining: at most one hour.
 fn role_settings(
     r: &mut Reader,
     raw: &RawSection,
-    mfa_session_duration: i64,
+    chained_from: Option<&str>,
     config_file: Option<&Path>,
 ) -> Option<RoleSettings> {
     let session_name = r
@@ -708,11 +982,17 @@ fn role_settings(
             "use arn:aws:iam::ACCOUNT:role/NAME (ACCOUNT is 12 digits; the name 1-64 letters, digits and _+=,.@-)",
         ),
     }
-    if mfa_session_duration > 0 && duration > limits::ROLE_CHAINING_DURATION {
+    if let Some(from) = chained_from
+        && duration > limits::ROLE_CHAINING_DURATION
+    {
         r.error(
             "assume_session_duration",
-            format!("assume_session_duration = {duration}: a role assumed from an MFA session is limited to 3600 seconds (AWS counts it as role chaining)"),
-            "use assume_session_duration = 3600 or less, or mfa_session_duration = 0 to assume the role directly with the MFA code (one code per refresh)",
+            format!("assume_session_duration = {duration}: a role assumed from {from} is limited to 3600 seconds (AWS counts it as role chaining)"),
+            if r.values.contains_key("sso_session") {
+                "use assume_session_duration = 3600 or less (or drop assume_role_arn and take the SSO role itself, whose session lasts as long as its permission set says)"
+            } else {
+                "use assume_session_duration = 3600 or less, or mfa_session_duration = 0 to assume the role directly with the MFA code (one code per refresh)"
+            },
         );
     }
     r.check(

@@ -71,9 +71,11 @@ fn expands_groups_and_plain_sections_with_defaults() {
     assert_eq!(role.duration, 1800);
     assert_eq!(role.session_name, "aws-session-daemon");
     assert_eq!(s.profile_name, "567890123456");
-    assert_eq!(s.mfa_session_duration, 43_200);
+    assert_eq!(s.mfa().unwrap().mfa_session_duration, 43_200);
     assert_eq!(s.region, "us-east-1");
-    assert!(matches!(&s.long_term, LongTermKeys::CredentialsSection(c) if c == "long-term"));
+    assert!(
+        matches!(&s.mfa().unwrap().long_term, LongTermKeys::CredentialsSection(c) if c == "long-term")
+    );
     let plain = config.sections[2].settings.as_ref().unwrap();
     assert!(plain.role.is_none());
 }
@@ -257,7 +259,13 @@ const INVALID: &[(&str, &[&str])] = &[
 
 #[test]
 fn invalid_sections_get_located_errors_with_a_fix() {
-    for (text, expected) in INVALID {
+    assert_located_errors(INVALID);
+}
+
+/// Each case's first section has errors that name the config file and
+/// contain every expected fragment.
+fn assert_located_errors(cases: &[(&str, &[&str])]) {
+    for (text, expected) in cases {
         let f = Fixture::new();
         let config = f.load_text(text).unwrap();
         let messages = errors(&config.sections[0]).join("\n");
@@ -499,3 +507,5 @@ fn the_endpoint_is_daemon_wide_and_loopback_only() {
         "{errors:?}"
     );
 }
+
+mod sso;

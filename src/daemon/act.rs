@@ -10,13 +10,21 @@
 //!    TOTP step and never start two sessions for one key. The one re-check
 //!    the executor makes: a session that another process put into the
 //!    cache after the plan was made is used instead of a new code.
-//! 2. **Roles**: direct AssumeRole calls (`mfa_session_duration = 0`) one
+//! 2. **SSO sessions**, one per SSO session the plan uses: the access token
+//!    from the token cache, or refreshed; a sign-in takes minutes, so it
+//!    runs as a task of its own ([`SignIns`]) whose end wakes the loop, and
+//!    the sections that need it wait for it, with no timer of their own
+//!    (`apply` and `credential-process` wait for it in the pass instead).
+//! 3. **Roles**: direct AssumeRole calls (`mfa_session_duration = 0`) one
 //!    code each, one TOTP step apart per device; then AssumeRole from the
-//!    MFA sessions, concurrently (bounded).
-//! 3. **One write** of every profile that got credentials.
+//!    MFA sessions, and GetRoleCredentials with the SSO tokens (then
+//!    AssumeRole from those credentials), concurrently, in a window that
+//!    shrinks when the service throttles ([`Window`]).
+//! 4. **One write** of every profile that got credentials.
 //!
 //! Every section the plan gave work gets one [`Outcome`]; a failure names
-//! the unit to blame (the MFA device, or the section), for the backoff.
+//! the unit to blame (the MFA device, the SSO session, or the section), for
+//! the backoff.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,11 +33,13 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use super::decide::{
-    Action, CodeAuth, LongTermKeyPair, LongTermSecret, MfaSessionPlan, Plan, StsTarget,
+    Action, CodeAuth, LongTermKeyPair, LongTermSecret, MfaSessionPlan, Plan, SsoNeeds,
+    SsoSessionPlan, StsTarget,
 };
 use super::observe::CredentialsSnapshot;
 use super::ports::{
-    BoxFuture, Clock, CodeProvider, Endpoint, MfaCode, SecretStore, SigningKeys, StsApi, UnitError,
+    AccessToken, BoxFuture, Clock, CodeProvider, DeviceCode, Endpoint, MfaCode, SecretStore,
+    SigningKeys, SsoApi, StsApi, TokenNow, UnitError,
 };
 use crate::config::{Output, RoleSettings};
 use crate::credentials::{Edit, SessionEdits, WriteOutcome};
@@ -42,7 +52,15 @@ use crate::text::printable;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Written,
-    Failed { unit: Unit, error: UnitError },
+    Failed {
+        unit: Unit,
+        error: UnitError,
+    },
+    /// Its SSO session's sign-in is under way (started now, or before):
+    /// the section waits for it.
+    AwaitingSignIn {
+        sso_session: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -59,12 +77,37 @@ pub struct PassReport {
     pub file_left: Option<crate::credentials::Snapshot>,
     pub codes_used: usize,
     pub sts_calls: usize,
+    /// GetRoleCredentials calls (IAM Identity Center's portal).
+    pub portal_calls: usize,
     /// Units that worked in this pass beyond the sections written: the MFA
-    /// devices whose codes STS accepted.
+    /// devices whose codes STS accepted, the SSO sessions signed in.
     pub succeeded_units: Vec<Unit>,
+    /// Units that failed in this pass beyond the sections' outcomes: a
+    /// sign-in that ended badly while no section of its SSO session had
+    /// work (its backoff holds all the same).
+    pub failed_units: Vec<(Unit, UnitError)>,
 }
 
 impl PassReport {
+    /// Adds what another part of the pass did (the other session source).
+    fn absorb(&mut self, other: PassReport) {
+        self.outcomes.extend(other.outcomes);
+        self.sessions.extend(other.sessions);
+        self.wrote |= other.wrote;
+        // Both parts wrote: which of the two versions is on disk is not
+        // known here (the later write merged the earlier), so neither is
+        // taken for it: the next file event is news (one pass more).
+        self.file_left = match (self.file_left.take(), other.file_left) {
+            (Some(_), Some(_)) => None,
+            (mine, theirs) => mine.or(theirs),
+        };
+        self.codes_used += other.codes_used;
+        self.sts_calls += other.sts_calls;
+        self.portal_calls += other.portal_calls;
+        self.succeeded_units.extend(other.succeeded_units);
+        self.failed_units.extend(other.failed_units);
+    }
+
     fn fail(&mut self, section: &str, unit: Unit, error: UnitError) {
         self.outcomes
             .insert(section.to_string(), Outcome::Failed { unit, error });
@@ -83,9 +126,21 @@ pub struct Executor {
     pub sts: Arc<dyn StsApi>,
     /// The keyring, for `long_term_keys = "keyring"`.
     pub secrets: Arc<dyn SecretStore>,
+    /// IAM Identity Center.
+    pub sso: Arc<dyn SsoApi>,
+    /// The sign-ins this executor starts, and whether a pass waits for them.
+    pub sign_ins: Arc<SignIns>,
     pub clock: Arc<dyn Clock>,
-    /// At most this many AssumeRole calls at once.
+    /// At most this many AssumeRole (or GetRoleCredentials) calls at once.
     pub concurrency: usize,
+}
+
+/// Whether a write also removes the old sessions of `process` sections
+/// from the credentials file (one of the pass's writes does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cleanups {
+    Remove,
+    Leave,
 }
 
 /// Credentials a section got, waiting for the write.
@@ -95,6 +150,18 @@ struct Obtained {
     expiry_key: String,
     output: Output,
     creds: SessionCredentials,
+}
+
+impl Obtained {
+    fn of(section: &super::decide::SectionPlan, creds: SessionCredentials) -> Obtained {
+        Obtained {
+            section: section.section.clone(),
+            profile: section.profile.clone(),
+            expiry_key: section.expiry_key.clone(),
+            output: section.output,
+            creds,
+        }
+    }
 }
 
 /// A TOTP step can be found used this many times in a row before the code
@@ -112,19 +179,55 @@ impl Executor {
         cache: &mut SessionCache,
     ) -> PassReport {
         let mut report = PassReport::default();
+        // Before anything else: a sign-in that ended badly reaches the error
+        // policy even in a pass with nothing to do.
+        let failed_sign_ins = self.sign_ins_ended(plan, &mut report);
         if !plan.has_work() {
             return report;
         }
-        let sessions = self.mfa_sessions(plan, cache, &mut report).await;
-        let mut obtained = self.direct_roles(plan, cache, &mut report).await;
-        obtained.extend(
-            self.chained_roles(plan, cache, &sessions, &mut report)
-                .await,
-        );
+        // The two sources go their own ways, each to its own write: a code
+        // that waits for its TOTP step (or a touch) never holds up the SSO
+        // sections, nor a slow portal the MFA ones. Their due times differ
+        // (each has its own jitter), so a pass has work of one mostly: one
+        // write.
+        let mut sso_report = PassReport::default();
+        let mut sso_cache = cache.sibling();
+        let mfa_done = tokio::sync::Notify::new();
+        let mfa = async {
+            let sessions = self.mfa_sessions(plan, cache, &mut report).await;
+            let mut obtained = self.direct_roles(plan, cache, &mut report).await;
+            obtained.extend(
+                self.chained_roles(plan, cache, &sessions, &mut report)
+                    .await,
+            );
+            let cleanups = Cleanups::Remove;
+            self.write(plan, credentials, cache, obtained, cleanups, &mut report)
+                .await;
+            mfa_done.notify_one();
+        };
+        let sso = async {
+            let mut tokens = self
+                .sso_tokens(plan, &failed_sign_ins, &mut sso_report)
+                .await;
+            self.sign_ins_beside(plan, &mut tokens, &mfa_done, &mut sso_report)
+                .await;
+            let obtained = self.sso_roles(plan, &tokens, &mut sso_report).await;
+            let (cache, cleanups) = (&mut sso_cache, Cleanups::Leave);
+            self.write(
+                plan,
+                credentials,
+                cache,
+                obtained,
+                cleanups,
+                &mut sso_report,
+            )
+            .await;
+        };
+        tokio::join!(mfa, sso);
+        report.absorb(sso_report);
         // The next call is normally an hour away.
         self.sts.close_connections();
-        self.write(plan, credentials, cache, obtained, &mut report)
-            .await;
+        self.sso.close_connections();
         if plan.request_unlock {
             let secrets = Arc::clone(&self.secrets);
             let _ = tokio::task::spawn_blocking(move || secrets.request_unlock()).await;
@@ -222,7 +325,286 @@ impl Executor {
         Ok(creds)
     }
 
-    /// Phase 2a: AssumeRole with a code, one section at a time.
+    /// The sign-ins that ended since the last pass: a success resets its
+    /// SSO session's backoff; a failure fails the sections of the plan that
+    /// need the session (no new sign-in for them in this pass: the error
+    /// policy decides when) and backs the session off. Returns the
+    /// sessions that failed.
+    fn sign_ins_ended(
+        &self,
+        plan: &Plan,
+        report: &mut PassReport,
+    ) -> std::collections::BTreeSet<String> {
+        let mut failed = std::collections::BTreeSet::new();
+        for (name, result) in self.sign_ins.take_ended() {
+            let unit = Unit::SsoSession(name.clone());
+            match result {
+                Ok(()) => report.succeeded_units.push(unit),
+                Err(error) => {
+                    for section in &plan.sections {
+                        if section.action.sso_session() == Some(name.as_str()) {
+                            report.fail(&section.section, unit.clone(), error.clone());
+                        }
+                    }
+                    report.failed_units.push((unit, error));
+                    failed.insert(name);
+                }
+            }
+        }
+        failed
+    }
+
+    /// Phase 2: the access token of every SSO session the plan uses (but
+    /// those whose sign-in just failed): from the cache, refreshed, or the
+    /// sign-in it takes, started (or, for `apply`, waited for).
+    async fn sso_tokens(
+        &self,
+        plan: &Plan,
+        failed: &std::collections::BTreeSet<String>,
+        report: &mut PassReport,
+    ) -> BTreeMap<String, Result<AccessToken, TokenMiss>> {
+        let mut tokens = BTreeMap::new();
+        for session in &plan.sso_sessions {
+            if session.used_by.is_empty() || failed.contains(&session.name) {
+                continue;
+            }
+            let token = match session.needs {
+                SsoNeeds::Nothing | SsoNeeds::Refresh => {
+                    match self.sso.token(&session.session).await {
+                        Ok(TokenNow::Token(token)) => Ok(token),
+                        // A refresh token refused (dropped already): one
+                        // sign-in, not a loop.
+                        Ok(TokenNow::SignInNeeded) => self.sign_in(plan, session, report).await,
+                        Ok(TokenNow::SignInUnderWay) => self.sign_in(plan, session, report).await,
+                        Err(error) => Err(TokenMiss::Failed(error)),
+                    }
+                }
+                SsoNeeds::SignIn | SsoNeeds::AwaitSignIn => {
+                    self.sign_in(plan, session, report).await
+                }
+            };
+            tokens.insert(session.name.clone(), token);
+        }
+        tokens
+    }
+
+    /// While the MFA part of the pass is still at work (a code waiting for
+    /// its TOTP step, a touch, an `mfa_process` prompt: minutes, maybe), a
+    /// sign-in under way may end: its sections are served in this pass, not
+    /// after it. Waits no longer than the MFA part (a pass with nothing
+    /// else to do does not wait at all).
+    async fn sign_ins_beside(
+        &self,
+        plan: &Plan,
+        tokens: &mut BTreeMap<String, Result<AccessToken, TokenMiss>>,
+        mfa_done: &tokio::sync::Notify,
+        report: &mut PassReport,
+    ) {
+        let mut ended = self.sign_ins.subscribe();
+        loop {
+            let waiting: Vec<String> = tokens
+                .iter()
+                .filter(|(_, token)| matches!(token, Err(TokenMiss::AwaitingSignIn)))
+                .map(|(name, _)| name.clone())
+                .collect();
+            if waiting.is_empty() {
+                return;
+            }
+            for (name, result) in self.sign_ins.take_ended_of(&waiting) {
+                let Some(session) = plan.sso_session(&name) else {
+                    continue;
+                };
+                let token = match result {
+                    Ok(()) => {
+                        report.succeeded_units.push(Unit::SsoSession(name.clone()));
+                        self.token_after_sign_in(session).await
+                    }
+                    Err(error) => Err(TokenMiss::Failed(error)),
+                };
+                tokens.insert(name, token);
+            }
+            if tokens
+                .values()
+                .all(|token| !matches!(token, Err(TokenMiss::AwaitingSignIn)))
+            {
+                return;
+            }
+            tokio::select! {
+                () = mfa_done.notified() => return,
+                changed = ended.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// The token a sign-in that just ended put into the cache.
+    async fn token_after_sign_in(
+        &self,
+        session: &SsoSessionPlan,
+    ) -> Result<AccessToken, TokenMiss> {
+        match self.sso.token(&session.session).await {
+            Ok(TokenNow::Token(token)) => Ok(token),
+            Ok(_) => Err(TokenMiss::Failed(UnitError::new(
+                RetryClass::Soon,
+                format!(
+                    "SSO session {}: the sign-in ended, but its token is not in the cache",
+                    printable(&session.name)
+                ),
+            ))),
+            Err(error) => Err(TokenMiss::Failed(error)),
+        }
+    }
+
+    /// A sign-in for `session` (or the wait for another process's): as a
+    /// task whose end wakes the loop, or, for a command, here and now.
+    async fn sign_in(
+        &self,
+        plan: &Plan,
+        session: &SsoSessionPlan,
+        report: &mut PassReport,
+    ) -> Result<AccessToken, TokenMiss> {
+        let waiting: Vec<String> = plan
+            .sections
+            .iter()
+            .filter(|s| s.action.sso_session() == Some(session.name.as_str()))
+            .map(|s| s.section.clone())
+            .collect();
+        if !self.sign_ins.is_inline() {
+            self.sign_ins.start(Arc::clone(&self.sso), session, waiting);
+            return Err(TokenMiss::AwaitingSignIn);
+        }
+        let on_code = |code: &DeviceCode| tell_inline(session, &waiting, code);
+        let unit = Unit::SsoSession(session.name.clone());
+        if let Err(error) = self.sso.sign_in(&session.session, &on_code).await {
+            return Err(TokenMiss::Failed(error));
+        }
+        report.succeeded_units.push(unit);
+        self.token_after_sign_in(session).await
+    }
+
+    /// Phase 3c: GetRoleCredentials for every SSO section with a token, in
+    /// the window; then AssumeRole from the role credentials of the
+    /// sections that chain a role. Sections whose token is missing fail
+    /// with their SSO session, or wait for its sign-in.
+    async fn sso_roles(
+        &self,
+        plan: &Plan,
+        tokens: &BTreeMap<String, Result<AccessToken, TokenMiss>>,
+        report: &mut PassReport,
+    ) -> Vec<Obtained> {
+        let mut jobs = Vec::new();
+        for section in plan.pending() {
+            let (sso_session, account_id, role_name, chained) = match &section.action {
+                Action::SsoRoleCredentials {
+                    sso_session,
+                    account_id,
+                    role_name,
+                } => (sso_session, account_id, role_name, None),
+                Action::AssumeRoleFromSsoRole {
+                    sso_session,
+                    account_id,
+                    role_name,
+                    role,
+                    sts,
+                } => (sso_session, account_id, role_name, Some((role, sts))),
+                _ => continue,
+            };
+            let Some(session) = plan.sso_session(sso_session) else {
+                continue;
+            };
+            match tokens.get(sso_session) {
+                Some(Ok(token)) => jobs.push(PortalJob {
+                    section,
+                    session,
+                    token: token.clone(),
+                    account_id: account_id.clone(),
+                    role_name: role_name.clone(),
+                    chained,
+                }),
+                Some(Err(TokenMiss::Failed(error))) => report.fail(
+                    &section.section,
+                    Unit::SsoSession(sso_session.clone()),
+                    error.clone(),
+                ),
+                Some(Err(TokenMiss::AwaitingSignIn)) => {
+                    report.outcomes.insert(
+                        section.section.clone(),
+                        Outcome::AwaitingSignIn {
+                            sso_session: sso_session.clone(),
+                        },
+                    );
+                }
+                // Its sign-in failed: the section failed with it.
+                None => {}
+            }
+        }
+        let start = |index: usize| -> BoxFuture<'static, Result<SessionCredentials, UnitError>> {
+            let job: &PortalJob = &jobs[index];
+            let (sso, session, token, account_id, role_name) = (
+                Arc::clone(&self.sso),
+                job.session.session.clone(),
+                job.token.clone(),
+                job.account_id.clone(),
+                job.role_name.clone(),
+            );
+            Box::pin(async move {
+                sso.role_credentials(&session, &token, &account_id, &role_name)
+                    .await
+            })
+        };
+        let results = self
+            .windowed(
+                jobs.len(),
+                "IAM Identity Center",
+                "GetRoleCredentials",
+                &mut report.portal_calls,
+                start,
+            )
+            .await;
+        let mut obtained = Vec::new();
+        let mut chained_jobs = Vec::new();
+        for (job, result) in jobs.iter().zip(results) {
+            let section = job.section;
+            match (result, job.chained) {
+                (Ok(creds), None) => obtained.push(Obtained::of(section, creds)),
+                (Ok(creds), Some((role, target))) => chained_jobs.push(ChainedJob {
+                    section,
+                    key: None,
+                    signer: SigningKeys::session(&creds),
+                    endpoint: Endpoint::new(target.region.clone(), target.endpoint.clone()),
+                    role: role.clone(),
+                }),
+                // The token itself refused (expired, revoked): its SSO
+                // session's failure, and the token is not handed out again
+                // (the next attempt refreshes it or signs in).
+                (Err(error), _) if error.class == RetryClass::Reauthenticate => report.fail(
+                    &section.section,
+                    Unit::SsoSession(job.session.name.clone()),
+                    error,
+                ),
+                // No access to the account or role, throttled, no answer:
+                // this section's.
+                (Err(error), _) => report.fail(
+                    &section.section,
+                    Unit::Section(section.section.clone()),
+                    error,
+                ),
+            }
+        }
+        let results = self.assume_roles(&chained_jobs, report).await;
+        for (job, result) in chained_jobs.iter().zip(results) {
+            match result {
+                Ok(creds) => obtained.push(Obtained::of(job.section, creds)),
+                Err(error) => report.fail(
+                    &job.section.section,
+                    Unit::Section(job.section.section.clone()),
+                    error,
+                ),
+            }
+        }
+        obtained
+    }
+
+    /// Phase 3a: AssumeRole with a code, one section at a time.
     async fn direct_roles(
         &self,
         plan: &Plan,
@@ -371,7 +753,7 @@ impl Executor {
             let endpoint = Endpoint::new(target.region.clone(), target.endpoint.clone());
             jobs.push(ChainedJob {
                 section,
-                key,
+                key: Some(key),
                 signer,
                 endpoint,
                 role: role.clone(),
@@ -389,7 +771,7 @@ impl Executor {
                     creds,
                 }),
                 Err(error) => {
-                    if error.class == RetryClass::Reauthenticate {
+                    if let Some(key) = key.filter(|_| error.class == RetryClass::Reauthenticate) {
                         refused_sessions.push(key.clone());
                     }
                     let unit = Unit::Section(section.section.clone());
@@ -416,24 +798,54 @@ impl Executor {
         obtained
     }
 
-    /// The AssumeRole calls of `jobs`, as many at once as STS allows: the
-    /// window starts at the cap, halves when STS answers `Throttling` (once
-    /// per round of calls: the calls already under way when it halved do
-    /// not halve it again), and grows by one after a window's worth of
-    /// successes (AIMD, TCP's rule). A throttled call is tried again after
-    /// a growing, jittered pause, up to [`THROTTLE_ATTEMPTS`] times.
-    /// Results come back in the jobs' order.
+    /// The AssumeRole calls of `jobs`, in the window of [`Executor::windowed`].
     async fn assume_roles(
         &self,
         jobs: &[ChainedJob<'_>],
         report: &mut PassReport,
     ) -> Vec<Result<SessionCredentials, UnitError>> {
+        let start = |index: usize| -> BoxFuture<'static, Result<SessionCredentials, UnitError>> {
+            let job = &jobs[index];
+            let (sts, signer, endpoint, role) = (
+                Arc::clone(&self.sts),
+                job.signer.clone(),
+                job.endpoint.clone(),
+                job.role.clone(),
+            );
+            Box::pin(async move { sts.assume_role(&signer, &endpoint, &role, None).await })
+        };
+        self.windowed(
+            jobs.len(),
+            "STS",
+            "AssumeRole",
+            &mut report.sts_calls,
+            start,
+        )
+        .await
+    }
+
+    /// `count` calls (`start(i)` makes the `i`-th), as many at once as the
+    /// service allows: the window starts at the cap, halves when the
+    /// service throttles (once per round of calls: the calls already under
+    /// way when it halved do not halve it again), and grows by one after a
+    /// window's worth of successes (AIMD, TCP's rule). A throttled call is
+    /// tried again after a growing, jittered pause, up to
+    /// [`THROTTLE_ATTEMPTS`] times. Results come back in the calls' order;
+    /// `calls` counts what was sent.
+    async fn windowed(
+        &self,
+        count: usize,
+        service: &str,
+        operation: &str,
+        calls: &mut usize,
+        start: impl Fn(usize) -> BoxFuture<'static, Result<SessionCredentials, UnitError>>,
+    ) -> Vec<Result<SessionCredentials, UnitError>> {
         let mut results: Vec<Option<Result<SessionCredentials, UnitError>>> =
-            jobs.iter().map(|_| None).collect();
+            (0..count).map(|_| None).collect();
         let mut window = Window::new(self.concurrency);
-        let mut attempts = vec![0u32; jobs.len()];
-        // Jobs ready to start (index, not before).
-        let mut ready: std::collections::VecDeque<(usize, tokio::time::Instant)> = (0..jobs.len())
+        let mut attempts = vec![0u32; count];
+        // Calls ready to start (index, not before).
+        let mut ready: std::collections::VecDeque<(usize, tokio::time::Instant)> = (0..count)
             .map(|i| (i, tokio::time::Instant::now()))
             .collect();
         let mut tasks = tokio::task::JoinSet::new();
@@ -449,25 +861,16 @@ impl Executor {
                 let Some((index, _)) = ready.remove(position) else {
                     break;
                 };
-                let job = &jobs[index];
-                let (sts, signer, endpoint, role) = (
-                    Arc::clone(&self.sts),
-                    job.signer.clone(),
-                    job.endpoint.clone(),
-                    job.role.clone(),
-                );
                 let started = (window.generation(), tasks.len() + 1, launched);
                 launched += 1;
-                report.sts_calls += 1;
-                tasks.spawn(async move {
-                    let result = sts.assume_role(&signer, &endpoint, &role, None).await;
-                    (index, started, result)
-                });
+                *calls += 1;
+                let call = start(index);
+                tasks.spawn(async move { (index, started, call.await) });
             }
             if tasks.is_empty() && ready.is_empty() {
                 break;
             }
-            // A job's pause matters only while the window has room for it:
+            // A call's pause matters only while the window has room for it:
             // with the window full, a pause already over would wake this
             // loop at once, again and again, until a call returns.
             let next_ready = if tasks.len() < window.size() {
@@ -484,8 +887,8 @@ impl Executor {
             };
             // The calls under way at some time during this one: those running
             // when it started and those started since (the first call of a
-            // batch of 32 is not alone, though it started first; STS may see
-            // it arrive last).
+            // batch of 32 is not alone, though it started first; the service
+            // may see it arrive last).
             let in_flight = running + (launched - launched_before - 1);
             match result {
                 // Throttled even one call at a time: not too many at once,
@@ -494,7 +897,7 @@ impl Executor {
                 // sections back off instead (the scheduler's backoff).
                 Err(error) if error.throttled && in_flight == 1 => {
                     tracing::info!(
-                        "STS throttles AssumeRole even one call at a time; the rest waits for the backoff"
+                        "{service} throttles {operation} even one call at a time; the rest waits for the backoff"
                     );
                     for (waiting, _) in ready.drain(..) {
                         results[waiting] = Some(Err(error.clone()));
@@ -505,7 +908,7 @@ impl Executor {
                     attempts[index] += 1;
                     if window.throttled(generation, in_flight) {
                         tracing::info!(
-                            "STS is throttling AssumeRole: {} call(s) at once from now on",
+                            "{service} is throttling {operation}: {} call(s) at once from now on",
                             window.size()
                         );
                     }
@@ -516,7 +919,7 @@ impl Executor {
                 }
                 result => {
                     if result.is_ok() && window.succeeded() {
-                        tracing::debug!("AssumeRole concurrency grows to {}", window.size());
+                        tracing::debug!("{operation} concurrency grows to {}", window.size());
                     }
                     results[index] = Some(result);
                 }
@@ -528,7 +931,7 @@ impl Executor {
                 r.unwrap_or_else(|| {
                     Err(UnitError::new(
                         RetryClass::Soon,
-                        "the AssumeRole task ended unexpectedly",
+                        format!("the {operation} task ended unexpectedly"),
                     ))
                 })
             })
@@ -546,6 +949,7 @@ impl Executor {
         credentials: &CredentialsSnapshot,
         cache: &mut SessionCache,
         obtained: Vec<Obtained>,
+        cleanups: Cleanups,
         report: &mut PassReport,
     ) {
         for o in &obtained {
@@ -555,7 +959,8 @@ impl Executor {
             .into_iter()
             .partition(|o| o.output == Output::Process);
         self.write_cache(cache, to_cache, report).await;
-        self.write_file(plan, credentials, to_file, report).await;
+        self.write_file(plan, credentials, to_file, cleanups, report)
+            .await;
     }
 
     /// `output = "process"` sessions go to the runtime cache only.
@@ -601,11 +1006,13 @@ impl Executor {
         plan: &Plan,
         credentials: &CredentialsSnapshot,
         mut obtained: Vec<Obtained>,
+        cleanups: Cleanups,
         report: &mut PassReport,
     ) {
         let document = credentials.document();
         let mut removals: Vec<(&str, Vec<Edit>)> = plan
             .cleanups()
+            .filter(|_| cleanups == Cleanups::Remove)
             .map(|s| {
                 let edits = s
                     .remove_from_file
@@ -906,13 +1313,231 @@ impl Executor {
     }
 }
 
-/// One AssumeRole signed with an MFA session.
+/// One AssumeRole signed with temporary credentials: an MFA session's
+/// (`key`), or the role credentials of an SSO section.
 struct ChainedJob<'p> {
     section: &'p super::decide::SectionPlan,
-    key: &'p MfaSessionKey,
+    key: Option<&'p MfaSessionKey>,
     signer: SigningKeys,
     endpoint: Endpoint,
     role: RoleSettings,
+}
+
+/// One GetRoleCredentials (and the role assumed from its credentials).
+struct PortalJob<'p> {
+    section: &'p super::decide::SectionPlan,
+    session: &'p SsoSessionPlan,
+    token: AccessToken,
+    account_id: String,
+    role_name: String,
+    chained: Option<(&'p RoleSettings, &'p StsTarget)>,
+}
+
+/// Why an SSO session has no token for its sections in this pass.
+#[derive(Debug)]
+enum TokenMiss {
+    Failed(UnitError),
+    /// Its sign-in is under way (a task): the sections wait for it.
+    AwaitingSignIn,
+}
+
+/// The sign-ins of this process: in the daemon each runs as a task of its
+/// own (minutes: the person has to approve it), whose code and end wake
+/// the loop (`wake`); for a command (`apply`, `credential-process`) the
+/// pass waits for it. One per SSO session at a time.
+pub struct SignIns {
+    /// `None`: inline (a command waits for its sign-in in the pass).
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    state: std::sync::Mutex<SignInState>,
+    /// Counts the sign-ins that ended (a pass under way waits on it).
+    ended: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct SignInState {
+    /// The SSO sessions with a sign-in task under way, with its code once
+    /// shown.
+    running: BTreeMap<String, Option<DeviceCode>>,
+    /// How the tasks that ended since the last look ended.
+    ended: Vec<(String, Result<(), UnitError>)>,
+}
+
+impl SignIns {
+    /// A command's: the pass waits for a sign-in.
+    pub fn inline() -> Arc<SignIns> {
+        Arc::new(SignIns {
+            wake: None,
+            state: std::sync::Mutex::default(),
+            ended: tokio::sync::watch::Sender::new(0),
+        })
+    }
+
+    /// The daemon's: each sign-in a task; `wake` asks the loop for a pass
+    /// (when its code is shown, and when it ends).
+    pub fn background(wake: impl Fn() + Send + Sync + 'static) -> Arc<SignIns> {
+        Arc::new(SignIns {
+            wake: Some(Arc::new(wake)),
+            state: std::sync::Mutex::default(),
+            ended: tokio::sync::watch::Sender::new(0),
+        })
+    }
+
+    fn is_inline(&self) -> bool {
+        self.wake.is_none()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SignInState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The sign-ins under way, by SSO session, with their codes once shown.
+    pub fn under_way(&self) -> BTreeMap<String, Option<DeviceCode>> {
+        self.state().running.clone()
+    }
+
+    fn take_ended(&self) -> Vec<(String, Result<(), UnitError>)> {
+        std::mem::take(&mut self.state().ended)
+    }
+
+    /// How the sign-ins of `sessions` that ended since the last look ended.
+    fn take_ended_of(&self, sessions: &[String]) -> Vec<(String, Result<(), UnitError>)> {
+        let mut state = self.state();
+        let (of, others) = std::mem::take(&mut state.ended)
+            .into_iter()
+            .partition(|(name, _)| sessions.contains(name));
+        state.ended = others;
+        of
+    }
+
+    /// Changes when a sign-in ends.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ended.subscribe()
+    }
+
+    /// Starts the sign-in of `session` unless one runs; `waiting`: the
+    /// sections that wait for it (named in the log line).
+    fn start(
+        self: &Arc<Self>,
+        sso: Arc<dyn SsoApi>,
+        session: &SsoSessionPlan,
+        waiting: Vec<String>,
+    ) {
+        let Some(wake) = self.wake.clone() else {
+            return;
+        };
+        let name = session.name.clone();
+        {
+            let mut state = self.state();
+            if state.running.contains_key(&name) {
+                return;
+            }
+            state.running.insert(name.clone(), None);
+        }
+        let sign_ins = Arc::clone(self);
+        let (sso_session, open_browser) = (session.session.clone(), session.open_browser);
+        tokio::spawn(async move {
+            let on_code = |code: &DeviceCode| {
+                if let Some(shown) = sign_ins.state().running.get_mut(&sso_session.name) {
+                    *shown = Some(code.clone());
+                }
+                tell_background(&sso_session.name, &waiting, code, open_browser);
+                wake();
+            };
+            let result = sso.sign_in(&sso_session, &on_code).await;
+            match &result {
+                Ok(()) => tracing::info!(
+                    sso_session = %printable(&sso_session.name),
+                    "SSO session {}: signed in",
+                    printable(&sso_session.name)
+                ),
+                Err(error) => tracing::debug!(
+                    sso_session = %printable(&sso_session.name),
+                    "SSO session {}: the sign-in ended: {error}",
+                    printable(&sso_session.name)
+                ),
+            }
+            {
+                let mut state = sign_ins.state();
+                state.running.remove(&sso_session.name);
+                state.ended.push((sso_session.name.clone(), result));
+            }
+            sign_ins.ended.send_modify(|n| *n += 1);
+            wake();
+        });
+    }
+}
+
+/// The sign-in's code reaches the person: one log line (the user code is
+/// shown on purpose; the device code never is), a desktop notification,
+/// and the browser when the config asks for it. `status`, the state it
+/// shows and `STATUS=` follow from the pass the code wakes.
+fn tell_background(name: &str, waiting: &[String], code: &DeviceCode, open_browser: bool) {
+    let (name, url, user_code) = (
+        printable(name),
+        printable(code.url()),
+        printable(&code.user_code),
+    );
+    let sections: Vec<_> = waiting.iter().map(|s| printable(s)).collect();
+    let first = sections.first().cloned().unwrap_or_default();
+    match code.origin {
+        crate::sso::SignInOrigin::ThisProcess => {
+            tracing::warn!(
+                sso_session = %name,
+                section = %first,
+                "sign-in needed for SSO session {name}: open {url} and check the code {user_code} (until {}; section(s) [{}] wait for it)",
+                crate::timestamp::rfc3339(code.expires_at),
+                sections.join("], [")
+            );
+            crate::oath::notify_desktop(
+                "Sign in to AWS IAM Identity Center",
+                format!(
+                    "Open {url} and check the code {user_code} (SSO session {name}; {} section(s) wait for it).",
+                    sections.len()
+                ),
+            );
+            if open_browser && let Err(e) = crate::sso::open_in_browser(code.url()) {
+                tracing::warn!(sso_session = %name, "cannot open the browser: {e}");
+            }
+        }
+        crate::sso::SignInOrigin::OtherProcess { pid } => tracing::info!(
+            sso_session = %name,
+            section = %first,
+            "SSO session {name}: another process{} is signing in (open {url}, code {user_code}); waiting for its token",
+            pid.map(|p| format!(" ({p})")).unwrap_or_default()
+        ),
+    }
+}
+
+/// For a command: the code on standard error (whatever the log level) and
+/// on the desktop; another process's sign-in is only waited for.
+fn tell_inline(session: &SsoSessionPlan, waiting: &[String], code: &DeviceCode) {
+    let (name, url, user_code) = (
+        printable(&session.name),
+        printable(code.url()),
+        printable(&code.user_code),
+    );
+    match code.origin {
+        crate::sso::SignInOrigin::ThisProcess => {
+            eprintln!(
+                "Sign in to AWS IAM Identity Center (SSO session {name}): open {url} and check the code {user_code}"
+            );
+            crate::oath::notify_desktop(
+                "Sign in to AWS IAM Identity Center",
+                format!(
+                    "Open {url} and check the code {user_code} (SSO session {name}; {} section(s) wait for it).",
+                    waiting.len()
+                ),
+            );
+            if session.open_browser
+                && let Err(e) = crate::sso::open_in_browser(code.url())
+            {
+                eprintln!("cannot open the browser: {e}");
+            }
+        }
+        crate::sso::SignInOrigin::OtherProcess { .. } => eprintln!(
+            "Waiting for the sign-in to AWS IAM Identity Center another process started (SSO session {name}): open {url} and check the code {user_code}"
+        ),
+    }
 }
 
 /// A throttled AssumeRole is tried this many times in a pass in all.

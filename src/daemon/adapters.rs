@@ -305,3 +305,104 @@ impl StsApi for RealSts {
         })
     }
 }
+
+/// IAM Identity Center through the `sso` module: the token cache shared
+/// with the AWS tools (`~/.aws/sso/cache`), the sign-in lock and record in
+/// the runtime directory, the SDK clients of OIDC and the portal (endpoints
+/// overridden as the SDKs do it).
+pub struct RealSso {
+    /// Without a home directory there is no token cache: why.
+    clients: Result<crate::sso::SsoClients, String>,
+    clock: super::ports::SystemClock,
+}
+
+impl RealSso {
+    /// From the process's environment: `HOME` (the token cache), the
+    /// endpoint variables; `runtime_dir` holds the sign-in locks.
+    pub fn from_env(runtime_dir: Option<std::path::PathBuf>) -> Self {
+        let env = &crate::config::process_env;
+        let clients = env("HOME")
+            .map(|home| {
+                crate::sso::SsoClients::new(
+                    crate::sso::token_cache_dir(std::path::Path::new(&home)),
+                    runtime_dir,
+                    crate::sso::SsoEndpoints::from_env(env),
+                )
+            })
+            .ok_or_else(|| {
+                "HOME is not set: the SSO token cache (~/.aws/sso/cache) cannot be found"
+                    .to_string()
+            });
+        RealSso {
+            clients,
+            clock: super::ports::SystemClock,
+        }
+    }
+
+    fn clients(&self) -> Result<&crate::sso::SsoClients, UnitError> {
+        self.clients
+            .as_ref()
+            .map_err(|why| UnitError::new(crate::retry::RetryClass::NeedsUser, why.clone()))
+    }
+}
+
+impl super::ports::SsoApi for RealSso {
+    fn token_status(
+        &self,
+        session: &crate::sso::SsoSession,
+        now: time::OffsetDateTime,
+    ) -> Result<crate::sso::TokenStatus, UnitError> {
+        self.clients()?
+            .token_status(session, now)
+            .map_err(|e| UnitError::from_error(&e))
+    }
+
+    fn token<'a>(
+        &'a self,
+        session: &'a crate::sso::SsoSession,
+    ) -> BoxFuture<'a, Result<crate::sso::TokenNow, UnitError>> {
+        Box::pin(async move {
+            let now = || self.clock.now();
+            self.clients()?
+                .token_now(session, &now)
+                .await
+                .map_err(|e| UnitError::from_error(&e))
+        })
+    }
+
+    fn sign_in<'a>(
+        &'a self,
+        session: &'a crate::sso::SsoSession,
+        on_code: &'a (dyn Fn(&crate::sso::DeviceCode) + Send + Sync),
+    ) -> BoxFuture<'a, Result<(), UnitError>> {
+        Box::pin(async move {
+            let now = || self.clock.now();
+            self.clients()?
+                .access_token(session, &now, on_code)
+                .await
+                .map(|_| ())
+                .map_err(|e| UnitError::from_error(&e))
+        })
+    }
+
+    fn role_credentials<'a>(
+        &'a self,
+        session: &'a crate::sso::SsoSession,
+        token: &'a crate::sso::AccessToken,
+        account_id: &'a str,
+        role_name: &'a str,
+    ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>> {
+        Box::pin(async move {
+            self.clients()?
+                .role_credentials(session, token, account_id, role_name, self.clock.now())
+                .await
+                .map_err(|e| UnitError::from_error(&e))
+        })
+    }
+
+    fn close_connections(&self) {
+        if let Ok(clients) = &self.clients {
+            clients.close_connections();
+        }
+    }
+}

@@ -2,13 +2,20 @@
 //! only place that decides.
 //!
 //! [`plan`] takes [`Inputs`]: the expanded config sections, a read-only view
-//! of the credentials file, the MFA sessions in the runtime cache, the units
-//! that are backing off after errors, and `now`. It returns, per section,
-//! the state of its profile, when it falls due, and the action that makes
-//! it fresh, carrying everything the executor needs to do it; and the work
-//! all that costs (YubiKey codes, STS calls). It does no I/O and reads no
-//! clock, so `plan`, `status`, `apply` and the daemon share it, and it is
-//! tested with tables of inputs.
+//! of the credentials file, the MFA sessions in the runtime cache, the
+//! state of each SSO session's access token, the units that are backing off
+//! after errors, and `now`. It returns, per section, the state of its
+//! profile, when it falls due, and the action that makes it fresh, carrying
+//! everything the executor needs to do it; per MFA session and per SSO
+//! session what it takes (a code; a token refresh or a sign-in); and the
+//! work all that costs (YubiKey codes, sign-ins, STS and portal calls). It
+//! does no I/O and reads no clock, so `plan`, `status`, `apply` and the
+//! daemon share it, and it is tested with tables of inputs.
+//!
+//! Two session sources, one rule each: an MFA section's session comes from
+//! its MFA device ([`decide`]), an SSO section's from its SSO session's
+//! token ([`decide_sso`]); everything else (state, due time, outputs) is
+//! the same for both.
 //!
 //! Time rules live here once: [`due_at`] is the one place the refresh margin
 //! (and the jitter) is applied, for profiles and MFA sessions alike.
@@ -20,7 +27,9 @@ use secrecy::SecretString;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::config::{CodeSource, LongTermKeys, Output, RoleSettings, Section, Settings};
+use crate::config::{
+    CodeSource, LongTermKeys, MfaSource, Output, RoleSettings, Section, Settings, Source, SsoSource,
+};
 use crate::credentials::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};
 use crate::secret::mask_access_key_id;
 use crate::session::{Backoff, MfaSessionKey, Unit};
@@ -71,6 +80,100 @@ pub type KeyringKeys = BTreeMap<String, Result<String, String>>;
 /// written with (recorded by the daemon in its state file).
 pub type Applied = BTreeMap<String, u64>;
 
+/// What the planner knows of an SSO session's access token (from the token
+/// cache and the sign-in files: no secret, no network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "token", rename_all = "kebab-case")]
+pub enum SsoToken {
+    /// Usable until `refresh_at` (then refreshed with the refresh token when
+    /// `refreshable`, else a sign-in once it expires).
+    Valid {
+        #[serde(serialize_with = "crate::timestamp::serialize")]
+        expires: OffsetDateTime,
+        #[serde(serialize_with = "crate::timestamp::serialize")]
+        refresh_at: OffsetDateTime,
+        refreshable: bool,
+    },
+    /// Due for a refresh now, with no person involved.
+    RefreshDue {
+        #[serde(serialize_with = "crate::timestamp::serialize")]
+        expires: OffsetDateTime,
+    },
+    /// A sign-in is under way: it waits for the person's approval.
+    SignInPending(PendingSignIn),
+    /// No usable token: the next use starts a sign-in.
+    SignInNeeded,
+    /// The token cache cannot be used (the reason says why and what to do).
+    Unreadable { reason: String },
+}
+
+impl SsoToken {
+    /// The token's state in words, for `plan` and `status`: its expiry, or
+    /// the sign-in it needs (with the URL and the user code while one
+    /// waits for the person).
+    pub fn describe(&self, now: OffsetDateTime) -> String {
+        use crate::text::printable;
+        use crate::timestamp::{rfc3339, with_relative};
+        match self {
+            SsoToken::Valid {
+                expires,
+                refresh_at,
+                refreshable: true,
+            } => format!(
+                "token valid until {} (refreshed from {})",
+                rfc3339(*expires),
+                with_relative(*refresh_at, now)
+            ),
+            SsoToken::Valid { expires, .. } => format!(
+                "token valid until {} (it cannot be refreshed: a sign-in after that)",
+                with_relative(*expires, now)
+            ),
+            SsoToken::RefreshDue { expires } => {
+                format!(
+                    "token expires {}: refresh due",
+                    with_relative(*expires, now)
+                )
+            }
+            SsoToken::SignInPending(pending) => match (&pending.url, &pending.user_code) {
+                (Some(url), Some(code)) => format!(
+                    "sign-in needed (code {}, open {}){}",
+                    printable(code),
+                    printable(url),
+                    if pending.by_this_process {
+                        ""
+                    } else {
+                        "; another process waits for its approval"
+                    }
+                ),
+                _ => "sign-in starting".to_string(),
+            },
+            SsoToken::SignInNeeded => "no valid token: sign-in needed".to_string(),
+            SsoToken::Unreadable { reason } => {
+                format!("token cache unusable: {}", printable(reason))
+            }
+        }
+    }
+}
+
+/// A sign-in waiting for the person: where to go and which code to check
+/// there (shown on purpose; the device code that obtains the token is
+/// never known here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingSignIn {
+    /// The verification URL, with the code filled in when the service gave
+    /// one; `None` while the sign-in is starting.
+    pub url: Option<String>,
+    pub user_code: Option<String>,
+    #[serde(with = "crate::timestamp::option")]
+    pub code_expires: Option<OffsetDateTime>,
+    /// This process signs in (else another one does, and its token is
+    /// waited for).
+    pub by_this_process: bool,
+}
+
+/// The token state of each SSO session the sections name, by name.
+pub type SsoTokens = BTreeMap<String, SsoToken>;
+
 /// Everything the planner looks at.
 pub struct Inputs<'a> {
     pub sections: &'a [Section],
@@ -80,6 +183,8 @@ pub struct Inputs<'a> {
     pub process_profiles: &'a ProcessProfiles,
     /// The key ids of `long_term_keys = "keyring"` sections.
     pub keyring: &'a KeyringKeys,
+    /// The access tokens of the SSO sessions the sections name.
+    pub sso_tokens: &'a SsoTokens,
     pub backoff: &'a Backoff,
     pub applied: &'a Applied,
     /// The keyring is locked: a new MFA session (or a direct AssumeRole)
@@ -225,15 +330,49 @@ pub enum Action {
         #[serde(skip)]
         auth: CodeAuth,
     },
+    /// GetRoleCredentials of the account and role with the SSO session's
+    /// token: those credentials are the section's session.
+    SsoRoleCredentials {
+        sso_session: String,
+        account_id: String,
+        role_name: String,
+    },
+    /// GetRoleCredentials, then AssumeRole signed with those credentials
+    /// (role chaining, at most 1 h).
+    AssumeRoleFromSsoRole {
+        sso_session: String,
+        account_id: String,
+        role_name: String,
+        #[serde(rename = "role_arn", serialize_with = "serialize_role_arn")]
+        role: RoleSettings,
+        #[serde(skip)]
+        sts: StsTarget,
+    },
+    /// Waits for its SSO session's sign-in, under way, as a pass left it:
+    /// no work and no wake-up of its own (the sign-in's end wakes the loop).
+    AwaitSignIn { sso_session: String },
 }
 
 impl Action {
-    /// True for the actions that call STS now.
+    /// True for the actions that call STS (or the portal) now.
     pub fn is_work(&self) -> bool {
         !matches!(
             self,
-            Action::None | Action::Wait { .. } | Action::Blocked { .. }
+            Action::None
+                | Action::Wait { .. }
+                | Action::Blocked { .. }
+                | Action::AwaitSignIn { .. }
         )
+    }
+
+    /// The SSO session the action needs a token of, if it is an SSO action.
+    pub fn sso_session(&self) -> Option<&str> {
+        match self {
+            Action::SsoRoleCredentials { sso_session, .. }
+            | Action::AssumeRoleFromSsoRole { sso_session, .. }
+            | Action::AwaitSignIn { sso_session } => Some(sso_session),
+            _ => None,
+        }
     }
 }
 
@@ -258,7 +397,8 @@ pub struct SectionPlan {
     pub fingerprint: u64,
     /// Where the session goes: the credentials file or the runtime cache.
     pub output: Output,
-    /// Where the long-term keys come from: `config`, `file` or `keyring`.
+    /// Where the long-term keys come from: `config`, `file` or `keyring`;
+    /// `sso` for a section of IAM Identity Center (no long-term keys).
     pub long_term_keys: &'static str,
     /// The refresh margin and jitter [`due_at`] applied, so that credentials
     /// the pass obtains are judged by the same rule ([`SectionPlan::due_for`]).
@@ -311,6 +451,38 @@ impl MfaSessionPlan {
     }
 }
 
+/// What an SSO session takes for the sections that need its token now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SsoNeeds {
+    /// Nothing: the cached token is valid.
+    Nothing,
+    /// A refresh with the refresh token (no person involved).
+    Refresh,
+    /// Waiting for the token of a sign-in under way (this process's, or
+    /// another's: no device code of this one's).
+    AwaitSignIn,
+    /// A sign-in: a device code for the person to approve.
+    SignIn,
+}
+
+/// One SSO session the sections name: its token and what it takes now.
+#[derive(Debug, Clone, Serialize)]
+pub struct SsoSessionPlan {
+    pub name: String,
+    pub start_url: String,
+    #[serde(flatten)]
+    pub token: SsoToken,
+    pub needs: SsoNeeds,
+    /// The sections that need its token in this pass.
+    pub used_by: Vec<String>,
+    #[serde(skip)]
+    pub session: crate::sso::SsoSession,
+    /// Open the sign-in page in the browser (some section asks for it).
+    #[serde(skip)]
+    pub open_browser: bool,
+}
+
 /// The cost of carrying the plan out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Work {
@@ -319,6 +491,12 @@ pub struct Work {
     pub codes: BTreeMap<String, usize>,
     pub get_session_token_calls: usize,
     pub assume_role_calls: usize,
+    /// IAM Identity Center sign-ins (device authorizations the person
+    /// approves), one per SSO session at most.
+    pub sso_sign_ins: usize,
+    /// Access tokens refreshed with their refresh token.
+    pub sso_token_refreshes: usize,
+    pub get_role_credentials_calls: usize,
 }
 
 impl Work {
@@ -349,6 +527,8 @@ pub struct Plan {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub request_unlock: bool,
     pub mfa_sessions: Vec<MfaSessionPlan>,
+    /// Every SSO session the valid sections name.
+    pub sso_sessions: Vec<SsoSessionPlan>,
     pub work: Work,
     /// The earliest instant something needs a pass: a profile falling due,
     /// or a backoff ending. `now` when there is work now; `None` when
@@ -406,6 +586,10 @@ impl Plan {
         self.mfa_sessions.iter().find(|s| &s.key == key)
     }
 
+    pub fn sso_session(&self, name: &str) -> Option<&SsoSessionPlan> {
+        self.sso_sessions.iter().find(|s| s.name == name)
+    }
+
     pub fn section(&self, name: &str) -> Option<&SectionPlan> {
         self.sections.iter().find(|s| s.section == name)
     }
@@ -415,21 +599,22 @@ impl Plan {
     pub fn next_pass_of(&self, section: &SectionPlan) -> Option<(OffsetDateTime, Wake)> {
         match &section.action {
             Action::Wait { until, .. } => Some((*until, Wake::Retry)),
-            Action::Blocked { .. } => None,
+            Action::Blocked { .. } | Action::AwaitSignIn { .. } => None,
             action if action.is_work() => Some((self.now, Wake::Due)),
             _ => section.due.map(|due| (due, Wake::Due)),
         }
     }
 
     /// The plan as a pass left it, without observing again: a section that
-    /// got credentials expiring at `Ok(expires)` is fresh until they fall
+    /// got credentials expiring at `Fresh(expires)` is fresh until they fall
     /// due (by the section's own rule, [`SectionPlan::due_for`]), a section
-    /// whose unit failed (`Err(unit)`) waits for that unit's backoff, and
-    /// every section the pass did not touch is as planned. What is left to
-    /// do is nothing: the next pass plans anew.
+    /// whose unit failed waits for that unit's backoff, a section whose SSO
+    /// session's sign-in started waits for it, and every section the pass
+    /// did not touch is as planned. What is left to do is nothing: the next
+    /// pass plans anew.
     pub fn after(
         &self,
-        results: &BTreeMap<String, Result<OffsetDateTime, Unit>>,
+        results: &BTreeMap<String, Left>,
         backoff: &Backoff,
         now: OffsetDateTime,
     ) -> Plan {
@@ -438,10 +623,20 @@ impl Plan {
         plan.work = Work::default();
         plan.restrict_file_mode = None;
         plan.request_unlock = false;
+        for session in &mut plan.sso_sessions {
+            session.needs = SsoNeeds::Nothing;
+        }
         for section in &mut plan.sections {
             let unit = match results.get(&section.section) {
                 None => continue,
-                Some(Ok(expires)) => {
+                Some(Left::AwaitingSignIn(sso_session)) => {
+                    section.action = Action::AwaitSignIn {
+                        sso_session: sso_session.clone(),
+                    };
+                    section.remove_from_file.clear();
+                    continue;
+                }
+                Some(Left::Fresh(expires)) => {
                     let due = section.due_for(*expires);
                     section.state = if due > now {
                         ProfileState::Fresh { expires: *expires }
@@ -452,7 +647,7 @@ impl Plan {
                     section.action = Action::None;
                     Unit::Section(section.section.clone())
                 }
-                Some(Err(unit)) => unit.clone(),
+                Some(Left::Failed(unit)) => unit.clone(),
             };
             section.remove_from_file.clear();
             if let Some(until) = backoff.get(&unit) {
@@ -475,6 +670,18 @@ impl Plan {
     }
 }
 
+/// What a pass left of a section it gave work (for [`Plan::after`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Left {
+    /// Credentials expiring then were written.
+    Fresh(OffsetDateTime),
+    /// This unit failed.
+    Failed(Unit),
+    /// The sign-in of this SSO session started (or was under way): the
+    /// section waits for it.
+    AwaitingSignIn(String),
+}
+
 /// Several daemons (one per section under the systemd template) that share
 /// an MFA device must not all wake in the same second; sections that share
 /// an MFA session must fall due together (one pass, one batch of calls).
@@ -494,12 +701,18 @@ fn session_jitter(key: &MfaSessionKey) -> Duration {
 
 /// [`session_jitter`] of the MFA session a section uses, known without its
 /// long-term keys (the key id does not enter it).
-fn session_jitter_of(settings: &Settings) -> Duration {
+fn session_jitter_of(settings: &Settings, mfa: &MfaSource) -> Duration {
     mfa_session_jitter(
-        &settings.mfa_serial_number,
-        settings.mfa_session_duration,
+        &mfa.mfa_serial_number,
+        mfa.mfa_session_duration,
         &settings.region,
     )
+}
+
+/// The sections of one SSO session fall due together (one token, one
+/// batch of GetRoleCredentials).
+fn sso_jitter(sso: &SsoSource) -> Duration {
+    jitter_of(&format!("sso|{}", sso.session_name()))
 }
 
 fn mfa_session_jitter(serial: &str, duration: u32, region: &str) -> Duration {
@@ -520,6 +733,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let conflicts = profile_conflicts(inputs.sections);
     let mut section_plans = Vec::with_capacity(inputs.sections.len());
     let mut sessions: BTreeMap<MfaSessionKey, MfaSessionPlan> = BTreeMap::new();
+    let mut sso_sessions = sso_session_plans(inputs);
     let mut work = Work::default();
 
     for section in inputs.sections {
@@ -560,9 +774,10 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             )));
             continue;
         };
-        let jitter = match &settings.role {
-            Some(_) if settings.direct_assume_role() => jitter_of(&section.name),
-            _ => session_jitter_of(settings),
+        let jitter = match (&settings.source, &settings.role) {
+            (Source::Sso(sso), _) => sso_jitter(sso),
+            (Source::Mfa(mfa), Some(_)) if mfa.direct_assume_role() => jitter_of(&section.name),
+            (Source::Mfa(mfa), _) => session_jitter_of(settings, mfa),
         };
         let fingerprint = fingerprint(settings);
         let changed = inputs
@@ -583,46 +798,52 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             }
             Observed::Other(state) => (state, now),
         };
-        // The long-term keys are needed only for a refresh: a fresh session
-        // is served (and shown fresh) while the keyring is locked or the
-        // keys' section cannot be read.
-        let keys = if due > now {
-            None
-        } else {
-            match read_long_term_keys(&settings.long_term, inputs.credentials, inputs.keyring) {
-                Ok(keys) => Some(keys),
-                Err(reason) => {
-                    section_plans.push(with_file_session(invalid(
-                        section,
-                        &settings.profile_name,
-                        vec![reason],
-                    )));
-                    continue;
+        let blocked = || match (inputs.read_only, settings.output) {
+            (Some(reason), Output::File) => Some(Action::Blocked {
+                reason: reason.to_string(),
+            }),
+            _ => None,
+        };
+        let action = match &settings.source {
+            _ if due > now => Action::None,
+            // The long-term keys are needed only for a refresh: a fresh
+            // session is served (and shown fresh) while the keyring is
+            // locked or the keys' section cannot be read.
+            Source::Mfa(mfa) => {
+                match read_long_term_keys(&mfa.long_term, inputs.credentials, inputs.keyring) {
+                    Err(reason) => {
+                        section_plans.push(with_file_session(invalid(
+                            section,
+                            &settings.profile_name,
+                            vec![reason],
+                        )));
+                        continue;
+                    }
+                    Ok(_) if blocked().is_some() => blocked().expect("checked"),
+                    Ok(keys) => {
+                        let key = mfa_session_key(settings, mfa, &keys);
+                        let auth = CodeAuth {
+                            mfa_serial_number: mfa.mfa_serial_number.clone(),
+                            code_source: mfa.code_source.clone(),
+                            long_term: keys,
+                        };
+                        decide(
+                            section,
+                            settings,
+                            mfa,
+                            key,
+                            auth,
+                            inputs,
+                            &mut sessions,
+                            &mut work,
+                        )
+                    }
                 }
             }
-        };
-        let action = match (keys, inputs.read_only) {
-            (None, _) => Action::None,
-            (Some(_), Some(reason)) if settings.output == Output::File => Action::Blocked {
-                reason: reason.to_string(),
+            Source::Sso(sso) => match blocked() {
+                Some(blocked) => blocked,
+                None => decide_sso(section, settings, sso, inputs, &mut sso_sessions, &mut work),
             },
-            (Some(keys), _) => {
-                let key = mfa_session_key(settings, &keys);
-                let auth = CodeAuth {
-                    mfa_serial_number: settings.mfa_serial_number.clone(),
-                    code_source: settings.code_source.clone(),
-                    long_term: keys,
-                };
-                decide(
-                    section,
-                    settings,
-                    key,
-                    auth,
-                    inputs,
-                    &mut sessions,
-                    &mut work,
-                )
-            }
         };
         section_plans.push(with_file_session(SectionPlan {
             section: section.name.clone(),
@@ -633,7 +854,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             expiry_key: settings.expiry_key.clone(),
             fingerprint,
             output: settings.output,
-            long_term_keys: keys_source(&settings.long_term),
+            long_term_keys: keys_source(settings),
             margin,
             jitter,
             remove_from_file: Vec::new(),
@@ -650,12 +871,20 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
                 .or_default() += 1;
         }
     }
+    for session in sso_sessions.values() {
+        match session.needs {
+            SsoNeeds::SignIn => work.sso_sign_ins += 1,
+            SsoNeeds::Refresh => work.sso_token_refreshes += 1,
+            SsoNeeds::Nothing | SsoNeeds::AwaitSignIn => {}
+        }
+    }
     let mut plan = Plan {
         now,
         sections: section_plans,
         restrict_file_mode: inputs.loose_mode,
         request_unlock: false,
         mfa_sessions: sessions.into_values().collect(),
+        sso_sessions: sso_sessions.into_values().collect(),
         work,
         next_pass: None,
     };
@@ -678,10 +907,7 @@ fn invalid(section: &Section, profile: &str, reasons: Vec<String>) -> SectionPla
         expiry_key: String::new(),
         fingerprint: 0,
         output: section.settings.as_ref().map_or(Output::File, |s| s.output),
-        long_term_keys: section
-            .settings
-            .as_ref()
-            .map_or("file", |s| keys_source(&s.long_term)),
+        long_term_keys: section.settings.as_ref().map_or("file", keys_source),
         margin: 0,
         jitter: Duration::ZERO,
         remove_from_file: Vec::new(),
@@ -759,10 +985,7 @@ const PROCESS_MIN_MARGIN: u32 = 15 * 60;
 /// A session shorter than twice that (AssumeRole allows 15 minutes) is
 /// renewed at half its life instead, or it would be due as it arrives.
 fn refresh_margin(settings: &Settings, endpoint: bool) -> u32 {
-    let lifetime = settings
-        .role
-        .as_ref()
-        .map_or(settings.mfa_session_duration, |role| role.duration);
+    let lifetime = settings.lifetime();
     match (settings.output, endpoint) {
         (Output::File, false) => settings.refresh_margin,
         (Output::Process, _) | (_, true) => settings
@@ -771,11 +994,14 @@ fn refresh_margin(settings: &Settings, endpoint: bool) -> u32 {
     }
 }
 
-fn keys_source(long_term: &LongTermKeys) -> &'static str {
-    match long_term {
-        LongTermKeys::Inline { .. } => "config",
-        LongTermKeys::CredentialsSection(_) => "file",
-        LongTermKeys::Keyring(_) => "keyring",
+fn keys_source(settings: &Settings) -> &'static str {
+    match &settings.source {
+        Source::Mfa(mfa) => match mfa.long_term {
+            LongTermKeys::Inline { .. } => "config",
+            LongTermKeys::CredentialsSection(_) => "file",
+            LongTermKeys::Keyring(_) => "keyring",
+        },
+        Source::Sso(_) => "sso",
     }
 }
 
@@ -785,10 +1011,16 @@ fn keys_source(long_term: &LongTermKeys) -> &'static str {
 /// fixed rendering), so that only a real change of the config refreshes a
 /// fresh profile.
 pub fn fingerprint(settings: &Settings) -> u64 {
-    let mut text = format!(
-        "mfa={}|duration={}",
-        settings.mfa_serial_number, settings.mfa_session_duration
-    );
+    let mut text = match &settings.source {
+        Source::Mfa(mfa) => format!(
+            "mfa={}|duration={}",
+            mfa.mfa_serial_number, mfa.mfa_session_duration
+        ),
+        Source::Sso(sso) => format!(
+            "sso={}|{}|account={}|role={}",
+            sso.session.name, sso.session.start_url, sso.account_id, sso.role_name
+        ),
+    };
     if let Some(role) = &settings.role {
         text.push_str(&format!(
             "|role={}|{}|{}|{:?}|{:?}|{:?}|{:?}",
@@ -813,9 +1045,11 @@ pub(crate) fn stable_hash(text: &str) -> u64 {
 
 /// The action for a section that is due, and its cost; `Wait` when a unit
 /// it needs is backing off.
+#[allow(clippy::too_many_arguments)]
 fn decide(
     section: &Section,
     settings: &Settings,
+    mfa: &MfaSource,
     key: MfaSessionKey,
     auth: CodeAuth,
     inputs: &Inputs<'_>,
@@ -823,17 +1057,8 @@ fn decide(
     work: &mut Work,
 ) -> Action {
     let now = inputs.now;
-    let waiting = |unit: Unit| {
-        inputs
-            .backoff
-            .get(&unit)
-            .filter(|until| **until > now)
-            .map(|until| Action::Wait {
-                unit: unit.clone(),
-                until: *until,
-            })
-    };
-    let device = Unit::Device(settings.mfa_serial_number.clone());
+    let waiting = |unit: Unit| waiting(inputs, unit);
+    let device = Unit::Device(mfa.mfa_serial_number.clone());
     if let Some(wait) = waiting(Unit::Section(section.name.clone())) {
         return wait;
     }
@@ -853,11 +1078,7 @@ fn decide(
             "the keyring is locked, and {needed} for a new MFA session; refreshing as soon as it is unlocked"
         ),
     };
-    if let Some(role) = settings
-        .role
-        .as_ref()
-        .filter(|_| settings.direct_assume_role())
-    {
+    if let Some(role) = settings.role.as_ref().filter(|_| mfa.direct_assume_role()) {
         if let Some(wait) = waiting(device) {
             return wait;
         }
@@ -865,12 +1086,9 @@ fn decide(
             return await_unlock();
         }
         work.assume_role_calls += 1;
-        *work
-            .codes
-            .entry(settings.mfa_serial_number.clone())
-            .or_default() += 1;
+        *work.codes.entry(mfa.mfa_serial_number.clone()).or_default() += 1;
         return Action::AssumeRoleWithCode {
-            mfa_serial_number: settings.mfa_serial_number.clone(),
+            mfa_serial_number: mfa.mfa_serial_number.clone(),
             role: role.clone(),
             sts,
             auth,
@@ -918,6 +1136,117 @@ fn decide(
     }
 }
 
+/// The SSO sessions the valid sections name, each with its token and, for
+/// now, nothing to do ([`decide_sso`] adds what the due sections need).
+fn sso_session_plans(inputs: &Inputs<'_>) -> BTreeMap<String, SsoSessionPlan> {
+    let mut plans = BTreeMap::new();
+    for settings in inputs
+        .sections
+        .iter()
+        .filter_map(|s| s.settings.as_ref().ok())
+    {
+        let Some(sso) = settings.sso() else { continue };
+        let plan = plans
+            .entry(sso.session.name.clone())
+            .or_insert_with(|| SsoSessionPlan {
+                name: sso.session.name.clone(),
+                start_url: sso.session.start_url.clone(),
+                token: inputs
+                    .sso_tokens
+                    .get(&sso.session.name)
+                    .cloned()
+                    .unwrap_or(SsoToken::SignInNeeded),
+                needs: SsoNeeds::Nothing,
+                used_by: Vec::new(),
+                session: sso.session.clone(),
+                open_browser: false,
+            });
+        plan.open_browser |= sso.open_browser;
+    }
+    plans
+}
+
+/// The action for a due section of IAM Identity Center, and its cost: the
+/// token its SSO session has (or the refresh, or the sign-in it takes), then
+/// GetRoleCredentials (and AssumeRole from those credentials). `Wait` when
+/// the section, or the token's refresh or sign-in, is backing off; waiting
+/// for a sign-in under way costs nothing and needs no timer.
+fn decide_sso(
+    section: &Section,
+    settings: &Settings,
+    sso: &SsoSource,
+    inputs: &Inputs<'_>,
+    sessions: &mut BTreeMap<String, SsoSessionPlan>,
+    work: &mut Work,
+) -> Action {
+    let waiting = |unit: Unit| waiting(inputs, unit);
+    if let Some(wait) = waiting(Unit::Section(section.name.clone())) {
+        return wait;
+    }
+    let name = sso.session_name();
+    let Some(session) = sessions.get_mut(name) else {
+        return Action::Blocked {
+            reason: format!("SSO session {name} was not observed"),
+        };
+    };
+    let needs = match &session.token {
+        SsoToken::Valid { .. } => SsoNeeds::Nothing,
+        SsoToken::RefreshDue { .. } => SsoNeeds::Refresh,
+        SsoToken::SignInNeeded => SsoNeeds::SignIn,
+        SsoToken::SignInPending(_) => SsoNeeds::AwaitSignIn,
+        SsoToken::Unreadable { reason } => {
+            return Action::Blocked {
+                reason: reason.clone(),
+            };
+        }
+    };
+    if matches!(needs, SsoNeeds::Refresh | SsoNeeds::SignIn)
+        && let Some(wait) = waiting(Unit::SsoSession(name.to_string()))
+    {
+        return wait;
+    }
+    session.needs = session.needs.max(needs);
+    session.used_by.push(section.name.clone());
+    // A sign-in under way: the credentials come when it ends (in this pass
+    // for a command, which waits for it; the daemon's sections wait for it
+    // without a timer, and its end wakes the loop).
+    work.get_role_credentials_calls += 1;
+    let (sso_session, account_id, role_name) = (
+        name.to_string(),
+        sso.account_id.clone(),
+        sso.role_name.clone(),
+    );
+    match &settings.role {
+        None => Action::SsoRoleCredentials {
+            sso_session,
+            account_id,
+            role_name,
+        },
+        Some(role) => {
+            work.assume_role_calls += 1;
+            Action::AssumeRoleFromSsoRole {
+                sso_session,
+                account_id,
+                role_name,
+                role: role.clone(),
+                sts: StsTarget {
+                    region: settings.region.clone(),
+                    endpoint: settings.sts_endpoint.clone(),
+                },
+            }
+        }
+    }
+}
+
+/// `Wait` for `unit` while it backs off after an error.
+fn waiting(inputs: &Inputs<'_>, unit: Unit) -> Option<Action> {
+    let until = *inputs
+        .backoff
+        .get(&unit)
+        .filter(|until| **until > inputs.now)?;
+    Some(Action::Wait { unit, until })
+}
+
 /// Whether spending a code for `auth` reads a secret from the keyring (the
 /// long-term secret key, or the OATH applet's password).
 fn needs_the_keyring(auth: &CodeAuth) -> bool {
@@ -944,7 +1273,9 @@ fn profile_conflicts(sections: &[Section]) -> BTreeMap<String, String> {
                 .or_default()
                 .push(&section.name);
             // (A keyring item shares its name with no file section.)
-            if let LongTermKeys::CredentialsSection(name) = &settings.long_term {
+            if let Some(LongTermKeys::CredentialsSection(name)) =
+                settings.mfa().map(|mfa| &mfa.long_term)
+            {
                 key_sections.entry(name).or_default().push(&section.name);
             }
         }
@@ -1033,11 +1364,15 @@ pub fn read_long_term_keys(
 }
 
 /// Which MFA session a section uses.
-pub fn mfa_session_key(settings: &Settings, keys: &LongTermKeyPair) -> MfaSessionKey {
+pub fn mfa_session_key(
+    settings: &Settings,
+    mfa: &MfaSource,
+    keys: &LongTermKeyPair,
+) -> MfaSessionKey {
     MfaSessionKey {
         access_key_id: keys.access_key_id.clone(),
-        mfa_serial_number: settings.mfa_serial_number.clone(),
-        duration: settings.mfa_session_duration,
+        mfa_serial_number: mfa.mfa_serial_number.clone(),
+        duration: mfa.mfa_session_duration,
         region: settings.region.clone(),
         endpoint: settings.sts_endpoint.clone(),
     }

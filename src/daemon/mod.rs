@@ -66,6 +66,8 @@ pub enum Reason {
     /// A client of the credentials endpoint asked for a section that is
     /// not fresh.
     Requested,
+    /// An IAM Identity Center sign-in showed its code, or ended.
+    SignIn,
 }
 
 /// What wakes the loop.
@@ -75,6 +77,8 @@ pub enum Event {
     Reload,
     /// The credentials endpoint needs a pass (a section not fresh).
     Refresh,
+    /// A sign-in task showed its code or ended (`act::SignIns`).
+    SignIn,
     Stop,
 }
 
@@ -129,7 +133,8 @@ impl Daemon {
                 load_options,
                 credentials_path,
                 Arc::clone(&executor.secrets),
-            ),
+            )
+            .with_sso(Arc::clone(&executor.sso), Arc::clone(&executor.sign_ins)),
             cache: SessionCache::new(runtime_dir.clone()),
             executor,
             settler: Settler::new(applied),
@@ -241,7 +246,7 @@ impl Daemon {
                 &settled.plan,
                 &report,
                 self.settler.applied(),
-                self.settler.backoff(),
+                self.settler.failing(),
             )
             .await;
         Ok(PassSummary {
@@ -392,6 +397,7 @@ fn reason_of(event: Event) -> Option<Reason> {
         Event::File(watch::FileEvent::Credentials) => Reason::CredentialsChanged,
         Event::Reload => Reason::Reload,
         Event::Refresh => Reason::Requested,
+        Event::SignIn => Reason::SignIn,
         Event::Stop => return None,
     })
 }
@@ -402,7 +408,7 @@ fn strength(reason: Reason) -> u8 {
         Reason::ConfigChanged => 3,
         Reason::KeyChanged => 2,
         Reason::CredentialsChanged => 1,
-        Reason::Requested => 1,
+        Reason::Requested | Reason::SignIn => 1,
         _ => 0,
     }
 }

@@ -4,8 +4,10 @@
 //! config (reloaded, keeping the last good one on error), the credentials
 //! file (read and parsed once, with its stamp), whether that file can be
 //! replaced, the MFA and process sessions in the runtime cache, the key ids
-//! in the keyring, and what the daemon recorded (backoff, the settings each
-//! profile was written with). `plan`, `status`, `apply`, `run` and
+//! in the keyring, the state of each SSO session's access token (the token
+//! cache and the sign-in files, and the sign-ins this process has under
+//! way), and what the daemon recorded (backoff, the settings each profile
+//! was written with). `plan`, `status`, `apply`, `run` and
 //! `credential-process` all plan from an observation made here, so they
 //! plan from the same inputs by construction.
 //!
@@ -20,10 +22,12 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::act::SignIns;
 use super::decide::{
-    Applied, CredentialsView, Inputs, KeyringKeys, Plan, ProcessProfiles, ProfileState,
+    Applied, CredentialsView, Inputs, KeyringKeys, PendingSignIn, Plan, ProcessProfiles,
+    ProfileState, SsoToken, SsoTokens,
 };
-use super::ports::SecretStore;
+use super::ports::{SecretStore, SsoApi, UnitError};
 use super::state;
 use crate::config::{Config, LoadOptions};
 use crate::credentials::{CredentialsFile, Document, Snapshot};
@@ -37,6 +41,9 @@ use crate::text::printable;
 pub struct Recorded {
     pub backoff: Backoff,
     pub applied: Applied,
+    /// The last error of each unit backing off (what `plan` says of a
+    /// section that waits for it).
+    pub reasons: BTreeMap<crate::session::Unit, String>,
 }
 
 impl Recorded {
@@ -47,6 +54,7 @@ impl Recorded {
         Recorded {
             backoff: state.backoff(),
             applied: state.applied(),
+            reasons: state.reasons(),
         }
     }
 }
@@ -82,6 +90,8 @@ pub struct Observation {
     /// The keyring is locked: its secrets cannot be read (and the key ids
     /// may be hidden too); the loop waits for the unlock.
     pub keyring_locked: bool,
+    /// The access token of each SSO session the valid sections name.
+    pub sso_tokens: SsoTokens,
     pub recorded: Recorded,
     pub now: OffsetDateTime,
 }
@@ -139,6 +149,7 @@ impl Observation {
             mfa_sessions: &self.mfa_sessions,
             process_profiles: &self.process_profiles,
             keyring: &self.keyring,
+            sso_tokens: &self.sso_tokens,
             backoff: &self.recorded.backoff,
             applied: &self.recorded.applied,
             keyring_locked: self.keyring_locked,
@@ -160,12 +171,15 @@ impl Observation {
             tracing::trace!("plan: {json}");
         }
         tracing::debug!(
-            "planned: {} section(s), {} to refresh, {} code(s), {} GetSessionToken, {} AssumeRole",
+            "planned: {} section(s), {} to refresh, {} code(s), {} GetSessionToken, {} AssumeRole, {} sign-in(s), {} token refresh(es), {} GetRoleCredentials",
             plan.sections.len(),
             plan.pending().count(),
             plan.work.total_codes(),
             plan.work.get_session_token_calls,
-            plan.work.assume_role_calls
+            plan.work.assume_role_calls,
+            plan.work.sso_sign_ins,
+            plan.work.sso_token_refreshes,
+            plan.work.get_role_credentials_calls
         );
         plan
     }
@@ -177,6 +191,8 @@ pub struct Observer {
     load_options: LoadOptions,
     credentials_path: PathBuf,
     secrets: Arc<dyn SecretStore>,
+    /// IAM Identity Center's token cache, and this process's sign-ins.
+    sso: Option<(Arc<dyn SsoApi>, Arc<SignIns>)>,
     config: Option<Arc<Config>>,
     last_config_error: Option<String>,
     /// The credentials file, one value for the daemon's life (it remembers
@@ -203,6 +219,7 @@ impl Observer {
             load_options,
             credentials_path,
             secrets,
+            sso: None,
             config: None,
             last_config_error: None,
             file: None,
@@ -236,6 +253,13 @@ impl Observer {
         self.config.as_deref()
     }
 
+    /// Reads the SSO sessions' tokens through `sso`, with the sign-ins
+    /// `sign_ins` has under way.
+    pub fn with_sso(mut self, sso: Arc<dyn SsoApi>, sign_ins: Arc<SignIns>) -> Observer {
+        self.sso = Some((sso, sign_ins));
+        self
+    }
+
     /// Starts with `config`, loaded by the caller (to refuse a bad one
     /// before the daemon starts).
     pub fn with_config(mut self, config: Arc<Config>) -> Observer {
@@ -267,20 +291,24 @@ impl Observer {
         self.left = credentials.snapshot.clone();
         self.warn_sdk_problem(&credentials);
         let sections = keyring_sections(&config);
-        let password_in_keyring = config.valid_sections().any(|(_, s)| {
-            matches!(
-                &s.code_source,
-                crate::config::CodeSource::Oath {
-                    password: Some(crate::config::PasswordSpec::Keyring),
-                    ..
-                }
-            )
-        });
+        let password_in_keyring = config
+            .valid_sections()
+            .filter_map(|(_, s)| s.mfa())
+            .any(|s| {
+                matches!(
+                    &s.code_source,
+                    crate::config::CodeSource::Oath {
+                        password: Some(crate::config::PasswordSpec::Keyring),
+                        ..
+                    }
+                )
+            });
         let secrets = Arc::clone(&self.secrets);
         let (keyring, keyring_locked) =
             tokio::task::spawn_blocking(move || keys_of(sections, password_in_keyring, &*secrets))
                 .await
                 .unwrap_or_default();
+        let sso_tokens = self.sso_tokens(&config, now).await;
         let contents = cache.peek();
         Ok(Observation {
             mfa_sessions: contents.known(now),
@@ -290,9 +318,61 @@ impl Observer {
             credentials_changed,
             keyring,
             keyring_locked,
+            sso_tokens,
             recorded: Recorded::default(),
             now,
         })
+    }
+
+    /// The token of every SSO session the valid sections name: the cache
+    /// and the sign-in files (on a blocking thread), and over them the
+    /// sign-ins this process has under way (its record may not be written
+    /// yet: a sign-in starting is under way all the same).
+    async fn sso_tokens(&self, config: &Config, now: OffsetDateTime) -> SsoTokens {
+        let sessions: BTreeMap<String, crate::sso::SsoSession> = config
+            .valid_sections()
+            .filter_map(|(_, s)| s.sso())
+            .map(|sso| (sso.session_name().to_string(), sso.session.clone()))
+            .collect();
+        if sessions.is_empty() {
+            return SsoTokens::new();
+        }
+        let Some((sso, sign_ins)) = &self.sso else {
+            let reason = "this command does not read the SSO token cache".to_string();
+            return sessions
+                .into_keys()
+                .map(|name| {
+                    (
+                        name,
+                        SsoToken::Unreadable {
+                            reason: reason.clone(),
+                        },
+                    )
+                })
+                .collect();
+        };
+        let under_way = sign_ins.under_way();
+        let sso = Arc::clone(sso);
+        let read = tokio::task::spawn_blocking(move || {
+            sessions
+                .into_iter()
+                .map(|(name, session)| {
+                    let status = sso.token_status(&session, now);
+                    (name, status)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        read.into_iter()
+            .map(|(name, status)| {
+                let token = match under_way.get(&name) {
+                    Some(code) => SsoToken::SignInPending(pending_sign_in(code.as_ref(), true)),
+                    None => token_of(status),
+                };
+                (name, token)
+            })
+            .collect()
     }
 
     /// Whether a credentials-file event is news: not when the file is as
@@ -454,11 +534,48 @@ fn loose_mode(path: &Path) -> Option<u32> {
     (meta.is_file() && meta.uid() == me && mode & 0o077 != 0).then_some(mode)
 }
 
+/// The planner's view of what the `sso` module read of a token.
+fn token_of(status: Result<crate::sso::TokenStatus, UnitError>) -> SsoToken {
+    use crate::sso::TokenStatus;
+    match status {
+        Ok(TokenStatus::Valid {
+            expires_at,
+            refresh_at,
+            refreshable,
+        }) => SsoToken::Valid {
+            expires: expires_at,
+            refresh_at,
+            refreshable,
+        },
+        Ok(TokenStatus::RefreshDue { expires_at }) => SsoToken::RefreshDue {
+            expires: expires_at,
+        },
+        // Another process's (or a record left by a process that died: the
+        // wait for it finds its lock free, and signs in).
+        Ok(TokenStatus::SignInPending(code)) => {
+            SsoToken::SignInPending(pending_sign_in(Some(&code), false))
+        }
+        Ok(TokenStatus::SignInNeeded) => SsoToken::SignInNeeded,
+        Err(error) => SsoToken::Unreadable {
+            reason: error.message,
+        },
+    }
+}
+
+fn pending_sign_in(code: Option<&crate::sso::DeviceCode>, by_this_process: bool) -> PendingSignIn {
+    PendingSignIn {
+        url: code.map(|c| c.url().to_string()),
+        user_code: code.map(|c| c.user_code.clone()),
+        code_expires: code.map(|c| c.expires_at),
+        by_this_process,
+    }
+}
+
 /// The credentials sections whose keys are in the keyring.
 fn keyring_sections(config: &Config) -> BTreeSet<String> {
     config
         .valid_sections()
-        .filter_map(|(_, s)| match &s.long_term {
+        .filter_map(|(_, s)| match &s.mfa()?.long_term {
             crate::config::LongTermKeys::Keyring(section) => Some(section.clone()),
             _ => None,
         })
@@ -503,13 +620,15 @@ pub fn once(
     load_options: LoadOptions,
     credentials_path: PathBuf,
     secrets: Arc<dyn SecretStore>,
+    sso: Arc<dyn SsoApi>,
     cache: &mut SessionCache,
     runtime_dir: Option<&Path>,
 ) -> anyhow::Result<Observation> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
-    let mut observer = Observer::new(load_options, credentials_path, secrets);
+    let mut observer =
+        Observer::new(load_options, credentials_path, secrets).with_sso(sso, SignIns::inline());
     let mut observation = runtime.block_on(observer.observe(cache, OffsetDateTime::now_utc()))?;
     observation.recorded = Recorded::from_state_file(runtime_dir);
     Ok(observation)

@@ -1,6 +1,7 @@
 //! The daemon's outside systems, behind small traits: where codes come from,
-//! STS, and the clock. The real implementations adapt the `oath` and `sts`
-//! modules; tests substitute fakes that count calls.
+//! STS, IAM Identity Center, and the clock. The real implementations adapt
+//! the `oath`, `sts` and `sso` modules; tests substitute fakes that count
+//! calls.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +14,7 @@ use crate::config::{CodeSource, RoleSettings};
 use crate::retry::{Classified, RetryClass};
 pub use crate::session::Code;
 use crate::session::SessionCredentials;
+pub(crate) use crate::sso::{AccessToken, DeviceCode, SsoSession, TokenNow};
 pub use crate::sts::{Endpoint, MfaCode, SigningKeys};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -25,6 +27,8 @@ pub struct UnitError {
     pub class: RetryClass,
     /// STS asked for fewer calls at once.
     pub throttled: bool,
+    /// What makes it the same error again ([`Classified::recurrence`]).
+    pub recurrence: Option<String>,
 }
 
 impl UnitError {
@@ -33,6 +37,7 @@ impl UnitError {
             message: message.into(),
             class,
             throttled: false,
+            recurrence: None,
         }
     }
 
@@ -41,7 +46,13 @@ impl UnitError {
             message: error.to_string(),
             class: error.retry_class(),
             throttled: error.is_throttling(),
+            recurrence: error.recurrence(),
         }
+    }
+
+    /// What makes it the same error again: its recurrence, else its text.
+    pub fn recurrence(&self) -> &str {
+        self.recurrence.as_deref().unwrap_or(&self.message)
     }
 }
 
@@ -85,6 +96,44 @@ pub trait StsApi: Send + Sync {
 
     /// The pass's calls are done: close the connections (see
     /// `StsClients::close_connections`).
+    fn close_connections(&self) {}
+}
+
+/// IAM Identity Center (the `sso` module): an SSO session's access token
+/// and the role credentials it buys.
+pub trait SsoApi: Send + Sync {
+    /// What the token cache and the sign-in files say of `session`'s token
+    /// (reads only, no secret, no network). Blocking: called on a blocking
+    /// thread.
+    fn token_status(
+        &self,
+        session: &SsoSession,
+        now: OffsetDateTime,
+    ) -> Result<crate::sso::TokenStatus, UnitError>;
+
+    /// The access token without a person and without waiting for one: from
+    /// the cache or refreshed; else whether a sign-in is needed or under way.
+    fn token<'a>(&'a self, session: &'a SsoSession) -> BoxFuture<'a, Result<TokenNow, UnitError>>;
+
+    /// A sign-in, or the wait for the one another process has under way:
+    /// minutes. Its device code goes to `on_code` (once); it ends when the
+    /// token is in the cache.
+    fn sign_in<'a>(
+        &'a self,
+        session: &'a SsoSession,
+        on_code: &'a (dyn Fn(&DeviceCode) + Send + Sync),
+    ) -> BoxFuture<'a, Result<(), UnitError>>;
+
+    /// GetRoleCredentials of `account_id` and `role_name` with `token`.
+    fn role_credentials<'a>(
+        &'a self,
+        session: &'a SsoSession,
+        token: &'a AccessToken,
+        account_id: &'a str,
+        role_name: &'a str,
+    ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>>;
+
+    /// The pass's calls are done: close the connections.
     fn close_connections(&self) {}
 }
 

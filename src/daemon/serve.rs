@@ -307,6 +307,16 @@ impl Serve {
                         ),
                         Some(*until),
                     )),
+                    (_, Action::AwaitSignIn { sso_session }) => Some((
+                        match plan.sso_session(sso_session) {
+                            Some(session) => format!(
+                                "SSO session {sso_session}: {}",
+                                session.token.describe(plan.now)
+                            ),
+                            None => format!("waiting for the sign-in of SSO session {sso_session}"),
+                        },
+                        None,
+                    )),
                     _ => None,
                 };
                 (section.section.clone(), entry)

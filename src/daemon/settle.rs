@@ -3,7 +3,8 @@
 //! plus requeue).
 //!
 //! A *unit* is what fails independently: an MFA device (a code or a
-//! GetSessionToken failed) or a section (its AssumeRole failed). Each failure
+//! GetSessionToken failed), an SSO session (its sign-in or its token
+//! failed) or a section (its AssumeRole or GetRoleCredentials failed). Each failure
 //! carries a [`RetryClass`]; this module turns it into the next attempt time.
 //! Pure: the clock is passed in, so scheduling is tested with a fake clock,
 //! including the 8-hour jump of a laptop suspend.
@@ -16,11 +17,12 @@ use time::{Duration, OffsetDateTime};
 
 use super::Reason;
 use super::act::{Outcome, PassReport};
-use super::decide::{Applied, Plan, Wake};
+use super::decide::{Applied, Left, Plan, Wake};
 use super::observe::Recorded;
+use super::ports::UnitError;
 use crate::config::Config;
 use crate::retry::RetryClass;
-use crate::session::{Backoff, Unit};
+use crate::session::{Backoff, FailingUnits, Unit};
 
 /// Backoff starts at one second and grows to five minutes.
 const MIN_DELAY: StdDuration = StdDuration::from_secs(1);
@@ -54,6 +56,9 @@ pub struct UnitState {
     pub failures: u32,
     pub class: RetryClass,
     pub message: String,
+    /// What makes the last error the same error again (a repeat is not
+    /// reported).
+    recurrence: String,
     pub next_attempt: OffsetDateTime,
     pub waiting: Waiting,
 }
@@ -108,29 +113,45 @@ impl Scheduler {
         message: &str,
         now: OffsetDateTime,
     ) -> Report {
+        self.record_error(unit, &UnitError::new(class, message), now)
+    }
+
+    /// [`Scheduler::record_failure`] of `error`: a repeat is the same
+    /// recurrence (the text without its request id) in the same class.
+    pub fn record_error(&mut self, unit: &Unit, error: &UnitError, now: OffsetDateTime) -> Report {
+        let (class, message, recurrence) = (error.class, &error.message, error.recurrence());
         if !self.units.contains_key(unit) {
             let state = UnitState {
                 backoff: self.new_backoff(),
                 failures: 0,
                 class,
                 message: String::new(),
+                recurrence: String::new(),
                 next_attempt: now,
                 waiting: Waiting::Time,
             };
             self.units.insert(unit.clone(), state);
         }
         let state = self.units.get_mut(unit).expect("inserted above");
-        let report = if state.failures == 0 || state.message != message || state.class != class {
-            Report::New
-        } else {
-            Report::Repeat
-        };
+        let report =
+            if state.failures == 0 || state.recurrence != recurrence || state.class != class {
+                Report::New
+            } else {
+                Report::Repeat
+            };
+        state.recurrence = recurrence.to_string();
         let repeated_code_rejection = class == RetryClass::NextTotpStep
             && state.class == RetryClass::NextTotpStep
             && state.failures > 0;
+        // Refused again right after starting anew (a portal that refuses
+        // every new token, an STS that refuses every new MFA session): back
+        // off rather than start anew in a loop.
+        let repeated_reauthentication = class == RetryClass::Reauthenticate
+            && state.class == RetryClass::Reauthenticate
+            && state.failures > 0;
         state.failures += 1;
         state.class = class;
-        state.message = message.to_string();
+        state.message = message.clone();
         let backoff_delay = |state: &mut UnitState| {
             let delay = state.backoff.next().unwrap_or(MAX_DELAY).min(MAX_DELAY);
             Duration::try_from(delay).unwrap_or(Duration::minutes(5))
@@ -152,9 +173,13 @@ impl Scheduler {
                 state.waiting = Waiting::Time;
                 state.next_attempt = now + backoff_delay(state);
             }
-            RetryClass::Reauthenticate => {
+            RetryClass::Reauthenticate if !repeated_reauthentication => {
                 state.waiting = Waiting::Time;
                 state.next_attempt = now;
+            }
+            RetryClass::Reauthenticate => {
+                state.waiting = Waiting::Time;
+                state.next_attempt = now + backoff_delay(state);
             }
             RetryClass::WaitForKey => {
                 state.waiting = Waiting::Key;
@@ -192,6 +217,14 @@ impl Scheduler {
         self.units
             .iter()
             .map(|(unit, state)| (unit.clone(), state.next_attempt))
+            .collect()
+    }
+
+    /// Every failing unit's next attempt and last error.
+    pub fn failing(&self) -> FailingUnits {
+        self.units
+            .iter()
+            .map(|(unit, state)| (unit.clone(), (state.next_attempt, state.message.clone())))
             .collect()
     }
 
@@ -280,15 +313,22 @@ impl Settler {
         Recorded {
             backoff: self.scheduler.backoff(),
             applied: self.applied.clone(),
+            reasons: self
+                .scheduler
+                .failing()
+                .into_iter()
+                .map(|(unit, (_, message))| (unit, message))
+                .collect(),
         }
+    }
+
+    /// The failing units, with their errors (for the state file).
+    pub fn failing(&self) -> FailingUnits {
+        self.scheduler.failing()
     }
 
     pub fn applied(&self) -> &Applied {
         &self.applied
-    }
-
-    pub fn backoff(&self) -> Backoff {
-        self.scheduler.backoff()
     }
 
     /// Whether some unit waits for the keyring to be unlocked.
@@ -313,16 +353,24 @@ impl Settler {
         self.scheduler.user_changed(now);
     }
 
-    /// Forgets the units of sections and devices `config` no longer has.
+    /// Forgets the units of sections, devices and SSO sessions `config` no
+    /// longer has.
     pub fn keep_units_of(&mut self, config: &Config) {
         let names: Vec<&str> = config.sections.iter().map(|s| s.name.as_str()).collect();
         let serials: Vec<&str> = config
             .valid_sections()
-            .map(|(_, s)| s.mfa_serial_number.as_str())
+            .filter_map(|(_, s)| s.mfa())
+            .map(|mfa| mfa.mfa_serial_number.as_str())
+            .collect();
+        let sso_sessions: Vec<&str> = config
+            .valid_sections()
+            .filter_map(|(_, s)| s.sso())
+            .map(|sso| sso.session_name())
             .collect();
         self.scheduler.retain(|unit| match unit {
             Unit::Section(name) => names.contains(&name.as_str()),
             Unit::Device(serial) => serials.contains(&serial.as_str()),
+            Unit::SsoSession(name) => sso_sessions.contains(&name.as_str()),
         });
     }
 
@@ -345,8 +393,11 @@ impl Settler {
             .iter()
             .filter_map(|(section, outcome)| {
                 let result = match outcome {
-                    Outcome::Written => Ok(report.sessions.get(section)?.expiration),
-                    Outcome::Failed { unit, .. } => Err(unit.clone()),
+                    Outcome::Written => Left::Fresh(report.sessions.get(section)?.expiration),
+                    Outcome::Failed { unit, .. } => Left::Failed(unit.clone()),
+                    Outcome::AwaitingSignIn { sso_session } => {
+                        Left::AwaitingSignIn(sso_session.clone())
+                    }
                 };
                 Some((section.clone(), result))
             })
@@ -367,7 +418,7 @@ impl Settler {
         for unit in &report.succeeded_units {
             self.scheduler.record_success(unit);
         }
-        let mut failed: BTreeMap<&Unit, &super::ports::UnitError> = BTreeMap::new();
+        let mut failed: BTreeMap<&Unit, &UnitError> = BTreeMap::new();
         for (section, outcome) in &report.outcomes {
             match outcome {
                 Outcome::Written => self
@@ -376,14 +427,14 @@ impl Settler {
                 Outcome::Failed { unit, error } => {
                     failed.entry(unit).or_insert(error);
                 }
+                Outcome::AwaitingSignIn { .. } => {}
             }
         }
+        for (unit, error) in &report.failed_units {
+            failed.entry(unit).or_insert(error);
+        }
         for (unit, error) in failed {
-            if self
-                .scheduler
-                .record_failure(unit, error.class, &error.message, ended)
-                == Report::New
-            {
+            if self.scheduler.record_error(unit, error, ended) == Report::New {
                 tracing::warn!("{unit}: {error} ({})", error.class);
             } else {
                 tracing::debug!("{unit}: still failing: {error}");

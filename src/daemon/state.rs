@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::decide::Applied;
 use crate::private_file::{self, PrivateFileError};
-use crate::session::{Backoff, Unit};
+use crate::session::{Backoff, FailingUnits, Unit};
 use crate::session_cache::RUNTIME_FILE_RULES;
 
 const STATE_FILE: &str = "state.json";
@@ -41,6 +41,9 @@ pub struct UnitStatus {
     #[serde(with = "crate::timestamp::required")]
     pub next_attempt: OffsetDateTime,
     pub pid: u32,
+    /// The error that put it there (never a secret: errors hold none).
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -62,12 +65,25 @@ impl StateFile {
             .collect()
     }
 
-    /// What process `pid` recorded of its backoff.
-    pub fn backoff_of(&self, pid: u32) -> Backoff {
+    /// What process `pid` recorded of its failing units.
+    pub fn failing_of(&self, pid: u32) -> FailingUnits {
         self.backoff
             .iter()
             .filter(|u| u.pid == pid)
-            .map(|u| (u.unit.clone(), u.next_attempt))
+            .map(|u| {
+                let message = u.message.clone().unwrap_or_default();
+                (u.unit.clone(), (u.next_attempt, message))
+            })
+            .collect()
+    }
+
+    /// The last errors of the units that daemon processes still running
+    /// back off.
+    pub fn reasons(&self) -> BTreeMap<Unit, String> {
+        self.backoff
+            .iter()
+            .filter(|u| process_alive(u.pid))
+            .filter_map(|u| Some((u.unit.clone(), u.message.clone()?)))
             .collect()
     }
 
@@ -116,11 +132,11 @@ pub fn read_checked(runtime_dir: &Path) -> Result<StateFile, PrivateFileError> {
 }
 
 /// Replaces the entries of `updates` (other sections are kept), and this
-/// process's recorded backoff with `backoff`, under the lock.
+/// process's recorded failing units with `failing`, under the lock.
 pub fn update(
     runtime_dir: &Path,
     updates: &BTreeMap<String, SectionStatus>,
-    backoff: &Backoff,
+    failing: &FailingUnits,
 ) -> Result<(), PrivateFileError> {
     private_file::ensure_private_dir(runtime_dir)?;
     let _lock = private_file::lock(&runtime_dir.join(LOCK_FILE))?;
@@ -131,14 +147,17 @@ pub fn update(
     let pid = std::process::id();
     state
         .backoff
-        .retain(|u| u.pid != pid && !backoff.contains_key(&u.unit) && process_alive(u.pid));
-    state
-        .backoff
-        .extend(backoff.iter().map(|(unit, next_attempt)| UnitStatus {
-            unit: unit.clone(),
-            next_attempt: *next_attempt,
-            pid,
-        }));
+        .retain(|u| u.pid != pid && !failing.contains_key(&u.unit) && process_alive(u.pid));
+    state.backoff.extend(
+        failing
+            .iter()
+            .map(|(unit, (next_attempt, message))| UnitStatus {
+                unit: unit.clone(),
+                next_attempt: *next_attempt,
+                pid,
+                message: Some(message.clone()),
+            }),
+    );
     let path = state_path(runtime_dir);
     let json = serde_json::to_vec_pretty(&state)
         .map_err(|e| PrivateFileError::io(&path, "serializing", e.into()))?;
@@ -160,24 +179,29 @@ mod tests {
         };
         let device = Unit::Device("arn:aws:iam::123457890123:mfa/me".into());
         let until = time::macros::datetime!(2026-11-25 12:05 UTC);
-        let backoff = Backoff::from([(device.clone(), until)]);
+        let failing = FailingUnits::from([(device.clone(), (until, "no YubiKey".to_string()))]);
         update(
             &runtime,
             &BTreeMap::from([("a".to_string(), a.clone())]),
-            &backoff,
+            &failing,
         )
         .unwrap();
         update(
             &runtime,
             &BTreeMap::from([("b".to_string(), SectionStatus::default())]),
-            &backoff,
+            &failing,
         )
         .unwrap();
         let state = read(&runtime);
         assert_eq!(state.sections.len(), 2);
         assert_eq!(state.sections["a"], a);
-        assert_eq!(state.backoff(), backoff, "this process's units, once");
-        update(&runtime, &BTreeMap::new(), &Backoff::new()).unwrap();
+        assert_eq!(
+            state.backoff(),
+            Backoff::from([(device.clone(), until)]),
+            "this process's units, once"
+        );
+        assert_eq!(state.reasons()[&device], "no YubiKey");
+        update(&runtime, &BTreeMap::new(), &FailingUnits::new()).unwrap();
         assert!(
             read(&runtime).backoff().is_empty(),
             "recovered units are dropped"

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::act::{Outcome, PassReport};
-use super::decide::{Applied, Plan, ProfileState};
+use super::decide::{Applied, PendingSignIn, Plan, ProfileState, SsoToken};
 use super::state;
-use crate::session::Backoff;
+use crate::session::FailingUnits;
+use crate::text::printable;
 
 /// Where the pass's record goes: the runtime directory (none: nowhere).
 pub struct Teller {
@@ -34,7 +35,7 @@ impl Teller {
         plan: &Plan,
         report: &PassReport,
         applied: &Applied,
-        backoff: Backoff,
+        failing: FailingUnits,
     ) {
         let Some(dir) = self.runtime_dir.clone() else {
             return;
@@ -54,11 +55,11 @@ impl Teller {
             let unchanged = updates
                 .iter()
                 .all(|(name, status)| previous.sections.get(name) == Some(status))
-                && backoff == previous.backoff_of(std::process::id());
+                && failing == previous.failing_of(std::process::id());
             if unchanged {
                 return Ok(());
             }
-            state::update(&dir, &updates, &backoff)
+            state::update(&dir, &updates, &failing)
         })
         .await;
         match result {
@@ -135,7 +136,9 @@ fn section_updates(
         .collect()
 }
 
-/// The systemd `STATUS=` line: fresh profiles and the plan's next pass.
+/// The systemd `STATUS=` line: fresh profiles and the plan's next pass,
+/// and a sign-in that waits for the person (its URL and user code: shown on
+/// purpose, they obtain nothing without the person's approval).
 pub fn status_line(plan: &Plan) -> String {
     let total = plan.sections.len();
     let fresh = plan
@@ -148,7 +151,24 @@ pub fn status_line(plan: &Plan) -> String {
         .filter(|at| *at > plan.now)
         .map(|at| format!(", next refresh {}", crate::timestamp::rfc3339(at)))
         .unwrap_or_default();
-    format!("{fresh}/{total} fresh{next}")
+    let sign_ins: String = plan
+        .sso_sessions
+        .iter()
+        .filter_map(|session| match &session.token {
+            SsoToken::SignInPending(PendingSignIn {
+                url: Some(url),
+                user_code: Some(code),
+                ..
+            }) => Some(format!(
+                "; sign-in needed for SSO session {}: open {} and check the code {}",
+                printable(&session.name),
+                printable(url),
+                printable(code)
+            )),
+            _ => None,
+        })
+        .collect();
+    format!("{fresh}/{total} fresh{next}{sign_ins}")
 }
 
 /// Tells systemd the status (and, after the first pass, that the daemon
@@ -165,10 +185,14 @@ pub fn notify_systemd(plan: &Plan, first: bool) {
 /// The pass's one line about what it wrote.
 pub fn log_written(report: &PassReport, file: &std::path::Path) {
     if report.wrote {
+        let portal = match report.portal_calls {
+            0 => String::new(),
+            n => format!(", {n} GetRoleCredentials"),
+        };
         tracing::info!(
-            "wrote {} profile(s) to {} ({} code(s), {} STS call(s))",
+            "wrote {} profile(s) to {} ({} code(s), {} STS call(s){portal})",
             report.written(),
-            crate::text::printable(&file.display().to_string()),
+            printable(&file.display().to_string()),
             report.codes_used,
             report.sts_calls
         );

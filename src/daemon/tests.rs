@@ -39,6 +39,9 @@ struct FakeCodes {
     steps: Mutex<Vec<u64>>,
     next: AtomicUsize,
     calls: AtomicUsize,
+    /// While set, a code is given only once the test sends on it (a touch
+    /// the person has not made yet).
+    touch: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl FakeCodes {
@@ -47,6 +50,7 @@ impl FakeCodes {
             steps: Mutex::new(steps.to_vec()),
             next: AtomicUsize::new(1000),
             calls: AtomicUsize::new(0),
+            touch: Mutex::new(None),
         }
     }
 }
@@ -58,6 +62,9 @@ impl CodeProvider for FakeCodes {
         _now: std::time::SystemTime,
     ) -> Result<Code, UnitError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(touch) = self.touch.lock().unwrap().take() {
+            let _ = touch.recv();
+        }
         let mut steps = self.steps.lock().unwrap();
         let step = if steps.is_empty() {
             self.next.fetch_add(1, Ordering::SeqCst) as u64
@@ -92,6 +99,8 @@ struct FakeSts {
     /// `Throttling` whatever else is in flight.
     throttle_calls: Mutex<Vec<usize>>,
     throttled: AtomicUsize,
+    /// The key ids that signed each AssumeRole.
+    signers: Mutex<Vec<String>>,
 }
 
 impl FakeSts {
@@ -154,13 +163,17 @@ impl StsApi for FakeSts {
 
     fn assume_role<'a>(
         &'a self,
-        _signer: &'a SigningKeys,
+        signer: &'a SigningKeys,
         _endpoint: &'a Endpoint,
         _role: &'a RoleSettings,
         mfa: Option<MfaCode<'a>>,
     ) -> BoxFuture<'a, Result<SessionCredentials, UnitError>> {
         Box::pin(async move {
             let n = self.assume_role.fetch_add(1, Ordering::SeqCst);
+            self.signers
+                .lock()
+                .unwrap()
+                .push(signer.access_key_id.clone());
             if let Some(mfa) = mfa {
                 self.seen_codes
                     .lock()
@@ -246,8 +259,12 @@ struct Fixture {
     daemon: Daemon,
     codes: Arc<FakeCodes>,
     sts: Arc<FakeSts>,
+    sso: Arc<sso::FakeSso>,
     clock: Arc<FixedClock>,
     credentials: PathBuf,
+    /// What the sign-in tasks send the loop (a fixture made with
+    /// [`Fixture::with_sign_in_tasks`]).
+    events: Option<tokio::sync::mpsc::UnboundedReceiver<Event>>,
 }
 
 impl Fixture {
@@ -256,6 +273,31 @@ impl Fixture {
     }
 
     fn with_keyring(config: &str, steps: &[u64], keyring: Arc<FakeKeyring>) -> Self {
+        Self::build(config, steps, keyring, act::SignIns::inline(), None)
+    }
+
+    /// Sign-ins run as the daemon's tasks, their events on [`Fixture::events`].
+    fn with_sign_in_tasks(config: &str) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let sign_ins = act::SignIns::background(move || {
+            let _ = tx.send(Event::SignIn);
+        });
+        Self::build(
+            config,
+            &[],
+            Arc::new(FakeKeyring::default()),
+            sign_ins,
+            Some(rx),
+        )
+    }
+
+    fn build(
+        config: &str,
+        steps: &[u64],
+        keyring: Arc<FakeKeyring>,
+        sign_ins: Arc<act::SignIns>,
+        events: Option<tokio::sync::mpsc::UnboundedReceiver<Event>>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -264,10 +306,13 @@ impl Fixture {
         let codes = Arc::new(FakeCodes::new(steps));
         let sts = Arc::new(FakeSts::default());
         let clock = Arc::new(FixedClock(Mutex::new(NOW), Mutex::new(None)));
+        let sso = Arc::new(sso::FakeSso::new(clock.clone()));
         let executor = Executor {
             codes: codes.clone(),
             sts: sts.clone(),
             secrets: keyring,
+            sso: sso.clone(),
+            sign_ins,
             clock: clock.clone(),
             concurrency: 8,
         };
@@ -286,8 +331,10 @@ impl Fixture {
             daemon,
             codes,
             sts,
+            sso,
             clock,
             credentials,
+            events,
         }
     }
 
@@ -535,7 +582,7 @@ async fn a_failing_role_does_not_stop_the_others() {
         .values()
         .filter_map(|o| match o {
             Outcome::Failed { unit, .. } => Some(unit),
-            Outcome::Written => None,
+            _ => None,
         })
         .collect();
     assert!(
@@ -1000,3 +1047,5 @@ async fn switching_a_section_to_process_removes_its_old_session_from_the_file() 
     );
     assert_eq!(f.text(), text);
 }
+
+mod sso;

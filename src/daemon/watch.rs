@@ -142,7 +142,8 @@ impl Watches {
         if let Some(start) = &self.start_key_watch {
             let uses_key = config
                 .valid_sections()
-                .any(|(_, s)| matches!(s.code_source, CodeSource::Oath { .. }));
+                .filter_map(|(_, s)| s.mfa())
+                .any(|m| matches!(m.code_source, CodeSource::Oath { .. }));
             match (uses_key, self.key_watch.is_some()) {
                 (true, false) => {
                     tracing::debug!("watching for YubiKeys");
@@ -156,16 +157,19 @@ impl Watches {
             }
         }
         if let Some(start) = &self.start_unlock_watch {
-            let uses_keyring = config.valid_sections().any(|(_, s)| {
-                matches!(s.long_term, LongTermKeys::Keyring(_))
-                    || matches!(
-                        &s.code_source,
-                        CodeSource::Oath {
-                            password: Some(PasswordSpec::Keyring),
-                            ..
-                        }
-                    )
-            });
+            let uses_keyring = config
+                .valid_sections()
+                .filter_map(|(_, s)| s.mfa())
+                .any(|s| {
+                    matches!(s.long_term, LongTermKeys::Keyring(_))
+                        || matches!(
+                            &s.code_source,
+                            CodeSource::Oath {
+                                password: Some(PasswordSpec::Keyring),
+                                ..
+                            }
+                        )
+                });
             match (uses_keyring, self.unlock_watch.is_some()) {
                 (true, false) => self.unlock_watch = start().await,
                 (false, true) => self.unlock_watch = None,

@@ -85,7 +85,8 @@ impl Watchdog {
 /// The longest a pass can legitimately take under `config`, every wait at
 /// its limit: per MFA device two codes (a refused code is tried once more
 /// with the next one) and two GetSessionToken; per section that assumes
-/// its role with a code, the same; the AssumeRole rounds from MFA sessions
+/// its role with a code, the same; per SSO session a token refresh; the
+/// AssumeRole rounds from MFA sessions and the GetRoleCredentials rounds
 /// (the window of `sts_concurrency`, each round tried twice); a keyring read
 /// per credentials section; and a minute for the rest (config, files, the
 /// write).
@@ -112,22 +113,38 @@ pub(crate) fn worst_pass(config: &Config) -> Duration {
     let mut devices = BTreeSet::new();
     let mut chained = 0u32;
     let mut keyring_sections = BTreeSet::new();
+    let mut sso_sessions = BTreeSet::new();
+    let mut portal = 0u32;
     for (_, settings) in config.valid_sections() {
-        let with_code = 2 * (code(&settings.code_source) + STS_CALL);
-        if settings.direct_assume_role() {
+        let mfa = match &settings.source {
+            crate::config::Source::Mfa(mfa) => mfa,
+            // A token refresh per SSO session (a sign-in runs beside the
+            // pass, never in it), then GetRoleCredentials rounds and the
+            // roles assumed from their credentials.
+            crate::config::Source::Sso(sso) => {
+                if sso_sessions.insert(sso.session_name()) {
+                    total += 2 * STS_CALL;
+                }
+                portal += 1;
+                chained += u32::from(settings.role.is_some());
+                continue;
+            }
+        };
+        let with_code = 2 * (code(&mfa.code_source) + STS_CALL);
+        if mfa.direct_assume_role() {
             total += with_code;
         } else {
-            if devices.insert(settings.mfa_serial_number.as_str()) {
+            if devices.insert(mfa.mfa_serial_number.as_str()) {
                 total += with_code;
             }
             chained += u32::from(settings.role.is_some());
         }
-        if let crate::config::LongTermKeys::Keyring(section) = &settings.long_term {
+        if let crate::config::LongTermKeys::Keyring(section) = &mfa.long_term {
             keyring_sections.insert(section.as_str());
         }
     }
     let window = u32::try_from(config.sts_concurrency().max(1)).unwrap_or(u32::MAX);
-    total += 2 * STS_CALL * chained.div_ceil(window);
+    total += 2 * STS_CALL * (chained.div_ceil(window) + portal.div_ceil(window));
     total + KEYRING_CALL * u32::try_from(keyring_sections.len()).unwrap_or(u32::MAX)
 }
 

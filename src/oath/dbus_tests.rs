@@ -10,100 +10,13 @@ use crate::oath::TouchPrompt;
 use crate::oath::touch::show_notification;
 use std::time::Instant;
 use tokio::sync::mpsc;
-use zbus::zvariant::OwnedValue;
 
 #[path = "../../tests/support/dbus_daemon.rs"]
 mod dbus_daemon;
+#[path = "../../tests/support/notifications.rs"]
+mod notifications;
 
-struct Bus {
-    _daemon: dbus_daemon::DbusDaemon,
-    address: String,
-    dir: tempfile::TempDir,
-}
-
-fn start_bus() -> Bus {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = dbus_daemon::start(
-        &[
-            "--session".to_string(),
-            format!("--address=unix:path={}/bus", dir.path().display()),
-        ],
-        |_| {},
-    );
-    Bus {
-        address: daemon.address.clone(),
-        _daemon: daemon,
-        dir,
-    }
-}
-
-/// A `Notify` call as the notification service received it.
-#[derive(Debug, PartialEq)]
-struct Received {
-    signature: String,
-    app_name: String,
-    replaces_id: u32,
-    icon: String,
-    summary: String,
-    body: String,
-    actions: Vec<String>,
-    hints: usize,
-    expire_timeout: i32,
-}
-
-struct NotificationService {
-    received: mpsc::UnboundedSender<Received>,
-}
-
-#[zbus::interface(name = "org.freedesktop.Notifications")]
-impl NotificationService {
-    #[allow(clippy::too_many_arguments)] // the interface's signature
-    fn notify(
-        &self,
-        #[zbus(header)] header: zbus::message::Header<'_>,
-        app_name: String,
-        replaces_id: u32,
-        icon: String,
-        summary: String,
-        body: String,
-        actions: Vec<String>,
-        hints: HashMap<String, OwnedValue>,
-        expire_timeout: i32,
-    ) -> u32 {
-        let _ = self.received.send(Received {
-            // As on the wire: zvariant shows a body as one structure.
-            signature: header.signature().to_string_no_parens(),
-            app_name,
-            replaces_id,
-            icon,
-            summary,
-            body,
-            actions,
-            hints: hints.len(),
-            expire_timeout,
-        });
-        42
-    }
-}
-
-/// Owns `org.freedesktop.Notifications` on the bus at `address`; the
-/// connection serves calls for as long as it and its runtime live.
-async fn start_service(address: &str) -> (zbus::Connection, mpsc::UnboundedReceiver<Received>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let conn = zbus::connection::Builder::address(address)
-        .unwrap()
-        .name("org.freedesktop.Notifications")
-        .unwrap()
-        .serve_at(
-            "/org/freedesktop/Notifications",
-            NotificationService { received: tx },
-        )
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
-    (conn, rx)
-}
+use notifications::{Received, start_bus, start_service};
 
 fn note(body: &str) -> Notification<'_> {
     Notification {

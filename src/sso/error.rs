@@ -193,11 +193,6 @@ impl SsoError {
         self.kind
     }
 
-    #[cfg(test)]
-    pub(crate) fn call(&self) -> Option<SsoCall> {
-        self.details.call
-    }
-
     /// What the user (or the daemon) should do about it.
     pub(crate) fn advice(&self) -> String {
         let d = &self.details;
@@ -294,6 +289,16 @@ impl Classified for SsoError {
 
     fn is_throttling(&self) -> bool {
         matches!(self.kind, SsoErrorKind::Throttled | SsoErrorKind::SlowDown)
+    }
+
+    /// The same call failing the same way for the same session, account
+    /// and role, whatever its request id.
+    fn recurrence(&self) -> Option<String> {
+        let d = &self.details;
+        Some(format!(
+            "{:?} {:?} {:?} {} {:?} {:?} {:?}",
+            self.kind, d.call, d.aws_code, d.session, d.account_id, d.role_name, d.status
+        ))
     }
 }
 

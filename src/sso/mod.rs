@@ -29,10 +29,6 @@
 //! Endpoints are overridden as the SDKs do: `AWS_ENDPOINT_URL_SSO_OIDC`,
 //! `AWS_ENDPOINT_URL_SSO`, then `AWS_ENDPOINT_URL` ([`SsoEndpoints`]).
 
-// Phase 1 of issue 19: the parts are built and tested here; the daemon's
-// source adapter (phase 2) is their first caller outside the tests.
-#![allow(dead_code, unused_imports)]
-
 mod cache;
 mod error;
 mod oidc;
@@ -57,7 +53,7 @@ use error::CallContext;
 pub(crate) use error::{SsoCall, SsoError, SsoErrorKind};
 use oidc::{Oidc, Registration};
 use portal::Portal;
-pub(crate) use profile::{SessionConfigError, read_sso_session};
+pub(crate) use profile::{check_region, check_start_url, read_sso_session, split_scopes};
 use sign_in::SignInFiles;
 
 use crate::session::SessionCredentials;
@@ -98,6 +94,7 @@ pub(crate) struct SsoSession {
 
 impl SsoSession {
     /// A session with the default scope.
+    #[cfg(test)]
     pub(crate) fn new(
         name: impl Into<String>,
         start_url: impl Into<String>,
@@ -127,6 +124,14 @@ impl SsoSession {
 pub(crate) struct AccessToken {
     token: SecretString,
     pub expires_at: OffsetDateTime,
+}
+
+impl AccessToken {
+    /// A token as another source hands it out (tests' fakes of the portal).
+    #[cfg(test)]
+    pub(crate) fn new(token: SecretString, expires_at: OffsetDateTime) -> Self {
+        AccessToken { token, expires_at }
+    }
 }
 
 impl std::fmt::Debug for AccessToken {
@@ -285,32 +290,100 @@ impl SsoClients {
         on_device_code: OnDeviceCode<'_>,
     ) -> Result<AccessToken, SsoError> {
         let context = self.context(session, self.endpoints.oidc.as_ref());
-        if let Some(token) = self.fresh(session, &context, now())? {
-            return Ok(token);
-        }
-        let gate = self.gate(session);
-        let _this_process = gate.lock().await;
-        if let Some(token) = self.fresh(session, &context, now())? {
-            return Ok(token);
-        }
-        let files = self.sign_in_files(session);
-        let _lock = match self
-            .wait_for_lock(session, &context, &files, now, on_device_code)
+        match self
+            .without_person(session, &context, now, Some(on_device_code))
             .await?
         {
-            Waited::Locked(lock) => lock,
-            Waited::Token(token) => return Ok(token),
+            Step::Token(token) => Ok(token),
+            // Both locks held until the sign-in ends.
+            Step::SignIn { gate, lock, files } => {
+                let signed_in = self
+                    .sign_in(session, &context, &files, now, on_device_code)
+                    .await;
+                drop((gate, lock));
+                signed_in
+            }
+            Step::UnderWay => Err(SsoError::local(
+                SsoErrorKind::Cache,
+                SsoCall::TokenCache,
+                &context,
+                "the sign-in lock could not be waited for",
+            )),
+        }
+    }
+
+    /// The access token of `session` as far as it can be had without a
+    /// person and without waiting for one: from the cache, or refreshed
+    /// with the refresh token (under the sign-in lock, as
+    /// [`SsoClients::access_token`] does it); else whether a sign-in is
+    /// needed, or under way in another task or process (whose lock is not
+    /// waited for: a sign-in takes minutes).
+    pub(crate) async fn token_now(
+        &self,
+        session: &SsoSession,
+        now: Clock<'_>,
+    ) -> Result<TokenNow, SsoError> {
+        let context = self.context(session, self.endpoints.oidc.as_ref());
+        Ok(
+            match self.without_person(session, &context, now, None).await? {
+                Step::Token(token) => TokenNow::Token(token),
+                Step::SignIn { .. } => TokenNow::SignInNeeded,
+                Step::UnderWay => TokenNow::SignInUnderWay,
+            },
+        )
+    }
+
+    /// The token from the cache or a refresh, under the session's gate and
+    /// lock; `wait`: how to wait for another's lock (showing its code), or
+    /// not at all.
+    async fn without_person(
+        &self,
+        session: &SsoSession,
+        context: &CallContext,
+        now: Clock<'_>,
+        wait: Option<OnDeviceCode<'_>>,
+    ) -> Result<Step, SsoError> {
+        if let Some(token) = self.fresh(session, context, now())? {
+            return Ok(Step::Token(token));
+        }
+        let gate = self.gate(session);
+        let gate = match wait {
+            Some(_) => gate.lock_owned().await,
+            None => match gate.try_lock_owned() {
+                Ok(gate) => gate,
+                Err(_) => return Ok(Step::UnderWay),
+            },
+        };
+        if let Some(token) = self.fresh(session, context, now())? {
+            return Ok(Step::Token(token));
+        }
+        let files = self.sign_in_files(session);
+        let lock = match wait {
+            Some(on_device_code) => match self
+                .wait_for_lock(session, context, &files, now, on_device_code)
+                .await?
+            {
+                Waited::Locked(lock) => lock,
+                Waited::Token(token) => return Ok(Step::Token(token)),
+            },
+            None => match files
+                .try_lock()
+                .map_err(|e| Self::cache_error(context, e))?
+            {
+                Some(lock) => lock,
+                None => return Ok(Step::UnderWay),
+            },
         };
         // Under the lock the cache is ours: what it holds now is final.
         let at = now();
-        if let Some(cached) = self.read_cache(session, &context)? {
+        if let Some(cached) = self.read_cache(session, context)? {
             let usable = cached.expires_at > at && !self.is_rejected(&cached.access_token);
             if usable && cached.expires_at - at >= REFRESH_WINDOW {
-                return Ok(token_of(&cached));
+                return Ok(Step::Token(token_of(&cached)));
             }
             if cached.refreshable(at) {
-                match self.refresh(session, &context, &cached, at).await {
-                    Ok(token) => return Ok(token),
+                match self.refresh(session, context, &cached, at).await {
+                    Ok(token) => return Ok(Step::Token(token)),
                     Err(error)
                         if matches!(
                             error.kind(),
@@ -318,22 +391,21 @@ impl SsoClients {
                         ) =>
                     {
                         tracing::info!(session = %session.name, "the refresh token was refused ({}); signing in again", error.kind_name());
-                        self.drop_refresh_token(session, &context, cached)?;
+                        self.drop_refresh_token(session, context, cached)?;
                     }
                     Err(error) if usable => {
                         tracing::warn!(session = %session.name, error = %error, "cannot refresh the access token; using it until it expires");
-                        return Ok(token_of(&cached));
+                        return Ok(Step::Token(token_of(&cached)));
                     }
                     Err(error) => return Err(error),
                 }
             } else if usable {
                 // No refresh possible: it serves until it expires, and the
                 // sign-in waits until then.
-                return Ok(token_of(&cached));
+                return Ok(Step::Token(token_of(&cached)));
             }
         }
-        self.sign_in(session, &context, &files, now, on_device_code)
-            .await
+        Ok(Step::SignIn { gate, lock, files })
     }
 
     /// GetRoleCredentials of `account_id` and `role_name` with `token`. A
@@ -591,6 +663,29 @@ impl SsoClients {
 enum Waited {
     Locked(crate::private_file::Lock),
     Token(AccessToken),
+}
+
+/// How far [`SsoClients::without_person`] got.
+enum Step {
+    Token(AccessToken),
+    /// Only a sign-in helps: both locks are held for it.
+    SignIn {
+        gate: tokio::sync::OwnedMutexGuard<()>,
+        lock: crate::private_file::Lock,
+        files: SignInFiles,
+    },
+    /// Another task or process holds the lock (not waited for).
+    UnderWay,
+}
+
+/// What [`SsoClients::token_now`] found.
+#[derive(Debug)]
+pub(crate) enum TokenNow {
+    Token(AccessToken),
+    /// No usable token, and none can be had without a person.
+    SignInNeeded,
+    /// Another task or process is signing in (or refreshing) now.
+    SignInUnderWay,
 }
 
 /// The cache entry of `token`, with the registration that obtained it

@@ -113,35 +113,14 @@ fn session_from(
             fix,
         })
     };
-    let host = start_url
-        .strip_prefix("https://")
-        .or_else(|| start_url.strip_prefix("http://"))
-        .map(|rest| rest.split('/').next().unwrap_or(""));
-    if host.is_none_or(str::is_empty) {
-        return Err(invalid(
-            "sso_start_url",
-            format!("sso_start_url {start_url:?} is not a URL"),
-            "use your AWS access portal URL, such as https://d-XXXXXXXXXX.awsapps.com/start",
-        )?);
+    if let Err((problem, fix)) = check_start_url(&start_url) {
+        return Err(invalid("sso_start_url", problem, fix)?);
     }
-    let region_ok = region
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && region.contains('-');
-    if !region_ok {
-        return Err(invalid(
-            "sso_region",
-            format!("sso_region {region:?} is not an AWS region name"),
-            "use the region of your IAM Identity Center instance, such as us-east-1",
-        )?);
+    if let Err((problem, fix)) = check_region(&region) {
+        return Err(invalid("sso_region", problem, fix)?);
     }
     let scopes: Vec<String> = match document.get(&section, "sso_registration_scopes")? {
-        Some(raw) => raw
-            .split(',')
-            .map(str::trim)
-            .filter(|scope| !scope.is_empty())
-            .map(str::to_string)
-            .collect(),
+        Some(raw) => split_scopes(raw),
         None => vec![DEFAULT_SCOPE.to_string()],
     };
     Ok(SsoSession {
@@ -151,6 +130,48 @@ fn session_from(
         scopes,
         legacy: false,
     })
+}
+
+/// `sso_start_url` must be an http(s) URL with a host (the portal's; its
+/// path is the service's business). The problem and the fix.
+pub(crate) fn check_start_url(url: &str) -> Result<(), (String, &'static str)> {
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .map(|rest| rest.split('/').next().unwrap_or(""));
+    if host.is_none_or(str::is_empty) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err((
+            format!("sso_start_url {url:?} is not a URL"),
+            "use your AWS access portal URL, such as https://d-XXXXXXXXXX.awsapps.com/start",
+        ));
+    }
+    Ok(())
+}
+
+/// `sso_region` must look like a region name (the OIDC and portal hosts
+/// are made of it). The problem and the fix.
+pub(crate) fn check_region(region: &str) -> Result<(), (String, &'static str)> {
+    let ok = region
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && region.contains('-');
+    if !ok {
+        return Err((
+            format!("sso_region {region:?} is not an AWS region name"),
+            "use the region of your IAM Identity Center instance, such as us-east-1",
+        ));
+    }
+    Ok(())
+}
+
+/// `sso_registration_scopes` as the AWS CLI v2 splits it: at commas,
+/// trimmed, empty parts dropped.
+pub(crate) fn split_scopes(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|scope| !scope.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]

@@ -96,6 +96,17 @@ pub(crate) const ROLE_NAME: Rule = Rule {
     characters: "letters, digits and _+=,.@-",
 };
 
+/// IAM Identity Center permission set `Name` (what GetRoleCredentials
+/// takes as `role_name`): "Minimum length of 1. Maximum length of 32.
+/// Pattern: `[\w+=,.@-]+`"
+/// (<https://docs.aws.amazon.com/singlesignon/latest/APIReference/API_CreatePermissionSet.html>).
+pub(crate) const PERMISSION_SET_NAME: Rule = Rule {
+    what: "a permission set name",
+    length: 1..=32,
+    allowed: name_character,
+    characters: "letters, digits and _+=,.@-",
+};
+
 /// IAM `Path`: 1 to 512 characters, `/` alone or `/.../`, of "any ASCII
 /// character from the ! (\u0021) through the DEL character (\u007F)"
 /// (CreateRole, same page).

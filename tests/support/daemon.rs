@@ -37,6 +37,8 @@ pub struct Home {
     dir: tempfile::TempDir,
     /// The program [`Home::command`] runs, if not [`binary`].
     daemon: Option<PathBuf>,
+    /// More environment for [`Home::command`] ([`Home::with_env`]).
+    env: Vec<(String, String)>,
 }
 
 impl Home {
@@ -54,7 +56,11 @@ impl Home {
     pub fn with_credentials_in(parent: &Path, config: &str, credentials: &str) -> Home {
         std::fs::create_dir_all(parent).unwrap();
         let dir = tempfile::tempdir_in(parent).unwrap();
-        let home = Home { dir, daemon: None };
+        let home = Home {
+            dir,
+            daemon: None,
+            env: Vec::new(),
+        };
         std::fs::create_dir_all(home.aws_dir()).unwrap();
         std::fs::create_dir_all(home.path().join(".config/aws-session-daemon")).unwrap();
         std::fs::create_dir_all(home.path().join("run")).unwrap();
@@ -68,6 +74,12 @@ impl Home {
     /// This HOME, running `daemon` instead of the binary under test.
     pub fn with_daemon(mut self, daemon: &Path) -> Home {
         self.daemon = Some(daemon.to_path_buf());
+        self
+    }
+
+    /// This HOME, its commands with `name` set to `value` (endpoints).
+    pub fn with_env(mut self, name: &str, value: &str) -> Home {
+        self.env.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -138,6 +150,7 @@ impl Home {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.path())
             .env("XDG_RUNTIME_DIR", self.path().join("run"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         // scripts/test.sh's mark: it stops a daemon that outlives its test.
         if let Some(mark) = std::env::var_os("AWS_SESSION_DAEMON_TEST_RUN") {

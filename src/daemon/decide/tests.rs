@@ -53,19 +53,37 @@ fn plan_with_backoff(
     backoff: &Backoff,
 ) -> Plan {
     plan(&Inputs {
-        sections: s,
-        credentials: creds,
         mfa_sessions: known,
-        process_profiles: &ProcessProfiles::new(),
-        keyring: &KeyringKeys::new(),
         backoff,
-        applied: &Applied::new(),
+        ..inputs(s, creds)
+    })
+}
+
+static NO_MFA_SESSIONS: KnownMfaSessions = BTreeMap::new();
+static NO_PROCESS_PROFILES: ProcessProfiles = BTreeMap::new();
+static NO_KEYRING_KEYS: KeyringKeys = BTreeMap::new();
+static NO_SSO_TOKENS: SsoTokens = BTreeMap::new();
+static NO_BACKOFF: Backoff = BTreeMap::new();
+static NO_APPLIED: Applied = BTreeMap::new();
+
+/// The inputs of `sections` over `creds` at [`NOW`], with nothing else
+/// known: a test sets what it is about.
+fn inputs<'a>(sections: &'a [Section], creds: &'a dyn CredentialsView) -> Inputs<'a> {
+    Inputs {
+        sections,
+        credentials: creds,
+        mfa_sessions: &NO_MFA_SESSIONS,
+        process_profiles: &NO_PROCESS_PROFILES,
+        keyring: &NO_KEYRING_KEYS,
+        sso_tokens: &NO_SSO_TOKENS,
+        backoff: &NO_BACKOFF,
+        applied: &NO_APPLIED,
         keyring_locked: false,
         read_only: None,
         loose_mode: None,
         endpoint: false,
         now: NOW,
-    })
+    }
 }
 
 fn sections(toml: &str) -> Vec<Section> {
@@ -183,8 +201,13 @@ fn a_cached_mfa_session_means_no_code() {
     let s = sections(ORG);
     let creds = long_term();
     let settings = s[0].settings.as_ref().unwrap();
-    let keys = read_long_term_keys(&settings.long_term, &creds, &KeyringKeys::new()).unwrap();
-    let key = mfa_session_key(settings, &keys);
+    let keys = read_long_term_keys(
+        &settings.mfa().unwrap().long_term,
+        &creds,
+        &KeyringKeys::new(),
+    )
+    .unwrap();
+    let key = mfa_session_key(settings, settings.mfa().unwrap(), &keys);
     let mut known = KnownMfaSessions::new();
     known.insert(key.clone(), NOW + Duration::hours(6));
     let p = plan_of(&s, &creds, &known);
@@ -333,6 +356,7 @@ fn a_section_whose_settings_changed_since_the_write_is_refreshed() {
             mfa_sessions: &KnownMfaSessions::new(),
             process_profiles: &ProcessProfiles::new(),
             keyring: &KeyringKeys::new(),
+            sso_tokens: &SsoTokens::new(),
             backoff: &Backoff::new(),
             applied: &applied,
             keyring_locked: false,
@@ -374,9 +398,16 @@ fn a_backing_off_unit_turns_work_into_a_wait() {
     assert_eq!(p.next_wake(), Some((later, Wake::Retry)));
     // With a cached MFA session the device is not needed: no wait.
     let settings = s[0].settings.as_ref().unwrap();
-    let keys = read_long_term_keys(&settings.long_term, &long_term(), &KeyringKeys::new()).unwrap();
-    let known =
-        KnownMfaSessions::from([(mfa_session_key(settings, &keys), NOW + Duration::hours(6))]);
+    let keys = read_long_term_keys(
+        &settings.mfa().unwrap().long_term,
+        &long_term(),
+        &KeyringKeys::new(),
+    )
+    .unwrap();
+    let known = KnownMfaSessions::from([(
+        mfa_session_key(settings, settings.mfa().unwrap(), &keys),
+        NOW + Duration::hours(6),
+    )]);
     let p = plan_with_backoff(&s, &long_term(), &known, &backoff);
     assert_eq!(p.pending().count(), 3);
     assert_eq!(p.work.total_codes(), 0);
@@ -423,6 +454,7 @@ fn keys_from_the_keyring_need_only_the_key_id_to_plan() {
             mfa_sessions: &KnownMfaSessions::new(),
             process_profiles: &ProcessProfiles::new(),
             keyring: &keyring,
+            sso_tokens: &SsoTokens::new(),
             backoff: &Backoff::new(),
             applied: &Applied::new(),
             keyring_locked: false,
@@ -456,3 +488,5 @@ fn keys_from_the_keyring_need_only_the_key_id_to_plan() {
     )]));
     assert!(format!("{:?}", p.sections[0].state).contains("no Secret Service"));
 }
+
+mod sso;
