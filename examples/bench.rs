@@ -8,7 +8,9 @@
 //! 2. reaction: a profile deleted by hand, a section added, with `run` going;
 //! 3. cost at rest: CPU, wake-ups and memory of an idle `run`;
 //! 4. the editor: one section's refresh in a 10,000-section file;
-//! 5. `credential-process` from a fresh cache (`process`);
+//! 5. `credential-process` from a fresh cache (`process`), and one
+//!    observation per pass: `apply` in a 10,000-profile file, passes per
+//!    refresh and plans per pass of `run` (`passes`);
 //! 6. the size of the daemon binary (`size`);
 //! 7. peak memory under hostile input (`hostile`);
 //! 8. the local credentials endpoint: latency and memory (`endpoint`);
@@ -38,6 +40,8 @@ mod hostile;
 mod idle;
 #[path = "bench/measure.rs"]
 mod measure;
+#[path = "bench/passes.rs"]
+mod passes;
 #[path = "bench/process.rs"]
 mod process;
 #[path = "bench/reaction.rs"]
@@ -95,9 +99,9 @@ struct Args {
     idle_seconds: Option<u64>,
 }
 
-const ALL: [&str; 12] = [
+const ALL: [&str; 13] = [
     "latency", "startup", "throttle", "cold", "reaction", "process", "hostile", "idle", "editor",
-    "endpoint", "sso", "size",
+    "passes", "endpoint", "sso", "size",
 ];
 /// The benchmarks that need the rig (pcscd, the virtual YubiKey, the fronts).
 const WITH_RIG: [&str; 8] = [
@@ -286,6 +290,15 @@ fn run(args: &Args) -> Result<(), String> {
         let (table, json) = editor::run(sizes, cold_sizes, repeats)?;
         table.print();
         figures.insert("editor".into(), json);
+    }
+    if wants("passes") {
+        let daemon = match (&binaries, &args.daemon) {
+            (Some(daemon), _) | (None, Some(daemon)) => daemon.clone(),
+            (None, None) => example_bin::try_daemon(args.build)?,
+        };
+        let (table, json) = passes::run(&daemon, args.quick)?;
+        table.print();
+        figures.insert("passes".into(), json);
     }
     if wants("endpoint") {
         let (table, json) = endpoint_bench::run(if args.quick { 200 } else { 1000 })?;

@@ -7,6 +7,8 @@
 mod daemon;
 #[path = "support/example_bin.rs"]
 mod example_bin;
+#[path = "support/fast_sts.rs"]
+mod fast_sts;
 #[path = "support/key_and_sts.rs"]
 mod key_and_sts;
 #[path = "support/moto.rs"]
@@ -400,4 +402,106 @@ fn an_editor_under_umask_0022_leaves_the_file_private_within_one_pass() {
         "nothing to write: {log}"
     );
     assert!(home.text().ends_with("# a note\n"));
+}
+
+/// The passes the daemon began so far, from its debug log.
+fn passes(log: &str) -> usize {
+    log.matches("pass begins").count()
+}
+
+/// Our own write is not news: a profile deleted by hand costs one pass
+/// (the one that restores it); the event of the daemon's own write starts
+/// none.
+#[test]
+fn our_own_write_starts_no_second_pass() {
+    let sts = fast_sts::FastSts::start(3600);
+    let accounts = accounts(3);
+    let home = Home::new(&org_config(
+        &sts.url,
+        "mfa_process = \"echo 123456\"",
+        &accounts,
+    ));
+    let daemon = Running::start(&home, &["run", "--log-level", "debug"]);
+    let profile = format!("[{}]", accounts[1]);
+    wait_until("the first pass", Duration::from_secs(20), || {
+        daemon.log().contains("wrote 3 profile(s)")
+    });
+    // The first write's own event has passed, and started no pass.
+    std::thread::sleep(Duration::from_millis(500));
+    let log = daemon.log();
+    assert_eq!(passes(&log), 1, "{log}");
+    for round in 1..=3 {
+        let before = passes(&daemon.log());
+        let text = home.text();
+        let start = text.find(&profile).unwrap();
+        let end = text[start + 1..]
+            .find("\n[")
+            .map_or(text.len(), |i| start + 2 + i);
+        home.write_credentials(&format!("{}{}", &text[..start], &text[end..]));
+        wait_until("the profile back", Duration::from_secs(5), || {
+            home.text().contains(&profile)
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let log = daemon.log();
+        assert_eq!(
+            passes(&log) - before,
+            1,
+            "round {round}: one pass per deletion, none for our own write:\n{log}"
+        );
+        assert!(log.contains("not news"), "{log}");
+    }
+    assert_eq!(sts.calls("GetSessionToken"), 1);
+}
+
+/// A user's edit that lands while the daemon works is not lost and not
+/// taken for the daemon's own: here a profile deleted while the pass waits
+/// for STS (the write then goes onto the user's version, without that
+/// profile) is restored by the pass that follows, at once, not by the
+/// once-a-minute one.
+#[test]
+fn a_users_edit_during_our_write_still_starts_a_pass() {
+    let sts = fast_sts::FastSts::start(3600);
+    let accounts = accounts(2);
+    let home = Home::new(&org_config(
+        &sts.url,
+        "mfa_process = \"echo 123456\"",
+        &accounts,
+    ));
+    let daemon = Running::start(&home, &["run", "--log-level", "debug"]);
+    let (first, second) = (format!("[{}]", accounts[0]), format!("[{}]", accounts[1]));
+    wait_until("the first pass", Duration::from_secs(20), || {
+        daemon.log().contains("wrote 2 profile(s)")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // The next AssumeRole takes a second.
+    sts.set_assume_role_delay(1000);
+    let calls = sts.calls("AssumeRole");
+    let text = home.text();
+    let start = text.find(&first).unwrap();
+    home.write_credentials(&format!(
+        "{}{}",
+        &text[..start],
+        &text[text.find(&second).unwrap()..]
+    ));
+    wait_until("the pass's AssumeRole", Duration::from_secs(10), || {
+        sts.calls("AssumeRole") > calls
+    });
+    sts.set_assume_role_delay(0);
+    // While STS answers: the user removes the second profile and adds a
+    // note (an editor's save: a new file, renamed over).
+    let text = home.text();
+    let start = text.find(&second).unwrap();
+    let temp = home.credentials().with_extension("swp");
+    std::fs::write(&temp, format!("{}# my note\n", &text[..start])).unwrap();
+    std::fs::rename(&temp, home.credentials()).unwrap();
+    let restored = daemon::poll_until(Duration::from_millis(10), Duration::from_secs(5), || {
+        let text = home.text();
+        text.contains(&first) && text.contains(&second) && text.contains("# my note")
+    });
+    assert!(
+        restored.is_some(),
+        "both profiles and the note within 5 s:\n{}\n--- log:\n{}",
+        home.text(),
+        daemon.log()
+    );
 }

@@ -6,7 +6,7 @@
 
 pub use credfile::{
     CredentialsError, CredentialsFile, DEFAULT_SECTION, Document, Edit, ErrorKind, MAX_SIZE,
-    Scrubbed, SdkProblem, Snapshot, WriteOutcome, Written,
+    Scrubbed, SdkProblem, Snapshot, Version, WriteOutcome, Written,
 };
 use secrecy::SecretString;
 

@@ -75,6 +75,9 @@ pub struct PassReport {
     /// event the write causes is not taken for news, and the next pass can
     /// start from it.
     pub file_left: Option<crate::credentials::Snapshot>,
+    /// The write went onto a version another program wrote after the
+    /// observation: the loop looks at the file again.
+    pub merged: bool,
     pub codes_used: usize,
     pub sts_calls: usize,
     /// GetRoleCredentials calls (IAM Identity Center's portal).
@@ -94,6 +97,7 @@ impl PassReport {
         self.outcomes.extend(other.outcomes);
         self.sessions.extend(other.sessions);
         self.wrote |= other.wrote;
+        self.merged |= other.merged;
         // Both parts wrote: which of the two versions is on disk is not
         // known here (the later write merged the earlier), so neither is
         // taken for it: the next file event is news (one pass more).
@@ -1041,7 +1045,11 @@ impl Executor {
                         target.update_from(&base, &edits)?
                     }
                 };
-                Ok::<_, crate::credentials::CredentialsError>((written.outcome, written.snapshot))
+                // A version another program wrote meanwhile went into ours:
+                // what is on disk is news to the plan, so the event of our
+                // write must start a pass (no version to recognise it by).
+                let left = (!written.merged).then_some(written.snapshot);
+                Ok::<_, crate::credentials::CredentialsError>((written.outcome, left))
             };
             let result = match tokio::task::spawn_blocking(write).await {
                 Ok(result) => result,
@@ -1053,10 +1061,11 @@ impl Executor {
                 }
             };
             match result {
-                Ok((outcome, snapshot)) => {
+                Ok((outcome, left)) => {
                     if outcome == WriteOutcome::Written {
                         report.wrote = true;
-                        report.file_left = Some(snapshot);
+                        report.merged |= left.is_none();
+                        report.file_left = left;
                     }
                     for o in &obtained {
                         report.outcomes.insert(o.section.clone(), Outcome::Written);

@@ -229,7 +229,7 @@ impl Daemon {
             .execute(&plan, &observation.credentials, &mut self.cache)
             .await;
         if let Some(written) = &report.file_left {
-            self.observer.wrote(written.clone());
+            self.observer.wrote(written);
         }
 
         // Settle.

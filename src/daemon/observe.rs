@@ -30,7 +30,7 @@ use super::decide::{
 use super::ports::{SecretStore, SsoApi, UnitError};
 use super::state;
 use crate::config::{Config, LoadOptions};
-use crate::credentials::{CredentialsFile, Document, Snapshot};
+use crate::credentials::{CredentialsFile, Document, Snapshot, Version};
 use crate::session::Backoff;
 use crate::session_cache::SessionCache;
 use crate::text::printable;
@@ -200,8 +200,9 @@ pub struct Observer {
     file: Option<CredentialsFile>,
     /// The credentials file as the last pass left it (what it wrote, if it
     /// wrote): a file event that finds the file so is our own doing, not
-    /// news.
-    left: Option<Snapshot>,
+    /// news. Its version only: the text (secrets) is not kept between
+    /// passes.
+    left: Option<Version>,
     /// The hash of the credentials file as the last pass saw it.
     last_hash: Option<u64>,
     logged_invalid: BTreeMap<String, Vec<String>>,
@@ -288,7 +289,7 @@ impl Observer {
         let hash = credentials.hash();
         let credentials_changed = self.last_hash.is_some_and(|last| last != hash);
         self.last_hash = Some(hash);
-        self.left = credentials.snapshot.clone();
+        self.left = credentials.snapshot.as_ref().map(Snapshot::version);
         self.warn_sdk_problem(&credentials);
         let sections = keyring_sections(&config);
         let password_in_keyring = config
@@ -387,9 +388,9 @@ impl Observer {
 
     /// The pass replaced the credentials file: what it left is the version
     /// written, so its own event is not news.
-    pub fn wrote(&mut self, written: Snapshot) {
+    pub fn wrote(&mut self, written: &Snapshot) {
         self.last_hash = Some(written.hash());
-        self.left = Some(written);
+        self.left = Some(written.version());
     }
 
     /// Reloads the config; on error keeps the last good one and logs the

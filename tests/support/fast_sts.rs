@@ -30,6 +30,8 @@ struct FastShared {
     /// Seconds added to this process's clock: AWS's clock, for a test that
     /// moves the daemon's clock (a suspend moves both).
     clock_offset: AtomicI64,
+    /// Milliseconds each AssumeRole waits before its answer.
+    delay_ms: AtomicU64,
     session_lifetime: AtomicI64,
     calls: Mutex<BTreeMap<String, u64>>,
     /// Every secret key and session token handed out.
@@ -49,6 +51,7 @@ impl FastSts {
             counter: AtomicU64::new(0),
             role_lifetime: AtomicI64::new(role_lifetime),
             clock_offset: AtomicI64::new(0),
+            delay_ms: AtomicU64::new(0),
             session_lifetime: AtomicI64::new(43200),
             calls: Mutex::new(BTreeMap::new()),
             issued: Mutex::new(Vec::new()),
@@ -71,6 +74,12 @@ impl FastSts {
 
     pub fn set_role_lifetime(&self, seconds: i64) {
         self.shared.role_lifetime.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Each AssumeRole from now on answers after `millis` (counted as it
+    /// arrives: a test sees the call under way).
+    pub fn set_assume_role_delay(&self, millis: u64) {
+        self.shared.delay_ms.store(millis, Ordering::SeqCst);
     }
 
     pub fn set_clock_offset(&self, seconds: i64) {
@@ -198,6 +207,10 @@ fn serve_fast(stream: TcpStream, shared: &FastShared) {
                 return;
             }
             continue;
+        }
+        if action == "AssumeRole" {
+            let delay = shared.delay_ms.load(Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(delay));
         }
         let n = shared.counter.fetch_add(1, Ordering::SeqCst);
         let lifetime = if action == "GetSessionToken" {

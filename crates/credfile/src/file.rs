@@ -16,7 +16,7 @@ use crate::error::{CredentialsError, ErrorKind, FileName};
 use crate::private::{self, PrivateFileError, Replacement, Swapped, Writers, parent_dir, sibling};
 use crate::sdk::FileKind;
 use crate::snapshot::{
-    SETTLE_PAUSE, SETTLE_READS, Snapshot, Stamp, current_stamp, load_settled, utf8,
+    SETTLE_PAUSE, SETTLE_READS, Snapshot, Stamp, Version, current_stamp, load_settled, utf8,
 };
 use crate::wipe::SecretText;
 
@@ -52,6 +52,11 @@ pub enum WriteOutcome {
 pub struct Written {
     pub outcome: WriteOutcome,
     pub snapshot: Snapshot,
+    /// Another program changed the file after the caller's snapshot was
+    /// read: the edits went onto its version, so what was written holds
+    /// changes the caller has not seen (a caller that watches the file
+    /// should look at it again).
+    pub merged: bool,
 }
 
 /// The shared credentials file at `path` (a symlink is followed and its
@@ -256,11 +261,11 @@ impl CredentialsFile {
     /// same size by another program within the same tick of the kernel's
     /// clock as the snapshot's is not told apart (an update that starts
     /// from the snapshot still checks under the lock).
-    pub fn unchanged_since(&self, snapshot: &Snapshot) -> bool {
+    pub fn unchanged_since(&self, version: &Version) -> bool {
         let Ok(target) = self.target() else {
             return false;
         };
-        current_stamp(&self.name(&target), &target).is_ok_and(|now| now == snapshot.stamp())
+        current_stamp(&self.name(&target), &target).is_ok_and(|now| now == version.stamp())
     }
 
     /// Makes the file (the link's target) private again when group or
@@ -289,7 +294,7 @@ impl CredentialsFile {
     /// building one of the result.
     pub fn update(&self, edits: &[Edit]) -> Result<WriteOutcome, CredentialsError> {
         self.update_with(None, edits, false)
-            .map(|(outcome, _)| outcome)
+            .map(|(outcome, _, _)| outcome)
     }
 
     /// Applies `edits` under the lock, and keeps what programs that do not
@@ -331,10 +336,11 @@ impl CredentialsFile {
         base: &Snapshot,
         edits: &[Edit],
     ) -> Result<Written, CredentialsError> {
-        let (outcome, snapshot) = self.update_with(Some(base), edits, true)?;
+        let (outcome, snapshot, merged) = self.update_with(Some(base), edits, true)?;
         Ok(Written {
             outcome,
             snapshot: snapshot.expect("asked for"),
+            merged,
         })
     }
 
@@ -343,7 +349,7 @@ impl CredentialsFile {
         base: Option<&Snapshot>,
         edits: &[Edit],
         want_snapshot: bool,
-    ) -> Result<(WriteOutcome, Option<Snapshot>), CredentialsError> {
+    ) -> Result<(WriteOutcome, Option<Snapshot>, bool), CredentialsError> {
         for edit in edits {
             edit.validate()?;
         }
@@ -362,6 +368,7 @@ impl CredentialsFile {
             }
             _ => load_settled(&name, &target, &self.last_len, "locked re-read")?,
         };
+        let merged = base.is_some_and(|base| base.hash() != seen.hash());
         let mut update = Update {
             name: &name,
             target: &target,
@@ -371,6 +378,7 @@ impl CredentialsFile {
             backup: None,
             placed: None,
             want_snapshot,
+            merged,
         };
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -383,9 +391,11 @@ impl CredentialsFile {
                 Round::Done(outcome) => {
                     update.finish()?;
                     let outcome = outcome?;
-                    return Ok((outcome, update.snapshot()));
+                    return Ok((outcome, update.snapshot(), update.merged));
                 }
-                Round::Unchanged => return Ok((WriteOutcome::Unchanged, update.snapshot())),
+                Round::Unchanged => {
+                    return Ok((WriteOutcome::Unchanged, update.snapshot(), update.merged));
+                }
                 Round::Again => {}
             }
         }
@@ -468,6 +478,8 @@ struct Update<'a> {
     /// caller wants the snapshot of the result.
     placed: Option<(SecretText, Stamp)>,
     want_snapshot: bool,
+    /// The edits went onto a version another program wrote.
+    merged: bool,
 }
 
 /// The file a swap replaced: open, and (unless the fallback rename
@@ -611,6 +623,7 @@ impl Update<'_> {
         };
         let text = utf8(self.name, theirs)?;
         self.base = Some(Document::from_string(text).in_file(self.name.clone()));
+        self.merged = true;
         Ok(Round::Again)
     }
 
@@ -630,6 +643,7 @@ impl Update<'_> {
             );
         }
         self.placed = None;
+        self.merged = true;
         self.seen = Seen::Read(load_settled(
             self.name,
             self.target,

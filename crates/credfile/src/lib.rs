@@ -48,7 +48,7 @@ mod wipe;
 pub use document::{DEFAULT_SECTION, Document, Edit};
 pub use error::{CredentialsError, ErrorKind, SdkProblem};
 pub use file::{CredentialsFile, MAX_SIZE, Scrubbed, WriteOutcome, Written};
-pub use snapshot::Snapshot;
+pub use snapshot::{Snapshot, Version};
 
 /// The one hash function of the editor (and of the program that uses it):
 /// XXH3-64, a fixed function (the same in every process and version), fast

@@ -66,6 +66,25 @@ pub(crate) const READ_RULES: ReadRules = ReadRules {
     owned: false,
 };
 
+/// A version of the file without its text: its metadata stamp and the hash
+/// of its bytes ([`Snapshot::version`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version {
+    stamp: Option<Stamp>,
+    hash: u64,
+}
+
+impl Version {
+    /// The hash of the version's bytes.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    pub(crate) fn stamp(&self) -> Option<Stamp> {
+        self.stamp
+    }
+}
+
 /// One version of the file as read (or as written by
 /// [`CredentialsFile::update_from`](crate::CredentialsFile::update_from)):
 /// the document, the stamp of the file it came from and a hash of its
@@ -160,6 +179,16 @@ impl Snapshot {
     /// A hash of the file's bytes (XXH3-64): equal for equal texts.
     pub fn hash(&self) -> u64 {
         self.hash
+    }
+
+    /// What tells this version of the file from others, without its text:
+    /// for a caller that keeps watching the file between reads and must not
+    /// keep the secrets in it in memory meanwhile.
+    pub fn version(&self) -> Version {
+        Version {
+            stamp: self.stamp,
+            hash: self.hash,
+        }
     }
 
     /// Whether there was a file at all.
