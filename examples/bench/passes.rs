@@ -60,14 +60,20 @@ fn apply_once(daemon: &Path, sts: &FastSts, sections: usize) -> Result<Apply, St
         .map_err(|e| e.to_string())?
         .len();
     let log = home.path().join("apply.log");
-    let started = std::time::Instant::now();
-    let child = home
-        .command(&["apply", "--log-level", "debug"])
+    // Spawned by a small parent: a child's peak RSS starts at its parent's.
+    let wanted = home.command(&["apply", "--log-level", "debug"]);
+    let mut command = measure::small_parent(daemon);
+    command.env_clear().args(wanted.get_args());
+    for (name, value) in wanted.get_envs() {
+        if let Some(value) = value {
+            command.env(name, value);
+        }
+    }
+    command
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("apply: {e}"))?;
-    let usage = measure::wait_with_usage(child);
+        .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
+    let started = std::time::Instant::now();
+    let usage = measure::run_bounded(command, Duration::from_secs(60)).usage;
     let wall = started.elapsed();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     if !usage.status.success() || !text.contains("wrote 1 profile(s)") {
