@@ -176,6 +176,19 @@ pub fn small_parent(program: &std::path::Path) -> std::process::Command {
     command
 }
 
+/// `wanted` (a `Home::command`, which clears the environment) run under
+/// a small parent: its arguments and the variables it sets carry over.
+pub fn under_small_parent(wanted: &std::process::Command) -> std::process::Command {
+    let mut command = small_parent(std::path::Path::new(wanted.get_program()));
+    command.env_clear().args(wanted.get_args());
+    for (name, value) in wanted.get_envs() {
+        if let Some(value) = value {
+            command.env(name, value);
+        }
+    }
+    command
+}
+
 /// The small parent's whole life (`bench --small-parent PROGRAM ARGS...`):
 /// spawn, `wait4`, write "status cpu_us max_rss_kb" to the report file.
 pub fn small_parent_main(args: &[std::ffi::OsString]) -> std::process::ExitCode {

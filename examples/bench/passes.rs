@@ -62,13 +62,7 @@ fn apply_once(daemon: &Path, sts: &FastSts, sections: usize) -> Result<Apply, St
     let log = home.path().join("apply.log");
     // Spawned by a small parent: a child's peak RSS starts at its parent's.
     let wanted = home.command(&["apply", "--log-level", "debug"]);
-    let mut command = measure::small_parent(daemon);
-    command.env_clear().args(wanted.get_args());
-    for (name, value) in wanted.get_envs() {
-        if let Some(value) = value {
-            command.env(name, value);
-        }
-    }
+    let mut command = measure::under_small_parent(&wanted);
     command
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
