@@ -369,6 +369,51 @@ fn an_expired_access_token_is_refreshed_with_no_device_authorization() {
     assert_sso_role(&rig, &profiles[0], &accounts[0]);
 }
 
+/// The access token is refreshed before it expires while every section is
+/// fresh: the AWS tools reading the shared cache find it valid, and nobody
+/// is asked to sign in. Tokens of 905 s here: due for a refresh 5 s after
+/// each is issued (15 minutes before its expiry, botocore's window).
+#[test]
+fn the_daemon_refreshes_the_access_token_before_it_expires_with_no_section_due() {
+    let accounts = accounts(2);
+    let profiles = profiles(&accounts);
+    let rig = Rig::start_with(
+        &format!("{SESSION}\n{}", template(&accounts, "")),
+        moto::Moto::start(),
+        &["--access-token-seconds", "905"],
+    );
+    let mut daemon = rig.daemon(rig.command(&["run"]));
+    rig.approve();
+    wait_until("both profiles", Duration::from_secs(30), || {
+        rig.home.written(&profiles) == 2
+    });
+    let roles = rig.front.calls("GetRoleCredentials");
+    let written = rig.home.text();
+    wait_until("two refreshes", Duration::from_secs(40), || {
+        rig.front.outcomes("CreateToken:refresh_token:ok") >= 2
+    });
+    assert_eq!(rig.front.calls("StartDeviceAuthorization"), 1, "no sign-in");
+    assert_eq!(
+        rig.front.calls("GetRoleCredentials"),
+        roles,
+        "no section was due"
+    );
+    assert_eq!(
+        rig.home.text(),
+        written,
+        "the credentials file is untouched"
+    );
+    let expiry = token_expiry(&rig.token_json()["expiresAt"]);
+    assert!(
+        expiry > time::OffsetDateTime::now_utc() + time::Duration::minutes(14),
+        "the cache holds the refreshed token: {expiry}"
+    );
+    let log = daemon.log();
+    assert!(log.contains("access token refreshed"), "{log}");
+    assert_eq!(sign_in_lines(&log), 1, "{log}");
+    assert!(daemon.terminate(Duration::from_secs(10)).is_some());
+}
+
 fn token_expiry(value: &serde_json::Value) -> time::OffsetDateTime {
     time::OffsetDateTime::parse(
         value.as_str().unwrap(),

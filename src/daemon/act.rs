@@ -89,6 +89,9 @@ pub struct PassReport {
     /// sign-in that ended badly while no section of its SSO session had
     /// work (its backoff holds all the same).
     pub failed_units: Vec<(Unit, UnitError)>,
+    /// The expiry of each SSO session's access token as the pass got it
+    /// (from the cache, a refresh or a sign-in): when it is refreshed next.
+    pub sso_tokens: BTreeMap<String, time::OffsetDateTime>,
 }
 
 impl PassReport {
@@ -110,6 +113,7 @@ impl PassReport {
         self.portal_calls += other.portal_calls;
         self.succeeded_units.extend(other.succeeded_units);
         self.failed_units.extend(other.failed_units);
+        self.sso_tokens.extend(other.sso_tokens);
     }
 
     fn fail(&mut self, section: &str, unit: Unit, error: UnitError) {
@@ -215,6 +219,11 @@ impl Executor {
                 .await;
             self.sign_ins_beside(plan, &mut tokens, &mfa_done, &mut sso_report)
                 .await;
+            for (name, token) in &tokens {
+                if let Ok(token) = token {
+                    sso_report.sso_tokens.insert(name.clone(), token.expires_at);
+                }
+            }
             let obtained = self.sso_roles(plan, &tokens, &mut sso_report).await;
             let (cache, cleanups) = (&mut sso_cache, Cleanups::Leave);
             self.write(
@@ -369,7 +378,13 @@ impl Executor {
     ) -> BTreeMap<String, Result<AccessToken, TokenMiss>> {
         let mut tokens = BTreeMap::new();
         for session in &plan.sso_sessions {
-            if session.used_by.is_empty() || failed.contains(&session.name) {
+            if failed.contains(&session.name) {
+                continue;
+            }
+            if session.keeps_alive() {
+                self.keep_alive(session, report).await;
+            }
+            if session.used_by.is_empty() {
                 continue;
             }
             let token = match session.needs {
@@ -390,6 +405,32 @@ impl Executor {
             tokens.insert(session.name.clone(), token);
         }
         tokens
+    }
+
+    /// The refresh of a token no section needs now (the plan's
+    /// `keep_alive`). A refused refresh token (dropped from the cache by
+    /// then) starts no sign-in: the sections ask for one when they need it.
+    async fn keep_alive(&self, session: &SsoSessionPlan, report: &mut PassReport) {
+        let unit = Unit::SsoSession(session.name.clone());
+        match self.sso.token(&session.session).await {
+            Ok(TokenNow::Token(token)) => {
+                tracing::info!(
+                    "SSO session {}: access token refreshed, valid until {}",
+                    printable(&session.name),
+                    crate::timestamp::rfc3339(token.expires_at)
+                );
+                report
+                    .sso_tokens
+                    .insert(session.name.clone(), token.expires_at);
+                report.succeeded_units.push(unit);
+            }
+            Ok(TokenNow::SignInNeeded) => tracing::info!(
+                "SSO session {}: the access token cannot be refreshed; a sign-in when a section needs it",
+                printable(&session.name)
+            ),
+            Ok(TokenNow::SignInUnderWay) => {}
+            Err(error) => report.failed_units.push((unit, error)),
+        }
     }
 
     /// While the MFA part of the pass is still at work (a code waiting for

@@ -476,11 +476,41 @@ pub struct SsoSessionPlan {
     pub needs: SsoNeeds,
     /// The sections that need its token in this pass.
     pub used_by: Vec<String>,
+    /// The end of the session's backoff after a failed refresh or sign-in.
+    #[serde(
+        with = "crate::timestamp::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backoff_until: Option<OffsetDateTime>,
     #[serde(skip)]
     pub session: crate::sso::SsoSession,
     /// Open the sign-in page in the browser (some section asks for it).
     #[serde(skip)]
     pub open_browser: bool,
+}
+
+impl SsoSessionPlan {
+    /// Its token is refreshed in this pass though no section needs it now
+    /// ([`keep_alive`]).
+    pub fn keeps_alive(&self) -> bool {
+        self.used_by.is_empty() && self.needs == SsoNeeds::Refresh
+    }
+
+    /// When the session's token next needs a pass of its own: now for a
+    /// refresh planned, its refresh time while valid and refreshable, the
+    /// end of its backoff while a refresh waits for it.
+    fn next_pass(&self, now: OffsetDateTime) -> Option<(OffsetDateTime, Wake)> {
+        match &self.token {
+            _ if self.keeps_alive() => Some((now, Wake::Due)),
+            SsoToken::Valid {
+                refresh_at,
+                refreshable: true,
+                ..
+            } => Some((*refresh_at, Wake::Due)),
+            SsoToken::RefreshDue { .. } => self.backoff_until.map(|until| (until, Wake::Retry)),
+            _ => None,
+        }
+    }
 }
 
 /// The cost of carrying the plan out.
@@ -556,6 +586,7 @@ impl Plan {
             || self.cleanups().next().is_some()
             || self.restrict_file_mode.is_some()
             || self.request_unlock
+            || self.sso_sessions.iter().any(SsoSessionPlan::keeps_alive)
     }
 
     pub fn has_invalid(&self) -> bool {
@@ -610,11 +641,14 @@ impl Plan {
     /// due (by the section's own rule, [`SectionPlan::due_for`]), a section
     /// whose unit failed waits for that unit's backoff, a section whose SSO
     /// session's sign-in started waits for it, and every section the pass
-    /// did not touch is as planned. What is left to do is nothing: the next
-    /// pass plans anew.
+    /// did not touch is as planned; an SSO session whose token the pass
+    /// got (`tokens`: its expiry) is refreshed next at the usual time before
+    /// that expiry, one whose refresh failed waits for its backoff. What is
+    /// left to do is nothing: the next pass plans anew.
     pub fn after(
         &self,
         results: &BTreeMap<String, Left>,
+        tokens: &BTreeMap<String, OffsetDateTime>,
         backoff: &Backoff,
         now: OffsetDateTime,
     ) -> Plan {
@@ -625,6 +659,14 @@ impl Plan {
         plan.request_unlock = false;
         for session in &mut plan.sso_sessions {
             session.needs = SsoNeeds::Nothing;
+            session.used_by.clear();
+            session.backoff_until = backoff
+                .get(&Unit::SsoSession(session.name.clone()))
+                .copied()
+                .filter(|until| *until > now);
+            if let Some(expires) = tokens.get(&session.name) {
+                session.token = token_got(*expires, now);
+            }
         }
         for section in &mut plan.sections {
             let unit = match results.get(&section.section) {
@@ -663,10 +705,28 @@ impl Plan {
 
     /// The next pass and why: the earliest of [`Plan::next_pass_of`].
     pub fn next_wake(&self) -> Option<(OffsetDateTime, Wake)> {
+        let sessions = self
+            .sso_sessions
+            .iter()
+            .filter_map(|s| s.next_pass(self.now));
         self.sections
             .iter()
             .filter_map(|s| self.next_pass_of(s))
+            .chain(sessions)
             .min_by_key(|(at, _)| *at)
+    }
+}
+
+/// The state of a token a pass got, expiring at `expires`: refreshed at the
+/// usual time before then, or, when it came already inside that window (an
+/// issuer of short tokens), not before a section needs it (no pass of its
+/// own: that would refresh it again at once, forever).
+fn token_got(expires: OffsetDateTime, now: OffsetDateTime) -> SsoToken {
+    let refresh_at = expires - crate::sso::REFRESH_WINDOW;
+    SsoToken::Valid {
+        expires,
+        refresh_at: refresh_at.max(now),
+        refreshable: refresh_at > now,
     }
 }
 
@@ -870,6 +930,9 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
                 .entry(session.key.mfa_serial_number.clone())
                 .or_default() += 1;
         }
+    }
+    for session in sso_sessions.values_mut() {
+        keep_alive(session, inputs);
     }
     for session in sso_sessions.values() {
         match session.needs {
@@ -1136,6 +1199,25 @@ fn decide(
     }
 }
 
+/// A token due for its refresh while no section needs it now is refreshed
+/// all the same (no person involved): the AWS tools that read the shared
+/// token cache find it valid, and the refresh token is used while it still
+/// works, not hours later when a section falls due. A refused refresh then
+/// asks for no sign-in: the sections do that when they need one.
+fn keep_alive(session: &mut SsoSessionPlan, inputs: &Inputs<'_>) {
+    session.backoff_until = inputs
+        .backoff
+        .get(&Unit::SsoSession(session.name.clone()))
+        .copied()
+        .filter(|until| *until > inputs.now);
+    if session.used_by.is_empty()
+        && session.backoff_until.is_none()
+        && matches!(session.token, SsoToken::RefreshDue { .. })
+    {
+        session.needs = SsoNeeds::Refresh;
+    }
+}
+
 /// The SSO sessions the valid sections name, each with its token and, for
 /// now, nothing to do ([`decide_sso`] adds what the due sections need).
 fn sso_session_plans(inputs: &Inputs<'_>) -> BTreeMap<String, SsoSessionPlan> {
@@ -1158,6 +1240,7 @@ fn sso_session_plans(inputs: &Inputs<'_>) -> BTreeMap<String, SsoSessionPlan> {
                     .unwrap_or(SsoToken::SignInNeeded),
                 needs: SsoNeeds::Nothing,
                 used_by: Vec::new(),
+                backoff_until: None,
                 session: sso.session.clone(),
                 open_browser: false,
             });

@@ -402,7 +402,12 @@ impl Settler {
                 Some((section.clone(), result))
             })
             .collect();
-        let after = plan.after(&results, &self.scheduler.backoff(), ended);
+        let after = plan.after(
+            &results,
+            &report.sso_tokens,
+            &self.scheduler.backoff(),
+            ended,
+        );
         let (next_wake, next_reason) = next_wake(&after, ended);
         Settled {
             plan: after,

@@ -275,10 +275,103 @@ fn after_a_pass_a_section_awaiting_its_sign_in_has_no_timer() {
             Left::AwaitingSignIn("corp".into()),
         ),
     ]);
-    let after = p.after(&results, &Backoff::new(), NOW);
+    let after = p.after(&results, &BTreeMap::new(), &Backoff::new(), NOW);
     assert!(after.sections.iter().all(
         |s| matches!(&s.action, Action::AwaitSignIn { sso_session } if sso_session == "corp")
     ));
     assert_eq!(after.next_pass, None);
     assert!(!after.has_work());
+}
+
+/// Both sections fresh until 20:00 (due a little before).
+fn fresh_until_evening() -> FakeCredentials {
+    with_session(
+        with_session(
+            FakeCredentials::default(),
+            "111111111111-ReadOnly",
+            "2026-11-25T20:00:00Z",
+        ),
+        "222222222222-ReadOnly",
+        "2026-11-25T20:00:00Z",
+    )
+}
+
+#[test]
+fn a_token_due_for_its_refresh_is_refreshed_though_no_section_needs_it() {
+    let sections = sections(CONFIG);
+    let creds = fresh_until_evening();
+    let due = SsoToken::RefreshDue {
+        expires: NOW + Duration::minutes(10),
+    };
+    let p = plan_sso(&sections, &creds, due.clone(), &Backoff::new());
+    assert!(p.all_fresh());
+    assert!(p.sso_sessions[0].keeps_alive());
+    assert!(p.has_work());
+    assert_eq!(
+        p.work,
+        Work {
+            sso_token_refreshes: 1,
+            ..Work::default()
+        }
+    );
+    assert_eq!(p.next_wake(), Some((NOW, Wake::Due)));
+
+    // Backing off after a failed refresh: nothing now, a pass when it ends.
+    let later = NOW + Duration::minutes(3);
+    let backoff = Backoff::from([(Unit::SsoSession("corp".into()), later)]);
+    let p = plan_sso(&sections, &creds, due, &backoff);
+    assert!(!p.has_work());
+    assert_eq!(p.work, Work::default());
+    assert_eq!(p.sso_sessions[0].backoff_until, Some(later));
+    assert_eq!(p.next_wake(), Some((later, Wake::Retry)));
+}
+
+#[test]
+fn a_refreshable_token_wakes_the_loop_at_its_refresh_time_before_the_sections() {
+    let sections = sections(CONFIG);
+    let creds = fresh_until_evening();
+    let refresh_at = NOW + Duration::minutes(45);
+    let token = |refreshable| SsoToken::Valid {
+        expires: refresh_at + Duration::minutes(15),
+        refresh_at,
+        refreshable,
+    };
+    let p = plan_sso(&sections, &creds, token(true), &Backoff::new());
+    assert!(!p.has_work());
+    assert_eq!(p.next_wake(), Some((refresh_at, Wake::Due)));
+    assert_eq!(p.next_pass, Some(refresh_at));
+    // No refresh token: nothing to do for it before the sections.
+    let p = plan_sso(&sections, &creds, token(false), &Backoff::new());
+    let section_due = p.sections[0].due.unwrap();
+    assert!(section_due > refresh_at + Duration::hours(6));
+    assert_eq!(p.next_pass, Some(section_due));
+}
+
+#[test]
+fn after_a_keep_alive_refresh_the_next_pass_is_at_the_new_tokens_refresh_time() {
+    let sections = sections(CONFIG);
+    let creds = fresh_until_evening();
+    let due = SsoToken::RefreshDue {
+        expires: NOW + Duration::minutes(10),
+    };
+    let p = plan_sso(&sections, &creds, due, &Backoff::new());
+    let ended = NOW + Duration::seconds(1);
+    let tokens = BTreeMap::from([("corp".to_string(), NOW + Duration::hours(1))]);
+    let after = p.after(&BTreeMap::new(), &tokens, &Backoff::new(), ended);
+    assert!(!after.has_work());
+    assert_eq!(
+        after.next_pass,
+        Some(NOW + Duration::hours(1) - Duration::minutes(15))
+    );
+    // A refresh that failed: the pass after its backoff.
+    let until = NOW + Duration::minutes(2);
+    let backoff = Backoff::from([(Unit::SsoSession("corp".into()), until)]);
+    let after = p.after(&BTreeMap::new(), &BTreeMap::new(), &backoff, ended);
+    assert_eq!(after.next_wake(), Some((until, Wake::Retry)));
+    // A token issued already inside the refresh window (a short-lived
+    // issuer) gets no pass of its own: refreshing it would start again at
+    // once, forever.
+    let tokens = BTreeMap::from([("corp".to_string(), NOW + Duration::minutes(5))]);
+    let after = p.after(&BTreeMap::new(), &tokens, &Backoff::new(), ended);
+    assert_eq!(after.next_pass, after.sections[0].due);
 }
