@@ -167,6 +167,8 @@ impl Classified for OathError {
             | ErrorKind::NoCard { .. }
             | ErrorKind::AppletMissing { .. } => RetryClass::WaitForKey,
             ErrorKind::Sharing | ErrorKind::CardReset(_) => RetryClass::Soon,
+            // pcscd's polkit refused us: a rule or a flag the user sets.
+            ErrorKind::AccessDenied => RetryClass::NeedsUser,
             ErrorKind::Pcsc(error) => pcsc_class(*error),
             ErrorKind::Applet(source) => applet_class(source),
             // PasswordRequired, Password, WrongPassword, NoSuchCredential,
@@ -243,6 +245,7 @@ mod tests {
             (pcsc::Error::ResetCard, RetryClass::Soon),
             (pcsc::Error::RemovedCard, RetryClass::Soon),
             (pcsc::Error::InvalidHandle, RetryClass::Soon),
+            (pcsc::Error::SecurityViolation, RetryClass::NeedsUser),
         ] {
             let e = OathError::new(
                 ykoath::Error::from_pcsc(Some("Yubico YubiKey 00 00"), error),

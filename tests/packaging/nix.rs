@@ -20,10 +20,27 @@ pub(crate) fn nix_files() -> Vec<PathBuf> {
     files
 }
 
+/// On a machine where Nix never ran, the first evaluation creates
+/// /nix/var/nix (its profiles and gcroots links); two tests doing that at
+/// once collide ("creating symlink ... File exists", seen on a fresh
+/// Debian 12). So one evaluation runs first, alone.
+fn nix_state_made() {
+    static MADE: std::sync::Once = std::sync::Once::new();
+    MADE.call_once(|| {
+        let output = run(Command::new("nix-instantiate").args(["--eval", "-E", "1"]));
+        assert!(
+            output.status.success(),
+            "nix-instantiate --eval -E 1 failed:\n{}",
+            text(&output.stderr)
+        );
+    });
+}
+
 /// `nix-instantiate --eval --strict --json` of a function of `root` (this
 /// checkout); pure: no nixpkgs, no network.
 fn nix_eval(expression: &str) -> serde_json::Value {
     require("nix-instantiate", "apt-get install -y nix-bin");
+    nix_state_made();
     let output = run(Command::new("nix-instantiate")
         .args([
             "--eval", "--strict", "--json", "--argstr", "root", ROOT, "-E",
@@ -47,6 +64,7 @@ fn nix_files_parse() {
             "nix/{expected} is missing"
         );
     }
+    nix_state_made();
     for file in files {
         let output = run(Command::new("nix-instantiate").arg("--parse").arg(&file));
         assert!(

@@ -208,6 +208,20 @@ pub fn start_pcscd() {
     try_start_pcscd().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Whether this pcscd asks polkit who may use it (pcsc-lite 2: Debian 13).
+/// The one the tests start serves only the virtual key on 127.0.0.1, on
+/// machines with no polkit daemon (CI, containers): there polkit would
+/// refuse every client (SCARD_W_SECURITY_VIOLATION).
+fn pcscd_asks_polkit() -> bool {
+    static ASKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ASKS.get_or_init(|| {
+        Command::new("pcscd").arg("--help").output().is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout).contains("--disable-polkit")
+                || String::from_utf8_lossy(&o.stderr).contains("--disable-polkit")
+        })
+    })
+}
+
 /// [`start_pcscd`], saying what went wrong instead of failing the test.
 pub fn try_start_pcscd() -> Result<(), String> {
     std::fs::create_dir_all("/run/pcscd").map_err(|e| format!("creating /run/pcscd: {e}"))?;
@@ -217,8 +231,11 @@ pub fn try_start_pcscd() -> Result<(), String> {
         .open(pcscd_log())
         .map_err(|e| format!("{}: {e}", pcscd_log().display()))?;
     let mut command = Command::new("pcscd");
+    command.arg("-f");
+    if pcscd_asks_polkit() {
+        command.arg("--disable-polkit");
+    }
     command
-        .arg("-f")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -131,6 +131,11 @@ pub enum ErrorKind {
     /// `SCARD_E_NO_SERVICE`: pcscd is not running (it may be socket
     /// activated and starting).
     NoService,
+    /// `SCARD_W_SECURITY_VIOLATION`: pcscd refused this process. pcsc-lite
+    /// 2 (Debian 13, Fedora) asks polkit, whose default allows only the
+    /// processes of an active local login session: not a systemd user
+    /// service, a cron job or an ssh login.
+    AccessDenied,
     /// No reader, or none whose name contains `filter`.
     NoReader {
         filter: Option<String>,
@@ -217,6 +222,7 @@ impl Error {
         use pcsc::Error as E;
         let kind = match (error, reader) {
             (E::NoService | E::ServiceStopped, _) => ErrorKind::NoService,
+            (E::SecurityViolation, _) => ErrorKind::AccessDenied,
             (E::NoReadersAvailable, _) => ErrorKind::NoReader {
                 filter: None,
                 available: vec![],
@@ -229,7 +235,10 @@ impl Error {
             (error, _) => ErrorKind::Pcsc(error),
         };
         let reader = match kind {
-            ErrorKind::NoService | ErrorKind::NoReader { .. } | ErrorKind::NoCard { .. } => None,
+            ErrorKind::NoService
+            | ErrorKind::AccessDenied
+            | ErrorKind::NoReader { .. }
+            | ErrorKind::NoCard { .. } => None,
             _ => reader,
         };
         Error::new(reader, kind)
@@ -262,6 +271,13 @@ impl fmt::Display for Error {
             ErrorKind::NoService => f.write_str(
                 "the PC/SC service (pcscd) is not running; start it (systemctl start \
                  pcscd.socket) or install it (apt-get install pcscd)",
+            ),
+            ErrorKind::AccessDenied => f.write_str(
+                "pcscd refused access to the smart cards (polkit allows only processes of an \
+                 active local login session, not a service or an ssh login): allow this user \
+                 with a polkit rule in /etc/polkit-1/rules.d/ that returns YES for the actions \
+                 org.debian.pcsc-lite.access_pcsc and org.debian.pcsc-lite.access_card when \
+                 subject.user is this user, or run pcscd with --disable-polkit",
             ),
             ErrorKind::NoReader { filter, available } => match filter {
                 None => f.write_str(

@@ -150,7 +150,10 @@ fn rank(e: &Error) -> u8 {
         | ErrorKind::InvalidName { .. }
         | ErrorKind::ClockBeforeEpoch { .. } => 0,
         ErrorKind::Sharing => 1,
-        ErrorKind::CardReset(_) | ErrorKind::Pcsc(_) | ErrorKind::NoService => 2,
+        ErrorKind::CardReset(_)
+        | ErrorKind::Pcsc(_)
+        | ErrorKind::NoService
+        | ErrorKind::AccessDenied => 2,
         ErrorKind::NoSuchCredential { .. } => 3,
         ErrorKind::AppletMissing { .. } => 4,
         ErrorKind::NoCard { .. } => 5,
@@ -242,7 +245,9 @@ pub(crate) fn list(opts: &Options<'_>, unix: u64) -> Result<Vec<ReaderListing>, 
         });
         listings.push(match result {
             Ok(listing) => listing,
-            Err(e) if matches!(e.kind(), ErrorKind::NoService) => return Err(e),
+            Err(e) if matches!(e.kind(), ErrorKind::NoService | ErrorKind::AccessDenied) => {
+                return Err(e);
+            }
             Err(e) => ReaderListing {
                 reader: reader.to_string_lossy().into_owned(),
                 version: None,
@@ -324,6 +329,10 @@ mod tests {
             (pcsc::Error::ResetCard, "reset or removed"),
             (pcsc::Error::RemovedCard, "reset or removed"),
             (pcsc::Error::InvalidHandle, "reset or removed"),
+            (
+                pcsc::Error::SecurityViolation,
+                "org.debian.pcsc-lite.access_card",
+            ),
         ];
         for (error, text) in cases {
             let e = Error::from_pcsc(r, error);
