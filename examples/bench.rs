@@ -275,9 +275,12 @@ fn run(args: &Args) -> Result<(), String> {
             if let Some(seconds) = args.idle_seconds {
                 window = Duration::from_secs(seconds);
             }
-            let (table, json) = idle::run(&rig, 200, settle, window)?;
+            let (table, json) = idle::run(&rig, 200, settle, window, false)?;
             table.print();
             figures.insert("idle".into(), json);
+            let (table, json) = idle::run(&rig, 200, settle, window, true)?;
+            table.print();
+            figures.insert("idle_endpoint".into(), json);
         }
         binaries = Some(rig.binaries.daemon.clone());
     }

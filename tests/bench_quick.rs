@@ -113,16 +113,20 @@ fn the_quick_benchmark_runs_and_meets_its_count_targets() {
         assert_eq!(figures["reaction"][change]["trials"], 10, "{figures}");
     }
 
-    let idle = &figures["idle"];
-    assert_eq!(idle["sections"], 200, "{idle}");
     // Episodes of activity per minute: a thread that polls every few
     // seconds makes 20 or more; at rest the daemon wakes about once a
-    // minute, so a 30 s window holds at most one or two.
-    let per_minute = idle["wakeups_per_minute"].as_f64().unwrap();
-    assert!(
-        per_minute <= 8.0,
-        "an idle daemon woke up {per_minute:.1} times a minute: {idle}"
-    );
+    // minute, so a 30 s window holds at most one or two. The same with
+    // the credentials endpoint listening: it adds no timer.
+    for (name, endpoint) in [("idle", false), ("idle_endpoint", true)] {
+        let idle = &figures[name];
+        assert_eq!(idle["sections"], 200, "{idle}");
+        assert_eq!(idle["endpoint"], endpoint, "{idle}");
+        let per_minute = idle["wakeups_per_minute"].as_f64().unwrap();
+        assert!(
+            per_minute <= 8.0,
+            "an idle daemon ({name}) woke up {per_minute:.1} times a minute: {idle}"
+        );
+    }
 
     let editor = figures["editor"].as_array().expect("editor figures");
     assert!(

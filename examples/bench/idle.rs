@@ -88,9 +88,16 @@ pub fn run(
     sections: usize,
     settle: Duration,
     window: Duration,
+    endpoint: bool,
 ) -> Result<(Table, serde_json::Value), String> {
     let profiles = accounts_from(330_000_000_000, sections);
-    let home = rig.home(&rig.config(&rig.new_device(), &profiles));
+    let mut config = rig.config(&rig.new_device(), &profiles);
+    if endpoint {
+        // The credentials endpoint listening (on a port of the system's
+        // choice), nobody asking it.
+        config = format!("endpoint = \"127.0.0.1:0\"\n{config}");
+    }
+    let home = rig.home(&config);
     let mut daemon = Running::start(&home, &["run"]);
     let pid = daemon.pid();
     if wait_until(Duration::from_secs(120), || {
@@ -168,7 +175,13 @@ pub fn run(
     let per_minute = episodes as f64 / minutes;
     let mut table = Table::new(
         &format!(
-            "3. Cost at rest (`run`, {sections} sections fresh, idle for {:.0} s after {:.0} s settling)",
+            "3{}. Cost at rest (`run`, {sections} sections fresh{}, idle for {:.0} s after {:.0} s settling)",
+            if endpoint { "b" } else { "" },
+            if endpoint {
+                ", the credentials endpoint on"
+            } else {
+                ""
+            },
             window.as_secs_f64(),
             settle.as_secs_f64()
         ),
@@ -240,6 +253,7 @@ pub fn run(
     );
     let figures = json!({
         "sections": sections,
+        "endpoint": endpoint,
         "window_s": window.as_secs_f64(),
         "cpu_ms": cpu.as_secs_f64() * 1000.0,
         "cpu_schedstat_ms": cpu_sched.as_secs_f64() * 1000.0,
