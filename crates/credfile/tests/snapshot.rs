@@ -29,7 +29,13 @@ fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(move || writer.clone())
         .finish();
-    let result = tracing::subscriber::with_default(subscriber, f);
+    // Callsites first hit by another test's thread, with no subscriber of
+    // its own, may have cached "never" (seen once on a fresh Debian 13):
+    // ask them again now that this thread has one.
+    let result = tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     (result, text)
 }
