@@ -240,7 +240,18 @@ fn signalled(home: &Home, moto: &moto::Moto, mode: &[&str], signals: &[&str]) ->
                   echo $$ > \"$2\"; while :; do sleep 0.05; done";
     let (record_arg, ready_arg) = (record.to_str().unwrap(), ready.to_str().unwrap());
     let args = exec_args(mode, &["sh", "-c", script, "sh", record_arg, ready_arg]);
-    let mut child = command(home, moto, &args)
+    let mut command = command(home, moto, &args);
+    // As from a terminal: a test run started by a background job inherits
+    // SIGINT ignored, which sh may then not trap (POSIX), and `exec` passes
+    // dispositions on unchanged (seen on a fresh Debian root run by nohup).
+    // SAFETY: signal() is async-signal-safe and touches no memory of ours.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
