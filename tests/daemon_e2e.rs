@@ -87,10 +87,7 @@ fn the_daemon_restores_deleted_profiles_and_creates_new_sections_within_a_second
     // Delete a profile by hand, the way an editor saves (rename over).
     let text = home.text();
     let start = text.find(&profile).unwrap();
-    let without = text[..start].to_string();
-    let temp = home.credentials().with_extension("swp");
-    std::fs::write(&temp, &without).unwrap();
-    std::fs::rename(&temp, home.credentials()).unwrap();
+    home.write_credentials(&text[..start]);
     let restored = daemon::poll_until(Duration::from_millis(2), Duration::from_secs(1), || {
         home.text().contains(&profile)
     })
@@ -432,12 +429,7 @@ fn our_own_write_starts_no_second_pass() {
     assert_eq!(passes(&log), 1, "{log}");
     for round in 1..=3 {
         let before = passes(&daemon.log());
-        let text = home.text();
-        let start = text.find(&profile).unwrap();
-        let end = text[start + 1..]
-            .find("\n[")
-            .map_or(text.len(), |i| start + 2 + i);
-        home.write_credentials(&format!("{}{}", &text[..start], &text[end..]));
+        assert!(home.delete_section_by_hand(&profile));
         wait_until("the profile back", Duration::from_secs(5), || {
             home.text().contains(&profile)
         });
@@ -491,9 +483,7 @@ fn a_users_edit_during_our_write_still_starts_a_pass() {
     // note (an editor's save: a new file, renamed over).
     let text = home.text();
     let start = text.find(&second).unwrap();
-    let temp = home.credentials().with_extension("swp");
-    std::fs::write(&temp, format!("{}# my note\n", &text[..start])).unwrap();
-    std::fs::rename(&temp, home.credentials()).unwrap();
+    home.write_credentials(&format!("{}# my note\n", &text[..start]));
     let restored = daemon::poll_until(Duration::from_millis(10), Duration::from_secs(5), || {
         let text = home.text();
         text.contains(&first) && text.contains(&second) && text.contains("# my note")

@@ -39,14 +39,20 @@ struct Apply {
     size: u64,
 }
 
-fn apply_once(daemon: &Path, sts: &FastSts, sections: usize) -> Result<Apply, String> {
-    let owned = accounts(1);
-    let home = Home::new(&org_config(
+/// A HOME whose daemon takes its codes from `mfa_process` and its
+/// sessions from `sts`, with the `org` sections of `accounts`.
+fn home_for(daemon: &Path, sts: &FastSts, accounts: &[String]) -> Home {
+    Home::new(&org_config(
         &sts.url,
         "mfa_process = \"echo 123456\"",
-        &owned,
+        accounts,
     ))
-    .with_daemon(daemon);
+    .with_daemon(daemon)
+}
+
+fn apply_once(daemon: &Path, sts: &FastSts, sections: usize) -> Result<Apply, String> {
+    let owned = accounts(1);
+    let home = home_for(daemon, sts, &owned);
     home.write_credentials(&file_with(sections, &owned[0]));
     // A file no program wrote a moment ago (its metadata alone proves it
     // unchanged): a user's credentials file between refreshes.
@@ -97,12 +103,7 @@ fn median<T: Copy + Ord>(mut values: Vec<T>) -> T {
 /// are deleted by hand, `deletions` times.
 fn run_counts(daemon: &Path, sts: &FastSts, deletions: usize) -> Result<(f64, f64), String> {
     let accounts = accounts(20);
-    let home = Home::new(&org_config(
-        &sts.url,
-        "mfa_process = \"echo 123456\"",
-        &accounts,
-    ))
-    .with_daemon(daemon);
+    let home = home_for(daemon, sts, &accounts);
     let running = Running::start(&home, &["run", "--log-level", "debug"]);
     let first = measure::wait_until(Duration::from_secs(30), || {
         running.log().contains("wrote 20 profile(s)")
@@ -112,12 +113,9 @@ fn run_counts(daemon: &Path, sts: &FastSts, deletions: usize) -> Result<(f64, f6
     let passes_before = running.log().matches("pass begins").count();
     for round in 0..deletions {
         let profile = format!("[{}]", accounts[round % accounts.len()]);
-        let text = home.text();
-        let start = text.find(&profile).ok_or("profile missing")?;
-        let end = text[start + 1..]
-            .find("\n[")
-            .map_or(text.len(), |i| start + 2 + i);
-        home.write_credentials(&format!("{}{}", &text[..start], &text[end..]));
+        if !home.delete_section_by_hand(&profile) {
+            return Err(format!("{profile} missing:\n{}", running.log()));
+        }
         measure::wait_until(Duration::from_secs(5), || home.text().contains(&profile))
             .ok_or_else(|| format!("not restored:\n{}", running.log()))?;
         std::thread::sleep(Duration::from_millis(300));

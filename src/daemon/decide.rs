@@ -660,10 +660,8 @@ impl Plan {
         for session in &mut plan.sso_sessions {
             session.needs = SsoNeeds::Nothing;
             session.used_by.clear();
-            session.backoff_until = backoff
-                .get(&Unit::SsoSession(session.name.clone()))
-                .copied()
-                .filter(|until| *until > now);
+            session.backoff_until =
+                backoff_end(backoff, &Unit::SsoSession(session.name.clone()), now);
             if let Some(expires) = tokens.get(&session.name) {
                 session.token = token_got(*expires, now);
             }
@@ -722,7 +720,7 @@ impl Plan {
 /// issuer of short tokens), not before a section needs it (no pass of its
 /// own: that would refresh it again at once, forever).
 fn token_got(expires: OffsetDateTime, now: OffsetDateTime) -> SsoToken {
-    let refresh_at = expires - crate::sso::REFRESH_WINDOW;
+    let refresh_at = crate::sso::refresh_time(expires);
     SsoToken::Valid {
         expires,
         refresh_at: refresh_at.max(now),
@@ -1205,11 +1203,11 @@ fn decide(
 /// works, not hours later when a section falls due. A refused refresh then
 /// asks for no sign-in: the sections do that when they need one.
 fn keep_alive(session: &mut SsoSessionPlan, inputs: &Inputs<'_>) {
-    session.backoff_until = inputs
-        .backoff
-        .get(&Unit::SsoSession(session.name.clone()))
-        .copied()
-        .filter(|until| *until > inputs.now);
+    session.backoff_until = backoff_end(
+        inputs.backoff,
+        &Unit::SsoSession(session.name.clone()),
+        inputs.now,
+    );
     if session.used_by.is_empty()
         && session.backoff_until.is_none()
         && matches!(session.token, SsoToken::RefreshDue { .. })
@@ -1323,11 +1321,13 @@ fn decide_sso(
 
 /// `Wait` for `unit` while it backs off after an error.
 fn waiting(inputs: &Inputs<'_>, unit: Unit) -> Option<Action> {
-    let until = *inputs
-        .backoff
-        .get(&unit)
-        .filter(|until| **until > inputs.now)?;
+    let until = backoff_end(inputs.backoff, &unit, inputs.now)?;
     Some(Action::Wait { unit, until })
+}
+
+/// When `unit`'s backoff ends, if it is still backing off at `now`.
+fn backoff_end(backoff: &Backoff, unit: &Unit, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    backoff.get(unit).copied().filter(|until| *until > now)
 }
 
 /// Whether spending a code for `auth` reads a secret from the keyring (the

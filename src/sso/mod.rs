@@ -66,6 +66,11 @@ pub(crate) const DEFAULT_SCOPE: &str = "sso:account:access";
 /// `SSOTokenProvider._REFRESH_WINDOW`; the SDK for Rust uses 5 minutes).
 pub(crate) const REFRESH_WINDOW: time::Duration = time::Duration::minutes(15);
 
+/// When a token expiring at `expires_at` is due for its refresh.
+pub(crate) fn refresh_time(expires_at: OffsetDateTime) -> OffsetDateTime {
+    expires_at - REFRESH_WINDOW
+}
+
 /// The caller's clock.
 pub(crate) type Clock<'a> = &'a (dyn Fn() -> OffsetDateTime + Send + Sync);
 
@@ -444,8 +449,8 @@ impl SsoClients {
         Ok(match self.read_cache(session, &context)? {
             Some(token) if token.expires_at - now >= REFRESH_WINDOW => TokenStatus::Valid {
                 expires_at: token.expires_at,
-                refresh_at: token.expires_at - REFRESH_WINDOW,
-                refreshable: token.refreshable(token.expires_at - REFRESH_WINDOW),
+                refresh_at: refresh_time(token.expires_at),
+                refreshable: token.refreshable(refresh_time(token.expires_at)),
             },
             Some(token) if token.refreshable(now) => TokenStatus::RefreshDue {
                 expires_at: token.expires_at,

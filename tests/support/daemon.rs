@@ -119,6 +119,21 @@ impl Home {
         std::fs::rename(temp, self.credentials()).unwrap();
     }
 
+    /// A profile deleted by hand: its section (`header`, "[name]") cut out
+    /// up to the next one, the file saved as an editor does (rename over).
+    /// False when there is no such section.
+    pub fn delete_section_by_hand(&self, header: &str) -> bool {
+        let text = self.text();
+        let Some(start) = text.find(header) else {
+            return false;
+        };
+        let end = text[start + 1..]
+            .find("\n[")
+            .map_or(text.len(), |i| start + 2 + i);
+        self.write_credentials(&format!("{}{}", &text[..start], &text[end..]));
+        true
+    }
+
     pub fn text(&self) -> String {
         std::fs::read_to_string(self.credentials()).unwrap()
     }

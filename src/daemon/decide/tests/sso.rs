@@ -46,6 +46,13 @@ fn valid() -> SsoToken {
     }
 }
 
+/// A token inside its refresh window, with a refresh token.
+fn refresh_due() -> SsoToken {
+    SsoToken::RefreshDue {
+        expires: NOW + Duration::minutes(10),
+    }
+}
+
 /// A case: its name, the token, the unit backing off, the first section's
 /// action, what the session needs, and (sign-ins, refreshes,
 /// GetRoleCredentials).
@@ -76,9 +83,7 @@ fn a_due_sections_action_and_its_sso_sessions_needs_follow_the_token() {
         ),
         (
             "refresh due",
-            SsoToken::RefreshDue {
-                expires: NOW + Duration::minutes(10),
-            },
+            refresh_due(),
             None,
             "sso-role-credentials",
             SsoNeeds::Refresh,
@@ -128,9 +133,7 @@ fn a_due_sections_action_and_its_sso_sessions_needs_follow_the_token() {
         ),
         (
             "refresh due, the session backs off",
-            SsoToken::RefreshDue {
-                expires: NOW + Duration::minutes(10),
-            },
+            refresh_due(),
             Some(sso.clone()),
             "wait",
             SsoNeeds::Nothing,
@@ -300,9 +303,7 @@ fn fresh_until_evening() -> FakeCredentials {
 fn a_token_due_for_its_refresh_is_refreshed_though_no_section_needs_it() {
     let sections = sections(CONFIG);
     let creds = fresh_until_evening();
-    let due = SsoToken::RefreshDue {
-        expires: NOW + Duration::minutes(10),
-    };
+    let due = refresh_due();
     let p = plan_sso(&sections, &creds, due.clone(), &Backoff::new());
     assert!(p.all_fresh());
     assert!(p.sso_sessions[0].keeps_alive());
@@ -351,9 +352,7 @@ fn a_refreshable_token_wakes_the_loop_at_its_refresh_time_before_the_sections() 
 fn after_a_keep_alive_refresh_the_next_pass_is_at_the_new_tokens_refresh_time() {
     let sections = sections(CONFIG);
     let creds = fresh_until_evening();
-    let due = SsoToken::RefreshDue {
-        expires: NOW + Duration::minutes(10),
-    };
+    let due = refresh_due();
     let p = plan_sso(&sections, &creds, due, &Backoff::new());
     let ended = NOW + Duration::seconds(1);
     let tokens = BTreeMap::from([("corp".to_string(), NOW + Duration::hours(1))]);
